@@ -1,0 +1,70 @@
+"""Loading user image files (PNG/JPEG of any size and mode) the way a model needs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from lstmvision.errors import DataError
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image file; any failure is one DataError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now: a truncated file fails here, not later
+            return im.copy()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+
+
+def to_grey(im: Image.Image) -> np.ndarray:
+    """Any PIL mode -> float array in [0, 1], (H, W). 16-bit and float images are rescaled;
+    transparent pixels are composited over white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return np.clip(a / top, 0, 1)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+
+
+def load_grey_image(path: str | Path, size: int, frame: float | None, light_on_dark: bool = True) -> torch.Tensor:
+    """Load an image as a model input like the training data: ``(size, size)`` float in [0, 1].
+
+    - Polarity: if the border is lighter than the middle's opposite (mean border > 0.5), the image
+      is inverted so that objects are bright on dark, as in MNIST (``light_on_dark``).
+    - Framing: an image already ``size x size`` is used as it is. Otherwise, with ``frame`` set
+      (MNIST: the digit's box fills 20 of 28 pixels), the object's bounding box is cropped, scaled to
+      ``frame * size`` on its long side and centred; with ``frame=None`` the whole image is resized.
+    """
+    grey = to_grey(open_image(path))  # (H, W) in [0, 1]
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if light_on_dark and border.mean() > 0.5:
+        grey = 1.0 - grey
+    if grey.shape != (size, size):
+        grey = _reframe(grey, size, frame)
+    return torch.from_numpy(grey.astype(np.float32))
+
+
+def _reframe(grey: np.ndarray, size: int, frame: float | None) -> np.ndarray:
+    im = Image.fromarray((grey * 255).round().astype(np.uint8))
+    if frame is None:
+        return np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.float64) / 255.0
+    ys, xs = np.nonzero(grey > 0.2 * grey.max()) if grey.max() > 0 else ((), ())
+    if len(ys):
+        im = im.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    box = max(1, round(frame * size))
+    im = ImageOps.contain(im, (box, box), Image.LANCZOS)
+    canvas = Image.new("L", (size, size), 0)
+    canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
+    return np.asarray(canvas, dtype=np.float64) / 255.0
