@@ -1,0 +1,32 @@
+"""Recurrent layers and cells written from their gate equations (the package's bottom floor:
+it imports nothing else from lstmvision).
+
+* :class:`RNN`, :class:`LSTM`, :class:`GRU`: drop-ins for torch's layers, with
+  ``implementation="auto" | "equations" | "fused"`` and ``lengths=`` for padded batches.
+* :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`: drop-ins for torch's cells.
+* :class:`RNNEquations`, :class:`LSTMEquations`, :class:`GRUEquations`: one step and its
+  derivative, the code both the cells and the layers run.
+"""
+
+from lstmvision.nn.cells import (
+    GRUCell,
+    GRUEquations,
+    LSTMCell,
+    LSTMEquations,
+    RNNCell,
+    RNNEquations,
+)
+from lstmvision.nn.recurrent import GRU, IMPLEMENTATIONS, LSTM, RNN
+
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "GRUEquations",
+    "IMPLEMENTATIONS",
+    "LSTM",
+    "LSTMCell",
+    "LSTMEquations",
+    "RNN",
+    "RNNCell",
+    "RNNEquations",
+]

@@ -1,0 +1,369 @@
+r"""Multi-layer, bidirectional :class:`RNN`, :class:`LSTM` and :class:`GRU` layers.
+
+The layers subclass torch's, so parameters (names, shapes, gate order, initialisation
+``U(-1/sqrt(H), 1/sqrt(H))``), ``state_dict`` and the call convention are torch's. Each runs one
+of two implementations, chosen by ``implementation``:
+
+* ``"fused"``: torch's kernel (``super().forward``: cuDNN on GPU, oneDNN/ATen on CPU).
+* ``"equations"``: our code. For each layer and direction, the input pre-activations of all
+  time steps come from one matrix product, ``x_part = x W_ih^T + b_ih`` ``(T, B, G*H)``; then
+  :class:`_Recurrence` runs the loop ``h_part = h_{t-1} W_hh^T + b_hh``, ``state_t =
+  equations.step(x_part_t, h_part, state_{t-1})`` with the cell equations of
+  :mod:`lstmvision.nn.cells`, and backpropagates through time with the cells' derivative
+  equations (``step_backward``), gathering the ``W_hh`` gradient of all steps in one matrix
+  product at the end.
+* ``"auto"`` (default): the fused kernel. Torch's kernel accepts every configuration these
+  layers accept (lengths included, see below), so ``auto`` is always ``fused`` today; it is the
+  place where options only the equations path can serve (e.g. recording per-step gate
+  activations, which ``step`` already returns in its cache) would switch to ``equations``.
+
+Speed (CPU; measure with ``python -m lstmvision.bench.rnn``): the equations path does the matrix
+products torch's kernel does, at MKL speed, but its gate arithmetic is ~40 separate eager
+operations per step (forward and backward). With batch 256 (row-MNIST) an LSTM takes about
+1.3x torch's time; with batch 32 over 784 steps, where each small operation costs more to
+dispatch than to compute, about 2.3x. GRUs match torch's CPU kernel, which is not fused either.
+
+Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
+is then packed too, like torch), or a padded batched tensor with ``lengths=`` (``B`` lengths,
+each in ``[1, T]``): it is packed (``enforce_sorted=False``), run, and padded back to ``T`` steps,
+so it gives exactly what torch gives for the packed batch: outputs past each length are zero,
+``h_n``/``c_n`` are taken at each sequence's last valid step and the reverse direction starts at
+each sequence's own last step. The equations path reads a packed batch as a padded one sorted
+by decreasing length, where step ``t`` updates only the first ``batch_sizes[t]`` rows (the
+sequences still running) and the other rows keep their state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from lstmvision.nn.cells import GRU_EQUATIONS, LSTM_EQUATIONS, RNN_EQUATIONS, RNNEquations
+
+IMPLEMENTATIONS = ("auto", "equations", "fused")
+
+State = tuple[Tensor, ...]
+
+
+def _time_order(num_steps: int, reverse: bool) -> range:
+    """Time indices in the order a direction visits them."""
+    return range(num_steps - 1, -1, -1) if reverse else range(num_steps)
+
+
+def _with_rows(head: Tensor, full: Tensor) -> Tensor:
+    """``full`` with its first ``len(head)`` rows replaced by ``head`` (a new tensor)."""
+    rows = head.shape[0]
+    return head if rows == full.shape[0] else torch.cat([head, full[rows:]])
+
+
+def _buffer(like: Tensor, shape: tuple[int, ...], padded: bool) -> Tensor:
+    """A buffer every row of which is written (``empty``), or zeros when padding rows are not."""
+    return like.new_zeros(shape) if padded else like.new_empty(shape)
+
+
+class _Recurrence(torch.autograd.Function):
+    """One layer in one direction: the loop of ``equations.step`` and its backpropagation.
+
+    Inputs: ``equations`` (a cell of :mod:`lstmvision.nn.cells`), ``batch_sizes`` (``T``
+    non-increasing ints: step ``t`` updates rows ``[:batch_sizes[t]]``, the others keep their
+    state), ``reverse`` (run from ``t = T-1`` down to 0), ``x_part`` ``(T, B, G*H)``,
+    ``weight_hh`` ``(G*H, H)``, ``bias_hh`` ``(G*H,)`` or ``None``, the initial state
+    (``num_states`` tensors ``(B, H)``). Outputs: the hidden states ``(T, B, H)`` (zero at rows
+    past each sequence's end), then the final state.
+    """
+
+    @staticmethod
+    def forward(ctx, equations, batch_sizes, reverse, x_part, weight_hh, bias_hh, *state):
+        num_steps, batch, _ = x_part.shape
+        hidden = weight_hh.size(1)
+        padded = batch_sizes[-1] < batch
+        output = _buffer(x_part, (num_steps, batch, hidden), padded)  # (T, B, H)
+        h_prev = _buffer(x_part, (num_steps, batch, hidden), padded)  # (T, B, H): h_{t-1} of step t
+        caches = []
+        for t in _time_order(num_steps, reverse):
+            rows = batch_sizes[t]
+            active = tuple(s[:rows] for s in state)  # each (b_t, H): the sequences still running
+            h_part = F.linear(active[0], weight_hh, bias_hh)  # (b_t, G*H)
+            new, cache = equations.step(x_part[t, :rows], h_part, active)
+            state = tuple(_with_rows(n, s) for n, s in zip(new, state, strict=True))
+            output[t, :rows] = new[0]
+            h_prev[t, :rows] = active[0]
+            caches.extend(cache)
+        ctx.equations, ctx.batch_sizes, ctx.reverse = equations, batch_sizes, reverse
+        ctx.has_bias, ctx.padded = bias_hh is not None, padded
+        ctx.save_for_backward(weight_hh, h_prev, *caches)
+        return (output, *state)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, *d_state):
+        weight_hh, h_prev, *caches = ctx.saved_tensors
+        batch_sizes, num_steps = ctx.batch_sizes, len(ctx.batch_sizes)
+        cache_size = len(caches) // num_steps
+        shape = (*d_output.shape[:2], weight_hh.size(0))  # (T, B, G*H)
+        d_x_part = _buffer(d_output, shape, ctx.padded)
+        d_h_part = d_x_part if ctx.equations.sums_parts else _buffer(d_output, shape, ctx.padded)
+        for k, t in reversed(list(enumerate(_time_order(num_steps, ctx.reverse)))):
+            rows = batch_sizes[t]
+            # ∂L/∂state_t: through the next step (d_state) and, for h_t, the output at t
+            d_new = (d_state[0][:rows] + d_output[t, :rows], *(d[:rows] for d in d_state[1:]))
+            cache = caches[k * cache_size : (k + 1) * cache_size]
+            d_x_blocks, d_h_blocks, d_direct = ctx.equations.step_backward(d_new, cache)
+            torch.cat(d_x_blocks, dim=1, out=d_x_part[t, :rows])  # (b_t, G*H)
+            if d_h_part is not d_x_part:
+                torch.cat(d_h_blocks, dim=1, out=d_h_part[t, :rows])  # (b_t, G*H)
+            d_h = d_h_part[t, :rows]
+            # ∂L/∂h_{t-1} = ∂L/∂h_part W_hh (+ the step's direct path, if any)
+            d_h_prev = d_h @ weight_hh if d_direct[0] is None else torch.addmm(d_direct[0], d_h, weight_hh)
+            d_state = tuple(_with_rows(n, s) for n, s in zip((d_h_prev, *d_direct[1:]), d_state, strict=True))
+        # ∂L/∂W_hh = Σ_t ∂L/∂h_part_t^T h_{t-1}, as (h_prev^T ∂L/∂h_part)^T: (H, T*B) @ (T*B, G*H),
+        # the faster operand order for MKL
+        d_weight_hh = (h_prev.flatten(0, 1).t() @ d_h_part.flatten(0, 1)).t()
+        d_bias_hh = d_h_part.sum((0, 1)) if ctx.has_bias else None
+        return None, None, None, d_x_part, d_weight_hh, d_bias_hh, *d_state
+
+
+def _step_mask(batch_sizes: Tensor) -> Tensor:
+    """``(T, B)`` bool, true where sequence ``b`` has step ``t``; packed data is its true cells in
+    row-major order."""
+    return torch.arange(int(batch_sizes[0])) < batch_sizes[:, None]
+
+
+def _packed_to_padded(data: Tensor, batch_sizes: Tensor) -> Tensor:
+    """Packed ``(N, I)`` -> padded ``(T, B, I)``, batch sorted by decreasing length, zero padding."""
+    mask = _step_mask(batch_sizes).to(data.device)  # (T, B)
+    padded = data.new_zeros(*mask.shape, data.size(1))  # (T, B, I)
+    return padded.masked_scatter(mask[..., None], data)
+
+
+def _padded_to_packed(padded: Tensor, batch_sizes: Tensor) -> Tensor:
+    """Padded ``(T, B, H)`` -> packed ``(N, H)``; inverse of :func:`_packed_to_padded`."""
+    return padded[_step_mask(batch_sizes).to(padded.device)]  # (N, H)
+
+
+def _check_lengths(lengths: Tensor | Sequence[int], batch: int, num_steps: int) -> Tensor:
+    """``lengths`` as a CPU int64 tensor of ``batch`` values in ``[1, num_steps]``."""
+    lengths = torch.as_tensor(lengths, dtype=torch.int64, device="cpu")
+    if lengths.shape != (batch,):
+        raise ValueError(
+            f"lengths must hold one length per sequence ({batch}), got shape {tuple(lengths.shape)}"
+        )
+    if lengths.min() < 1 or lengths.max() > num_steps:
+        raise ValueError(f"lengths must lie in [1, {num_steps}] (the padded length), got {lengths.tolist()}")
+    return lengths
+
+
+class _RecurrentLayer:
+    """What our RNN, LSTM and GRU add to torch's: ``implementation``, ``lengths=`` and the
+    equations path. Mixed in before the torch class, whose ``forward`` is the fused path."""
+
+    @property
+    def implementation(self) -> str:
+        """``"auto"``, ``"equations"`` or ``"fused"`` (see :mod:`lstmvision.nn.recurrent`)."""
+        return self._implementation
+
+    @implementation.setter
+    def implementation(self, value: str) -> None:
+        if value not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}, not {value!r}"
+            )
+        self._implementation = value
+
+    def extra_repr(self) -> str:
+        extra = "" if self.implementation == "auto" else f", implementation={self.implementation!r}"
+        return super().extra_repr() + extra
+
+    def forward(self, input, hx=None, *, lengths=None):
+        """Runs the layer(s) over a sequence; torch's convention, plus ``lengths``.
+
+        Args:
+            input: ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``), unbatched ``(T, I)``, or a
+                :class:`~torch.nn.utils.rnn.PackedSequence`.
+            hx: initial state, zeros if ``None``: ``h_0`` ``(L*D, B, H)`` (``D = 2`` if
+                bidirectional), for an LSTM the pair ``(h_0, c_0)``; ``(L*D, H)`` if unbatched.
+            lengths: for a padded batched tensor, the ``B`` valid lengths (1-D tensor or list,
+                each in ``[1, T]``); the result equals torch's on the packed batch, padded with
+                zeros to ``T`` steps.
+
+        Returns:
+            ``(output, h_n)`` (LSTM: ``(output, (h_n, c_n))``): ``output`` ``(T, B, D*H)`` (or
+            packed like the input), ``h_n``/``c_n`` ``(L*D, B, H)`` at each sequence's last step.
+        """
+        if lengths is not None:
+            return self._forward_padded(input, hx, lengths)
+        if self.implementation == "equations":
+            return self._forward_equations(input, hx)
+        return super().forward(input, hx)
+
+    def _forward_padded(self, input, hx, lengths):
+        """A padded batch with lengths: pack it, run, pad the output back to ``T`` steps."""
+        if isinstance(input, PackedSequence) or input.dim() != 3:
+            raise ValueError("lengths= needs a padded batched 3-D tensor (a PackedSequence has its lengths)")
+        time_dim = 1 if self.batch_first else 0
+        num_steps = input.size(time_dim)
+        lengths = _check_lengths(lengths, input.size(1 - time_dim), num_steps)
+        packed = pack_padded_sequence(input, lengths, self.batch_first, enforce_sorted=False)
+        output, hx = self.forward(packed, hx)
+        output, _ = pad_packed_sequence(output, self.batch_first, total_length=num_steps)
+        return output, hx
+
+    def _forward_equations(self, input, hx):
+        """The equations path for a tensor input, with torch's layout conventions."""
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead"
+            )
+        batched = input.dim() == 3
+        batch_dim = 0 if self.batch_first else 1
+        if not batched:
+            input = input.unsqueeze(batch_dim)
+            hx = None if hx is None else self._to_hx([s.unsqueeze(1) for s in self._to_states(hx)])
+        x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+        state = self._initial_states(hx, x)
+        self.check_forward_args(input, self._to_hx(state), None)
+        output, state = self._run_layers(x, [x.size(1)] * x.size(0), state)  # (T, B, D*H)
+        output = output.transpose(0, 1) if self.batch_first else output  # (B, T, D*H) or (T, B, D*H)
+        if not batched:
+            output, state = output.squeeze(batch_dim), [s.squeeze(1) for s in state]
+        return output, self._to_hx(state)
+
+    def _forward_packed(self, input: PackedSequence, hx):
+        """The equations path for a packed batch (sorted by decreasing length inside)."""
+        data, batch_sizes, sorted_indices, unsorted_indices = input
+        hx = None if hx is None else self.permute_hidden(hx, sorted_indices)
+        x = _packed_to_padded(data, batch_sizes)  # (T, B, I)
+        state = self._initial_states(hx, x)
+        self.check_forward_args(data, self._to_hx(state), batch_sizes)
+        output, state = self._run_layers(x, batch_sizes.tolist(), state)  # (T, B, D*H)
+        output = PackedSequence(
+            _padded_to_packed(output, batch_sizes), batch_sizes, sorted_indices, unsorted_indices
+        )
+        return output, self.permute_hidden(self._to_hx(state), unsorted_indices)
+
+    def _run_layers(self, x: Tensor, batch_sizes: list[int], state: State) -> tuple[Tensor, State]:
+        """All layers and directions over ``x`` ``(T, B, I)``; returns ``(T, B, D*H)`` and the
+        final states, each ``(L*D, B, H)``."""
+        directions = 2 if self.bidirectional else 1
+        final = []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                x = F.dropout(x, self.dropout, self.training)  # between layers only
+            outputs = []
+            for direction in range(directions):
+                weight_ih, weight_hh, bias_ih, bias_hh = self._weights(layer, direction)
+                if self._equations.sums_parts and self.bias:
+                    # b_hh reaches the step only through x_part + h_part: add it once, not per step
+                    bias_ih, bias_hh = bias_ih + bias_hh, None
+                x_part = F.linear(x, weight_ih, bias_ih)  # (T, B, G*H): every step in one product
+                initial = (s[layer * directions + direction] for s in state)  # each (B, H)
+                output, *last = _Recurrence.apply(
+                    self._equations, batch_sizes, direction == 1, x_part, weight_hh, bias_hh, *initial
+                )
+                outputs.append(output)  # (T, B, H)
+                final.append(last)
+            x = outputs[0] if directions == 1 else torch.cat(outputs, dim=2)  # (T, B, D*H)
+        return x, tuple(torch.stack(s) for s in zip(*final, strict=True))  # each (L*D, B, H)
+
+    def _weights(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """``weight_ih, weight_hh, bias_ih, bias_hh`` of one layer and direction (biases may be None)."""
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")
+        weights = tuple(getattr(self, f"weight_{kind}{suffix}") for kind in ("ih", "hh"))
+        biases = (
+            tuple(getattr(self, f"bias_{kind}{suffix}") for kind in ("ih", "hh"))
+            if self.bias
+            else (None, None)
+        )
+        return (*weights, *biases)
+
+    def _initial_states(self, hx, x: Tensor) -> State:
+        """``hx`` as a tuple of states ``(L*D, B, H)``; zeros for ``x`` ``(T, B, I)`` if ``hx`` is None."""
+        if hx is not None:
+            return self._to_states(hx)
+        directions = 2 if self.bidirectional else 1
+        zeros = x.new_zeros(self.num_layers * directions, x.size(1), self.hidden_size)
+        return (zeros,) * self._equations.num_states
+
+    def _to_states(self, hx) -> State:
+        """torch's ``hx`` (``h`` or, for an LSTM, ``(h, c)``) -> tuple of states."""
+        return tuple(hx) if self._equations.num_states > 1 else (hx,)
+
+    def _to_hx(self, states: Sequence[Tensor]):
+        """Tuple of states -> torch's ``hx`` form."""
+        return tuple(states) if self._equations.num_states > 1 else states[0]
+
+
+_LAYER_ARGS = """
+    Args:
+        input_size: features of ``x_t``.
+        hidden_size: features ``H`` of ``h`` (and ``c``).
+        num_layers: stacked layers ``L``; layer ``l > 0`` reads layer ``l - 1``'s output.
+        {nonlinearity}bias: if ``False``, no ``bias_ih``/``bias_hh``.
+        batch_first: input and output ``(B, T, F)`` instead of ``(T, B, F)`` (states unchanged).
+        dropout: probability of dropout on each layer's output except the last (training only).
+        bidirectional: also run each layer from the last step to the first, ``D = 2``; the output
+            concatenates both directions' hidden states.
+        device, dtype: of the parameters.
+        implementation: ``"auto"`` (default, torch's fused kernel), ``"fused"`` or
+            ``"equations"`` (our step loop from the cell equations).
+"""
+
+
+class LSTM(_RecurrentLayer, torch.nn.LSTM):
+    __doc__ = (
+        "LSTM layer(s) from :class:`~lstmvision.nn.cells.LSTMEquations` or torch's kernel; a drop-in "
+        "for :class:`torch.nn.LSTM` (without ``proj_size``).\n" + _LAYER_ARGS.format(nonlinearity="")
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, implementation: str = "auto"):  # fmt: skip
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype)  # fmt: skip
+        self.implementation = implementation
+
+    _equations = LSTM_EQUATIONS
+
+
+class GRU(_RecurrentLayer, torch.nn.GRU):
+    __doc__ = (
+        "GRU layer(s) from :class:`~lstmvision.nn.cells.GRUEquations` or torch's kernel; a drop-in "
+        "for :class:`torch.nn.GRU`.\n" + _LAYER_ARGS.format(nonlinearity="")
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, implementation: str = "auto"):  # fmt: skip
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype)  # fmt: skip
+        self.implementation = implementation
+
+    _equations = GRU_EQUATIONS
+
+
+class RNN(_RecurrentLayer, torch.nn.RNN):
+    __doc__ = (
+        "Elman RNN layer(s) from :class:`~lstmvision.nn.cells.RNNEquations` or torch's kernel; a "
+        "drop-in for :class:`torch.nn.RNN`.\n"
+        + _LAYER_ARGS.format(nonlinearity='nonlinearity: ``"tanh"`` or ``"relu"``.\n        ')
+    )
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
+                 implementation: str = "auto"):  # fmt: skip
+        RNNEquations(nonlinearity)  # validates
+        super().__init__(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype)  # fmt: skip
+        self.implementation = implementation
+
+    @property
+    def _equations(self) -> RNNEquations:
+        return RNN_EQUATIONS[self.nonlinearity]
