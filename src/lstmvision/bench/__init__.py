@@ -1,0 +1,1 @@
+"""Benchmarks of lstmvision components (``python -m lstmvision.bench.rnn``)."""

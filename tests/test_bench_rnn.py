@@ -1,0 +1,36 @@
+"""The RNN benchmark's report structure (tiny shapes; no timing assertions)."""
+
+import json
+
+import torch
+
+from lstmvision.bench.rnn import VARIANTS, format_report, layer_flops, run
+
+TINY = {"tiny": {"batch": 2, "steps": 3, "input_size": 2, "hidden_size": 4}}
+
+
+def test_report_structure_and_positive_numbers():
+    report = run(shapes=TINY, repeats=2, warmup=1, threads=1)
+    json.dumps(report)
+    assert report["torch_version"] == torch.__version__
+    assert report["threads"] == 1 and report["matmul_gflops"] > 0
+    rows = report["results"]
+    assert [(r["cell"], r["variant"]) for r in rows] == [(c, v) for c in ("LSTM", "GRU") for v in VARIANTS]
+    for row in rows:
+        assert row["shape"] == "tiny" and row["batch"] == 2 and row["steps"] == 3
+        for key in ("ms", "time_vs_torch", "gflops", "fraction_of_matmul_peak"):
+            assert row[key] > 0
+    assert all(r["time_vs_torch"] == 1 for r in rows if r["variant"] == "torch")
+    table = format_report(report)
+    assert "equations" in table and "GRU" in table and len(table.splitlines()) == 2 + len(rows)
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    run(shapes=TINY, repeats=1, warmup=0, threads=1, cells=("GRU",))
+    assert torch.get_num_threads() == before
+
+
+def test_flop_count():
+    # forward 2*G*H*(I+H)*B*T, backward twice that
+    assert layer_flops(4, batch=1, steps=1, input_size=1, hidden_size=1) == 3 * 2 * 4 * 2
