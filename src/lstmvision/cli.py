@@ -1,0 +1,194 @@
+"""``lstmvision`` command line: a thin layer over ``lstmvision.tasks.runner`` (floor 4).
+
+Every ``train TASK`` command is generated from the task's config dataclass, so ``--help`` lists
+each key with its default, and a task added to the registry gets its command for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lstmvision.errors import LstmvisionError
+
+app = typer.Typer(help="Recurrent neural networks for computer vision.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
+train_app = typer.Typer(help="Train a registered task (see `lstmvision tasks`).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(bench_app, name="bench")
+
+
+def user_errors(fn):
+    """Turn a LstmvisionError into one line on stderr and exit code 1 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LstmvisionError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted (a training run continues with --out RUN_DIR --resume)", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _print_metrics(metrics: dict) -> None:
+    for key in sorted(metrics):
+        value = metrics[key]
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        typer.echo(f"{key:>16}  {shown}")
+
+
+@app.command("tasks")
+def tasks_command():
+    """List the registered tasks."""
+    from lstmvision.tasks import TASKS
+
+    for name in TASKS.names():
+        typer.echo(f"{name:16} {TASKS.get(name).summary}")
+
+
+@app.command("models")
+def models_command():
+    """List the registered models."""
+    from lstmvision.models import list_models
+
+    for name in list_models():
+        typer.echo(name)
+
+
+def _train_command(task_cls):
+    """Build ``train TASK`` with one option per config field (default shown, None = not given)."""
+    from lstmvision.tasks.config import field_docs, field_types
+
+    docs, types_ = field_docs(task_cls.Config), field_types(task_cls.Config)
+    params = []
+    for f in dataclasses.fields(task_cls.Config):
+        tp = types_[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        decls = [f"{flag}/--no-{flag[2:]}"] if tp is bool else [flag]
+        tp = tp if typing.get_origin(tp) is typing.Union else Optional[tp]
+        option = typer.Option(None, *decls, help=docs.get(f.name, ""), show_default=str(f.default))
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp))
+    run_options = {
+        "out": (Optional[Path], typer.Option(None, "--out", help="run folder [default: runs/TASK/TIMESTAMP]")),
+        "config": (Optional[Path], typer.Option(None, "--config", help="YAML file of config keys (CLI flags win)")),
+        "resume": (bool, typer.Option(False, "--resume", help="continue the run in --out (default: the latest) from checkpoints/last.ckpt")),
+    }  # fmt: skip
+    for name, (tp, option) in run_options.items():
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp))
+
+    @user_errors
+    def command(**kwargs):
+        from lstmvision.tasks.runner import train
+
+        out, config, resume = kwargs.pop("out"), kwargs.pop("config"), kwargs.pop("resume")
+        overrides = {k: v for k, v in kwargs.items() if v is not None}
+        result = train(task_cls.name, overrides, config_file=config, out=out, resume=resume)
+        typer.echo(f"run folder: {result.run_dir}")
+        _print_metrics({k: v for k, v in result.metrics.items() if k.startswith(("test_", "val_", "train_s"))})
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = f"{task_cls.summary}\n\nDefaults are the recipe behind README's figure for this task."
+    return command
+
+
+def _register_train_commands() -> None:
+    from lstmvision.tasks import TASKS
+
+    known = {c.name for c in train_app.registered_commands}
+    for name in TASKS.names():
+        if name not in known:
+            train_app.command(name)(_train_command(TASKS.get(name)))
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
+    split: str = typer.Option("test", help="test or val"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder (default: as in training)"),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+):
+    """Evaluate a run's saved model; prints the same keys as metrics.json."""
+    from lstmvision.tasks.runner import evaluate
+
+    metrics = evaluate(run_dir, split, str(data_root) if data_root else None)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        _print_metrics(metrics)
+
+
+@app.command("predict")
+@user_errors
+def predict_command(
+    run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
+    inputs: list[Path] = typer.Argument(..., help="input files (images: PNG/JPEG, any size and mode)"),
+    as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per input"),
+):
+    """Predict with a run's saved model; one line (or JSON object) per input."""
+    from lstmvision.tasks.runner import load, predict
+
+    task, _, _ = load(run_dir)
+    predictions, errors = predict(run_dir, inputs)
+    if as_json:
+        typer.echo(json.dumps(predictions, indent=2))
+    else:
+        for p in predictions:
+            typer.echo(task.format_prediction(p))
+    for line in errors:
+        typer.echo(f"error: {line}", err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command("samples")
+@user_errors
+def samples_command(
+    dataset: str = typer.Argument(..., help="mnist, fashion-mnist or usps"),
+    out: Path = typer.Option(Path("samples"), help="folder to write PNG files into"),
+    count: int = typer.Option(8, help="how many images"),
+    split: str = typer.Option("test", help="train or test"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder"),
+):
+    """Write a few images of a data set as PNG files (to try `predict` on)."""
+    from lstmvision.data.samples import export_samples
+
+    for path in export_samples(dataset, out, count, split, data_root):
+        typer.echo(path)
+
+
+@bench_app.command("rnn")
+@user_errors
+def bench_rnn_command(
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    repeats: int = typer.Option(10, help="timed repetitions per measurement (median reported)"),
+):
+    """Forward+backward time of our RNN layers against torch.nn (row-MNIST and long-sequence shapes)."""
+    from lstmvision.bench import rnn
+
+    report = rnn.run(repeats=repeats)
+    typer.echo(json.dumps(report, indent=2) if as_json else rnn.format_report(report))
+
+
+def main() -> None:
+    _register_train_commands()
+    app(prog_name="lstmvision")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

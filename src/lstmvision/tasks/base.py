@@ -1,0 +1,56 @@
+"""The generic task interface: a task binds data + model + loss + metrics into Lightning parts.
+
+A new task is one file: a config dataclass (its defaults are its recipe) and a ``Task`` subclass
+registered with ``@register_task("name")``. The runner (``lstmvision.tasks.runner``) does the rest:
+run folder, checkpoints, resume, metrics.json, model.safetensors, pictures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+from torch import nn
+
+from lstmvision.models import get_model
+from lstmvision.registry import Registry
+from lstmvision.tasks.config import TrainConfig
+
+TASKS: Registry = Registry("task")
+register_task = TASKS.register
+
+
+class Task:
+    """Override the hooks below; every one receives the resolved config."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    Config: ClassVar[type[TrainConfig]] = TrainConfig
+    monitor: ClassVar[str] = "val_loss"  # metric that picks checkpoints/best.ckpt
+    monitor_mode: ClassVar[str] = "min"
+
+    def model_spec(self, cfg) -> tuple[str, dict[str, Any]]:
+        """Registered model name and keyword arguments; saved as model.json beside the weights."""
+        raise NotImplementedError
+
+    def build_model(self, cfg) -> nn.Module:
+        name, kwargs = self.model_spec(cfg)
+        return get_model(name, **kwargs)
+
+    def datamodule(self, cfg) -> L.LightningDataModule:
+        raise NotImplementedError
+
+    def module(self, cfg, model: nn.Module) -> L.LightningModule:
+        raise NotImplementedError
+
+    def pictures(self, cfg, model: nn.Module, datamodule: L.LightningDataModule, run_dir: Path) -> list[Path]:
+        """Write task-specific pictures of the trained model into the run folder (rank 0 only)."""
+        return []
+
+    def predict(self, cfg, model: nn.Module, inputs: list[Path]) -> list[dict]:
+        """One JSON-able dict per input (each with an ``"image"`` key naming the file)."""
+        raise NotImplementedError
+
+    def format_prediction(self, prediction: dict) -> str:
+        return str(prediction)

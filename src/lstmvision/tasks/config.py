@@ -1,0 +1,138 @@
+"""Task configurations: dataclass defaults < ``--config file.yaml`` < ``--key value``.
+
+An unknown key (in a file or an override) is an error naming the key and the valid ones; the
+resolved configuration is saved with the run as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from lstmvision.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """What every task's training shares. Task configs subclass it and override defaults."""
+
+    dataset: str = ""
+    """data set name (task-specific choices)"""
+    data_root: Optional[str] = None
+    """data folder; default $LSTMVISION_DATA, else ../shared/data, else ~/.cache/lstmvision"""
+    download: bool = False
+    """download the data set if it is missing (needs internet)"""
+    epochs: int = 1
+    """training epochs"""
+    max_steps: int = -1
+    """stop after this many optimizer steps (-1: no limit)"""
+    limit_train: Optional[int] = None
+    """use only the first N training examples"""
+    batch_size: int = 64
+    """mini-batch size"""
+    lr: float = 1e-3
+    """peak learning rate"""
+    seed: int = 0
+    """random seed (weights, shuffling, augmentation)"""
+    accelerator: str = "cpu"
+    """cpu, gpu, mps or auto (Lightning)"""
+    devices: str = "1"
+    """number of devices/processes, or auto (Lightning)"""
+    strategy: str = "auto"
+    """auto, ddp, ... (Lightning); ddp on CPU uses gloo"""
+    num_workers: int = 0
+    """data-loader worker processes"""
+    checkpoint_every: int = 100
+    """save checkpoints/last.ckpt every N optimizer steps (and at each epoch end)"""
+    val_fraction: float = 0.1
+    """fraction of the training split held out for validation (model selection)"""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The string literal under each dataclass field (as above), for --help texts."""
+    import ast
+    import inspect
+
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(inspect.getsource(klass)).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+                if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                    docs[node.target.id] = nxt.value.value
+    return docs
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner[0], where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {name}={value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    try:
+        if tp is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return tp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {name}={value!r} is not a valid {getattr(tp, '__name__', tp)}") from None
+
+
+def resolve_config(cls: type, file: str | Path | None = None, overrides: dict | None = None):
+    """Build ``cls`` from its defaults, then a YAML file, then explicit overrides."""
+    names = {f.name for f in fields(cls)}
+    types_ = field_types(cls)
+    values: dict[str, Any] = {}
+    sources = []
+    if file is not None:
+        sources.append((str(file), load_yaml_mapping(file)))
+    sources.append(("command line", overrides or {}))
+    for where, mapping in sources:
+        for key, value in mapping.items():
+            key = key.replace("-", "_")
+            if key not in names:
+                raise ConfigError(f"{where}: unknown config key {key!r}; valid keys: {', '.join(sorted(names))}")
+            values[key] = _coerce(key, value, types_[key], where)
+    return cls(**values)
+
+
+def load_yaml_mapping(file: str | Path) -> dict:
+    path = Path(file)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        reason = str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not a readable YAML config ({reason})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of key: value")
+    data.pop("task", None)  # a saved run config names its task; that is not a field
+    return data
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)

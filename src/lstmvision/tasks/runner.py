@@ -1,0 +1,248 @@
+"""Train, evaluate and predict for any registered task (what the CLI and the tests call).
+
+Data flows one way: config -> task -> Lightning ``Trainer.fit`` -> run folder -> ``evaluate`` /
+``predict`` read that folder and call the same task code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from lstmvision.errors import LstmvisionError
+from lstmvision.tasks import runs
+from lstmvision.tasks.base import TASKS
+from lstmvision.tasks.config import resolve_config
+from lstmvision.viz import plot_training_curves
+
+RUN_DIR_ENV = "LSTMVISION_RUN_DIR"  # lets DDP worker processes find the parent's run folder
+
+for _pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*isinstance.*treespec.*",
+                 ".*ckpt_path.*", ".*Checkpoint directory.*exists and is not empty.*",
+                 ".*You're resuming from a checkpoint that ended before the epoch ended.*",
+                 ".*The number of training batches.*is smaller than the logging interval.*",
+                 ".*could not find the monitored key in the returned metrics.*"):  # fmt: skip
+    warnings.filterwarnings("ignore", _pattern)
+
+
+class TrainClock(Callback):
+    """Training wall time, carried through checkpoints so that a resumed run adds up."""
+
+    def __init__(self):
+        self.before, self.start = 0.0, None
+
+    @property
+    def seconds(self) -> float:
+        return self.before + (time.perf_counter() - self.start if self.start is not None else 0.0)
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module):
+        self.before, self.start = self.seconds, None
+
+    def state_dict(self):
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict):
+        self.before = float(state_dict.get("seconds", 0.0))
+
+
+class PlainProgress(Callback):
+    """One line per validation when stderr is not a terminal (logs, CI, pipes)."""
+
+    def __init__(self, clock: TrainClock):
+        self.clock = clock
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
+            return
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") or k == "train_loss"}
+        text = " ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {trainer.global_step} "
+              f"{text} ({self.clock.seconds:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar without the logger-version column."""
+
+    def get_metrics(self, trainer, pl_module):
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict
+
+
+def get_task(name: str):
+    return TASKS.get(name)()
+
+
+def _devices(value: str):
+    return int(value) if str(value).isdigit() else value
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _set_threads(cfg) -> None:
+    """Split the CPU between DDP processes; torch's threads per process would oversubscribe."""
+    n = _devices(cfg.devices)
+    if cfg.accelerator == "cpu" and isinstance(n, int) and n > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // n))
+
+
+def _prepare(task, cfg):
+    """Seed, load and check the data, build the model: all before the run folder is touched."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm = task.datamodule(cfg)
+    dm.setup("fit")
+    dm.setup("test")
+    return dm, task.build_model(cfg)
+
+
+def _trainer(task, cfg, run_dir: Path, clock: TrainClock, quiet: bool, extra: list[Callback]) -> tuple[L.Trainer, ModelCheckpoint]:
+    ckpt_dir = run_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task.monitor, mode=task.monitor_mode,
+                           save_top_k=1, save_last=True, enable_version_counter=False)  # fmt: skip
+    every = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=cfg.checkpoint_every,
+                            save_top_k=0, save_last=True, enable_version_counter=False)  # fmt: skip
+    tty = sys.stderr.isatty() and not quiet
+    version = f"version_{len(list((run_dir / 'logs').glob('version_*')))}"  # one per (re)start of the run
+    on_crash = OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")  # Ctrl+C or an error
+    callbacks = [clock, best, every, on_crash, *extra]
+    if not quiet:
+        callbacks.append(ProgressBar() if tty else PlainProgress(clock))
+    trainer = L.Trainer(
+        default_root_dir=run_dir, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        accelerator=cfg.accelerator, devices=_devices(cfg.devices), strategy=cfg.strategy,
+        callbacks=callbacks, enable_progress_bar=tty, enable_model_summary=False,
+        logger=[CSVLogger(run_dir, name="logs", version=version), TensorBoardLogger(run_dir, name="logs", version=version)],
+        log_every_n_steps=10, gradient_clip_val=getattr(cfg, "grad_clip", None) or None,
+        num_sanity_val_steps=0, deterministic=False,
+    )  # fmt: skip
+    return trainer, best
+
+
+def train(task_name: str, overrides: dict | None = None, config_file: str | Path | None = None,
+          out: str | Path | None = None, resume: bool = False, quiet: bool = False,
+          callbacks: list[Callback] | None = None) -> TrainResult:  # fmt: skip
+    """Train a task; return the run folder and its metrics. See ``runs`` for the folder layout.
+
+    ``overrides`` are config keys (they win over ``config_file``, which wins over the task's
+    defaults); ``resume`` continues ``out`` (default: the latest run of the task) from its last
+    checkpoint; ``callbacks`` are extra Lightning callbacks; ``quiet`` turns progress output off.
+    """
+    _quiet_lightning()
+    task = get_task(task_name)
+    child = bool(os.environ.get(RUN_DIR_ENV)) and "LOCAL_RANK" in os.environ  # a DDP worker process
+    if child:
+        run_dir = Path(os.environ[RUN_DIR_ENV])
+    elif resume:
+        run_dir = Path(out) if out else runs.latest_run(task.name)
+    else:
+        run_dir = Path(out or runs.default_run_dir(task.name))
+        runs.check_new_run_dir(run_dir)
+    if resume:
+        saved_task, _ = runs.read_run_config(run_dir)
+        if saved_task != task.name:
+            raise LstmvisionError(f"{run_dir}: is a {saved_task!r} run, not {task.name!r}")
+        ckpt_path = runs.last_checkpoint(run_dir)
+        cfg = runs.load_run_config(run_dir, task, overrides)
+    else:
+        ckpt_path, cfg = None, resolve_config(task.Config, config_file, overrides)
+    _set_threads(cfg)
+    dm, model = _prepare(task, cfg)
+    module = task.module(cfg, model)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not child:
+        runs.save_config(run_dir, task.name, cfg)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        return _fit(task, cfg, dm, module, run_dir, ckpt_path, quiet, callbacks or [])
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]) -> TrainResult:
+    clock = TrainClock()
+    trainer, best = _trainer(task, cfg, run_dir, clock, quiet, callbacks)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    except SystemExit:  # Lightning turns Ctrl+C into exit(1) after OnExceptionCheckpoint saved
+        pass
+    if trainer.interrupted:
+        raise LstmvisionError(f"{run_dir}: training interrupted; continue with `lstmvision train "
+                              f"{task.name} --out {run_dir} --resume`")  # fmt: skip
+    chosen = best.best_model_path or None  # None: no validation ran (e.g. max_steps inside epoch 1)
+    metrics = dict(trainer.validate(module, datamodule=dm, ckpt_path=chosen, verbose=False)[0])
+    metrics.update(trainer.test(module, datamodule=dm, ckpt_path=chosen, verbose=False)[0])
+    metrics.update(train_seconds=round(clock.seconds, 2), epochs=trainer.current_epoch,
+                   global_step=trainer.global_step,
+                   checkpoint=Path(chosen).name if chosen else "final weights")  # fmt: skip
+    if trainer.is_global_zero:
+        _finish(task, cfg, module.model, dm, run_dir, metrics)
+    return TrainResult(run_dir, metrics)
+
+
+def _finish(task, cfg, model, dm, run_dir: Path, metrics: dict) -> None:
+    name, kwargs = task.model_spec(cfg)
+    runs.save_model(run_dir, name, kwargs, model)
+    csvs = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    plot_training_curves(csvs, run_dir / "training_curves.png", title=f"{task.name} {cfg.dataset}")
+    task.pictures(cfg, model.eval(), dm, run_dir)
+    runs.save_metrics(run_dir, metrics)
+
+
+def load(run_dir: str | Path):
+    """(task, config, model) of a finished run folder."""
+    run_dir = Path(run_dir)
+    task_name, _ = runs.read_run_config(run_dir)
+    task = get_task(task_name)
+    cfg = runs.load_run_config(run_dir, task)
+    model = runs.load_model(run_dir, fallback_spec=task.model_spec(cfg))
+    return task, cfg, model
+
+
+def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = None) -> dict:
+    """Metrics of a run's saved model on ``split`` (``test`` or ``val``); changes nothing on disk."""
+    if split not in ("test", "val"):
+        raise LstmvisionError(f"unknown split {split!r}; choose test or val")
+    _quiet_lightning()
+    task, cfg, model = load(run_dir)
+    if data_root:
+        cfg.data_root = data_root
+    dm = task.datamodule(cfg)
+    dm.setup("test" if split == "test" else "validate")
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False)  # fmt: skip
+    run = trainer.test if split == "test" else trainer.validate
+    return dict(run(task.module(cfg, model), datamodule=dm, verbose=False)[0])
+
+
+def predict(run_dir: str | Path, inputs: list[str | Path]) -> tuple[list[dict], list[str]]:
+    """Predictions for the readable inputs, and one error line for each unreadable one."""
+    task, cfg, model = load(run_dir)
+    predictions, errors = [], []
+    for path in inputs:
+        try:
+            predictions.extend(task.predict(cfg, model, [Path(path)]))
+        except LstmvisionError as e:
+            errors.append(str(e))
+    return predictions, errors
