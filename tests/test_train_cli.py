@@ -163,6 +163,7 @@ def test_killed_run_resumes_from_last_checkpoint(data_root, tmp_path):
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert last.is_file(), f"no checkpoint before the kill (exit code {proc.returncode})"
     saved_step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
     assert saved_step >= 20 and not (run / "metrics.json").exists()  # killed mid-epoch 1 (225 steps)
     counter = CountSteps()

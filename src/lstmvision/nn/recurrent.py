@@ -67,23 +67,28 @@ def _buffer(like: Tensor, shape: tuple[int, ...], padded: bool) -> Tensor:
 
 
 class _Recurrence(torch.autograd.Function):
-    """One layer in one direction: the loop of ``equations.step`` and its backpropagation.
+    """One layer in one direction: the input part of every step in one product, the loop of
+    ``equations.step``, and backpropagation through time with ``equations.step_backward``.
 
     Inputs: ``equations`` (a cell of :mod:`lstmvision.nn.cells`), ``batch_sizes`` (``T``
     non-increasing ints: step ``t`` updates rows ``[:batch_sizes[t]]``, the others keep their
-    state), ``reverse`` (run from ``t = T-1`` down to 0), ``x_part`` ``(T, B, G*H)``,
-    ``weight_hh`` ``(G*H, H)``, ``bias_hh`` ``(G*H,)`` or ``None``, the initial state
-    (``num_states`` tensors ``(B, H)``). Outputs: the hidden states ``(T, B, H)`` (zero at rows
-    past each sequence's end), then the final state.
+    state), ``reverse`` (run from ``t = T-1`` down to 0), ``x`` ``(T, B, I)``, ``weight_ih``
+    ``(G*H, I)``, ``weight_hh`` ``(G*H, H)``, ``bias_ih``, ``bias_hh`` ``(G*H,)`` or ``None``, the
+    initial state (``num_states`` tensors ``(B, H)``). Outputs: the hidden states ``(T, B, H)``
+    (zero at rows past each sequence's end), then the final state.
     """
 
     @staticmethod
-    def forward(ctx, equations, batch_sizes, reverse, x_part, weight_hh, bias_hh, *state):
-        num_steps, batch, _ = x_part.shape
+    def forward(ctx, equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state):
+        num_steps, batch, _ = x.shape
         hidden = weight_hh.size(1)
         padded = batch_sizes[-1] < batch
-        output = _buffer(x_part, (num_steps, batch, hidden), padded)  # (T, B, H)
-        h_prev = _buffer(x_part, (num_steps, batch, hidden), padded)  # (T, B, H): h_{t-1} of step t
+        folded = equations.sums_parts and bias_hh is not None
+        if folded:  # b_hh reaches the step only through x_part + h_part: add it once, not per step
+            bias_ih, bias_hh = bias_ih + bias_hh, None
+        x_part = F.linear(x, weight_ih, bias_ih)  # (T, B, G*H): x W_ih^T + b_ih for every step at once
+        output = _buffer(x, (num_steps, batch, hidden), padded)  # (T, B, H)
+        h_prev = _buffer(x, (num_steps, batch, hidden), padded)  # (T, B, H): h_{t-1} of step t
         caches = []
         for t in _time_order(num_steps, reverse):
             rows = batch_sizes[t]
@@ -95,14 +100,14 @@ class _Recurrence(torch.autograd.Function):
             h_prev[t, :rows] = active[0]
             caches.extend(cache)
         ctx.equations, ctx.batch_sizes, ctx.reverse = equations, batch_sizes, reverse
-        ctx.has_bias, ctx.padded = bias_hh is not None, padded
-        ctx.save_for_backward(weight_hh, h_prev, *caches)
+        ctx.has_bias, ctx.folded, ctx.padded = bias_ih is not None, folded, padded
+        ctx.save_for_backward(x, weight_ih, weight_hh, h_prev, *caches)
         return (output, *state)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_output, *d_state):
-        weight_hh, h_prev, *caches = ctx.saved_tensors
+        x, weight_ih, weight_hh, h_prev, *caches = ctx.saved_tensors
         batch_sizes, num_steps = ctx.batch_sizes, len(ctx.batch_sizes)
         cache_size = len(caches) // num_steps
         shape = (*d_output.shape[:2], weight_hh.size(0))  # (T, B, G*H)
@@ -121,11 +126,14 @@ class _Recurrence(torch.autograd.Function):
             # ∂L/∂h_{t-1} = ∂L/∂h_part W_hh (+ the step's direct path, if any)
             d_h_prev = d_h @ weight_hh if d_direct[0] is None else torch.addmm(d_direct[0], d_h, weight_hh)
             d_state = tuple(_with_rows(n, s) for n, s in zip((d_h_prev, *d_direct[1:]), d_state, strict=True))
-        # ∂L/∂W_hh = Σ_t ∂L/∂h_part_t^T h_{t-1}, as (h_prev^T ∂L/∂h_part)^T: (H, T*B) @ (T*B, G*H),
-        # the faster operand order for MKL
+        d_x = d_x_part @ weight_ih if ctx.needs_input_grad[3] else None  # (T, B, I)
+        # ∂L/∂W = Σ_t ∂L/∂part_t^T input_t, all steps in one product, computed as (input^T ∂L/∂part)^T
+        # ((I or H, T*B) @ (T*B, G*H)): MKL's faster operand order
+        d_weight_ih = (x.flatten(0, 1).t() @ d_x_part.flatten(0, 1)).t()
         d_weight_hh = (h_prev.flatten(0, 1).t() @ d_h_part.flatten(0, 1)).t()
-        d_bias_hh = d_h_part.sum((0, 1)) if ctx.has_bias else None
-        return None, None, None, d_x_part, d_weight_hh, d_bias_hh, *d_state
+        d_bias_ih = d_x_part.sum((0, 1)) if ctx.has_bias else None
+        d_bias_hh = d_bias_ih if ctx.folded or not ctx.has_bias else d_h_part.sum((0, 1))
+        return None, None, None, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_state
 
 
 def _step_mask(batch_sizes: Tensor) -> Tensor:
@@ -258,14 +266,9 @@ class _RecurrentLayer:
                 x = F.dropout(x, self.dropout, self.training)  # between layers only
             outputs = []
             for direction in range(directions):
-                weight_ih, weight_hh, bias_ih, bias_hh = self._weights(layer, direction)
-                if self._equations.sums_parts and self.bias:
-                    # b_hh reaches the step only through x_part + h_part: add it once, not per step
-                    bias_ih, bias_hh = bias_ih + bias_hh, None
-                x_part = F.linear(x, weight_ih, bias_ih)  # (T, B, G*H): every step in one product
                 initial = (s[layer * directions + direction] for s in state)  # each (B, H)
                 output, *last = _Recurrence.apply(
-                    self._equations, batch_sizes, direction == 1, x_part, weight_hh, bias_hh, *initial
+                    self._equations, batch_sizes, direction == 1, x, *self._weights(layer, direction), *initial
                 )
                 outputs.append(output)  # (T, B, H)
                 final.append(last)
