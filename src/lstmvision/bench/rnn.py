@@ -2,10 +2,12 @@
 
 For each shape and cell (LSTM, GRU) it times ``torch.nn.<cell>``, our ``<cell>`` with
 ``implementation="auto"`` and with ``"equations"`` (same weights, input without gradient as for a
-first layer, one forward + backward of ``output.sum()``), interleaving the three in every repeat
-so that drifting machine load hits them alike, and reports the median milliseconds, the ratio
-to torch's time, and the achieved GFLOP/s of the matrix products against this machine's
-measured matmul GFLOP/s.
+first layer, one forward + backward of ``output.sum()``), and reports the median milliseconds,
+the ratio to torch's time, and the achieved GFLOP/s of the matrix products against this
+machine's measured matmul GFLOP/s. The variants take turns in ``ROUNDS`` rounds, so that drifting
+machine load hits them alike; within a round each runs its calls back to back after ``warmup``
+untimed ones, as in training (alternating single calls would measure each right after another
+implementation has reshaped the memory allocator's state, which costs the equations path ~15-20%).
 
 FLOP count (matrix products only): forward ``2·G·H·(I+H)·B·T`` with ``G = 4`` gate blocks for an
 LSTM and 3 for a GRU; backward about twice the forward; so ``3x`` forward in all.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -31,6 +34,7 @@ SHAPES = {
 }
 CELLS = {"LSTM": (torch.nn.LSTM, LSTM, 4), "GRU": (torch.nn.GRU, GRU, 3)}
 VARIANTS = ("torch", "auto", "equations")
+ROUNDS = 3
 
 
 def _seconds(fn: Callable[[], object]) -> float:
@@ -50,6 +54,11 @@ def layer_flops(gates: int, batch: int, steps: int, input_size: int, hidden_size
     """Matmul FLOPs of one forward + backward of a one-layer, one-direction recurrent layer."""
     forward = 2 * gates * hidden_size * (input_size + hidden_size) * batch * steps
     return 3 * forward  # backward ~ 2x forward
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine skews timings), if known."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
@@ -73,13 +82,14 @@ def _time_cell(cell: str, shape: dict, repeats: int, warmup: int) -> dict[str, f
         modules[implementation].load_state_dict(reference.state_dict())
     x = torch.randn(shape["steps"], shape["batch"], shape["input_size"])  # (T, B, I)
     steps = {name: _forward_backward(module, x) for name, module in modules.items()}
-    for _ in range(warmup):
-        for step in steps.values():
-            step()
     times = {name: [] for name in steps}
-    for _ in range(repeats):
+    rounds = min(ROUNDS, repeats)
+    for round_ in range(rounds):
+        calls = repeats // rounds + (round_ < repeats % rounds)
         for name, step in steps.items():
-            times[name].append(_seconds(step))
+            for _ in range(warmup):
+                step()
+            times[name] += [_seconds(step) for _ in range(calls)]
     return {name: 1e3 * statistics.median(seconds) for name, seconds in times.items()}
 
 
@@ -91,7 +101,7 @@ def run(shapes: dict[str, dict] | None = None, repeats: int = 10, warmup: int = 
         shapes: name -> ``{"batch", "steps", "input_size", "hidden_size"}``; default
             :data:`SHAPES` (row-MNIST and a 784-step sequence).
         repeats: timed forward+backward calls per variant (the median is reported).
-        warmup: untimed calls per variant first.
+        warmup: untimed calls per variant at the start of each round.
         threads: torch threads during the run (restored after); ``None`` keeps the current.
         cells: among ``"LSTM"``, ``"GRU"``.
     """
@@ -99,6 +109,7 @@ def run(shapes: dict[str, dict] | None = None, repeats: int = 10, warmup: int = 
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        load_before = _load_average()
         peak = matmul_gflops()
         results = []
         for shape_name, shape in (shapes or SHAPES).items():
@@ -116,16 +127,22 @@ def run(shapes: dict[str, dict] | None = None, repeats: int = 10, warmup: int = 
         return {
             "torch_version": torch.__version__, "threads": torch.get_num_threads(),
             "matmul_gflops": peak, "repeats": repeats, "results": results,
+            "load_average_before": load_before, "load_average_after": _load_average(),
         }  # fmt: skip
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _loads(loads: list[float] | None) -> str:
+    return "unknown" if loads is None else " ".join(f"{load:.2f}" for load in loads)
 
 
 def format_report(report: dict) -> str:
     """The report as a text table, one row per shape, cell and variant."""
     lines = [
         f"torch {report['torch_version']}, {report['threads']} thread(s), median of {report['repeats']}; "
-        f"matmul peak {report['matmul_gflops']:.1f} GFLOP/s (1024x1024 float32)",
+        f"matmul peak {report['matmul_gflops']:.1f} GFLOP/s (1024x1024 float32); load average (1, 5, 15 min) "
+        f"before {_loads(report['load_average_before'])}, after {_loads(report['load_average_after'])}",
         f"{'shape':<14} {'B':>4} {'T':>4} {'I':>3} {'H':>4} {'cell':<5} {'variant':<10} "
         f"{'ms':>9} {'x torch':>8} {'GFLOP/s':>8} {'% peak':>7}",
     ]
@@ -141,7 +158,7 @@ def format_report(report: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per variant")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per variant")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls per variant and round")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print the JSON report, not the table")
     args = parser.parse_args(argv)

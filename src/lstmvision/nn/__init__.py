@@ -6,6 +6,7 @@ it imports nothing else from lstmvision).
 * :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`: drop-ins for torch's cells.
 * :class:`RNNEquations`, :class:`LSTMEquations`, :class:`GRUEquations`: one step and its
   derivative, the code both the cells and the layers run.
+* :class:`RowLSTM`: an image read as a sequence of rows, columns or pixels by one of the layers.
 """
 
 from lstmvision.nn.cells import (
@@ -17,6 +18,7 @@ from lstmvision.nn.cells import (
     RNNEquations,
 )
 from lstmvision.nn.recurrent import GRU, IMPLEMENTATIONS, LSTM, RNN
+from lstmvision.nn.row import READINGS, RowLSTM
 
 __all__ = [
     "GRU",
@@ -29,4 +31,6 @@ __all__ = [
     "RNN",
     "RNNCell",
     "RNNEquations",
+    "READINGS",
+    "RowLSTM",
 ]

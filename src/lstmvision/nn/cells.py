@@ -78,9 +78,8 @@ class LSTMEquations:
         # C_t = f_t ⊙ C_{t-1} + i_t ⊙ g_t
         c = torch.addcmul(f * c_prev, i, g)
         # h_t = o_t ⊙ tanh(C_t)
-        tanh_c = tanh(c)
-        h = o * tanh_c
-        return (h, c), (i, f, g, o, c_prev, tanh_c)
+        h = o * tanh(c)
+        return (h, c), (i, f, g, o, c_prev, c)
 
     def step_backward(self, d_state: State, cache: State) -> tuple[list, list, State]:
         r"""Derivative equations of :meth:`step` (``σ' = σ(1-σ)``, ``tanh' = 1-tanh²``).
@@ -90,7 +89,8 @@ class LSTMEquations:
         ``h_part``.
         """
         dh, dc = d_state
-        i, f, g, o, c_prev, tanh_c = cache
+        i, f, g, o, c_prev, c = cache
+        tanh_c = tanh(c)  # recomputed: cheaper than keeping it in memory
         # ∂L/∂C_t, total: dC_t + dh_t ⊙ o_t ⊙ (1 - tanh²C_t)
         dc = torch.addcmul(dc, dh * o, 1 - tanh_c * tanh_c)
         # ∂L/∂(pre-activation of i) = dC_t ⊙ g_t ⊙ i_t(1 - i_t)

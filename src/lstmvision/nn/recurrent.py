@@ -5,23 +5,24 @@ The layers subclass torch's, so parameters (names, shapes, gate order, initialis
 of two implementations, chosen by ``implementation``:
 
 * ``"fused"``: torch's kernel (``super().forward``: cuDNN on GPU, oneDNN/ATen on CPU).
-* ``"equations"``: our code. For each layer and direction, the input pre-activations of all
-  time steps come from one matrix product, ``x_part = x W_ih^T + b_ih`` ``(T, B, G*H)``; then
-  :class:`_Recurrence` runs the loop ``h_part = h_{t-1} W_hh^T + b_hh``, ``state_t =
+* ``"equations"``: our code. For each layer and direction, :class:`_Recurrence` computes the
+  input pre-activations of all time steps in one matrix product, ``x_part = x W_ih^T + b_ih``
+  ``(T, B, G*H)``, runs the loop ``h_part = h_{t-1} W_hh^T + b_hh``, ``state_t =
   equations.step(x_part_t, h_part, state_{t-1})`` with the cell equations of
   :mod:`lstmvision.nn.cells`, and backpropagates through time with the cells' derivative
-  equations (``step_backward``), gathering the ``W_hh`` gradient of all steps in one matrix
-  product at the end.
+  equations (``step_backward``), gathering the weight gradients of all steps in one matrix
+  product each at the end.
 * ``"auto"`` (default): the fused kernel. Torch's kernel accepts every configuration these
   layers accept (lengths included, see below), so ``auto`` is always ``fused`` today; it is the
   place where options only the equations path can serve (e.g. recording per-step gate
   activations, which ``step`` already returns in its cache) would switch to ``equations``.
 
-Speed (CPU; measure with ``python -m lstmvision.bench.rnn``): the equations path does the matrix
-products torch's kernel does, at MKL speed, but its gate arithmetic is ~40 separate eager
-operations per step (forward and backward). With batch 256 (row-MNIST) an LSTM takes about
-1.3x torch's time; with batch 32 over 784 steps, where each small operation costs more to
-dispatch than to compute, about 2.3x. GRUs match torch's CPU kernel, which is not fused either.
+Speed (CPU, ``python -m lstmvision.bench.rnn`` on a 2-core EPYC VM, 2 threads, torch 2.14): the
+equations path does the matrix products torch's kernel does, at MKL speed, but its gate
+arithmetic is ~40 separate eager operations per step (forward and backward). With batch 256
+(row-MNIST) an LSTM takes about 1.3-1.4x torch's (oneDNN) time; with batch 32 over 784 steps,
+where each small operation costs more to dispatch than to compute, about 1.9x. GRUs match or beat
+torch's CPU GRU, which is not fused either.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
 is then packed too, like torch), or a padded batched tensor with ``lengths=`` (``B`` lengths,
@@ -81,15 +82,13 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state):
         num_steps, batch, _ = x.shape
-        hidden = weight_hh.size(1)
         padded = batch_sizes[-1] < batch
         folded = equations.sums_parts and bias_hh is not None
         if folded:  # b_hh reaches the step only through x_part + h_part: add it once, not per step
             bias_ih, bias_hh = bias_ih + bias_hh, None
         x_part = F.linear(x, weight_ih, bias_ih)  # (T, B, G*H): x W_ih^T + b_ih for every step at once
-        output = _buffer(x, (num_steps, batch, hidden), padded)  # (T, B, H)
-        h_prev = _buffer(x, (num_steps, batch, hidden), padded)  # (T, B, H): h_{t-1} of step t
-        caches = []
+        output = _buffer(x, (num_steps, batch, weight_hh.size(1)), padded)  # (T, B, H)
+        h_prevs, caches = [], []
         for t in _time_order(num_steps, reverse):
             rows = batch_sizes[t]
             active = tuple(s[:rows] for s in state)  # each (b_t, H): the sequences still running
@@ -97,22 +96,23 @@ class _Recurrence(torch.autograd.Function):
             new, cache = equations.step(x_part[t, :rows], h_part, active)
             state = tuple(_with_rows(n, s) for n, s in zip(new, state, strict=True))
             output[t, :rows] = new[0]
-            h_prev[t, :rows] = active[0]
+            h_prevs.append(active[0])
             caches.extend(cache)
         ctx.equations, ctx.batch_sizes, ctx.reverse = equations, batch_sizes, reverse
         ctx.has_bias, ctx.folded, ctx.padded = bias_ih is not None, folded, padded
-        ctx.save_for_backward(x, weight_ih, weight_hh, h_prev, *caches)
+        ctx.save_for_backward(x, weight_ih, weight_hh, *h_prevs, *caches)
         return (output, *state)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_output, *d_state):
-        x, weight_ih, weight_hh, h_prev, *caches = ctx.saved_tensors
+        x, weight_ih, weight_hh, *saved = ctx.saved_tensors
         batch_sizes, num_steps = ctx.batch_sizes, len(ctx.batch_sizes)
+        h_prevs, caches = saved[:num_steps], saved[num_steps:]
         cache_size = len(caches) // num_steps
-        shape = (*d_output.shape[:2], weight_hh.size(0))  # (T, B, G*H)
-        d_x_part = _buffer(d_output, shape, ctx.padded)
-        d_h_part = d_x_part if ctx.equations.sums_parts else _buffer(d_output, shape, ctx.padded)
+        d_x_part = _buffer(d_output, (*d_output.shape[:2], weight_hh.size(0)), ctx.padded)  # (T, B, G*H)
+        d_weight_hh = torch.zeros_like(weight_hh)  # (G*H, H)
+        d_bias_hh = weight_hh.new_zeros(weight_hh.size(0)) if ctx.has_bias and not ctx.folded else None
         for k, t in reversed(list(enumerate(_time_order(num_steps, ctx.reverse)))):
             rows = batch_sizes[t]
             # ∂L/∂state_t: through the next step (d_state) and, for h_t, the output at t
@@ -120,19 +120,21 @@ class _Recurrence(torch.autograd.Function):
             cache = caches[k * cache_size : (k + 1) * cache_size]
             d_x_blocks, d_h_blocks, d_direct = ctx.equations.step_backward(d_new, cache)
             torch.cat(d_x_blocks, dim=1, out=d_x_part[t, :rows])  # (b_t, G*H)
-            if d_h_part is not d_x_part:
-                torch.cat(d_h_blocks, dim=1, out=d_h_part[t, :rows])  # (b_t, G*H)
-            d_h = d_h_part[t, :rows]
+            d_h = d_x_part[t, :rows] if ctx.equations.sums_parts else torch.cat(d_h_blocks, dim=1)
+            # ∂L/∂W_hh = Σ_t ∂L/∂h_part_t^T h_{t-1} (per step: as fast as one product, and no copy of
+            # every h_{t-1}), ∂L/∂b_hh = Σ_t ∂L/∂h_part_t
+            d_weight_hh.addmm_(d_h.t(), h_prevs[k])
+            if d_bias_hh is not None:
+                d_bias_hh += d_h.sum(0)
             # ∂L/∂h_{t-1} = ∂L/∂h_part W_hh (+ the step's direct path, if any)
             d_h_prev = d_h @ weight_hh if d_direct[0] is None else torch.addmm(d_direct[0], d_h, weight_hh)
             d_state = tuple(_with_rows(n, s) for n, s in zip((d_h_prev, *d_direct[1:]), d_state, strict=True))
         d_x = d_x_part @ weight_ih if ctx.needs_input_grad[3] else None  # (T, B, I)
-        # ∂L/∂W = Σ_t ∂L/∂part_t^T input_t, all steps in one product, computed as (input^T ∂L/∂part)^T
-        # ((I or H, T*B) @ (T*B, G*H)): MKL's faster operand order
+        # ∂L/∂W_ih = Σ_t ∂L/∂x_part_t^T x_t in one product, as (x^T ∂L/∂x_part)^T: (I, T*B) @ (T*B, G*H)
+        # is MKL's faster operand order
         d_weight_ih = (x.flatten(0, 1).t() @ d_x_part.flatten(0, 1)).t()
-        d_weight_hh = (h_prev.flatten(0, 1).t() @ d_h_part.flatten(0, 1)).t()
         d_bias_ih = d_x_part.sum((0, 1)) if ctx.has_bias else None
-        d_bias_hh = d_bias_ih if ctx.folded or not ctx.has_bias else d_h_part.sum((0, 1))
+        d_bias_hh = d_bias_ih if ctx.folded else d_bias_hh
         return None, None, None, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_state
 
 
@@ -268,7 +270,12 @@ class _RecurrentLayer:
             for direction in range(directions):
                 initial = (s[layer * directions + direction] for s in state)  # each (B, H)
                 output, *last = _Recurrence.apply(
-                    self._equations, batch_sizes, direction == 1, x, *self._weights(layer, direction), *initial
+                    self._equations,
+                    batch_sizes,
+                    direction == 1,
+                    x,
+                    *self._weights(layer, direction),
+                    *initial,
                 )
                 outputs.append(output)  # (T, B, H)
                 final.append(last)
