@@ -51,6 +51,14 @@ def test_run_folder_contract(trained):
     assert all(isinstance(v, (int, float, str)) for v in metrics.values())  # flat
 
 
+def test_train_seconds_covers_the_whole_fit(trained):
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    clock = next(v for k, v in ckpt["callbacks"].items() if "TrainClock" in k)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert ckpt["global_step"] == metrics["global_step"] == 100
+    assert metrics["train_seconds"] >= clock["seconds"] - 0.01 > 0
+
+
 def test_slice_learns_far_above_chance(trained):
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["global_step"] == 100
@@ -129,6 +137,11 @@ def test_run_without_checkpoint(trained, tmp_path):
     for command in (["evaluate", run], ["predict", run, trained / "predictions.png"]):
         code, out = invoke(*command)
         assert code == 1 and "no model.safetensors and no checkpoint" in out
+
+
+def test_resume_cannot_extend_the_schedule(trained):
+    code, out = invoke("train", "row-lstm", "--out", trained, "--resume", "--epochs", "50")
+    assert code == 1 and "cannot extend the run past its schedule" in out
 
 
 def test_bad_config_file(tmp_path):

@@ -165,6 +165,7 @@ def train(task_name: str, overrides: dict | None = None, config_file: str | Path
             raise LstmvisionError(f"{run_dir}: is a {saved_task!r} run, not {task.name!r}")
         ckpt_path = runs.last_checkpoint(run_dir)
         cfg = runs.load_run_config(run_dir, task, overrides)
+        _check_same_schedule(run_dir, runs.load_run_config(run_dir, task), cfg)
     else:
         ckpt_path, cfg = None, resolve_config(task.Config, config_file, overrides)
     _set_threads(cfg)
@@ -180,6 +181,16 @@ def train(task_name: str, overrides: dict | None = None, config_file: str | Path
         os.environ.pop(RUN_DIR_ENV, None)
 
 
+def _check_same_schedule(run_dir: Path, saved, cfg) -> None:
+    """A resumed run may stop earlier, not go past the learning-rate schedule it was started with."""
+    steps = lambda c: float("inf") if c.max_steps < 0 else c.max_steps  # noqa: E731
+    if cfg.epochs > saved.epochs or steps(cfg) > steps(saved):
+        raise LstmvisionError(
+            f"{run_dir}: --resume cannot extend the run past its schedule (epochs {saved.epochs}, "
+            f"max_steps {saved.max_steps}); start a new run instead"
+        )
+
+
 def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]) -> TrainResult:
     clock = TrainClock()
     trainer, best = _trainer(task, cfg, run_dir, clock, quiet, callbacks)
@@ -190,10 +201,11 @@ def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks
     if trainer.interrupted:
         raise LstmvisionError(f"{run_dir}: training interrupted; continue with `lstmvision train "
                               f"{task.name} --out {run_dir} --resume`")  # fmt: skip
+    seconds = clock.seconds  # before validate/test: loading a checkpoint restores the clock too
     chosen = best.best_model_path or None  # None: no validation ran (e.g. max_steps inside epoch 1)
     metrics = dict(trainer.validate(module, datamodule=dm, ckpt_path=chosen, verbose=False)[0])
     metrics.update(trainer.test(module, datamodule=dm, ckpt_path=chosen, verbose=False)[0])
-    metrics.update(train_seconds=round(clock.seconds, 2), epochs=trainer.current_epoch,
+    metrics.update(train_seconds=round(seconds, 2), epochs=trainer.current_epoch,
                    global_step=trainer.global_step,
                    checkpoint=Path(chosen).name if chosen else "final weights")  # fmt: skip
     if trainer.is_global_zero:
