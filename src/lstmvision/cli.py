@@ -23,8 +23,10 @@ app = typer.Typer(help="Recurrent neural networks for computer vision.", no_args
                   add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
 train_app = typer.Typer(help="Train a registered task (see `lstmvision tasks`).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+transfer_app = typer.Typer(help="Transfer learning helpers.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
+app.add_typer(transfer_app, name="transfer")
 
 
 def user_errors(fn):
@@ -183,6 +185,18 @@ def bench_rnn_command(
 
     report = rnn.run(repeats=repeats)
     typer.echo(json.dumps(report, indent=2) if as_json else rnn.format_report(report))
+
+
+@transfer_app.command("advise")
+@user_errors
+def transfer_advise_command(
+    target_size: int = typer.Option(..., help="number of labelled target images"),
+    similarity: str = typer.Option(..., help="similarity of the target data to the source: high or low"),
+):
+    """The seed's four-scenario rule of thumb: which transfer mode, and why."""
+    from lstmvision.tasks.transfer import format_advice
+
+    typer.echo(format_advice(target_size, similarity))
 
 
 def main() -> None:
