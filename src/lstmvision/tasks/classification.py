@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
@@ -10,6 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
+from lstmvision.data.transforms import random_shift
+from lstmvision.tasks.base import Task
+from lstmvision.tasks.config import TrainConfig
 
 
 class TensorImageData(L.LightningDataModule):
@@ -62,14 +70,18 @@ class TensorImageData(L.LightningDataModule):
 class ClassifierModule(L.LightningModule):
     """Cross-entropy training of any ``(B, ...) -> (B, num_classes)`` model.
 
-    Adam (or AdamW with ``weight_decay``) under a one-cycle learning-rate schedule over the whole
-    run; logs ``{train,val,test}_loss`` and ``{train,val,test}_accuracy``.
+    AdamW, or SGD with ``momentum`` (``optimizer="sgd"``), with ``weight_decay``, under a one-cycle
+    learning-rate schedule over the whole run; logs ``{train,val,test}_loss`` and
+    ``{train,val,test}_accuracy``. ``augment`` transforms training batches only.
     """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float = 0.0,
-                 augment=None):  # fmt: skip
+                 augment=None, optimizer: str = "adamw", momentum: float = 0.9):  # fmt: skip
         super().__init__()
+        if optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be adamw or sgd, not {optimizer!r}")
         self.model, self.lr, self.weight_decay, self.augment = model, lr, weight_decay, augment
+        self.optimizer_name, self.momentum = optimizer, momentum
         self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +109,11 @@ class ClassifierModule(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_name == "sgd":
+            opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -127,3 +143,59 @@ def classification_pictures(model: nn.Module, loader: DataLoader, classes, run_d
         plot_prediction_grid(images, labels, preds, probs.max(-1).values, classes,
                              run_dir / "predictions.png", title=title),
     ]  # fmt: skip
+
+
+@dataclass
+class ImageClassificationConfig(TrainConfig):
+    """Keys every image-classification task shares (MNIST, Fashion-MNIST, USPS)."""
+
+    dataset: Literal["mnist", "fashion-mnist", "usps"] = "mnist"
+    """data set: mnist, fashion-mnist or usps"""
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    """optimizer (one-cycle learning-rate schedule either way)"""
+    momentum: float = 0.9
+    """SGD momentum"""
+    weight_decay: float = 0.0
+    """weight decay"""
+    grad_clip: float = 0.0
+    """clip the gradient norm (0: off)"""
+    shift: int = 0
+    """training augmentation: random translation of up to this many pixels (0: off)"""
+
+
+class ImageClassificationTask(Task):
+    """Data, training, pictures and prediction shared by the image classifiers; a subclass gives
+    ``model_spec`` (its models take images in [0, 1] and normalise them themselves)."""
+
+    Config = ImageClassificationConfig
+    monitor, monitor_mode = "val_accuracy", "max"
+
+    def datamodule(self, cfg) -> TensorImageData:
+        load = partial(load_split, cfg.dataset, resolve_data_root(cfg.data_root), download=cfg.download)
+        return TensorImageData(load, cfg.batch_size, cfg.val_fraction, cfg.limit_train, cfg.num_workers)
+
+    def module(self, cfg, model) -> ClassifierModule:
+        augment = partial(random_shift, pad=cfg.shift) if cfg.shift else None
+        return ClassifierModule(model, len(dataset_info(cfg.dataset).classes), cfg.lr, cfg.weight_decay,
+                                augment, optimizer=cfg.optimizer, momentum=cfg.momentum)  # fmt: skip
+
+    def pictures(self, cfg, model, datamodule, run_dir: Path):
+        info = dataset_info(cfg.dataset)
+        return classification_pictures(model, datamodule.test_dataloader(), info.classes, run_dir,
+                                       title=f"{self.name} {cfg.dataset}")  # fmt: skip
+
+    @torch.no_grad()
+    def predict(self, cfg, model, inputs):
+        info = dataset_info(cfg.dataset)
+        images = torch.stack([load_grey_image(p, info.size, info.frame) for p in inputs])  # (N, H, W)
+        probs = model.eval()(images.unsqueeze(1)).softmax(-1)  # (N, classes)
+        results = []
+        for path, p in zip(inputs, probs):
+            top = int(p.argmax())
+            results.append({"image": str(path), "label": info.classes[top], "class_index": top,
+                            "confidence": round(float(p[top]), 4),
+                            "probabilities": {c: round(float(q), 4) for c, q in zip(info.classes, p)}})  # fmt: skip
+        return results
+
+    def format_prediction(self, prediction: dict) -> str:
+        return f"{prediction['image']}: {prediction['label']} ({prediction['confidence']:.1%})"

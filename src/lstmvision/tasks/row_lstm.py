@@ -8,23 +8,15 @@ rows, AdamW at a one-cycle peak of 3e-3, 20 epochs of batch 128 with random shif
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 from typing import Literal
 
-import torch
-
-from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
-from lstmvision.data.transforms import random_shift
-from lstmvision.tasks.base import Task, register_task
-from lstmvision.tasks.classification import ClassifierModule, TensorImageData, classification_pictures
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.data import dataset_info
+from lstmvision.tasks.base import register_task
+from lstmvision.tasks.classification import ImageClassificationConfig, ImageClassificationTask
 
 
 @dataclass
-class RowLSTMConfig(TrainConfig):
-    dataset: Literal["mnist", "fashion-mnist", "usps"] = "mnist"
-    """data set: mnist, fashion-mnist or usps"""
+class RowLSTMConfig(ImageClassificationConfig):
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     """recurrent cell"""
     reading: Literal["rows", "columns", "rows+columns", "pixels", "permuted-pixels"] = "rows"
@@ -44,20 +36,15 @@ class RowLSTMConfig(TrainConfig):
     epochs: int = 20
     batch_size: int = 128
     lr: float = 3e-3
-    weight_decay: float = 0.0
-    """AdamW weight decay"""
     grad_clip: float = 1.0
-    """clip the gradient norm (0: off)"""
     shift: int = 2
-    """training augmentation: random translation of up to this many pixels (0: off)"""
 
 
 @register_task("row-lstm")
-class RowLSTMTask(Task):
+class RowLSTMTask(ImageClassificationTask):
     name = "row-lstm"
     summary = "Row LSTM image classifier (MNIST, Fashion-MNIST, USPS); many-to-one"
     Config = RowLSTMConfig
-    monitor, monitor_mode = "val_accuracy", "max"
 
     def model_spec(self, cfg: RowLSTMConfig):
         info = dataset_info(cfg.dataset)
@@ -67,33 +54,3 @@ class RowLSTMTask(Task):
             cell=cfg.cell, bidirectional=cfg.bidirectional, reading=cfg.reading, dropout=cfg.dropout,
             implementation=cfg.implementation, permutation_seed=0,
         )  # fmt: skip
-
-    def datamodule(self, cfg: RowLSTMConfig) -> TensorImageData:
-        load = partial(load_split, cfg.dataset, resolve_data_root(cfg.data_root), download=cfg.download)
-        return TensorImageData(load, cfg.batch_size, cfg.val_fraction,
-                               cfg.limit_train, cfg.num_workers)  # fmt: skip
-
-    def module(self, cfg: RowLSTMConfig, model) -> ClassifierModule:
-        augment = partial(random_shift, pad=cfg.shift) if cfg.shift else None
-        return ClassifierModule(model, len(dataset_info(cfg.dataset).classes), cfg.lr, cfg.weight_decay, augment)
-
-    def pictures(self, cfg, model, datamodule, run_dir: Path):
-        info = dataset_info(cfg.dataset)
-        return classification_pictures(model, datamodule.test_dataloader(), info.classes, run_dir,
-                                       title=f"{self.name} {cfg.dataset}")  # fmt: skip
-
-    @torch.no_grad()
-    def predict(self, cfg, model, inputs):
-        info = dataset_info(cfg.dataset)
-        images = torch.stack([load_grey_image(p, info.size, info.frame) for p in inputs])  # (N, H, W)
-        probs = model.eval()(images.unsqueeze(1)).softmax(-1)  # (N, classes)
-        results = []
-        for path, p in zip(inputs, probs):
-            top = int(p.argmax())
-            results.append({"image": str(path), "label": info.classes[top], "class_index": top,
-                            "confidence": round(float(p[top]), 4),
-                            "probabilities": {c: round(float(q), 4) for c, q in zip(info.classes, p)}})  # fmt: skip
-        return results
-
-    def format_prediction(self, prediction: dict) -> str:
-        return f"{prediction['image']}: {prediction['label']} ({prediction['confidence']:.1%})"
