@@ -14,6 +14,13 @@ EXAMPLES = {
         for reading, bi in (("rows", True), ("columns", False), ("rows+columns", True),
                             ("pixels", False), ("permuted-pixels", True))  # fmt: skip
     ],
+    "lenet5": [(dict(num_classes=10), (2, 1, 28, 28)), (dict(num_classes=4, in_channels=3), (2, 3, 32, 32))],
+    "lenet5-modern": [(dict(num_classes=10, dropout=0.5), (2, 1, 28, 28))],
+    **{name: [(dict(num_classes=10), (2, 1, 28, 28)), (dict(num_classes=5, in_channels=3), (2, 3, 32, 32))]
+       for name in ("resnet8-small", "resnet20-small", "vgg-small", "alexnet-small")},  # fmt: skip
+    # torchvision's ImageNet CNNs at their smallest: grey 28 px, upsampled to the minimum inside
+    **{name: [(dict(num_classes=10, in_channels=1), (2, 1, 28, 28))]
+       for name in ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50")},  # fmt: skip
 }
 
 
@@ -24,7 +31,7 @@ def test_every_model_has_an_example():
 CASES = [(name, kw, shape) for name, cases in EXAMPLES.items() for kw, shape in cases]
 
 
-@pytest.mark.parametrize("name,kwargs,shape", CASES, ids=[f"{n}-{k.get('cell')}-{k.get('reading')}" for n, k, _ in CASES])
+@pytest.mark.parametrize("name,kwargs,shape", CASES, ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(CASES)])
 def test_forward_backward_every_parameter_gets_gradient(name, kwargs, shape):
     torch.manual_seed(0)
     model = get_model(name, **kwargs)

@@ -6,6 +6,8 @@ it imports nothing else from lstmvision).
 * :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`: drop-ins for torch's cells.
 * :class:`RNNEquations`, :class:`LSTMEquations`, :class:`GRUEquations`: one step and its
   derivative, the code both the cells and the layers run.
+* :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`SumPool2d`, :class:`TrainableSubsampling`
+  (LeNet-5's subsampling): pooling layers.
 * :class:`RowLSTM`: an image read as a sequence of rows, columns or pixels by one of the layers.
 """
 
@@ -18,6 +20,7 @@ from lstmvision.nn.cells import (
     RNNEquations,
 )
 from lstmvision.nn.recurrent import GRU, IMPLEMENTATIONS, LSTM, RNN
+from lstmvision.nn.pooling import AvgPool2d, MaxPool2d, SumPool2d, TrainableSubsampling
 from lstmvision.nn.row import READINGS, RowLSTM
 
 __all__ = [
@@ -33,4 +36,8 @@ __all__ = [
     "RNNEquations",
     "READINGS",
     "RowLSTM",
+    "AvgPool2d",
+    "MaxPool2d",
+    "SumPool2d",
+    "TrainableSubsampling",
 ]
