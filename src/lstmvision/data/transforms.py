@@ -19,3 +19,10 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     batch = torch.arange(b, device=x.device)[:, None, None, None]  # (B, 1, 1, 1)
     chans = torch.arange(c, device=x.device)[None, :, None, None]  # (1, C, 1, 1)
     return padded[batch, chans, rows, cols]  # (B, C, H, W)
+
+
+def resize_images(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` images to ``size x size`` (bilinear, antialiased); ``None``: unchanged."""
+    if size is None or tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)

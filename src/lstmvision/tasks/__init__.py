@@ -17,6 +17,6 @@ def get_task(name: str) -> type[Task]:
     return TASKS.get(name)
 
 
-from lstmvision.tasks import row_lstm  # noqa: E402,F401  (registers the task)
+from lstmvision.tasks import cnn, row_lstm  # noqa: E402,F401  (registers the tasks)
 
 __all__ = ["Task", "TrainConfig", "register_task", "list_tasks", "get_task"]

@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
-from lstmvision.data.transforms import random_shift
+from lstmvision.data.transforms import random_shift, resize_images
 from lstmvision.tasks.base import Task
 from lstmvision.tasks.config import TrainConfig
 
@@ -28,17 +27,16 @@ class TensorImageData(L.LightningDataModule):
     """
 
     def __init__(self, load, batch_size: int, val_fraction: float, limit_train: int | None = None,
-                 num_workers: int = 0):  # fmt: skip
+                 num_workers: int = 0, image_size: int | None = None):  # fmt: skip
         super().__init__()
         self.load, self.batch_size, self.num_workers = load, batch_size, num_workers
-        self.val_fraction, self.limit_train = val_fraction, limit_train
+        self.val_fraction, self.limit_train, self.image_size = val_fraction, limit_train, image_size
         self.sets: dict[str, TensorDataset] = {}
 
-    @staticmethod
-    def _dataset(images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
+    def _dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
         if images.dim() == 3:
             images = images.unsqueeze(1)  # (N, 1, H, W)
-        return TensorDataset(images.float().div_(255), labels)
+        return TensorDataset(resize_images(images.float().div_(255), self.image_size), labels)
 
     def setup(self, stage: str | None = None) -> None:
         from lstmvision.data import train_val_indices
@@ -76,12 +74,16 @@ class ClassifierModule(L.LightningModule):
     """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float = 0.0,
-                 augment=None, optimizer: str = "adamw", momentum: float = 0.9):  # fmt: skip
+                 augment=None, optimizer: str = "adamw", momentum: float = 0.9, loss: str = "ce",
+                 body_lr_scale: float = 1.0, frozen: list[nn.Module] = ()):  # fmt: skip
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be adamw or sgd, not {optimizer!r}")
         self.model, self.lr, self.weight_decay, self.augment = model, lr, weight_decay, augment
-        self.optimizer_name, self.momentum = optimizer, momentum
+        self.optimizer_name, self.momentum, self.body_lr_scale = optimizer, momentum, body_lr_scale
+        self.frozen = list(frozen)  # kept in eval mode: frozen batch-norm statistics stay as they are
+        # "ce": softmax classifier; "hinge": multi-class linear SVM loss (Crammer-Singer style margins)
+        self.criterion = {"ce": nn.CrossEntropyLoss(), "hinge": nn.MultiMarginLoss()}[loss]
         self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,12 +94,26 @@ class ClassifierModule(L.LightningModule):
         if split == "train" and self.augment is not None:
             x = self.augment(x)
         logits = self.model(x)  # (B, num_classes)
-        loss = F.cross_entropy(logits, y)
+        loss = self.criterion(logits, y)
         self.acc[f"{split}_acc"](logits, y)
         on_step = split == "train"
         self.log(f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
         self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
         return loss
+
+    def on_train_epoch_start(self):
+        for module in self.frozen:
+            module.eval()
+
+    def _param_groups(self) -> list[dict]:
+        """The head at ``lr``; the rest of the trainable body at ``lr * body_lr_scale``."""
+        head = getattr(self.model, "get_classifier", lambda: None)()
+        head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        body = [p for p in trainable if id(p) not in head_ids]
+        groups = [{"params": [p for p in trainable if id(p) in head_ids], "lr": self.lr},
+                  {"params": body, "lr": self.lr * self.body_lr_scale}]  # fmt: skip
+        return [g for g in groups if g["params"]]
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -109,13 +125,13 @@ class ClassifierModule(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        params = [p for p in self.parameters() if p.requires_grad]
+        groups = self._param_groups()
         if self.optimizer_name == "sgd":
-            opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         else:
-            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -161,6 +177,10 @@ class ImageClassificationConfig(TrainConfig):
     """clip the gradient norm (0: off)"""
     shift: int = 0
     """training augmentation: random translation of up to this many pixels (0: off)"""
+    loss: Literal["ce", "hinge"] = "ce"
+    """ce (softmax classifier) or hinge (multi-class linear SVM loss)"""
+    image_size: Optional[int] = None
+    """resize the images to this many pixels square (default: the data set's own size)"""
 
 
 class ImageClassificationTask(Task):
@@ -172,12 +192,22 @@ class ImageClassificationTask(Task):
 
     def datamodule(self, cfg) -> TensorImageData:
         load = partial(load_split, cfg.dataset, resolve_data_root(cfg.data_root), download=cfg.download)
-        return TensorImageData(load, cfg.batch_size, cfg.val_fraction, cfg.limit_train, cfg.num_workers)
+        return TensorImageData(load, cfg.batch_size, cfg.val_fraction, cfg.limit_train, cfg.num_workers,
+                               cfg.image_size)  # fmt: skip
 
     def module(self, cfg, model) -> ClassifierModule:
         augment = partial(random_shift, pad=cfg.shift) if cfg.shift else None
         return ClassifierModule(model, len(dataset_info(cfg.dataset).classes), cfg.lr, cfg.weight_decay,
-                                augment, optimizer=cfg.optimizer, momentum=cfg.momentum)  # fmt: skip
+                                augment, optimizer=cfg.optimizer, momentum=cfg.momentum, loss=cfg.loss,
+                                body_lr_scale=self.body_lr_scale(cfg), frozen=self.frozen(cfg, model))  # fmt: skip
+
+    def frozen(self, cfg, model) -> list[nn.Module]:
+        """Modules that do not train (kept in eval mode); none unless a task transfers."""
+        return []
+
+    def body_lr_scale(self, cfg) -> float:
+        """Learning-rate factor for everything but the classifier head."""
+        return 1.0
 
     def pictures(self, cfg, model, datamodule, run_dir: Path):
         info = dataset_info(cfg.dataset)
@@ -188,7 +218,8 @@ class ImageClassificationTask(Task):
     def predict(self, cfg, model, inputs):
         info = dataset_info(cfg.dataset)
         images = torch.stack([load_grey_image(p, info.size, info.frame) for p in inputs])  # (N, H, W)
-        probs = model.eval()(images.unsqueeze(1)).softmax(-1)  # (N, classes)
+        images = resize_images(images.unsqueeze(1), cfg.image_size)  # (N, 1, H', W')
+        probs = model.eval()(images).softmax(-1)  # (N, classes)
         results = []
         for path, p in zip(inputs, probs):
             top = int(p.argmax())
