@@ -23,3 +23,17 @@ def test_row_lstm_recipe(dataset, data_root, tmp_path, capsys):
     assert m["test_accuracy"] >= accuracy
     if seconds:
         assert m["train_seconds"] <= seconds
+
+
+CNN_TARGETS = [("lenet5", "mnist", 0.988), ("lenet5-modern", "mnist", 0.992),
+               ("resnet8-small", "mnist", 0.995), ("resnet8-small", "fashion-mnist", 0.92)]  # fmt: skip
+
+
+@pytest.mark.recipe
+@pytest.mark.parametrize("model,dataset,accuracy", CNN_TARGETS)
+def test_cnn_recipe(model, dataset, accuracy, data_root, tmp_path, capsys):
+    overrides = {"model": model, "dataset": dataset, "data_root": str(data_root)}
+    m = runner.train("cnn", overrides, out=tmp_path / f"{model}-{dataset}").metrics
+    with capsys.disabled():
+        print(f"\ncnn {model} {dataset}: test_accuracy {m['test_accuracy']:.4f} train_seconds {m['train_seconds']:.0f}")
+    assert m["test_accuracy"] >= accuracy and m["train_seconds"] <= 15 * 60
