@@ -34,3 +34,12 @@ def test_threads_are_restored():
 def test_flop_count():
     # forward 2*G*H*(I+H)*B*T, backward twice that
     assert layer_flops(4, batch=1, steps=1, input_size=1, hidden_size=1) == 3 * 2 * 4 * 2
+
+
+def test_features_bench_reports_positive_throughput():
+    from lstmvision.bench import features
+
+    report = features.run(models=("lenet5", "resnet8-small"), repeats=1)
+    assert [r["model"] for r in report["rows"]] == ["lenet5", "resnet8-small"]
+    assert all(r["images_per_s"] > 0 for r in report["rows"])
+    assert "images/s" in features.format_report(report)

@@ -187,6 +187,19 @@ def bench_rnn_command(
     typer.echo(json.dumps(report, indent=2) if as_json else rnn.format_report(report))
 
 
+@bench_app.command("features")
+@user_errors
+def bench_features_command(
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    repeats: int = typer.Option(5, help="timed repetitions per model (median reported)"),
+):
+    """Feature-extraction throughput (images/s) of each CNN backbone on this machine."""
+    from lstmvision.bench import features
+
+    report = features.run(repeats=repeats)
+    typer.echo(json.dumps(report, indent=2) if as_json else features.format_report(report))
+
+
 @transfer_app.command("advise")
 @user_errors
 def transfer_advise_command(
