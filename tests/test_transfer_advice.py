@@ -28,3 +28,27 @@ def test_cli_prints_mode_and_reason():
     assert "(iii)" in result.output and "recommended mode: codes-early" in result.output and "why:" in result.output
     bad = CliRunner().invoke(cli.app, ["transfer", "advise", "--target-size", "100", "--similarity", "x"])
     assert bad.exit_code == 1 and "high or low" in bad.output
+
+
+def test_codes_file_round_trips(data_root, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from lstmvision.data import load_split
+    from lstmvision.models import get_model
+    from lstmvision.tasks import runs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = get_model("lenet5-modern", num_classes=10, in_channels=1)
+    runs.save_model(run, "lenet5-modern", {"num_classes": 10, "in_channels": 1}, model)
+    out = tmp_path / "codes.safetensors"
+    result = CliRunner().invoke(cli.app, ["transfer", "codes", str(run), "--dataset", "usps", "--split", "test",
+                                          "--limit", "50", "--data-root", str(data_root), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = load_file(out)
+    images, labels = load_split("usps", data_root, "test")
+    assert saved["codes"].shape == (50, 84) and torch.equal(saved["labels"], labels[:50])
+    with torch.no_grad():
+        expected = runs.load_model(run).forward_features(images[:50].unsqueeze(1).float() / 255)
+    assert torch.allclose(saved["codes"], expected, atol=1e-6)

@@ -212,6 +212,24 @@ def transfer_advise_command(
     typer.echo(format_advice(target_size, similarity))
 
 
+@transfer_app.command("codes")
+@user_errors
+def transfer_codes_command(
+    source: str = typer.Argument(..., help="a `cnn` run folder, or imagenet (EfficientNet-Lite0)"),
+    dataset: str = typer.Option("mnist", help="mnist, fashion-mnist or usps"),
+    split: str = typer.Option("train", help="train or test"),
+    out: Path = typer.Option(..., help="safetensors file to write (codes, labels)"),
+    limit: Optional[int] = typer.Option(None, help="only the first N images"),
+    image_size: Optional[int] = typer.Option(None, help="resize the images first (as the source was trained)"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder"),
+):
+    """Extract "CNN codes" (penultimate activations) of a data set to a file."""
+    from lstmvision.tasks.transfer import extract_codes
+
+    summary = extract_codes(source, dataset, split, out, data_root, limit, image_size)
+    typer.echo(f"{summary['file']}: {summary['examples']} codes of {summary['features']} features")
+
+
 def main() -> None:
     _register_train_commands()
     app(prog_name="lstmvision")

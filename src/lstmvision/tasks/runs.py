@@ -93,6 +93,8 @@ def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
 def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> nn.Module:
     """Rebuild the run's model from model.json + model.safetensors (or its best/last checkpoint)."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LstmvisionError(f"{run_dir}: no such run folder")
     weights, spec_file = run_dir / "model.safetensors", run_dir / "model.json"
     ckpts = [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")]
     if spec_file.is_file():

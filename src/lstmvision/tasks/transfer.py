@@ -80,3 +80,37 @@ def format_advice(target_size: int, similarity: str) -> str:
             f"an assumption; the seed gives none)\n"
             f"recommended mode: {a.mode}  [{a.command_hint}]\n"
             f"why: {a.why}")  # fmt: skip
+
+
+# ------------------------------------------------------------------ CNN codes (fixed features)
+
+
+def extract_codes(source: str, dataset: str, split: str, out, data_root=None, limit: int | None = None,
+                  image_size: int | None = None, batch_size: int = 256) -> dict:  # fmt: skip
+    """Write the "CNN codes" (``forward_features``: the penultimate activations) of ``dataset``'s
+    ``split`` through ``source`` (a run folder, or ``imagenet`` for EfficientNet-Lite0) to a
+    safetensors file ``{"codes": (N, F) float32, "labels": (N,) int64}``; return a summary."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    from lstmvision.data import load_split, resolve_data_root
+    from lstmvision.data.transforms import resize_images
+    from lstmvision.models import get_model
+    from lstmvision.tasks import runs
+
+    model = get_model("efficientnet-lite0") if source == "imagenet" else runs.load_model(Path(source))
+    images, labels = load_split(dataset, resolve_data_root(data_root), split)
+    images, labels = images[:limit], labels[:limit]
+    codes = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].unsqueeze(1).float() / 255  # (b, 1, H, W)
+            codes.append(model.eval().forward_features(resize_images(x, image_size)))  # (b, F)
+    codes = torch.cat(codes)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"codes": codes.contiguous(), "labels": labels.contiguous()}, str(out),
+              metadata={"source": str(source), "dataset": dataset, "split": split})  # fmt: skip
+    return {"file": str(out), "examples": len(codes), "features": codes.shape[1]}
