@@ -83,6 +83,7 @@ def test_transfer_freezes_what_it_says(source_run, data_root, tmp_path, transfer
     (["--transfer", "codes"], "needs --from"),
     (["--freeze-depth", "9", "--transfer", "finetune", "--from", "SRC"], "must be 0..6"),
     (["--freeze-depth", "1"], "applies to --transfer finetune only"),
+    (["--image-size", "40"], "LeNet-5 takes images of at most 32x32"),
     (["--from", "SRC", "--transfer", "finetune", "--model", "vgg-small"], "the source is a lenet5-modern"),
     (["--from", "/nonexistent", "--transfer", "codes"], "needs a finished run folder"),
 ])  # fmt: skip

@@ -144,6 +144,20 @@ def test_resume_cannot_extend_the_schedule(trained):
     assert code == 1 and "cannot extend the run past its schedule" in out
 
 
+def test_row_lstm_image_size_reaches_the_model(data_root, tmp_path):
+    run = tmp_path / "run"
+    code, out = invoke("train", "row-lstm", "--image-size", "14", "--limit-train", "256", "--max-steps", "4",
+                       "--hidden-size", "8", "--data-root", data_root, "--out", run)  # fmt: skip
+    assert code == 0, out
+    assert json.loads((run / "model.json").read_text())["kwargs"]["image_size"] == 14
+    code, out = invoke("predict", run, trained_sample(data_root, tmp_path))
+    assert code == 0, out
+
+
+def trained_sample(data_root, tmp_path):
+    return export_samples("mnist", tmp_path / "one", count=1, data_root=data_root)[0]
+
+
 def test_bad_config_file(tmp_path):
     (tmp_path / "c.yaml").write_text("epochs: 2\nhiden_size: 3\n")
     code, out = invoke("train", "row-lstm", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run")

@@ -81,6 +81,8 @@ class CNNTask(ImageClassificationTask):
 
     def model_spec(self, cfg: CNNConfig):
         info = dataset_info(cfg.dataset)
+        if (cfg.model or DEFAULT_MODEL).startswith("lenet5") and (cfg.image_size or info.size) > 32:
+            raise ConfigError(f"--image-size {cfg.image_size}: LeNet-5 takes images of at most 32x32")
         if cfg.freeze_depth and cfg.transfer != "finetune":
             raise ConfigError("--freeze-depth applies to --transfer finetune only")
         if cfg.from_run is None:
