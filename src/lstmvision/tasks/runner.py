@@ -88,10 +88,6 @@ class TrainResult:
     metrics: dict
 
 
-def get_task(name: str):
-    return TASKS.get(name)()
-
-
 def _devices(value: str):
     return int(value) if str(value).isdigit() else value
 
@@ -150,7 +146,7 @@ def train(task_name: str, overrides: dict | None = None, config_file: str | Path
     checkpoint; ``callbacks`` are extra Lightning callbacks; ``quiet`` turns progress output off.
     """
     _quiet_lightning()
-    task = get_task(task_name)
+    task = TASKS.get(task_name)()
     child = bool(os.environ.get(RUN_DIR_ENV)) and "LOCAL_RANK" in os.environ  # a DDP worker process
     if child:
         run_dir = Path(os.environ[RUN_DIR_ENV])
@@ -226,7 +222,7 @@ def load(run_dir: str | Path):
     """(task, config, model) of a finished run folder."""
     run_dir = Path(run_dir)
     task_name, _ = runs.read_run_config(run_dir)
-    task = get_task(task_name)
+    task = TASKS.get(task_name)()
     cfg = runs.load_run_config(run_dir, task)
     model = runs.load_model(run_dir, fallback_spec=task.model_spec(cfg))
     return task, cfg, model

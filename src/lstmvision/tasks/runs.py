@@ -77,7 +77,7 @@ def read_run_config(run_dir: Path) -> tuple[str, dict]:
 
 
 def load_run_config(run_dir: Path, task_cls, overrides: dict | None = None):
-    _, _ = read_run_config(run_dir)
+    read_run_config(run_dir)  # clear errors for a missing folder or a file that is no run config
     return resolve_config(task_cls.Config, run_dir / "config.yaml", overrides)
 
 
