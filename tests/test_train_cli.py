@@ -100,6 +100,14 @@ def test_predict_unreadable_image(trained, tmp_path):
     assert code == 1 and f"{bad}: not a readable image" in out and "Traceback" not in out
 
 
+def test_predict_refuses_options_of_other_tasks_and_needs_inputs(trained, data_root, tmp_path):
+    paths = export_samples("mnist", tmp_path / "s", count=1, data_root=data_root)
+    code, out = invoke("predict", trained, *paths, "--beam", "3")
+    assert code == 1 and "does not take --beam" in out and "Traceback" not in out
+    code, out = invoke("predict", trained)
+    assert code == 1 and "at least one input" in out
+
+
 def test_existing_run_folder_not_overwritten(trained):
     before = {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()}
     code, out = invoke("train", "row-lstm", *SMALL, "--out", trained)

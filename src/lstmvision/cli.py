@@ -139,14 +139,25 @@ def evaluate_command(
 @user_errors
 def predict_command(
     run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
-    inputs: list[Path] = typer.Argument(..., help="input files (images: PNG/JPEG, any size and mode)"),
+    inputs: Optional[list[Path]] = typer.Argument(None, help="input files (images: PNG/JPEG, any size and mode; videos)"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per input"),
+    beam: Optional[int] = typer.Option(None, help="beam width (caption, textline); 1 = greedy"),
+    prompt: Optional[str] = typer.Option(None, help="text to start from (char-lm)"),
+    length: Optional[int] = typer.Option(None, help="characters to sample (char-lm)"),
+    temperature: Optional[float] = typer.Option(None, help="sampling temperature (char-lm)"),
+    page: Optional[Path] = typer.Option(None, help="page image whose --page-xml line regions to transcribe (textline)"),
+    page_xml: Optional[Path] = typer.Option(None, help="PAGE XML file; TextEquiv of each line is filled (textline)"),
+    out: Optional[Path] = typer.Option(None, help="folder for pictures/files the prediction writes (task-specific)"),
 ):
-    """Predict with a run's saved model; one line (or JSON object) per input."""
+    """Predict with a run's saved model; one line (or JSON object) per input.
+
+    Options after --json apply to the tasks named beside them; a run refuses the others."""
     from lstmvision.tasks.runner import load, predict
 
     task, _, _ = load(run_dir)
-    predictions, errors = predict(run_dir, inputs)
+    options = dict(beam=beam, prompt=prompt, length=length, temperature=temperature, page=page,
+                   page_xml=page_xml, out=out)  # fmt: skip
+    predictions, errors = predict(run_dir, inputs or [], **options)
     if as_json:
         typer.echo(json.dumps(predictions, indent=2))
     else:

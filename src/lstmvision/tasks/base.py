@@ -29,6 +29,10 @@ class Task:
     Config: ClassVar[type[TrainConfig]] = TrainConfig
     monitor: ClassVar[str] = "val_loss"  # metric that picks checkpoints/best.ckpt
     monitor_mode: ClassVar[str] = "min"
+    # options of `lstmvision predict` this task understands (name -> help), passed to predict();
+    # the CLI refuses the others with a clear line
+    predict_options: ClassVar[dict[str, str]] = {}
+    predict_needs_inputs: ClassVar[bool] = True  # False: e.g. a language model sampling from --prompt
 
     def model_spec(self, cfg) -> tuple[str, dict[str, Any]]:
         """Registered model name and keyword arguments; saved as model.json beside the weights."""
@@ -48,8 +52,10 @@ class Task:
         """Write task-specific pictures of the trained model into the run folder (rank 0 only)."""
         return []
 
-    def predict(self, cfg, model: nn.Module, inputs: list[Path]) -> list[dict]:
-        """One JSON-able dict per input (each with an ``"image"`` key naming the file)."""
+    def predict(self, cfg, model: nn.Module, inputs: list[Path], **options) -> list[dict]:
+        """One JSON-able dict per input (each with an ``"image"`` key naming the file).
+
+        ``options`` are the ``predict_options`` the user gave (others never reach here)."""
         raise NotImplementedError
 
     def format_prediction(self, prediction: dict) -> str:

@@ -215,7 +215,7 @@ class ImageClassificationTask(Task):
                                        title=f"{self.name} {cfg.dataset}")  # fmt: skip
 
     @torch.no_grad()
-    def predict(self, cfg, model, inputs):
+    def predict(self, cfg, model, inputs, **options):
         info = dataset_info(cfg.dataset)
         images = torch.stack([load_grey_image(p, info.size, info.frame) for p in inputs])  # (N, H, W)
         images = resize_images(images.unsqueeze(1), cfg.image_size)  # (N, 1, H', W')

@@ -244,13 +244,25 @@ def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = N
     return dict(run(task.module(cfg, model), datamodule=dm, verbose=False)[0])
 
 
-def predict(run_dir: str | Path, inputs: list[str | Path]) -> tuple[list[dict], list[str]]:
-    """Predictions for the readable inputs, and one error line for each unreadable one."""
+def predict(run_dir: str | Path, inputs: list[str | Path], **options) -> tuple[list[dict], list[str]]:
+    """Predictions for the readable inputs, and one error line for each unreadable one.
+
+    ``options`` (None values dropped) must be among the task's ``predict_options``."""
     task, cfg, model = load(run_dir)
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(task.predict_options))
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        accepted = ", ".join("--" + k.replace("_", "-") for k in task.predict_options) or "none"
+        raise LstmvisionError(f"{run_dir}: a {task.name!r} run does not take {flags} (its options: {accepted})")
+    if not inputs:
+        if task.predict_needs_inputs:
+            raise LstmvisionError(f"{run_dir}: name at least one input file to predict on")
+        return task.predict(cfg, model, [], **options), []
     predictions, errors = [], []
     for path in inputs:
         try:
-            predictions.extend(task.predict(cfg, model, [Path(path)]))
+            predictions.extend(task.predict(cfg, model, [Path(path)], **options))
         except LstmvisionError as e:
             errors.append(str(e))
     return predictions, errors
