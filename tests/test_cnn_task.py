@@ -91,3 +91,38 @@ def test_transfer_bad_arguments(source_run, tmp_path, args, message):
     args = [source_run if a == "SRC" else a for a in args]
     code, out = invoke("train", "cnn", "--dataset", "usps", *args, "--out", tmp_path / "run")
     assert code == 1 and message in out and not (tmp_path / "run").exists()
+
+
+def test_codes_are_computed_once_and_evaluate_agrees(source_run, data_root, tmp_path):
+    run = tmp_path / "codes"
+    code, out = invoke("train", "cnn", "--dataset", "usps", "--transfer", "codes", "--from", source_run,
+                       "--limit-train", "200", "--epochs", "3", "--epoch-size", "640", "--batch-size", "64",
+                       "--image-size", "20", "--data-root", data_root, "--out", run)  # fmt: skip
+    assert code == 0, out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 * 10  # 640 examples drawn per epoch from 200, batches of 64
+    code, out = invoke("evaluate", run, "--json")
+    assert code == 0, out
+    assert json.loads(out[out.index("{"):])["test_accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert (run / "predictions.png").is_file()  # pictures show the images, not the codes
+
+
+def test_codes_refuse_augmentation(source_run, tmp_path):
+    code, out = invoke("train", "cnn", "--dataset", "usps", "--transfer", "codes", "--from", source_run,
+                       "--shift", "2", "--out", tmp_path / "run")  # fmt: skip
+    assert code == 1 and "--shift does not apply" in out and not (tmp_path / "run").exists()
+
+
+def test_encode_replaces_features_but_keeps_images():
+    from lstmvision.tasks.classification import TensorImageData
+
+    images, labels = torch.randint(0, 256, (50, 8, 8), dtype=torch.uint8), torch.arange(50) % 10
+    dm = TensorImageData(lambda split: (images, labels), batch_size=16, val_fraction=0.2, epoch_size=100)
+    dm.setup("fit")
+    dm.encode(lambda x: x.flatten(1).sum(1, keepdim=True))  # (B, 1)
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 1)
+    assert sum(len(b[0]) for b in dm.train_dataloader()) == 100  # epoch_size, drawn from 40 examples
+    assert next(iter(dm.image_loader("val")))[0].shape == (10, 1, 8, 8)
+    dm.setup("test")  # a split set up later is encoded too
+    assert next(iter(dm.test_dataloader()))[0].shape == (16, 1)

@@ -48,6 +48,10 @@ class Task:
     def module(self, cfg, model: nn.Module) -> L.LightningModule:
         raise NotImplementedError
 
+    def bind(self, cfg, model: nn.Module, datamodule: L.LightningDataModule) -> None:
+        """Called once the model and the set-up data both exist (train and evaluate), e.g. to
+        cache a frozen encoder's features in the data module. Default: nothing."""
+
     def pictures(self, cfg, model: nn.Module, datamodule: L.LightningDataModule, run_dir: Path) -> list[Path]:
         """Write task-specific pictures of the trained model into the run folder (rank 0 only)."""
         return []

@@ -23,15 +23,23 @@ class TensorImageData(L.LightningDataModule):
     """Whole-tensor image data (uint8 ``(N, H, W)`` or ``(N, C, H, W)``), served as floats in [0, 1].
 
     ``load(split)`` returns ``(images, labels)`` for ``"train"`` or ``"test"``; validation is a fixed
-    ``val_fraction`` of the training split (never the test split).
+    ``val_fraction`` of the training split (never the test split). ``epoch_size`` draws that many
+    training examples per epoch (a fresh permutation each time, repeated for a small set).
+
+    ``encode(fn)`` replaces every split's images by ``fn(images)`` once (e.g. the "CNN codes" of a
+    frozen feature extractor), so an epoch costs only what trains; ``image_loader`` still serves
+    the images themselves (for pictures).
     """
 
     def __init__(self, load, batch_size: int, val_fraction: float, limit_train: int | None = None,
-                 num_workers: int = 0, image_size: int | None = None):  # fmt: skip
+                 num_workers: int = 0, image_size: int | None = None, epoch_size: int | None = None):  # fmt: skip
         super().__init__()
         self.load, self.batch_size, self.num_workers = load, batch_size, num_workers
         self.val_fraction, self.limit_train, self.image_size = val_fraction, limit_train, image_size
+        self.epoch_size = epoch_size
         self.sets: dict[str, TensorDataset] = {}
+        self.images: dict[str, TensorDataset] = {}  # the image sets, when ``sets`` hold encodings
+        self.encoder = None
 
     def _dataset(self, images: torch.Tensor, labels: torch.Tensor) -> TensorDataset:
         if images.dim() == 3:
@@ -50,12 +58,33 @@ class TensorImageData(L.LightningDataModule):
             self.sets["val"] = self._dataset(images[val_idx], labels[val_idx])
         if stage in (None, "test") and "test" not in self.sets:
             self.sets["test"] = self._dataset(*self.load("test"))
+        if self.encoder is not None:
+            self.encode(self.encoder)
+
+    @torch.no_grad()
+    def encode(self, fn, batch_size: int = 256) -> None:
+        """Replace each set-up split's images by ``fn(images)`` (batched, no gradients), once."""
+        self.encoder = fn
+        for split, data in self.sets.items():
+            if split in self.images:
+                continue
+            images, labels = data.tensors
+            codes = torch.cat([fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+            self.images[split], self.sets[split] = data, TensorDataset(codes, labels)
+
+    def image_loader(self, split: str) -> DataLoader:
+        """The split's images (not their encodings), in order."""
+        return DataLoader(self.images.get(split, self.sets[split]), batch_size=self.batch_size)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(self.sets[split], batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
+        if self.epoch_size:
+            sampler = torch.utils.data.RandomSampler(self.sets["train"], num_samples=self.epoch_size)
+            return DataLoader(self.sets["train"], batch_size=self.batch_size, sampler=sampler,
+                              num_workers=self.num_workers, persistent_workers=self.num_workers > 0)  # fmt: skip
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -75,25 +104,28 @@ class ClassifierModule(L.LightningModule):
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float = 0.0,
                  augment=None, optimizer: str = "adamw", momentum: float = 0.9, loss: str = "ce",
-                 body_lr_scale: float = 1.0, frozen: list[nn.Module] = ()):  # fmt: skip
+                 body_lr_scale: float = 1.0, frozen: list[nn.Module] = (), codes: bool = False):  # fmt: skip
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be adamw or sgd, not {optimizer!r}")
         self.model, self.lr, self.weight_decay, self.augment = model, lr, weight_decay, augment
         self.optimizer_name, self.momentum, self.body_lr_scale = optimizer, momentum, body_lr_scale
         self.frozen = list(frozen)  # kept in eval mode: frozen batch-norm statistics stay as they are
+        self.codes = codes  # batches hold the model's features (TensorImageData.encode): train the head only
+        if codes and augment is not None:
+            raise ValueError("augmentation does not apply to precomputed codes")
         # "ce": softmax classifier; "hinge": multi-class linear SVM loss (Crammer-Singer style margins)
         self.criterion = {"ce": nn.CrossEntropyLoss(), "hinge": nn.MultiMarginLoss()}[loss]
         self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in ("train", "val", "test")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model.forward_head(x) if self.codes else self.model(x)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
         if split == "train" and self.augment is not None:
             x = self.augment(x)
-        logits = self.model(x)  # (B, num_classes)
+        logits = self(x)  # (B, num_classes)
         loss = self.criterion(logits, y)
         self.acc[f"{split}_acc"](logits, y)
         on_step = split == "train"
@@ -181,6 +213,8 @@ class ImageClassificationConfig(TrainConfig):
     """ce (softmax classifier) or hinge (multi-class linear SVM loss)"""
     image_size: Optional[int] = None
     """resize the images to this many pixels square (default: the data set's own size)"""
+    epoch_size: Optional[int] = None
+    """training examples drawn per epoch (default: the training set once; more repeats a small set)"""
 
 
 class ImageClassificationTask(Task):
@@ -193,13 +227,22 @@ class ImageClassificationTask(Task):
     def datamodule(self, cfg) -> TensorImageData:
         load = partial(load_split, cfg.dataset, resolve_data_root(cfg.data_root), download=cfg.download)
         return TensorImageData(load, cfg.batch_size, cfg.val_fraction, cfg.limit_train, cfg.num_workers,
-                               cfg.image_size)  # fmt: skip
+                               cfg.image_size, cfg.epoch_size)  # fmt: skip
 
     def module(self, cfg, model) -> ClassifierModule:
         augment = partial(random_shift, pad=cfg.shift) if cfg.shift else None
         return ClassifierModule(model, len(dataset_info(cfg.dataset).classes), cfg.lr, cfg.weight_decay,
                                 augment, optimizer=cfg.optimizer, momentum=cfg.momentum, loss=cfg.loss,
-                                body_lr_scale=self.body_lr_scale(cfg), frozen=self.frozen(cfg, model))  # fmt: skip
+                                body_lr_scale=self.body_lr_scale(cfg), frozen=self.frozen(cfg, model),
+                                codes=self.trains_on_codes(cfg))  # fmt: skip
+
+    def trains_on_codes(self, cfg) -> bool:
+        """True: the data module holds the frozen model's features (see ``bind``); only the head trains."""
+        return False
+
+    def bind(self, cfg, model, datamodule) -> None:
+        if self.trains_on_codes(cfg):
+            datamodule.encode(model.eval().forward_features)
 
     def frozen(self, cfg, model) -> list[nn.Module]:
         """Modules that do not train (kept in eval mode); none unless a task transfers."""
@@ -211,7 +254,7 @@ class ImageClassificationTask(Task):
 
     def pictures(self, cfg, model, datamodule, run_dir: Path):
         info = dataset_info(cfg.dataset)
-        return classification_pictures(model, datamodule.test_dataloader(), info.classes, run_dir,
+        return classification_pictures(model, datamodule.image_loader("test"), info.classes, run_dir,
                                        title=f"{self.name} {cfg.dataset}")  # fmt: skip
 
     @torch.no_grad()

@@ -9,8 +9,8 @@ Transfer (``--from RUN_DIR``, a finished run of this task on another data set, o
 EfficientNet-Lite0's real ImageNet weights offline, torchvision's weights for online users):
 
 * ``--transfer codes``: the source CNN is frozen whole; only a new linear head is trained on its
-  "CNN codes" (penultimate activations): a softmax classifier (``--loss ce``) or a linear SVM
-  (``--loss hinge``).
+  "CNN codes" (penultimate activations), computed once before training (so an epoch costs only
+  the linear layer): a softmax classifier (``--loss ce``) or a linear SVM (``--loss hinge``).
 * ``--transfer finetune``: a new head; the stem and following stages up to ``--freeze-depth K``
   entries of ``model.stages()`` stay frozen (``K = 0``: nothing frozen, ``1``: the stem, ...), the
   rest trains at ``lr * body_lr_scale``, the head at ``lr``.
@@ -123,6 +123,11 @@ class CNNTask(ImageClassificationTask):
             raise ConfigError(f"--freeze-depth {depth}: {type(model).__name__} has {len(stages)} stages "
                               f"(stem first), so it must be 0..{len(stages)}")  # fmt: skip
         return stages[:depth] if cfg.from_run is not None else []
+
+    def trains_on_codes(self, cfg: CNNConfig) -> bool:
+        if cfg.transfer == "codes" and cfg.shift:
+            raise ConfigError("--shift does not apply to --transfer codes (the codes are computed once, unaugmented)")
+        return cfg.transfer == "codes"
 
     def body_lr_scale(self, cfg: CNNConfig) -> float:
         return cfg.body_lr_scale if cfg.transfer == "finetune" else 1.0

@@ -31,7 +31,8 @@ for _pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*isinstance
                  ".*ckpt_path.*", ".*Checkpoint directory.*exists and is not empty.*",
                  ".*You're resuming from a checkpoint that ended before the epoch ended.*",
                  ".*The number of training batches.*is smaller than the logging interval.*",
-                 ".*could not find the monitored key in the returned metrics.*"):  # fmt: skip
+                 ".*could not find the monitored key in the returned metrics.*",
+                 ".*module\\(s\\) in eval mode at the start of training.*"):  # fmt: skip
     warnings.filterwarnings("ignore", _pattern)
 
 
@@ -110,7 +111,9 @@ def _prepare(task, cfg):
     dm = task.datamodule(cfg)
     dm.setup("fit")
     dm.setup("test")
-    return dm, task.build_model(cfg)
+    model = task.build_model(cfg)
+    task.bind(cfg, model, dm)
+    return dm, model
 
 
 def _trainer(task, cfg, run_dir: Path, clock: TrainClock, quiet: bool, extra: list[Callback]) -> tuple[L.Trainer, ModelCheckpoint]:
@@ -238,6 +241,7 @@ def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = N
         cfg.data_root = data_root
     dm = task.datamodule(cfg)
     dm.setup("test" if split == "test" else "validate")
+    task.bind(cfg, model, dm)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False)  # fmt: skip
     run = trainer.test if split == "test" else trainer.validate
