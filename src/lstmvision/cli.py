@@ -124,17 +124,20 @@ def evaluate_command(
     split: str = typer.Option("test", help="test or val"),
     data_root: Optional[Path] = typer.Option(None, help="data folder (default: as in training)"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+    data: Optional[Path] = typer.Option(None, help="evaluate on this folder instead (textline: labels.tsv + lines/, or .gt.txt files)"),
+    out: Optional[Path] = typer.Option(None, help="folder for the task's report files (textline: per-line CSV)"),
 ):
     """Evaluate a run's saved model; prints the same keys as metrics.json."""
     from lstmvision.tasks.runner import evaluate
 
-    metrics = evaluate(run_dir, split, str(data_root) if data_root else None)
+    metrics = evaluate(run_dir, split, str(data_root) if data_root else None, data=data, out=out)
     if as_json:
         typer.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:
         _print_metrics(metrics)
 
 
+@app.command("transcribe", help="Transcribe text-line images with a textline run (same as predict).")
 @app.command("predict")
 @user_errors
 def predict_command(
@@ -198,6 +201,23 @@ def bench_rnn_command(
     typer.echo(json.dumps(report, indent=2) if as_json else rnn.format_report(report))
 
 
+@bench_app.command("textline")
+@user_errors
+def bench_textline_command(
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="a textline run folder (default: an untrained recipe-size model)"),
+    images: Optional[list[Path]] = typer.Argument(None, help="line images (default: median and longest bronod lines)"),
+    repeats: int = typer.Option(20, help="timed repetitions per line (median reported)"),
+    beam: int = typer.Option(1, help="beam width (1 = greedy)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Milliseconds to transcribe one text line (load, normalise, CRNN, decode)."""
+    from lstmvision.bench import textline
+
+    report = textline.run(run_dir, images, repeats=repeats, beam=beam, threads=threads)
+    typer.echo(json.dumps(report, indent=2) if as_json else textline.format_report(report))
+
+
 @bench_app.command("features")
 @user_errors
 def bench_features_command(
@@ -239,6 +259,36 @@ def transfer_codes_command(
 
     summary = extract_codes(source, dataset, split, out, data_root, limit, image_size)
     typer.echo(f"{summary['file']}: {summary['examples']} codes of {summary['features']} features")
+
+
+def _csv_option(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@transfer_app.command("study")
+@user_errors
+def transfer_study_command(
+    out: Path = typer.Option(Path("runs/transfer-study"), help="study folder (run again to continue an interrupted study)"),
+    source_run: Optional[Path] = typer.Option(None, help="MNIST source run (default: train lenet5-modern on MNIST first)"),
+    sources: str = typer.Option("mnist,imagenet", help="comma list: mnist (our CNN), imagenet (EfficientNet-Lite0)"),
+    targets: str = typer.Option("usps,fashion-mnist", help="comma list: usps (similar to MNIST), fashion-mnist (different)"),
+    sizes: str = typer.Option("100,1000,all", help="comma list of labelled-image counts; all = the whole training split"),
+    modes: str = typer.Option("scratch,codes,finetune-top,finetune-all", help="comma list of modes"),
+    seed: int = typer.Option(0, help="random seed of every run"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder"),
+):
+    """The seed's 2x2 transfer grid, measured: one `cnn` run per cell; results.csv, results.md, study.png."""
+    from lstmvision.errors import ConfigError
+    from lstmvision.tasks.transfer_study import format_markdown, study
+
+    try:
+        size_list = [None if s == "all" else int(s) for s in _csv_option(sizes)]
+    except ValueError:
+        raise ConfigError(f"--sizes {sizes!r}: give numbers of labels or 'all', separated by commas") from None
+    rows = study(out, source_run, _csv_option(sources), _csv_option(targets), size_list, _csv_option(modes),
+                 str(data_root) if data_root else None, seed)  # fmt: skip
+    typer.echo(format_markdown(rows))
+    typer.echo(f"study folder: {out} (results.csv, results.md, study.png)")
 
 
 def main() -> None:

@@ -101,3 +101,22 @@ def plot_prediction_grid(images, labels, preds, confidences, classes, out: Path,
                      fontsize=7, color="black" if ok else "red")  # fmt: skip
     fig.suptitle(f"{title} test predictions: first {len(sample)} images, then mistakes (red)")
     return _save(fig, out)
+
+
+def plot_series_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], out: Path, xlabel: str = "",
+                       ylabel: str = "", title: str = "", logx: bool = False) -> Path:  # fmt: skip
+    """One panel per key of ``panels``; in each, one line per ``{label: [(x, y), ...]}``."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    for ax, (name, lines) in zip(axes[0], panels.items()):
+        for label, points in lines.items():
+            xs, ys = zip(*sorted(points))
+            ax.plot(xs, ys, "o-", label=label, lw=1.5, ms=4)
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if logx:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, out)
