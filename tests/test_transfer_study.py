@@ -26,15 +26,15 @@ def test_cells_cover_the_grid_with_one_scratch_per_target_and_size():
 def test_cell_configurations(tmp_path):
     src = tmp_path / "src"
     top = ts.overrides(ts.Cell("mnist", "usps", 100, "finetune-top"), src, None, 3)
-    assert top == {"dataset": "usps", "seed": 3, "limit_train": 100, "image_size": 20, "epochs": 20,
+    assert top == {"dataset": "usps", "seed": 3, "limit_train": 100, "image_size": 20, "epochs": 10,
                    "epoch_size": 12800, "from_run": str(src), "transfer": "finetune", "freeze_depth": 4}  # fmt: skip
     codes = ts.overrides(ts.Cell("imagenet", "fashion-mnist", None, "codes"), src, "/data", 0)
     assert codes["from_run"] == "imagenet" and codes["image_size"] == 64 and "limit_train" not in codes
     assert codes["transfer"] == "codes" and "epoch_size" not in codes and codes["data_root"] == "/data"
     everything = ts.overrides(ts.Cell("imagenet", "usps", 1000, "finetune-all"), src, None, 0)
-    assert everything["freeze_depth"] == 0 and everything["epoch_size"] == 4000
+    assert everything["freeze_depth"] == 0 and everything["epoch_size"] == 2000
     scratch = ts.overrides(ts.Cell("none", "fashion-mnist", None, "scratch"), src, None, 0)
-    assert scratch["model"] == "lenet5-modern" and "from_run" not in scratch and scratch["epochs"] == 30
+    assert scratch["model"] == "lenet5-modern" and "from_run" not in scratch and scratch["epochs"] == 10
     line = ts.command_line(top)
     assert line.startswith("lstmvision train cnn --dataset usps") and f"--from {src}" in line
 
