@@ -46,3 +46,14 @@ def test_imagenet_transfer_freezes_stages_and_keeps_weights(imagenet_model):
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items() if "classifier" not in k)
     with pytest.raises(Exception, match="no ImageNet weights for lenet5"):
         task.build_model(resolve_config(task.Config, None, {"from_run": "imagenet", "transfer": "codes", "model": "lenet5"}))
+
+
+def test_image_size_sets_the_network_input_and_scratch_is_random(imagenet_model):
+    task = get_task("cnn")()
+    cfg = resolve_config(task.Config, None, {"dataset": "usps", "from_run": "imagenet", "transfer": "codes",
+                                             "image_size": 64})  # fmt: skip
+    model = task.build_model(cfg)  # --image-size 64 with LeNet-5's 32 px limit does not apply
+    assert model.input_size == 64 and model.prepare(torch.rand(2, 1, 64, 64)).shape == (2, 3, 64, 64)
+    scratch = task.build_model(resolve_config(task.Config, None, {"dataset": "usps", "model": "efficientnet-lite0"}))
+    reference = imagenet_model.state_dict()
+    assert not torch.equal(scratch.state_dict()["net.conv_stem.weight"], reference["net.conv_stem.weight"])

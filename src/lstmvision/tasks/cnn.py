@@ -62,6 +62,12 @@ class CNNConfig(ImageClassificationConfig):
     batch_size: int = 128
 
 
+def _efficientnet_size(cfg) -> dict:
+    """EfficientNet resizes its input to ``input_size`` (224 for its ImageNet weights); with
+    ``--image-size`` the network runs at that size instead (64 px: ~12x less compute than 224)."""
+    return {"input_size": cfg.image_size} if cfg.image_size else {}
+
+
 def _source_spec(run_dir: str) -> tuple[str, dict]:
     path = Path(run_dir) / "model.json"
     if not path.is_file():
@@ -81,22 +87,27 @@ class CNNTask(ImageClassificationTask):
 
     def model_spec(self, cfg: CNNConfig):
         info = dataset_info(cfg.dataset)
-        if (cfg.model or DEFAULT_MODEL).startswith("lenet5") and (cfg.image_size or info.size) > 32:
+        default = "efficientnet-lite0" if cfg.from_run == "imagenet" else DEFAULT_MODEL
+        if (cfg.model or default).startswith("lenet5") and (cfg.image_size or info.size) > 32:
             raise ConfigError(f"--image-size {cfg.image_size}: LeNet-5 takes images of at most 32x32")
         if cfg.freeze_depth and cfg.transfer != "finetune":
             raise ConfigError("--freeze-depth applies to --transfer finetune only")
         if cfg.from_run is None:
             if cfg.transfer != "scratch":
                 raise ConfigError(f"--transfer {cfg.transfer} needs --from RUN_DIR (a trained source model)")
-            return cfg.model or DEFAULT_MODEL, dict(num_classes=len(info.classes), in_channels=1,
-                                                    mean=info.mean, std=info.std)  # fmt: skip
+            name = cfg.model or DEFAULT_MODEL
+            kwargs = dict(num_classes=len(info.classes), in_channels=1, mean=info.mean, std=info.std)
+            if name == "efficientnet-lite0":  # random weights; the network's input at --image-size
+                kwargs.update(weights=None, **_efficientnet_size(cfg))
+            return name, kwargs
         if cfg.transfer == "scratch":
             raise ConfigError("--from needs --transfer codes or --transfer finetune")
         if cfg.from_run == "imagenet":
             name = cfg.model or "efficientnet-lite0"
             if name not in IMAGENET_WEIGHTS:
                 raise ConfigError(f"no ImageNet weights for {name}; use one of {', '.join(IMAGENET_WEIGHTS)}")
-            return name, dict(num_classes=len(info.classes), in_channels=1, weights=None)  # weights: in the state dict
+            extra = _efficientnet_size(cfg) if name == "efficientnet-lite0" else {}
+            return name, dict(num_classes=len(info.classes), in_channels=1, weights=None, **extra)  # weights: in the state dict
         name, kwargs = _source_spec(cfg.from_run)
         if cfg.model and cfg.model != name:
             raise ConfigError(f"{cfg.from_run}: the source is a {name}, but --model says {cfg.model}")
