@@ -5,6 +5,7 @@ import torch
 
 from lstmvision.models import get_model, list_models
 
+CAPTION_WORDS = ["<pad>", "<start>", "<end>", "<unk>", "dog", "runs"]
 # one small configuration and input shape per registered model; a new model must add its own
 EXAMPLES = {
     "row-lstm": [
@@ -22,13 +23,32 @@ EXAMPLES = {
     **{name: [(dict(num_classes=10, in_channels=1), (2, 1, 28, 28))]
        for name in ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50")},  # fmt: skip
     "efficientnet-lite0": [(dict(weights=None, num_classes=10, in_channels=1, input_size=32), (2, 1, 20, 20))],
+    "crnn": [(dict(charset="abc", height=32, channels=(4, 4, 8, 8), hidden_size=6, num_layers=2), (2, 1, 32, 37))],
+    **{name: [(dict(words=CAPTION_WORDS, cell=cell, encoder_weights=None, image_size=64, hidden_size=8, embed_size=6),
+               (2, 3, 64, 64)) for cell in ("lstm", "gru")]  # 64 px: a 2x2 grid to attend over
+       for name in ("show-and-tell", "show-attend-tell")},  # fmt: skip
+    # video: clips / frame sequences (B, T, C, H, W)
+    "lrcn": [(dict(num_classes=3, backbone="lenet5-modern", hidden_size=6), (2, 3, 1, 16, 16)),
+             (dict(num_classes=2, backbone="resnet8-small", in_channels=3, cell="gru", hidden_size=5), (2, 2, 3, 12, 12))],
+    "frame-average": [(dict(num_classes=3, backbone="resnet8-small"), (2, 3, 1, 12, 12))],
+    "convlstm-forecaster": [(dict(hidden_sizes=[4, 3], kernel_size=3, patch=2, peephole=True, output_frames=3), (2, 4, 1, 8, 8))],
+    "cnn-lstm-forecaster": [(dict(frame_size=(16, 8), width=4, depth=2, hidden_size=6, output_frames=2), (2, 3, 1, 16, 8))],
 }
 
 
 # Models whose example runs in eval mode: in train mode a batch-norm bias feeding (through linear
 # 1x1 convolutions) another batch norm is cancelled exactly by that norm's mean, so its gradient is
 # exactly 0 (EfficientNet's projection BN biases); in eval mode it is not.
-EVAL_MODE = {"efficientnet-lite0"}
+EVAL_MODE = {"efficientnet-lite0", "show-and-tell", "show-attend-tell"}
+
+# models whose output is not (B, num_classes): the expected shape from (kwargs, input shape)
+OUTPUT_SHAPES = {"crnn": lambda kw, shape: (-(-shape[3] // 4), shape[0], len(kw["charset"]) + 1)}  # (T, B, C)
+# models that take more than images: name -> further forward arguments
+CAPTIONS = torch.tensor([[1, 4, 5, 2], [1, 5, 2, 0]])  # <start> w w <end>, padded
+EXTRA_INPUTS = {name: (CAPTIONS,) for name in ("show-and-tell", "show-attend-tell")}
+OUTPUT_SHAPES.update({name: lambda kw, shape: (2, 3, len(kw["words"])) for name in EXTRA_INPUTS})  # (B, T-1, V)
+OUTPUT_SHAPES.update({name: lambda kw, shape: (shape[0], kw["output_frames"], *shape[2:])
+                      for name in ("convlstm-forecaster", "cnn-lstm-forecaster")})  # (B, T_out, C, H, W)
 
 
 def test_every_model_has_an_example():
@@ -44,8 +64,9 @@ def test_forward_backward_every_parameter_gets_gradient(name, kwargs, shape):
     model = get_model(name, **kwargs)
     model.train(name not in EVAL_MODE)
     x = torch.rand(shape)
-    out = model(x)
-    assert out.shape == (shape[0], kwargs["num_classes"]) and torch.isfinite(out).all()
+    out = model(x, *EXTRA_INPUTS.get(name, ()))
+    expected = OUTPUT_SHAPES[name](kwargs, shape) if name in OUTPUT_SHAPES else (shape[0], kwargs["num_classes"])
+    assert out.shape == expected and torch.isfinite(out).all()
     out.logsumexp(-1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"parameters without gradient: {missing}"

@@ -37,3 +37,79 @@ def test_cnn_recipe(model, dataset, accuracy, data_root, tmp_path, capsys):
     with capsys.disabled():
         print(f"\ncnn {model} {dataset}: test_accuracy {m['test_accuracy']:.4f} train_seconds {m['train_seconds']:.0f}")
     assert m["test_accuracy"] >= accuracy and m["train_seconds"] <= 15 * 60
+
+
+@pytest.mark.recipe
+def test_textline_recipe(data_root, tmp_path, capsys):
+    """Handwriting (bronod, by page): val CER <= 10 % within 90 minutes; then UW3 print from scratch
+    and from the handwriting model: test CER <= 2 % (the issue's figures; settings chosen on val)."""
+    hw = runner.train("textline", {"dataset": "bronod", "data_root": str(data_root)}, out=tmp_path / "bronod").metrics
+    uw3 = runner.train("textline", {"dataset": "uw3", "data_root": str(data_root)}, out=tmp_path / "uw3").metrics
+    tuned = runner.train("textline", {"dataset": "uw3", "data_root": str(data_root), "from_run": str(tmp_path / "bronod")},
+                         out=tmp_path / "uw3-from-bronod").metrics  # fmt: skip
+    with capsys.disabled():
+        for name, m in (("bronod", hw), ("uw3", uw3), ("uw3 --from bronod", tuned)):
+            print(f"\ntextline {name}: val_cer {m['val_cer']:.4f} test_cer {m['test_cer']:.4f} "
+                  f"test_wer {m['test_wer']:.4f} train_seconds {m['train_seconds']:.0f}")  # fmt: skip
+    assert hw["val_cer"] <= 0.10 and hw["train_seconds"] <= 90 * 60
+    assert min(uw3["test_cer"], tuned["test_cer"]) <= 0.02
+
+
+@pytest.mark.recipe
+def test_caption_recipe(data_root, tmp_path, capsys):
+    """`lstmvision train caption` (show-attend-tell, the default) and show-and-tell on the same data
+    and budget; the issue's figures on the 125 test photos and the latency of one photo."""
+    from lstmvision.bench import caption
+
+    m = {name: runner.train("caption", {"model": name, "data_root": str(data_root)}, out=tmp_path / name).metrics
+         for name in ("show-attend-tell", "show-and-tell")}  # fmt: skip
+    sat, sandt = m["show-attend-tell"], m["show-and-tell"]
+    photo = next((data_root / "flickr8k-1k" / "images").glob("*.jpg"))
+    latency = caption.run(photo, tmp_path / "show-attend-tell", beams=(3,), repeats=10)["rows"][0]["total_ms"]
+    with capsys.disabled():
+        for name, r in m.items():
+            print(f"\ncaption {name}: test BLEU-1..4 (beam 3) " + " ".join(f"{r[f'test_bleu{n}']:.4f}" for n in range(1, 5))
+                  + f", CIDEr-D {r['test_cider']:.4f}; greedy BLEU-4 {r['test_greedy_bleu4']:.4f}; "
+                  f"dev BLEU-4 (greedy) {r['val_bleu4']:.4f}; train_seconds {r['train_seconds']:.0f}")  # fmt: skip
+        print(f"caption latency, one photo, beam 3: {latency:.1f} ms")
+    assert sat["test_bleu4"] >= 0.12 and sat["test_bleu1"] >= 0.55
+    assert sat["test_bleu4"] > sat["test_greedy_bleu4"]  # beam 3 beats greedy
+    assert sat["test_bleu4"] > sandt["test_bleu4"]  # attention beats show-and-tell
+    assert sat["train_seconds"] <= 30 * 60 and latency <= 100
+
+
+@pytest.mark.recipe
+def test_next_frame_moving_mnist_recipe(data_root, tmp_path, capsys):
+    """`lstmvision train next-frame --dataset moving-mnist`: 10 -> 10 test MSE per frame <= 60 within
+    60 minutes on this CPU, well below copy-last-frame (OpenSTL's ConvLSTM-S: 29.8 after 200 GPU epochs)."""
+    m = runner.train("next-frame", {"dataset": "moving-mnist", "data_root": str(data_root)}, out=tmp_path / "mm").metrics
+    with capsys.disabled():
+        print(f"\nnext-frame moving-mnist: test_mse {m['test_mse']:.1f} (OpenSTL ConvLSTM-S 29.8) test_mae "
+              f"{m['test_mae']:.1f} test_ssim {m['test_ssim']:.4f} test_psnr {m['test_psnr']:.2f}; copy-last-frame "
+              f"mse {m['baseline_mse']:.1f} ssim {m['baseline_ssim']:.4f}; train_seconds {m['train_seconds']:.0f}")  # fmt: skip
+    assert m["test_mse"] <= 60 and m["test_mse"] < 0.5 * m["baseline_mse"] and m["train_seconds"] <= 60 * 60
+
+
+@pytest.mark.recipe
+def test_next_frame_visp_recipe(data_root, tmp_path, capsys):
+    """`lstmvision train next-frame --dataset visp`: on the held-out camera sequence, MSE at least 20 %
+    below copy-last-frame."""
+    m = runner.train("next-frame", {"dataset": "visp", "data_root": str(data_root)}, out=tmp_path / "visp").metrics
+    with capsys.disabled():
+        print(f"\nnext-frame visp: test_mse {m['test_mse']:.1f} copy-last-frame {m['baseline_mse']:.1f} "
+              f"(val {m['val_mse']:.1f} / {m['val_baseline_mse']:.1f}) test_ssim {m['test_ssim']:.4f} "
+              f"train_seconds {m['train_seconds']:.0f}")  # fmt: skip
+    assert m["test_mse"] <= 0.8 * m["baseline_mse"]
+
+
+@pytest.mark.recipe
+def test_clip_classify_motion_recipe(data_root, tmp_path, capsys):
+    """`lstmvision train clip-classify` (LRCN) >= 95 % on motion-mnist where `--model frame-average`
+    (same CNN, order-blind) stays near chance (50 %)."""
+    m = {name: runner.train("clip-classify", {"model": name, "data_root": str(data_root)}, out=tmp_path / name).metrics
+         for name in ("lrcn", "frame-average")}  # fmt: skip
+    with capsys.disabled():
+        for name, r in m.items():
+            print(f"\nclip-classify motion-mnist {name}: test_accuracy {r['test_accuracy']:.4f} "
+                  f"val_accuracy {r['val_accuracy']:.4f} train_seconds {r['train_seconds']:.0f}")  # fmt: skip
+    assert m["lrcn"]["test_accuracy"] >= 0.95 and m["frame-average"]["test_accuracy"] <= 0.6

@@ -231,6 +231,43 @@ def bench_features_command(
     typer.echo(json.dumps(report, indent=2) if as_json else features.format_report(report))
 
 
+@bench_app.command("caption")
+@user_errors
+def bench_caption_command(
+    photo: Optional[Path] = typer.Argument(None, help="photo to caption [default: the first test photo of flickr8k-1k]"),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="a `caption` run folder [default: untrained, recipe sizes]"),
+    model: str = typer.Option("show-attend-tell", help="untrained model when no --run: show-attend-tell or show-and-tell"),
+    beam: list[int] = typer.Option([1, 3], help="beam widths to time (repeat the option)"),
+    repeats: int = typer.Option(10, help="timed repetitions (median reported)"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder (for the default photo)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Milliseconds to caption one photo (read, encode, greedy/beam decoding) on this machine."""
+    from lstmvision.bench import caption
+
+    if photo is None:
+        from lstmvision.data import resolve_data_root
+        from lstmvision.data.captions import load_photos
+
+        photo = load_photos("flickr8k-1k", resolve_data_root(data_root))["test"][0].path
+    report = caption.run(photo, run_dir, model, beams=tuple(beam), repeats=repeats)
+    typer.echo(json.dumps(report, indent=2) if as_json else caption.format_report(report))
+
+
+@bench_app.command("video")
+@user_errors
+def bench_video_command(
+    path: Optional[Path] = typer.Argument(None, help="video file (default: the shared video/vtest.avi)"),
+    repeats: int = typer.Option(3, help="timed whole-file passes (median reported)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Video decoding throughput (frames/s) with PyAV: full-size RGB and 64x48 grey."""
+    from lstmvision.bench import video
+
+    report = video.run(path, repeats=repeats)
+    typer.echo(json.dumps(report, indent=2) if as_json else video.format_report(report))
+
+
 @transfer_app.command("advise")
 @user_errors
 def transfer_advise_command(

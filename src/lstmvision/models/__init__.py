@@ -24,5 +24,8 @@ def get_model(name: str, **kwargs) -> nn.Module:
 
 from lstmvision.models import row_lstm  # noqa: E402,F401  (registers its models)
 from lstmvision.models import cnn, efficientnet  # noqa: E402,F401
+from lstmvision.models import crnn  # noqa: E402,F401
+from lstmvision.models import captioner  # noqa: E402,F401
+from lstmvision.models import video  # noqa: E402,F401
 
 __all__ = ["register_model", "list_models", "get_model"]

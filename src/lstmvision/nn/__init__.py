@@ -8,6 +8,7 @@ it imports nothing else from lstmvision).
   derivative, the code both the cells and the layers run.
 * :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`SumPool2d`, :class:`TrainableSubsampling`
   (LeNet-5's subsampling): pooling layers.
+* :class:`ConvLSTMCell`, :class:`ConvLSTM`: convolutional LSTM (Shi 2015), 1D or 2D maps.
 * :class:`RowLSTM`: an image read as a sequence of rows, columns or pixels by one of the layers.
 """
 
@@ -22,8 +23,11 @@ from lstmvision.nn.cells import (
 from lstmvision.nn.recurrent import GRU, IMPLEMENTATIONS, LSTM, RNN
 from lstmvision.nn.pooling import AvgPool2d, MaxPool2d, SumPool2d, TrainableSubsampling
 from lstmvision.nn.row import READINGS, RowLSTM
+from lstmvision.nn.convlstm import ConvLSTM, ConvLSTMCell
 
 __all__ = [
+    "ConvLSTM",
+    "ConvLSTMCell",
     "GRU",
     "GRUCell",
     "GRUEquations",

@@ -18,5 +18,8 @@ def get_task(name: str) -> type[Task]:
 
 
 from lstmvision.tasks import cnn, row_lstm  # noqa: E402,F401  (registers the tasks)
+from lstmvision.tasks import textline  # noqa: E402,F401
+from lstmvision.tasks import caption  # noqa: E402,F401
+from lstmvision.tasks import clip_classify, next_frame  # noqa: E402,F401
 
 __all__ = ["Task", "TrainConfig", "register_task", "list_tasks", "get_task"]

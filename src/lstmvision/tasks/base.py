@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import lightning as L
 from torch import nn
 
+from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
 from lstmvision.registry import Registry
 from lstmvision.tasks.config import TrainConfig
@@ -33,6 +34,7 @@ class Task:
     # the CLI refuses the others with a clear line
     predict_options: ClassVar[dict[str, str]] = {}
     predict_needs_inputs: ClassVar[bool] = True  # False: e.g. a language model sampling from --prompt
+    run_dir: Path | None = None  # the run folder of a loaded run (set by runner.load)
 
     def model_spec(self, cfg) -> tuple[str, dict[str, Any]]:
         """Registered model name and keyword arguments; saved as model.json beside the weights."""
@@ -51,6 +53,19 @@ class Task:
     def bind(self, cfg, model: nn.Module, datamodule: L.LightningDataModule) -> None:
         """Called once the model and the set-up data both exist (train and evaluate), e.g. to
         cache a frozen encoder's features in the data module. Default: nothing."""
+
+    def evaluation_datamodule(self, cfg, data: Path) -> L.LightningDataModule:
+        """A data module whose test split is the folder ``data`` (``evaluate --data``)."""
+        raise ConfigError(f"{data}: the {self.name!r} task does not evaluate on a folder (--data)")
+
+    def evaluation_report(self, cfg, module: L.LightningModule, out: Path | None) -> list[str]:
+        """Lines to print after ``evaluate`` (e.g. the worst examples); files go to ``out`` if given."""
+        return []
+
+    def write_outputs(self, cfg, module: L.LightningModule, run_dir: Path, split: str) -> list[Path]:
+        """Files a finished test/validation pass leaves in the run folder (after training's test and
+        after ``evaluate``), e.g. per-example predictions. Default: none."""
+        return []
 
     def pictures(self, cfg, model: nn.Module, datamodule: L.LightningDataModule, run_dir: Path) -> list[Path]:
         """Write task-specific pictures of the trained model into the run folder (rank 0 only)."""

@@ -208,6 +208,7 @@ def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks
                    global_step=trainer.global_step,
                    checkpoint=Path(chosen).name if chosen else "final weights")  # fmt: skip
     if trainer.is_global_zero:
+        task.write_outputs(cfg, module, run_dir, "test")
         _finish(task, cfg, module.model, dm, run_dir, metrics)
     return TrainResult(run_dir, metrics)
 
@@ -227,25 +228,35 @@ def load(run_dir: str | Path):
     task_name, _ = runs.read_run_config(run_dir)
     task = TASKS.get(task_name)()
     cfg = runs.load_run_config(run_dir, task)
-    model = runs.load_model(run_dir, fallback_spec=task.model_spec(cfg))
+    fallback = None if (run_dir / "model.json").is_file() else task.model_spec(cfg)  # a spec may read data
+    model = runs.load_model(run_dir, fallback_spec=fallback)
+    task.run_dir = run_dir
     return task, cfg, model
 
 
-def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = None) -> dict:
-    """Metrics of a run's saved model on ``split`` (``test`` or ``val``); changes nothing on disk."""
+def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = None,
+             data: str | Path | None = None, out: str | Path | None = None) -> dict:  # fmt: skip
+    """Metrics of a run's saved model on ``split`` (``test`` or ``val``), or on the folder ``data``
+    (the task's ``evaluation_datamodule``); the task's report goes to stderr (its files to ``out``)."""
     if split not in ("test", "val"):
         raise LstmvisionError(f"unknown split {split!r}; choose test or val")
     _quiet_lightning()
     task, cfg, model = load(run_dir)
     if data_root:
         cfg.data_root = data_root
-    dm = task.datamodule(cfg)
+    split = "test" if data is not None else split
+    dm = task.evaluation_datamodule(cfg, Path(data)) if data is not None else task.datamodule(cfg)
     dm.setup("test" if split == "test" else "validate")
     task.bind(cfg, model, dm)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False)  # fmt: skip
     run = trainer.test if split == "test" else trainer.validate
-    return dict(run(task.module(cfg, model), datamodule=dm, verbose=False)[0])
+    module = task.module(cfg, model)
+    metrics = dict(run(module, datamodule=dm, verbose=False)[0])
+    task.write_outputs(cfg, module, Path(run_dir), split if data is None else "data")
+    for line in task.evaluation_report(cfg, module, Path(out) if out is not None else None):
+        print(line, file=sys.stderr)
+    return metrics
 
 
 def predict(run_dir: str | Path, inputs: list[str | Path], **options) -> tuple[list[dict], list[str]]:

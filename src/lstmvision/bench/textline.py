@@ -1,0 +1,75 @@
+"""Latency of transcribing one text line (``lstmvision bench textline``).
+
+Times what ``lstmvision transcribe RUN_DIR line.jpg`` does per line once the model is loaded:
+read and height-normalise the image, run the CRNN, decode (greedy, or beam search with
+``beam > 1``). Lines are real bronod lines of median and longest width (or the given images);
+the model is a run's (``--run``) or, without one, an untrained model of the recipe's size (the
+time does not depend on the weights). Median of ``repeats`` calls after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from lstmvision.data import resolve_data_root
+from lstmvision.data.lines import Line, load_line, read_labels_tsv
+
+
+def _model(run: Path | None):
+    if run is not None:
+        from lstmvision.tasks import runs
+
+        return runs.load_model(Path(run))
+    from lstmvision.models import get_model
+    from lstmvision.tasks.textline import TextLineConfig, _channels
+
+    cfg = TextLineConfig()
+    charset = "".join(chr(c) for c in range(32, 122))  # 90 characters, as bronod's charset
+    return get_model("crnn", charset=charset, height=cfg.height, channels=_channels(cfg.channels),
+                     hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
+                     reduction=cfg.reduction)  # fmt: skip
+
+
+def _bronod_lines(data_root) -> dict[str, Path]:
+    lines = read_labels_tsv(resolve_data_root(data_root) / "lines-bronod" / "labels.tsv")
+    widths = sorted((load_line(ln, 48).size(1), ln.image) for ln in lines[::10])
+    return {"median line": widths[len(widths) // 2][1], "longest line": widths[-1][1]}
+
+
+def run(run_dir: Path | None = None, images: list[Path] | None = None, repeats: int = 20, beam: int = 1,
+        threads: int | None = None, data_root=None) -> dict:  # fmt: skip
+    from lstmvision.tasks.textline import TextLineTask
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = _model(run_dir).eval()
+    task = TextLineTask()
+    named = {p.name: Path(p) for p in images} if images else _bronod_lines(data_root)
+    rows = []
+    for label, path in named.items():
+        def once() -> tuple[str, int]:
+            image = load_line(Line(path, ""), model.height)
+            ((text, lp),) = task.transcribe(model, [image], beam)
+            return text, image.size(1)
+
+        once()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _, width = once()
+            times.append(time.perf_counter() - start)
+        rows.append({"line": label, "file": str(path), "width": width, "ms": round(1000 * statistics.median(times), 2)})
+    return {"model": str(run_dir) if run_dir else "untrained recipe-size crnn", "threads": torch.get_num_threads(),
+            "beam": beam, "repeats": repeats, "load_average": list(os.getloadavg()), "lines": rows}  # fmt: skip
+
+
+def format_report(report: dict) -> str:
+    head = (f"text-line transcription latency ({report['model']}, {report['threads']} threads, beam "
+            f"{report['beam']}, median of {report['repeats']}; load average {report['load_average'][0]:.2f})")  # fmt: skip
+    lines = [head] + [f"  {r['line']:>14}  width {r['width']:5d} px  {r['ms']:8.2f} ms" for r in report["lines"]]
+    return "\n".join(lines)

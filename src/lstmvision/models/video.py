@@ -1,0 +1,218 @@
+"""Video models: clip classifiers (many-to-one) and next-frame predictors (many-to-many).
+
+Clips and frame sequences are ``(B, T, C, H, W)`` floats in [0, 1].
+
+* ``lrcn`` (:class:`LRCN`, Donahue et al. 2015): a registered CNN backbone's ``forward_features``
+  on every frame -> our LSTM or GRU over the frames -> a linear head on the last step.
+* ``frame-average`` (:class:`FrameAverage`): the same CNN, its features averaged over the frames
+  -> a linear head; blind to frame order, the baseline the LRCN must beat on motion.
+* ``convlstm-forecaster`` (:class:`ConvLSTMForecaster`, Shi et al. 2015 as OpenSTL's ConvLSTM):
+  frames cut into ``patch x patch`` blocks (space-to-depth) -> stacked ConvLSTM layers -> a 1x1
+  convolution back to a frame.
+* ``cnn-lstm-forecaster`` (:class:`CNNLSTMForecaster`): a strided CNN encoder to a vector -> our
+  LSTM -> a transposed-convolution decoder; the non-convolutional recurrence for comparison.
+
+Both forecasters run one recurrent stack through time (:meth:`_Forecaster.rollout`): it reads the
+given frames ("encoding", each step predicting the next frame) and then feeds back its own
+predictions ("forecasting"); in training, a true frame replaces a fed-back prediction with
+probability ``teacher_prob`` (scheduled sampling, Bengio et al. 2015; 0 gives a plain forecaster).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmvision.errors import ConfigError
+from lstmvision.models import get_model, register_model
+from lstmvision.nn import GRU, LSTM, ConvLSTM, LSTMCell
+
+# ------------------------------------------------------------------------------- clip classifiers
+
+
+class _ClipCNN(nn.Module):
+    """A registered backbone applied to every frame; its classification head is removed."""
+
+    def __init__(self, backbone: str, in_channels: int, backbone_kwargs: dict | None):
+        super().__init__()
+        self.cnn = get_model(backbone, num_classes=1, in_channels=in_channels, **(backbone_kwargs or {}))
+        head = self.cnn.get_classifier()  # unused: forward_features stops before it
+        name = next(n for n, m in self.cnn.named_modules() if m is head)
+        parent, _, attr = name.rpartition(".")
+        setattr(self.cnn.get_submodule(parent) if parent else self.cnn, attr, nn.Identity())
+        self.num_features = self.cnn.num_features
+
+    def frame_features(self, clips: Tensor) -> Tensor:
+        if clips.dim() != 5:
+            raise ValueError(f"expected clips (B, T, C, H, W), got {tuple(clips.shape)}")
+        b, t = clips.shape[:2]
+        feats = self.cnn.forward_features(clips.flatten(0, 1))  # (B*T, F)
+        return feats.view(b, t, -1)  # (B, T, F)
+
+
+@register_model("lrcn")
+class LRCN(_ClipCNN):
+    """CNN per frame -> LSTM/GRU over frames -> linear head on the last hidden state.
+
+    Args:
+        num_classes: clip classes.
+        backbone: a registered CNN with ``forward_features`` (e.g. ``lenet5-modern``, ``resnet18``,
+            ``efficientnet-lite0``); ``backbone_kwargs`` are passed to it (``weights=...``).
+        in_channels: 1 (grey) or 3 (RGB) frames.
+        hidden_size, num_layers, cell: the recurrence (``"lstm"`` or ``"gru"``: lstmvision's layers).
+        dropout: before the head.
+    """
+
+    def __init__(self, num_classes: int, backbone: str = "lenet5-modern", in_channels: int = 1,
+                 hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
+                 backbone_kwargs: dict | None = None):  # fmt: skip
+        super().__init__(backbone, in_channels, backbone_kwargs)
+        if cell not in ("lstm", "gru"):
+            raise ConfigError(f"cell must be lstm or gru, not {cell!r}")
+        rnn = LSTM if cell == "lstm" else GRU
+        self.rnn = rnn(self.num_features, hidden_size, num_layers, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, clips: Tensor) -> Tensor:
+        feats = self.frame_features(clips)  # (B, T, F)
+        out, _ = self.rnn(feats)  # (B, T, hidden)
+        return self.head(self.dropout(out[:, -1]))  # (B, num_classes): many-to-one, last step
+
+
+@register_model("frame-average")
+class FrameAverage(_ClipCNN):
+    """CNN per frame -> features averaged over the frames -> linear head (order-blind baseline)."""
+
+    def __init__(self, num_classes: int, backbone: str = "lenet5-modern", in_channels: int = 1,
+                 dropout: float = 0.0, backbone_kwargs: dict | None = None):  # fmt: skip
+        super().__init__(backbone, in_channels, backbone_kwargs)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def forward(self, clips: Tensor) -> Tensor:
+        feats = self.frame_features(clips).mean(1)  # (B, F): mean over T
+        return self.head(self.dropout(feats))  # (B, num_classes)
+
+
+# ---------------------------------------------------------------------------------- forecasters
+
+
+class _Forecaster(nn.Module):
+    """Shared rollout; a subclass gives ``step(frame (B, C, H, W), state) -> (next frame, state)``."""
+
+    output_frames: int
+
+    def step(self, frame: Tensor, state):
+        raise NotImplementedError
+
+    def check_frames(self, frames: Tensor) -> None:
+        if frames.dim() != 5 or frames.shape[2] != self.channels:
+            raise ValueError(f"expected frames (B, T, {self.channels}, H, W), got {tuple(frames.shape)}")
+        h, w = frames.shape[-2:]
+        if h % self.divisor or w % self.divisor:
+            raise ValueError(f"frame size {h}x{w}: height and width must be multiples of {self.divisor}")
+
+    def rollout(self, frames: Tensor, input_frames: int, teacher_prob: float = 0.0) -> Tensor:
+        """Predictions of frames ``1 .. T-1`` of ``frames`` ``(B, T, C, H, W)``: ``(B, T-1, C, H, W)``.
+
+        Step ``t`` reads the true frame ``t`` while ``t < input_frames``, afterwards its own
+        prediction of frame ``t`` or, with probability ``teacher_prob`` (per sequence and step),
+        the true frame ``t`` (scheduled sampling)."""
+        self.check_frames(frames)
+        state, preds, x = None, [], frames[:, 0]
+        for t in range(frames.shape[1] - 1):
+            pred, state = self.step(x, state)  # (B, C, H, W): prediction of frame t+1
+            preds.append(pred)
+            x = frames[:, t + 1]
+            if t + 1 >= input_frames:
+                if teacher_prob <= 0:
+                    x = pred
+                elif teacher_prob < 1:
+                    keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < teacher_prob
+                    x = torch.where(keep, x, pred)
+        return torch.stack(preds, 1)  # (B, T-1, C, H, W)
+
+    def forward(self, frames: Tensor, future: int | None = None) -> Tensor:
+        """The ``future`` (default ``output_frames``) frames after ``frames`` ``(B, T_in, C, H, W)``."""
+        future = self.output_frames if future is None else future
+        b, t_in = frames.shape[:2]
+        padded = torch.cat([frames, frames.new_zeros(b, future, *frames.shape[2:])], 1)  # (B, T_in+future, ...)
+        return self.rollout(padded, t_in)[:, t_in - 1 :]  # (B, future, C, H, W)
+
+
+@register_model("convlstm-forecaster")
+class ConvLSTMForecaster(_Forecaster):
+    """Stacked ConvLSTM next-frame predictor (OpenSTL's ConvLSTM layout).
+
+    Args:
+        channels: frame channels (1 grey, 3 RGB).
+        hidden_sizes: channels of each ConvLSTM layer.
+        kernel_size: ConvLSTM kernel (odd).
+        patch: space-to-depth factor: a ``(C, H, W)`` frame enters as ``(C*p*p, H/p, W/p)``
+            (OpenSTL uses 4 for 64x64 Moving MNIST); frame sides must be multiples of it.
+        peephole: Shi's peephole terms.
+        output_frames: how many frames ``forward`` predicts by default.
+        residual: predict the change from the frame read, ``x_{t+1} = x_t + Δ`` (the output
+            layer starts at zero, so the untrained model is the copy-last-frame baseline).
+
+    The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
+    """
+
+    def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
+                 patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False):  # fmt: skip
+        super().__init__()
+        self.channels, self.patch, self.divisor, self.output_frames = channels, patch, patch, output_frames
+        c = channels * patch * patch
+        self.convlstm = ConvLSTM(c, list(hidden_sizes), kernel_size, peephole=peephole)
+        self.out = nn.Conv2d(hidden_sizes[-1], c, 1)
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
+
+    def step(self, frame: Tensor, state):
+        x = F.pixel_unshuffle(frame, self.patch)  # (B, C*p*p, H/p, W/p)
+        h, state = self.convlstm.step(x, state)  # (B, hidden, H/p, W/p)
+        out = F.pixel_shuffle(self.out(h), self.patch)  # (B, C, H, W)
+        return (frame + out if self.residual else out), state
+
+
+@register_model("cnn-lstm-forecaster")
+class CNNLSTMForecaster(_Forecaster):
+    """CNN encoder -> LSTM on the code vector -> transposed-CNN decoder, one frame per step.
+
+    The encoder halves the frame ``depth`` times (3x3 stride-2 convolutions, ReLU; ``width``
+    doubling per level); the code ``(width*2^(depth-1), H/2^depth, W/2^depth)`` is flattened into
+    our LSTM cell (``hidden_size``), whose ``h`` a linear layer maps back to the code's shape for the
+    mirror decoder. ``frame_size`` fixes ``(H, W)`` (the linear layers depend on it).
+    """
+
+    def __init__(self, channels: int = 1, frame_size: Sequence[int] = (64, 64), width: int = 16, depth: int = 3,
+                 hidden_size: int = 512, output_frames: int = 10):  # fmt: skip
+        super().__init__()
+        self.channels, self.divisor, self.output_frames = channels, 2**depth, output_frames
+        h, w = frame_size
+        if h % self.divisor or w % self.divisor:
+            raise ConfigError(f"frame size {h}x{w}: height and width must be multiples of {self.divisor}")
+        widths = [channels] + [width * 2**k for k in range(depth)]
+        self.code_shape = (widths[-1], h // self.divisor, w // self.divisor)
+        code = widths[-1] * self.code_shape[1] * self.code_shape[2]
+        enc = []
+        for a, b in zip(widths, widths[1:]):
+            enc += [nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+        self.encoder = nn.Sequential(*enc)
+        self.lstm = LSTMCell(code, hidden_size)
+        self.expand = nn.Linear(hidden_size, code)
+        dec = []
+        for a, b in zip(widths[:0:-1], widths[-2::-1]):
+            dec += [nn.ReLU(inplace=True), nn.ConvTranspose2d(a, b, 4, stride=2, padding=1)]
+        self.decoder = nn.Sequential(*dec)
+
+    def step(self, frame: Tensor, state):
+        code = self.encoder(frame).flatten(1)  # (B, C'*h*w)
+        h, c = self.lstm(code, state)  # (B, hidden) each
+        x = self.expand(h).view(-1, *self.code_shape)  # (B, C', h, w)
+        return self.decoder(x), (h, c)  # (B, C, H, W)

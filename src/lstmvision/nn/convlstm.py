@@ -1,0 +1,151 @@
+r"""Convolutional LSTM (Shi et al. 2015): an LSTM whose input-to-state and state-to-state
+transitions are convolutions, so ``x``, ``h`` and ``C`` are maps ``(B, channels, *space)``.
+
+One class for 1D and 2D (``dims``), after Keras' ``ConvLSTM1D/2D`` over one base class.
+
+.. math::
+
+    i_t &= \sigma(W_{xi} * X_t + W_{hi} * H_{t-1} + w_{ci} \odot C_{t-1} + b_i) \\
+    f_t &= \sigma(W_{xf} * X_t + W_{hf} * H_{t-1} + w_{cf} \odot C_{t-1} + b_f) \\
+    g_t &= \tanh(W_{xg} * X_t + W_{hg} * H_{t-1} + b_g) \\
+    C_t &= f_t \odot C_{t-1} + i_t \odot g_t \\
+    o_t &= \sigma(W_{xo} * X_t + W_{ho} * H_{t-1} + w_{co} \odot C_t + b_o) \\
+    H_t &= o_t \odot \tanh(C_t)
+
+``*`` is a convolution with ``kernel_size`` and "same" padding (odd kernels only, so the maps keep
+their size), ``⊙`` the elementwise product. The peephole terms ``w_c ⊙ C`` (Shi's equation 3)
+are present only with ``peephole=True``; their weights are one value per channel, ``(H, 1, 1)``,
+not Shi's full ``(H, height, width)`` maps, so a model is not tied to one frame size. Without
+peepholes these are exactly :class:`lstmvision.nn.LSTM`'s equations (torch's gate order ``i, f,
+g, o``) with the two matrix products replaced by convolutions: with 1x1 kernels on 1x1 maps the
+cell *is* our LSTM cell (``weight_ih`` = ``conv_x.weight``, ``weight_hh`` = ``conv_h.weight``,
+both biases kept, as torch keeps ``b_ih`` and ``b_hh``; the tests check this).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lstmvision.nn.cells import tanh
+
+State = tuple[Tensor, Tensor]
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM step.
+
+    Args:
+        input_size: channels of ``x``.
+        hidden_size: channels of ``h`` and ``C``.
+        kernel_size: odd size of both convolutions (``W_x*`` and ``W_h*``).
+        dims: 1 (sequences of 1-D signals ``(B, C, L)``) or 2 (of images ``(B, C, H, W)``).
+        bias: biases ``b_ih`` (in ``conv_x``) and ``b_hh`` (in ``conv_h``), as torch's LSTM.
+        peephole: add the ``w_c ⊙ C`` terms (per-channel weights, zero at start).
+
+    ``forward(x (B, I, *space), state=(h, C) or None) -> (h', C')``, each ``(B, H, *space)``;
+    a missing state is zeros. Initialisation is torch's LSTM's: ``U(-1/sqrt(H), 1/sqrt(H))``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, kernel_size: int = 3, dims: int = 2,
+                 bias: bool = True, peephole: bool = False):  # fmt: skip
+        super().__init__()
+        if dims not in _CONV:
+            raise ValueError(f"dims must be 1 or 2, not {dims}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same-size maps), not {kernel_size}")
+        conv = _CONV[dims]
+        self.input_size, self.hidden_size, self.kernel_size, self.dims = input_size, hidden_size, kernel_size, dims
+        self.conv_x = conv(input_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.conv_h = conv(hidden_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.peephole = peephole
+        if peephole:
+            self.w_ci, self.w_cf, self.w_co = (nn.Parameter(torch.zeros(hidden_size, *[1] * dims)) for _ in range(3))
+        bound = 1 / math.sqrt(hidden_size)
+        for p in (*self.conv_x.parameters(), *self.conv_h.parameters()):
+            nn.init.uniform_(p, -bound, bound)
+
+    def initial_state(self, x: Tensor) -> State:
+        zeros = x.new_zeros(x.shape[0], self.hidden_size, *x.shape[2:])  # (B, H, *space)
+        return zeros, zeros
+
+    def forward(self, x: Tensor, state: State | None = None) -> State:
+        if x.dim() != self.dims + 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"ConvLSTMCell: expected (B, {self.input_size}, {', '.join('*' * self.dims)}), "
+                             f"got {tuple(x.shape)}")  # fmt: skip
+        h_prev, c_prev = self.initial_state(x) if state is None else state
+        pre = self.conv_x(x) + self.conv_h(h_prev)  # (B, 4H, *space): W_x * X_t + W_h * H_{t-1} + b
+        i, f, g, o = pre.chunk(4, dim=1)  # 4 x (B, H, *space)
+        if self.peephole:
+            i, f = i + self.w_ci * c_prev, f + self.w_cf * c_prev
+        # i_t = σ(W_xi * X_t + W_hi * H_{t-1} [+ w_ci ⊙ C_{t-1}] + b_i)
+        i = torch.sigmoid(i)
+        # f_t = σ(W_xf * X_t + W_hf * H_{t-1} [+ w_cf ⊙ C_{t-1}] + b_f)
+        f = torch.sigmoid(f)
+        # g_t = tanh(W_xg * X_t + W_hg * H_{t-1} + b_g)
+        g = tanh(g)
+        # C_t = f_t ⊙ C_{t-1} + i_t ⊙ g_t
+        c = torch.addcmul(f * c_prev, i, g)
+        # o_t = σ(W_xo * X_t + W_ho * H_{t-1} [+ w_co ⊙ C_t] + b_o)
+        o = torch.sigmoid(o + self.w_co * c if self.peephole else o)
+        # H_t = o_t ⊙ tanh(C_t)
+        h = o * tanh(c)
+        return h, c
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, kernel_size={self.kernel_size}, dims={self.dims}"
+                f"{', peephole=True' if self.peephole else ''}")  # fmt: skip
+
+
+class ConvLSTM(nn.Module):
+    """Stacked ConvLSTM layers run over a sequence of maps.
+
+    Args:
+        input_size: channels of the input maps.
+        hidden_size: channels of every layer's state (an int) or one per layer (a list).
+        kernel_size, dims, bias, peephole: as :class:`ConvLSTMCell` (every layer).
+        num_layers: stacked layers (ignored when ``hidden_size`` is a list).
+        batch_first: input ``(B, T, C, *space)`` (default) rather than ``(T, B, C, *space)``.
+
+    ``forward(x, state=None) -> (outputs, states)``: the last layer's ``h`` at every step (same
+    layout as ``x``, ``hidden_size[-1]`` channels) and the final ``(h, C)`` of every layer.
+    :meth:`step` runs one time step through the stack (what a forecaster feeding back its own
+    predictions calls).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int | list[int], kernel_size: int = 3,
+                 num_layers: int = 1, dims: int = 2, bias: bool = True, peephole: bool = False,
+                 batch_first: bool = True):  # fmt: skip
+        super().__init__()
+        sizes = list(hidden_size) if isinstance(hidden_size, (list, tuple)) else [hidden_size] * num_layers
+        ins = [input_size, *sizes[:-1]]
+        self.cells = nn.ModuleList(ConvLSTMCell(i, h, kernel_size, dims, bias, peephole) for i, h in zip(ins, sizes))
+        self.batch_first, self.dims = batch_first, dims
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        return [cell.hidden_size for cell in self.cells]
+
+    def step(self, x: Tensor, states: list[State] | None = None) -> tuple[Tensor, list[State]]:
+        """``x (B, I, *space)`` and each layer's state -> last layer's ``h`` and the new states."""
+        states = states or [None] * len(self.cells)
+        new = []
+        for cell, state in zip(self.cells, states):
+            h, c = cell(x, state)
+            new.append((h, c))
+            x = h  # layer l's h_t is layer l+1's input at step t
+        return x, new
+
+    def forward(self, x: Tensor, states: list[State] | None = None) -> tuple[Tensor, list[State]]:
+        if x.dim() != self.dims + 3:
+            raise ValueError(f"ConvLSTM: expected a sequence of {self.dims}-D maps ({self.dims + 3} dims), got {tuple(x.shape)}")
+        seq = x.transpose(0, 1) if self.batch_first else x  # (T, B, C, *space)
+        outputs = []
+        for x_t in seq:
+            h, states = self.step(x_t, states)
+            outputs.append(h)
+        out = torch.stack(outputs, dim=1 if self.batch_first else 0)  # (B, T, H, *space) or (T, B, ...)
+        return out, states

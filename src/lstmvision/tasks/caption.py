@@ -1,0 +1,412 @@
+"""Task ``caption``: describe a photo in a sentence (Flickr8k), CNN encoder + recurrent decoder.
+
+Data: the official Flickr8k splits (``--dataset flickr8k-1k``: the shared 1,000-photo slice with
+753 train, 113 dev, 125 test photos; ``flickr8k``: the full data set). The vocabulary is built
+from the training captions only (``--min-count``) and saved as ``vocab.json`` in the run folder
+(the model carries it too). Training is teacher-forced cross-entropy over every (photo, caption)
+pair, plus for ``show-attend-tell`` the doubly stochastic attention regulariser
+``λ · mean_i (1 - Σ_t α_ti)²`` (``--attention-reg``; the mean over locations is Show, Attend and
+Tell's public implementations' form of its sum).
+
+Encoder: EfficientNet-Lite0 with real ImageNet weights, frozen by default: its grid features of
+every photo are computed once and cached (``--feature-cache``, default
+``~/.cache/lstmvision/features``), so an epoch costs only the decoder. ``--finetune-encoder K``
+trains the encoder's stages from ``K`` on (0 = stem ... 8 = last 1x1 convolution) at ``lr *
+encoder_lr_scale``; photos then go through the encoder at every step (slow on a CPU).
+
+Metrics, all without teacher forcing: validation decodes greedily on the dev split and
+``val_bleu4`` picks the best checkpoint; test decodes with ``--beam`` (3) on the test split and also
+greedily (``test_greedy_*``), against all 5 references each:
+
+* BLEU-1..4: torchmetrics' ``BLEUScore`` (corpus BLEU, Papineni et al. 2002: clipped n-gram
+  precisions pooled over the corpus, geometric mean, brevity penalty against the closest
+  reference length), no smoothing, on the tokens of :func:`lstmvision.data.captions.tokenize`
+  (lower case, runs of letters and digits) joined by spaces; 0-1 scale.
+* CIDEr-D: pycocoevalcap's ``Cider`` (the COCO caption evaluation code: TF-IDF n-grams 1-4,
+  document frequencies from the evaluated split's references, Gaussian length penalty σ = 6,
+  clipped counts, ×10), on the same tokens; its own scale (1.0 = 100 in papers' tables).
+
+``evaluate`` (and training's final test) writes ``<split>_captions.csv`` (image, caption, greedy
+caption, references) into the run folder. ``predict`` captions photos (``--beam``) and, for the
+attention model, writes a picture per photo of the attention over it for each generated word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lstmvision.data import resolve_data_root
+from lstmvision.data.captions import (
+    FeatureCache,
+    Vocabulary,
+    load_photo,
+    load_photos,
+    load_photos_tensor,
+    tokenize,
+    write_captions_csv,
+)
+from lstmvision.data.root import CACHE
+from lstmvision.errors import ConfigError
+from lstmvision.models import get_model
+from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.config import TrainConfig
+
+ENCODER_TAG = "efficientnet-lite0-imagenet-{size}px-grid"
+
+
+@dataclass
+class CaptionConfig(TrainConfig):
+    dataset: Literal["flickr8k-1k", "flickr8k"] = "flickr8k-1k"
+    """flickr8k-1k (the shared 1,000-photo slice) or flickr8k (the full data set's layout)"""
+    model: Literal["show-attend-tell", "show-and-tell"] = "show-attend-tell"
+    """show-attend-tell (soft attention at every word) or show-and-tell (image as first input)"""
+    cell: Literal["lstm", "gru"] = "lstm"
+    """decoder cell (ours, lstmvision.nn)"""
+    embed_size: int = 256
+    """word embedding size"""
+    hidden_size: int = 512
+    """decoder hidden units"""
+    feature_size: int = 512
+    """show-attend-tell: size the 1280 encoder channels are projected to"""
+    attention_size: int = 256
+    """show-attend-tell: hidden size of the attention MLP"""
+    dropout: float = 0.5
+    """dropout in the decoder"""
+    attention_reg: float = 1.0
+    """show-attend-tell: weight λ of the doubly stochastic attention regulariser"""
+    min_count: int = 3
+    """vocabulary: words seen fewer times in the training captions become <unk>"""
+    max_len: int = 20
+    """decoding: at most this many tokens (words + <end>)"""
+    beam: int = 3
+    """beam width for the test metrics and predict (1 = greedy)"""
+    length_penalty: float = 0.0
+    """beam search ranks finished captions by log p / length^this (0: plain sum)"""
+    finetune_encoder: Optional[int] = None
+    """fine-tune the encoder from this stage on (0 = stem ... 8); default: frozen, features cached"""
+    encoder_lr_scale: float = 0.1
+    """learning-rate factor for the fine-tuned encoder stages"""
+    feature_cache: Optional[str] = None
+    """folder of the frozen encoder's cached features (default ~/.cache/lstmvision/features)"""
+    limit_eval: Optional[int] = None
+    """use only the first N dev and test photos (quick checks; not for reported figures)"""
+    limit_train: Optional[int] = None
+    """use only the first N training photos (with all their captions)"""
+    val_fraction: float = 0.1
+    """unused here: Flickr8k's official dev split validates"""
+    weight_decay: float = 0.0
+    """AdamW weight decay"""
+    grad_clip: float = 5.0
+    """clip the gradient norm (0: off)"""
+    image_size: int = 224
+    """photos are resized to this square size for the encoder"""
+    epochs: int = 20
+    batch_size: int = 16
+    """photos per mini-batch (training: each with all its 5 captions)"""
+    lr: float = 1e-3
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+class CaptionData(L.LightningDataModule):
+    """Photos, captions and vocabulary of a captioning data set.
+
+    Batches hold ``batch_size`` photos, as dicts: ``inputs`` (cached features ``(B, L, 1280)`` or
+    photos ``(B, 3, S, S)`` in [0, 1] when the encoder is fine-tuned), ``captions`` ``(N, T)`` ids
+    (``<start>`` ... ``<end>``, padded): in training all captions of each photo (``N = 5B``), on
+    dev/test the first reference (for ``val_loss``); ``rows`` ``(N,)`` the photo of each caption,
+    ``refs`` (tokenised references, dev/test) and ``names``."""
+
+    def __init__(self, cfg: CaptionConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.photos: dict = {}
+        self.vocab: Vocabulary | None = None
+        self.inputs: torch.Tensor | None = None  # (N, ...) every photo's features or pixels, by index
+        self.sets: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.photos:
+            return
+        cfg = self.cfg
+        photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))
+        photos["train"] = photos["train"][: cfg.limit_train]
+        photos["dev"], photos["test"] = photos["dev"][: cfg.limit_eval], photos["test"][: cfg.limit_eval]
+        self.order = [p for s in ("train", "dev", "test") for p in photos[s]]  # index into self.inputs
+        self.photos = photos
+
+    def bind(self, model) -> None:
+        """Captions as the model's word ids; features of every photo through the frozen encoder
+        (cached), or the photos themselves when the encoder is fine-tuned."""
+        self.setup()
+        self.vocab = Vocabulary(model.words)
+        first = 0
+        for split in ("train", "dev", "test"):
+            items = self.photos[split]
+            captions = [p.captions if split == "train" else p.captions[:1] for p in items]  # dev/test: the first
+            most = max(len(c) for c in captions)
+            ids = [torch.tensor(self.vocab.encode(c) if c is not None else [Vocabulary.PAD])
+                   for cs in captions for c in cs + [None] * (most - len(cs))]  # fmt: skip
+            padded = nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=Vocabulary.PAD)  # (P*C, T)
+            self.sets[split] = TensorDataset(torch.arange(first, first + len(items)), padded.view(len(items), most, -1))
+            first += len(items)
+        paths = [p.path for p in self.order]
+        if self.cfg.finetune_encoder is not None:
+            self.inputs = load_photos_tensor(paths, self.cfg.image_size)  # uint8 (N, 3, S, S)
+            return
+        was_training = model.training
+        model.encoder.eval()
+        folder = Path(self.cfg.feature_cache).expanduser() if self.cfg.feature_cache else CACHE / "features"
+        cache = FeatureCache(folder, ENCODER_TAG.format(size=self.cfg.image_size), self.cfg.image_size)
+        with torch.no_grad():
+            features = cache.get(paths, lambda u8: model.encode(u8.float() / 255), progress=print)
+        self.inputs = features.half()  # (N, L, 1280), float16 to halve the memory
+        model.train(was_training)
+
+    def _collate(self, split: str, items) -> dict:
+        index = torch.stack([i for i, _ in items])  # (B,) photos
+        captions = torch.stack([c for _, c in items])  # (B, C, T): C captions per photo
+        rows = torch.arange(len(index)).repeat_interleave(captions.shape[1])  # (B*C,) photo of each caption
+        captions = captions.flatten(0, 1)  # (B*C, T)
+        real = captions[:, 0] == Vocabulary.START  # a photo with fewer captions has empty padding rows
+        captions, rows = captions[real], rows[real]
+        captions = captions[:, : int((captions != Vocabulary.PAD).sum(1).max())]  # (N, T): no all-pad columns
+        inputs = self.inputs[index].float()  # (B, L, 1280) features, or (B, 3, S, S) photos
+        if self.cfg.finetune_encoder is not None:
+            inputs = inputs / 255  # photos in [0, 1]
+        photos = [self.order[i] for i in index.tolist()]
+        refs = [[" ".join(tokenize(c)) for c in p.captions] for p in photos] if split != "train" else None
+        return {"inputs": inputs, "captions": captions, "rows": rows, "refs": refs, "names": [p.name for p in photos]}
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        from functools import partial
+
+        return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle,
+                          collate_fn=partial(self._collate, split), num_workers=0)  # fmt: skip
+
+    def train_dataloader(self):
+        return self._loader("train", True)
+
+    def val_dataloader(self):
+        return self._loader("dev", False)
+
+    def test_dataloader(self):
+        return self._loader("test", False)
+
+
+# ---------------------------------------------------------------------------------------- metrics
+
+
+def cider_d(hypotheses: list[str], references: list[list[str]]) -> float:
+    """Corpus CIDEr-D (pycocoevalcap) of tokenised, space-joined captions."""
+    from pycocoevalcap.cider.cider import Cider
+
+    if not hypotheses:
+        return 0.0
+    gts = {i: refs for i, refs in enumerate(references)}
+    res = {i: [h] for i, h in enumerate(hypotheses)}
+    score, _ = Cider().compute_score(gts, res)
+    return float(score)
+
+
+def bleu_metrics() -> nn.ModuleList:
+    from torchmetrics.text import BLEUScore
+
+    return nn.ModuleList([BLEUScore(n_gram=n, smooth=False) for n in range(1, 5)])
+
+
+class CaptionModule(L.LightningModule):
+    """Teacher-forced training; dev/test scored on decoded captions (see the module docstring)."""
+
+    def __init__(self, model, cfg: CaptionConfig, frozen: list[nn.Module] = ()):
+        super().__init__()
+        self.model, self.cfg, self.frozen = model, cfg, list(frozen)
+        self.bleu = nn.ModuleDict({k: bleu_metrics() for k in ("val", "test", "test_greedy")})
+        self.decoded: dict[str, list] = {}  # split -> [(name, hypothesis, refs)] of this epoch
+        self.rows: list[dict] = []  # the last test pass's per-image captions
+
+    def _features(self, batch) -> torch.Tensor:
+        x = batch["inputs"]
+        return self.model.encode(x) if self.cfg.finetune_encoder is not None else x  # (B, L, 1280)
+
+    def _loss(self, features, captions, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, alphas = self.model.teacher_forced(features, captions, rows)  # (N, T-1, V), (N, T-1, L)
+        target = captions[:, 1:]
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=Vocabulary.PAD)
+        if alphas is None or not self.cfg.attention_reg:
+            return ce, ce
+        coverage = alphas.sum(1)  # (N, L): Σ_t α_ti (the model's α is 0 after <end>)
+        return ce + self.cfg.attention_reg * ((1 - coverage) ** 2).mean(), ce
+
+    def on_train_epoch_start(self):
+        for module in self.frozen:
+            module.eval()
+
+    def training_step(self, batch, batch_idx):
+        loss, ce = self._loss(self._features(batch), batch["captions"], batch["rows"])
+        self.log("train_loss", ce, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["captions"]))
+        return loss
+
+    def _decode(self, features, beam: int) -> list[str]:
+        out = self.model.caption(features, beam=beam, max_len=self.cfg.max_len, length_penalty=self.cfg.length_penalty)
+        return [self.model.to_text(t) for t in out.tokens]
+
+    def _score(self, key: str, hyps: list[str], refs: list[list[str]]) -> None:
+        for n, metric in enumerate(self.bleu[key], 1):
+            metric.update(hyps, refs)
+            self.log(f"{key}_bleu{n}", metric, on_step=False, on_epoch=True, prog_bar=n == 4 and key == "val",
+                     batch_size=len(hyps))  # fmt: skip
+        self.decoded.setdefault(key, []).extend(zip(hyps, refs))
+
+    def validation_step(self, batch, batch_idx):
+        features = self._features(batch)
+        _, ce = self._loss(features, batch["captions"], batch["rows"])
+        self.log("val_loss", ce, on_step=False, on_epoch=True, batch_size=len(features))
+        hyps = self._decode(features, 1)
+        self._score("val", hyps, batch["refs"])
+        for name, h, refs in zip(batch["names"], hyps, batch["refs"]):
+            self.rows.append({"image": name, "caption": h, "greedy_caption": h, "references": " | ".join(refs)})
+
+    def test_step(self, batch, batch_idx):
+        features = self._features(batch)
+        hyps = self._decode(features, self.cfg.beam)
+        greedy = hyps if self.cfg.beam == 1 else self._decode(features, 1)
+        self._score("test", hyps, batch["refs"])
+        self._score("test_greedy", greedy, batch["refs"])
+        for name, h, g, refs in zip(batch["names"], hyps, greedy, batch["refs"]):
+            self.rows.append({"image": name, "caption": h, "greedy_caption": g, "references": " | ".join(refs)})
+
+    def _log_cider(self):
+        for key, pairs in self.decoded.items():
+            self.log(f"{key}_cider", cider_d([h for h, _ in pairs], [r for _, r in pairs]))
+        self.decoded = {}
+
+    def on_validation_epoch_start(self):
+        self.decoded, self.rows = {}, []
+
+    def on_validation_epoch_end(self):
+        self._log_cider()
+
+    def on_test_epoch_start(self):
+        self.decoded, self.rows = {}, []
+
+    def on_test_epoch_end(self):
+        self._log_cider()
+
+    def configure_optimizers(self):
+        encoder = {id(p) for p in self.model.encoder.parameters()}
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in encoder], "lr": self.cfg.lr},
+                  {"params": [p for p in trainable if id(p) in encoder], "lr": self.cfg.lr * self.cfg.encoder_lr_scale}]  # fmt: skip
+        groups = [g for g in groups if g["params"]]
+        opt = torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# ---------------------------------------------------------------------------------------- task
+
+
+@register_task("caption")
+class CaptionTask(Task):
+    name = "caption"
+    summary = "image captioning (Flickr8k): EfficientNet encoder + LSTM/GRU decoder, attention, beam search"
+    Config = CaptionConfig
+    monitor, monitor_mode = "val_bleu4", "max"
+    predict_options = {"beam": "beam width (1 = greedy; default: the run's --beam)",
+                       "out": "folder for the attention pictures (default: RUN_DIR/predictions)"}  # fmt: skip
+
+    def __init__(self):
+        self._vocab_key, self._vocab = None, None
+
+    def vocabulary(self, cfg: CaptionConfig) -> Vocabulary:
+        """Built from the training captions only (memoised per data set, limit and min count)."""
+        key = (cfg.dataset, str(resolve_data_root(cfg.data_root)), cfg.limit_train, cfg.min_count)
+        if key != self._vocab_key:
+            photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["train"][: cfg.limit_train]
+            self._vocab_key, self._vocab = key, Vocabulary.build((c for p in photos for c in p.captions), cfg.min_count)
+        return self._vocab
+
+    def _check(self, cfg: CaptionConfig) -> None:
+        if cfg.beam < 1 or cfg.max_len < 2 or cfg.min_count < 1:
+            raise ConfigError(f"--beam {cfg.beam}, --max-len {cfg.max_len}, --min-count {cfg.min_count}: "
+                              "need beam >= 1, max_len >= 2, min_count >= 1")  # fmt: skip
+        if cfg.finetune_encoder is not None and not 0 <= cfg.finetune_encoder <= 8:
+            raise ConfigError(f"--finetune-encoder {cfg.finetune_encoder}: EfficientNet-Lite0 has stages 0 (stem) to 8")
+
+    def model_spec(self, cfg: CaptionConfig):
+        self._check(cfg)
+        kwargs = dict(words=self.vocabulary(cfg).words, cell=cfg.cell, embed_size=cfg.embed_size,
+                      hidden_size=cfg.hidden_size, dropout=cfg.dropout, encoder_weights=None, image_size=cfg.image_size)  # fmt: skip
+        if cfg.model == "show-attend-tell":
+            kwargs.update(feature_size=cfg.feature_size, attention_size=cfg.attention_size)
+        return cfg.model, kwargs  # the encoder's weights are in the saved state dict
+
+    def build_model(self, cfg: CaptionConfig):
+        name, kwargs = self.model_spec(cfg)
+        model = get_model(name, **{**kwargs, "encoder_weights": "imagenet"})
+        for module in self.frozen(cfg, model):
+            module.requires_grad_(False)
+        return model
+
+    def frozen(self, cfg: CaptionConfig, model) -> list[nn.Module]:
+        stages = model.encoder.stages()
+        return stages[: cfg.finetune_encoder] if cfg.finetune_encoder is not None else [model.encoder]
+
+    def datamodule(self, cfg):
+        self._check(cfg)
+        return CaptionData(cfg)
+
+    def bind(self, cfg, model, datamodule):
+        datamodule.bind(model)
+
+    def module(self, cfg, model):
+        return CaptionModule(model, cfg, self.frozen(cfg, model))
+
+    def write_outputs(self, cfg, module, run_dir: Path, split: str) -> list[Path]:
+        if not module.rows:
+            return []
+        return [write_captions_csv(Path(run_dir) / f"{split}_captions.csv", module.rows)]
+
+    def pictures(self, cfg, model, datamodule, run_dir: Path):
+        written = [self.vocabulary(cfg).save(Path(run_dir) / "vocab.json")]
+        if cfg.model == "show-attend-tell":
+            for photo in datamodule.photos["test"][:3]:
+                written.append(self._caption_photo(cfg, model, photo.path, cfg.beam, Path(run_dir) / "attention")["attention"])
+        return written
+
+    @torch.no_grad()
+    def _caption_photo(self, cfg, model, path: Path, beam: int, out: Path | None) -> dict:
+        pixels = load_photo(path, model.image_size)  # uint8 (3, S, S)
+        features = model.eval().encode(pixels[None].float() / 255)  # (1, L, 1280)
+        decoded = model.caption(features, beam=beam, max_len=cfg.max_len, length_penalty=cfg.length_penalty)
+        words = [model.words[t] for t in decoded.tokens[0]]
+        result = {"image": str(path), "caption": " ".join(words)}
+        if decoded.extras[0] is not None and out is not None:
+            from lstmvision.viz.attention import plot_attention
+
+            out.mkdir(parents=True, exist_ok=True)
+            picture = plot_attention(pixels, words, decoded.extras[0], out / f"{Path(path).stem}_attention.png")
+            result["attention"] = str(picture)
+        return result
+
+    def predict(self, cfg, model, inputs, beam=None, out=None, **options):
+        beam = cfg.beam if beam is None else beam
+        if beam < 1:
+            raise ConfigError(f"--beam {beam}: the beam width must be at least 1")
+        folder = Path(out) if out else (Path(self.run_dir) / "predictions" if getattr(self, "run_dir", None) else Path("predictions"))
+        return [self._caption_photo(cfg, model, Path(p), beam, folder) for p in inputs]
+
+    def format_prediction(self, prediction: dict) -> str:
+        extra = f"  [attention: {prediction['attention']}]" if "attention" in prediction else ""
+        return f"{prediction['image']}: {prediction['caption']}{extra}"

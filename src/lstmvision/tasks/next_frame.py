@@ -1,0 +1,369 @@
+"""Task ``next-frame``: predict the next ``output_frames`` frames from ``input_frames`` (many-to-many).
+
+Data sets (``--dataset``):
+
+* ``moving-mnist``: Srivastava et al.'s bouncing digits, 64x64, 20 frames (10 -> 10). Training
+  sequences are fresh every epoch (``train_size`` of them) from the digits of MNIST's training
+  split minus a held-out ``val_fraction``; validation: ``val_size`` fixed sequences (seed 1) of the
+  held-out digits; test: ``test_size`` fixed sequences (seed 2015) of MNIST's test digits.
+* ``visp``: the 5 real hand-held camera sequences of ``video/visp_sequences_h96.npz``, split by
+  sequence, never by frame: train ``mire2`` (501 frames), ``mbt_cube`` (218), ``line`` (33);
+  validation ``ellipse1`` (50); test ``cube`` (80). Frames resized to ``frame_size`` (48x64).
+* a PATH: a video file or a folder of videos, grey frames (every ``frame_step``-th, ``frame_size``).
+  Three or more videos are split by video (sorted names: the last is test, the one before it
+  validation, the rest training); fewer are each cut in time into 80 % / 10 % / 10 % blocks
+  (training, validation, test), so no window crosses a block.
+
+Real sequences are served as every window of ``input_frames + output_frames`` consecutive frames.
+
+Training (OpenSTL's method for ConvLSTM): the model predicts every next frame of the window, the
+loss is their mean squared error; with ``scheduled_sampling N`` the forecaster is fed the true
+frame instead of its own prediction with a probability falling linearly from 1 to 0 over the
+first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule. On real
+videos the ConvLSTM predicts the change from the frame it reads (``--residual``, on by default
+there): it starts as the copy-last-frame baseline and learns the motion.
+
+Metrics (validation ``val_*``, test ``test_*``) on the ``output_frames`` predicted from the
+inputs alone, clamped to [0, 1]: ``mse`` and ``mae`` as OpenSTL defines them (per frame: summed
+over the pixels, averaged over frames and sequences), ``ssim`` and ``psnr`` (torchmetrics, per
+frame, averaged), each beside the copy-last-frame baseline (``baseline_*`` on the test set,
+``val_baseline_*``). Pictures: ``next_frames.png`` (input / truth / prediction rows) and
+``next_frames.gif``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics import MeanMetric
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from lstmvision.data import load_split, resolve_data_root, train_val_indices
+from lstmvision.data.moving_mnist import MovingMNIST
+from lstmvision.data.video import find_videos, load_npz_sequences, parse_size, read_frames
+from lstmvision.errors import ConfigError, DataError
+from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.config import TrainConfig
+
+VISP_FILE = "video/visp_sequences_h96.npz"
+VISP_SPLIT = {"train": ("mire2", "mbt_cube", "line"), "val": ("ellipse1",), "test": ("cube",)}
+MOVING_MNIST_SEEDS = {"val": 1, "test": 2015}
+
+
+@dataclass
+class NextFrameConfig(TrainConfig):
+    dataset: str = "moving-mnist"
+    """moving-mnist, visp, or a video file / folder of videos"""
+    model: Literal["convlstm", "cnn-lstm"] = "convlstm"
+    """convlstm (ConvLSTM encoder-forecaster) or cnn-lstm (CNN encoder + LSTM + decoder)"""
+    input_frames: int = 10
+    """frames given"""
+    output_frames: int = 10
+    """frames predicted"""
+    hidden_sizes: str = "64,64"
+    """convlstm: channels of each ConvLSTM layer, comma-separated"""
+    kernel_size: int = 3
+    """convlstm: kernel size (odd)"""
+    patch: int = 4
+    """convlstm: space-to-depth factor (frame sides must be multiples of it)"""
+    peephole: bool = False
+    """convlstm: Shi's peephole connections"""
+    residual: Optional[bool] = None
+    """convlstm: predict the change from the last frame (default: on for real videos, off for moving-mnist)"""
+    hidden_size: int = 256
+    """cnn-lstm: LSTM units"""
+    scheduled_sampling: int = 0
+    """steps over which the true-frame probability falls from 1 to 0 (0: plain forecaster)"""
+    frame_size: Optional[str] = None
+    """HEIGHTxWIDTH of the frames (default 64x64 for moving-mnist, else 48x64)"""
+    frame_step: int = 1
+    """real videos: take every k-th frame"""
+    train_size: int = 10000
+    """moving-mnist: training sequences per epoch (fresh each epoch)"""
+    val_size: int = 500
+    """moving-mnist: validation sequences"""
+    test_size: int = 2000
+    """moving-mnist: test sequences"""
+    epochs: int = 2
+    batch_size: int = 16
+    lr: float = 1e-3
+    grad_clip: float = 1.0
+    """clip the gradient norm (0: off)"""
+
+
+# -------------------------------------------------------------------------------------------- data
+
+
+class Windows(Dataset):
+    """Every window of ``length`` consecutive frames of some uint8 sequences ``(N, H, W)``, as
+    ``(length, 1, H, W)`` floats in [0, 1]."""
+
+    def __init__(self, seqs: list[torch.Tensor], length: int):
+        self.seqs = [s for s in seqs if len(s) >= length]
+        self.length = length
+        self.index = [(k, t) for k, s in enumerate(self.seqs) for t in range(len(s) - length + 1)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        k, t = self.index[i]
+        return self.seqs[k][t : t + self.length].unsqueeze(1).float().div(255)  # (T, 1, H, W)
+
+
+def _resize(seq: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 ``(N, H, W)`` -> uint8 ``(N, h, w)`` (bilinear, antialiased)."""
+    x = torch.from_numpy(seq).unsqueeze(1).float()  # (N, 1, H, W)
+    if tuple(x.shape[-2:]) != size:
+        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return x.squeeze(1).round().clamp(0, 255).to(torch.uint8)
+
+
+def _time_split(seq: torch.Tensor) -> dict[str, torch.Tensor]:
+    n = len(seq)
+    a, b = int(0.8 * n), int(0.9 * n)
+    return {"train": seq[:a], "val": seq[a:b], "test": seq[b:]}
+
+
+def real_sequences(cfg, root: Path) -> dict[str, list[torch.Tensor]]:
+    """``{split: [uint8 (N, H, W) sequences]}`` of ``visp`` or a video PATH (see the module doc)."""
+    size = parse_size(cfg.frame_size or "48x64")
+    if cfg.dataset == "visp":
+        path = root / VISP_FILE
+        seqs = load_npz_sequences(path)
+        missing = [n for names in VISP_SPLIT.values() for n in names if n not in seqs]
+        if missing:
+            raise DataError(f"{path}: lacks the sequence(s) {', '.join(missing)} (has {', '.join(seqs)})")
+        return {split: [_resize(seqs[n], size) for n in names] for split, names in VISP_SPLIT.items()}
+    videos = find_videos(cfg.dataset)
+    frames = [torch.from_numpy(read_frames(v, cfg.frame_step, size, grey=True)) for v in videos]
+    if len(frames) >= 3:
+        return {"train": frames[:-2], "val": [frames[-2]], "test": [frames[-1]]}
+    parts = [_time_split(f) for f in frames]
+    return {split: [p[split] for p in parts] for split in ("train", "val", "test")}
+
+
+class NextFrameData(L.LightningDataModule):
+    def __init__(self, cfg: NextFrameConfig):
+        super().__init__()
+        self.cfg, self.sets = cfg, {}
+
+    @property
+    def length(self) -> int:
+        return self.cfg.input_frames + self.cfg.output_frames
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sets:
+            return
+        cfg, root = self.cfg, resolve_data_root(self.cfg.data_root)
+        if cfg.dataset == "moving-mnist":
+            size = parse_size(cfg.frame_size or "64x64")
+            if size != (64, 64):
+                raise ConfigError(f"--frame-size {cfg.frame_size}: moving-mnist frames are 64x64")
+            train, _ = load_split("mnist", root, "train", download=cfg.download)
+            test, _ = load_split("mnist", root, "test", download=cfg.download)
+            train_idx, val_idx = train_val_indices(len(train), cfg.val_fraction)
+            digits = {"train": train[train_idx].numpy(), "val": train[val_idx].numpy(), "test": test.numpy()}
+            if cfg.limit_train:
+                digits["train"] = digits["train"][: cfg.limit_train]
+            self.sets = {
+                "train": MovingMNIST(digits["train"], cfg.train_size, cfg.seed, fixed=False, num_frames=self.length),
+                **{s: MovingMNIST(digits[s], n, MOVING_MNIST_SEEDS[s], num_frames=self.length)
+                   for s, n in (("val", cfg.val_size), ("test", cfg.test_size))},
+            }  # fmt: skip
+            return
+        seqs = real_sequences(cfg, root)
+        for split, parts in seqs.items():
+            windows = Windows(parts, self.length)
+            if len(windows) == 0:
+                longest = max((len(p) for p in parts), default=0)
+                raise DataError(f"{cfg.dataset}: the {split} split's longest sequence has {longest} frame(s); "
+                                f"a window needs {self.length} (input_frames + output_frames)")  # fmt: skip
+            self.sets[split] = windows
+        if cfg.limit_train:
+            self.sets["train"].index = self.sets["train"].index[: cfg.limit_train]
+
+    def train_dataloader(self) -> DataLoader:
+        moving = isinstance(self.sets["train"], MovingMNIST)  # fresh random sequences: order is already random
+        return DataLoader(self.sets["train"], batch_size=self.cfg.batch_size, shuffle=not moving,
+                          num_workers=self.cfg.num_workers)  # fmt: skip
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.sets["val"], batch_size=self.cfg.batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.sets["test"], batch_size=self.cfg.batch_size)
+
+
+# ------------------------------------------------------------------------------------------ module
+
+
+class FrameMetrics(torch.nn.Module):
+    """OpenSTL's per-frame MSE and MAE (sums over the pixels of a frame, averaged over frames and
+    sequences, [0, 1] scale), and torchmetrics' SSIM and PSNR (per frame, averaged)."""
+
+    def __init__(self):
+        super().__init__()
+        self.mse, self.mae = MeanMetric(), MeanMetric()
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+
+    def update(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
+        diff = pred - truth  # (B, T, C, H, W)
+        self.mse.update(diff.square().sum((2, 3, 4)))  # (B, T): one value per frame
+        self.mae.update(diff.abs().sum((2, 3, 4)))
+        self.ssim.update(pred.flatten(0, 1), truth.flatten(0, 1))  # (B*T, C, H, W)
+        self.psnr.update(pred.flatten(0, 1), truth.flatten(0, 1))
+
+    def items(self):
+        return (("mse", self.mse), ("mae", self.mae), ("ssim", self.ssim), ("psnr", self.psnr))
+
+
+class NextFrameModule(L.LightningModule):
+    def __init__(self, model, cfg: NextFrameConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.scores = torch.nn.ModuleDict({k: FrameMetrics() for k in ("val", "val_baseline", "test", "baseline")})
+
+    def teacher_prob(self) -> float:
+        n = self.cfg.scheduled_sampling
+        return max(0.0, 1.0 - self.global_step / n) if n > 0 else 0.0
+
+    def on_train_epoch_start(self) -> None:
+        data = self.trainer.train_dataloader.dataset
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(self.current_epoch)
+
+    def training_step(self, frames, batch_idx):
+        preds = self.model.rollout(frames, self.cfg.input_frames, self.teacher_prob())  # (B, T-1, C, H, W)
+        loss = F.mse_loss(preds, frames[:, 1:])
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _evaluate(self, frames, split: str) -> None:
+        t_in = self.cfg.input_frames
+        inputs, truth = frames[:, :t_in], frames[:, t_in:]  # (B, T_in, ...), (B, T_out, ...)
+        pred = self.model(inputs, truth.shape[1]).clamp(0, 1)  # (B, T_out, C, H, W)
+        copy = inputs[:, -1:].expand_as(truth)  # copy-last-frame baseline
+        base = "val_baseline" if split == "val" else "baseline"
+        self.scores[split].update(pred, truth)
+        self.scores[base].update(copy, truth)
+        for key in (split, base):
+            for name, metric in self.scores[key].items():
+                self.log(f"{key}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "mse" and key == split)
+
+    def validation_step(self, frames, batch_idx):
+        self._evaluate(frames, "val")
+
+    def test_step(self, frames, batch_idx):
+        self._evaluate(frames, "test")
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.lr, total_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+# -------------------------------------------------------------------------------------------- task
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise ConfigError(f"--{name.replace('_', '-')} {text!r}: give positive integers separated by commas")
+    return values
+
+
+@register_task("next-frame")
+class NextFrameTask(Task):
+    name = "next-frame"
+    summary = "next-frame prediction (ConvLSTM or CNN+LSTM; Moving MNIST, ViSP, videos); many-to-many"
+    Config = NextFrameConfig
+    monitor, monitor_mode = "val_mse", "min"
+    predict_options = {"out": "folder for the GIF and PNG of the predicted frames (default: current folder)"}
+
+    def frame_size(self, cfg) -> tuple[int, int]:
+        return parse_size(cfg.frame_size or ("64x64" if cfg.dataset == "moving-mnist" else "48x64"))
+
+    def residual(self, cfg) -> bool:
+        return cfg.residual if cfg.residual is not None else cfg.dataset != "moving-mnist"
+
+    def model_spec(self, cfg: NextFrameConfig):
+        if cfg.input_frames < 1 or cfg.output_frames < 1:
+            raise ConfigError("--input-frames and --output-frames must be at least 1")
+        h, w = self.frame_size(cfg)
+        if cfg.model == "convlstm":
+            if h % cfg.patch or w % cfg.patch:
+                raise ConfigError(f"--frame-size {h}x{w}: both sides must be multiples of --patch {cfg.patch}")
+            if cfg.kernel_size % 2 == 0:
+                raise ConfigError(f"--kernel-size {cfg.kernel_size}: must be odd")
+            return "convlstm-forecaster", dict(channels=1, hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
+                                               kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
+                                               output_frames=cfg.output_frames, residual=self.residual(cfg))  # fmt: skip
+        return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size,
+                                           output_frames=cfg.output_frames)  # fmt: skip
+
+    def datamodule(self, cfg) -> NextFrameData:
+        return NextFrameData(cfg)
+
+    def module(self, cfg, model) -> NextFrameModule:
+        return NextFrameModule(model, cfg)
+
+    @torch.no_grad()
+    def pictures(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
+        frames = datamodule.sets["test"][0].unsqueeze(0)  # (1, T, 1, H, W)
+        return self._draw(cfg, model, frames, run_dir / "next_frames")
+
+    def _draw(self, cfg, model, frames: torch.Tensor, stem: Path) -> list[Path]:
+        from lstmvision.viz.video import frame_grid, frames_gif
+
+        t_in = cfg.input_frames
+        inputs, truth = frames[:, :t_in], frames[:, t_in:]
+        pred = model.eval()(inputs, cfg.output_frames).clamp(0, 1)[0, :, 0]  # (T_out, H, W)
+        scale = max(1, 128 // frames.shape[-1])
+        rows = {"input": inputs[0, :, 0], "prediction": pred}
+        panels = {"prediction": torch.cat([inputs[0, :, 0], pred])}
+        if truth.shape[1]:
+            rows = {"input": inputs[0, :, 0], "truth": truth[0, :, 0], "prediction": pred}
+            panels = {"truth": frames[0, :, 0], **panels}
+        png = frame_grid(rows, stem.with_suffix(".png"), scale=scale)
+        gif = frames_gif(panels, stem.with_suffix(".gif"), scale=scale)
+        return [png, gif]
+
+    @torch.no_grad()
+    def predict(self, cfg, model, inputs, out: Path | None = None, **options):
+        results = []
+        folder = Path(out) if out is not None else Path(".")
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in inputs:
+            frames = read_frames(path, cfg.frame_step, self.frame_size(cfg), grey=True,
+                                 max_frames=cfg.input_frames + cfg.output_frames)  # fmt: skip
+            if len(frames) < cfg.input_frames:
+                raise DataError(f"{path}: {len(frames)} frame(s) at step {cfg.frame_step}; "
+                                f"the model needs {cfg.input_frames} to predict from")  # fmt: skip
+            x = torch.from_numpy(frames).float().div(255)[None, :, None]  # (1, N, 1, H, W)
+            png, gif = self._draw(cfg, model, x, folder / f"{Path(path).stem}_next_frames")
+            result = {"image": str(path), "predicted_frames": cfg.output_frames, "png": str(png), "gif": str(gif)}
+            truth = x[:, cfg.input_frames :]
+            if truth.shape[1] == cfg.output_frames:
+                pred = model(x[:, : cfg.input_frames], cfg.output_frames).clamp(0, 1)
+                copy = x[:, cfg.input_frames - 1 : cfg.input_frames]
+                result["mse"] = round(float((pred - truth).square().sum((2, 3, 4)).mean()), 3)
+                result["baseline_mse"] = round(float((copy - truth).square().sum((2, 3, 4)).mean()), 3)
+            results.append(result)
+        return results
+
+    def format_prediction(self, p: dict) -> str:
+        score = f" (mse {p['mse']}, copy-last-frame {p['baseline_mse']})" if "mse" in p else ""
+        return f"{p['image']}: {p['predicted_frames']} frames predicted -> {p['gif']}, {p['png']}{score}"

@@ -1,0 +1,516 @@
+"""Task ``textline``: text-line recognition with a CRNN (CNN + BiLSTM) trained by CTC.
+
+Data (``--dataset``): ``bronod`` (handwritten French notarial register, split **by page**: pages
+10, 20, ..., 90 validate, pages 5, 15, ..., 85 test, the other 72 pages train), ``uw3`` (printed
+English: 45 of the 50 training lines train, every 10th validates, the 20 official test lines
+test) or a folder in a generic layout (see :mod:`lstmvision.data.lines`). The charset is built
+from the training labels, stored in ``config.yaml`` and ``model.json``; characters a model does
+not know are counted at test time (``test_unknown_chars``), never an error.
+
+Metrics: ``{val,test}_cer`` and ``{val,test}_wer`` (torchmetrics, 0-1 scale, greedy decoding) and
+``{train,val,test}_loss`` (CTC); ``val_cer`` picks the checkpoint. Training augments each line
+(torchvision transforms v2: small rotation, shear and scale, elastic distortion, contrast and
+brightness; max-pool dilation or erosion of the strokes); evaluation never does.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchmetrics.functional.text import char_error_rate
+from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from lstmvision.data import resolve_data_root
+from lstmvision.data.lines import (Charset, Line, line_splits, load_line, read_line_folder,
+                                   read_page_xml, shuffled_width_batches, write_page_xml)  # fmt: skip
+from lstmvision.data.images import open_image
+from lstmvision.errors import ConfigError, DataError
+from lstmvision.nn.ctc import greedy_decode, prefix_beam_search
+from lstmvision.tasks import runs
+from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.config import TrainConfig
+
+
+# ------------------------------------------------------------------------------- augmentation
+
+
+def elastic(x: torch.Tensor, pixels: float, sigma: float = 6.0) -> torch.Tensor:
+    """Elastic distortion of ``(1, H, W)`` by a smooth random field of about ``pixels`` pixels
+    (torchvision's ``ElasticTransform`` scales its field by the height for both axes, which on a
+    line 20x wider than high moves columns 20x further than rows)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    h, w = x.shape[-2:]
+    k = 2 * int(2 * sigma) + 1
+    field = TF.gaussian_blur(torch.rand(2, 1, h, w) * 2 - 1, [k, k], [sigma, sigma])  # (2, 1, H, W)
+    field = field / field.std().clamp(min=1e-6) * pixels  # in pixels, about N(0, pixels)
+    scale = torch.tensor([2.0 / max(w, 2), 2.0 / max(h, 2)]).view(2, 1, 1, 1)  # pixels -> grid units
+    displacement = (field * scale).squeeze(1).permute(1, 2, 0).unsqueeze(0)  # (1, H, W, 2): (dx, dy)
+    return TF.elastic(x, displacement)
+
+
+class LineAugment:
+    """Random distortions of one ``(1, H, W)`` ink-bright line (training only), torchvision
+    transforms v2: rotation/shear/scale/vertical shift, elastic field, brightness/contrast; and
+    stroke dilation/erosion by a max-pool."""
+
+    def __init__(self, strength: float = 1.0):
+        from torchvision.transforms import v2
+
+        s = self.strength = strength
+        self.affine = v2.RandomAffine(degrees=1.0 * s, translate=(0.0, 0.04 * s), scale=(1 - 0.08 * s, 1 + 0.04 * s),
+                                      shear=(-8 * s, 8 * s))  # fmt: skip
+        self.jitter = v2.ColorJitter(brightness=0.3 * s, contrast=0.4 * s)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if random.random() < 0.7:
+            x = self.affine(x)
+        if random.random() < 0.3:
+            x = elastic(x, pixels=1.0 * self.strength)
+        r = random.random()
+        if r < 0.15:  # thicker strokes (dilation of bright ink)
+            x = F.max_pool2d(x[None], (3, 3), 1, 1)[0]
+        elif r < 0.3:  # thinner strokes (erosion)
+            x = -F.max_pool2d(-x[None], (2, 2), 1, 1)[0, :, 1:, 1:]
+        if random.random() < 0.5:
+            x = self.jitter(x)
+        return x.clamp_(0, 1)
+
+
+# --------------------------------------------------------------------------------------- data
+
+
+class LineSet(Dataset):
+    """Line images held in memory as uint8 ``(height, W)``; items ``(image (1, H, W), ids, text,
+    name)``. ``ids`` drops characters outside the charset (counted in ``unknown``)."""
+
+    def __init__(self, lines: list[Line], height: int, charset: Charset, augment=None):
+        cache: dict = {}
+        self.lines, self.augment = lines, augment
+        self.images = [(load_line(ln, height, cache) * 255).round().to(torch.uint8) for ln in lines]
+        self.widths = [im.size(1) for im in self.images]
+        self.targets = [torch.tensor(charset.encode(ln.text), dtype=torch.long) for ln in lines]
+        self.unknown = [charset.count_unknown(ln.text) for ln in lines]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, i: int):
+        x = self.images[i].float().div(255).unsqueeze(0)  # (1, H, W)
+        if self.augment is not None:
+            x = self.augment(x)
+        return x, self.targets[i], self.lines[i].text, self.lines[i].name, self.unknown[i]
+
+
+def collate_lines(items) -> dict:
+    """Right-pad to the widest line: ``images (B, 1, H, W_max)``, true ``widths (B,)``, CTC
+    ``targets`` (all labels concatenated) and ``target_lengths (B,)``."""
+    images, targets, texts, names, unknown = zip(*items)
+    widths = torch.tensor([im.size(-1) for im in images])
+    batch = images[0].new_zeros(len(images), 1, images[0].size(1), int(widths.max()))
+    for b, im in enumerate(images):
+        batch[b, :, :, : im.size(-1)] = im
+    return {"images": batch, "widths": widths, "targets": torch.cat(targets),
+            "target_lengths": torch.tensor([len(t) for t in targets]), "texts": list(texts),
+            "names": list(names), "unknown": torch.tensor(unknown)}  # fmt: skip
+
+
+class WidthBatches(torch.utils.data.Sampler):
+    """Reshuffled every epoch: batches of lines of similar width (less padding to compute)."""
+
+    def __init__(self, widths: list[int], batch_size: int, seed: int):
+        self.widths, self.batch_size, self.seed, self.epoch = widths, batch_size, seed, 0
+
+    def __iter__(self):
+        self.epoch += 1
+        return iter(shuffled_width_batches(self.widths, self.batch_size, random.Random(self.seed * 1000 + self.epoch)))
+
+    def __len__(self) -> int:
+        return -(-len(self.widths) // self.batch_size)
+
+
+class TextLineData(L.LightningDataModule):
+    """``splits`` maps train/val/test to line lists (a missing split is empty)."""
+
+    def __init__(self, splits: dict[str, list[Line]], charset: Charset, height: int, batch_size: int,
+                 augment: float, seed: int, num_workers: int = 0):  # fmt: skip
+        super().__init__()
+        self.splits, self.charset, self.height, self.batch_size = splits, charset, height, batch_size
+        self.augment, self.seed, self.num_workers = augment, seed, num_workers
+        self.sets: dict[str, LineSet] = {}
+
+    def _set(self, split: str) -> LineSet:
+        if split not in self.sets:
+            aug = LineAugment(self.augment) if split == "train" and self.augment > 0 else None
+            self.sets[split] = LineSet(self.splits.get(split, []), self.height, self.charset, aug)
+        return self.sets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ("train", "val", "test"))
+        for split in wanted:
+            self._set(split)
+
+    def _loader(self, split: str) -> DataLoader:
+        data = self._set(split)
+        if split == "train":
+            sampler = WidthBatches(data.widths, self.batch_size, self.seed)
+            return DataLoader(data, batch_sampler=sampler, collate_fn=collate_lines, num_workers=self.num_workers)
+        # evaluation: sorted by width, so batches pad little; order does not change the metrics
+        order = sorted(range(len(data)), key=lambda i: data.widths[i])
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return DataLoader(data, batch_sampler=batches, collate_fn=collate_lines, num_workers=self.num_workers)
+
+    def train_dataloader(self):
+        return self._loader("train")
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+
+# ------------------------------------------------------------------------------------- module
+
+
+def decode_batch(model: nn.Module, images: torch.Tensor, widths: torch.Tensor | None = None, beam: int = 1):
+    """Texts of a batch and the per-line ``(T_b, C)`` log-probabilities (greedy or beam search)."""
+    log_probs = model(images, widths).log_softmax(-1)  # (T, B, C)
+    lengths = model.output_lengths(widths) if widths is not None else torch.full((images.size(0),), log_probs.size(0))
+    lengths = lengths.clamp(max=log_probs.size(0))
+    charset = Charset(model.charset)
+    if beam > 1:
+        texts = [charset.decode(prefix_beam_search(log_probs[: int(n), b], beam)[0][0]) for b, n in enumerate(lengths)]
+    else:
+        texts = [charset.decode(labels) for labels, _ in greedy_decode(log_probs, lengths)]
+    return texts, [log_probs[: int(n), b] for b, n in enumerate(lengths)]
+
+
+class TextLineModule(L.LightningModule):
+    """CTC training (AdamW, one-cycle learning rate) and CER/WER evaluation of a CRNN.
+
+    After a test run, ``line_results`` holds one dict per line (name, target, prediction, cer)."""
+
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float = 0.0):
+        super().__init__()
+        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
+        self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
+        self.line_results: list[dict] = []
+
+    def forward(self, images, widths=None):
+        return self.model(images, widths)
+
+    def _loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits = self.model(batch["images"], batch["widths"])  # (T, B, C)
+        log_probs = logits.log_softmax(-1)
+        lengths = self.model.output_lengths(batch["widths"]).clamp(max=logits.size(0))
+        # zero_infinity: a line with more labels than time steps gives no (infinite) loss
+        loss = F.ctc_loss(log_probs.float(), batch["targets"], lengths, batch["target_lengths"], blank=0,
+                          reduction="mean", zero_infinity=True)  # fmt: skip
+        return loss, log_probs, lengths
+
+    def training_step(self, batch, batch_idx):
+        loss, _, _ = self._loss(batch)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["texts"]))
+        return loss
+
+    def _evaluate(self, batch, split: str) -> None:
+        loss, log_probs, lengths = self._loss(batch)
+        charset = Charset(self.model.charset)
+        preds = [charset.decode(labels) for labels, _ in greedy_decode(log_probs, lengths)]
+        n = len(preds)
+        self.cer[split](preds, batch["texts"])
+        self.wer[split](preds, batch["texts"])
+        self.log(f"{split}_loss", loss, on_epoch=True, batch_size=n)
+        self.log(f"{split}_cer", self.cer[split], on_epoch=True, prog_bar=True, batch_size=n)
+        self.log(f"{split}_wer", self.wer[split], on_epoch=True, batch_size=n)
+        if split == "test":
+            self.log("test_unknown_chars", batch["unknown"].sum().float(), on_epoch=True, reduce_fx="sum", batch_size=n)
+            for name, target, pred, unknown in zip(batch["names"], batch["texts"], preds, batch["unknown"].tolist()):
+                cer = float(char_error_rate(pred, target)) if target else float(len(pred) > 0)
+                self.line_results.append({"line": name, "cer": round(cer, 4), "target": target,
+                                          "prediction": pred, "unknown_chars": unknown})  # fmt: skip
+
+    def on_test_epoch_start(self):
+        self.line_results = []
+
+    def validation_step(self, batch, batch_idx):
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total, pct_start=0.15)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def write_line_results(results: list[dict], path: Path) -> Path:
+    """Per-line CSV, worst lines (highest CER) first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["line", "cer", "unknown_chars", "target", "prediction"])
+        writer.writeheader()
+        writer.writerows(sorted(results, key=lambda r: -r["cer"]))
+    return path
+
+
+# ----------------------------------------------------------------------------------- pictures
+
+
+def plot_alignment(image: torch.Tensor, log_probs: torch.Tensor, charset: str, out: Path, title: str = "") -> Path:
+    """The CTC alignment of one line: the image with each emitted character written above the
+    column strip (``reduction`` pixels per frame) that emitted it, and below it the per-frame probabilities of
+    the blank and of the characters the line's decoding uses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (labels, frames), = greedy_decode(log_probs)
+    probs = log_probs.exp().T.cpu().numpy()  # (C, T)
+    rows = [0] + sorted(set(labels))
+    names = ["blank"] + [{" ": "space"}.get(charset[i - 1], charset[i - 1]) for i in rows[1:]]
+    height, width = image.shape[-2:]
+    reduction = -(-width // max(1, probs.shape[1]))  # image columns per time step
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(min(40, max(6, width / 60)), 2 + 0.18 * len(rows)),
+                                      gridspec_kw={"height_ratios": [1.3, max(1, 0.2 * len(rows))]})  # fmt: skip
+    top.imshow(1 - image.reshape(height, width).cpu().numpy(), cmap="gray", aspect="auto", vmin=0, vmax=1)
+    for label, t in zip(labels, frames):
+        x = reduction * (t + 0.5)
+        top.axvline(x, color="tab:red", lw=0.5, alpha=0.6)
+        top.text(x, -2, charset[label - 1], ha="center", va="bottom", fontsize=7, color="tab:red")
+    top.set_xlim(0, width), top.set_yticks([]), top.set_title(title, fontsize=8, pad=12)
+    bottom.imshow(probs[rows], aspect="auto", cmap="viridis", interpolation="nearest",
+                  extent=(0, probs.shape[1] * reduction, len(rows) - 0.5, -0.5), vmin=0, vmax=1)  # fmt: skip
+    bottom.set_yticks(range(len(rows)), names, fontsize=6)
+    bottom.set_xlim(0, width), bottom.set_xlabel(f"image column ({reduction} per time step)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------------------- task
+
+
+# per data set (--epochs/--batch-size unset): uw3's 45 lines need many small steps
+DATASET_DEFAULTS = {"bronod": {"epochs": 40, "batch_size": 16}, "uw3": {"epochs": 300, "batch_size": 4},
+                    "folder": {"epochs": 40, "batch_size": 16}}  # fmt: skip
+
+
+@dataclass
+class TextLineConfig(TrainConfig):
+    dataset: str = "bronod"
+    """bronod (handwriting, split by page), uw3 (printed) or a folder (labels.tsv + lines/, or .gt.txt files)"""
+    height: int = 32
+    """line height the images are scaled to (a multiple of 16)"""
+    channels: str = "16,32,64,96"
+    """output channels of the 4 convolution blocks"""
+    reduction: int = 4
+    """image columns per time step (2 or 4)"""
+    hidden_size: int = 128
+    """LSTM units per direction"""
+    num_layers: int = 2
+    """stacked BiLSTM layers"""
+    dropout: float = 0.2
+    """dropout before, between and after the LSTM layers"""
+    augment: float = 1.0
+    """strength of the training augmentation (0: off)"""
+    weight_decay: float = 1e-4
+    """AdamW weight decay"""
+    grad_clip: float = 5.0
+    """clip the gradient norm (0: off)"""
+    charset: Optional[str] = None
+    """characters the model outputs (default: those of the training labels; saved with the run)"""
+    from_run: Optional[str] = field(default=None, metadata={"flag": "--from"})
+    """start from a finished textline run's weights (e.g. handwriting -> printed); its charset is kept"""
+    epochs: Optional[int] = None
+    """training epochs (default: 40 for bronod and folders, 300 for uw3's 45 lines; saved with the run)"""
+    batch_size: Optional[int] = None
+    """mini-batch size (default: 16; 4 for uw3; saved with the run)"""
+    lr: float = 2e-3
+    val_fraction: float = 0.1
+    """unused: the validation split is fixed (pages 10, 20, ... for bronod; see the task)"""
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or min(values) < 1:
+        raise ConfigError(f"channels={text!r}: give 4 positive integers such as 16,32,64,96")
+    return values
+
+
+def _source(cfg):
+    if not cfg.from_run:
+        return None
+    task_name, _ = runs.read_run_config(Path(cfg.from_run))
+    if task_name != "textline":
+        raise ConfigError(f"{cfg.from_run}: a {task_name!r} run, not a textline run (--from)")
+    return runs.load_model(Path(cfg.from_run))
+
+
+@register_task("textline")
+class TextLineTask(Task):
+    name = "textline"
+    summary = "Text-line recognition: CNN + BiLSTM + CTC (bronod handwriting, UW3 print, your lines)"
+    Config = TextLineConfig
+    monitor, monitor_mode = "val_cer", "min"
+    predict_options = {"beam": "beam width of the CTC prefix beam search (1 = greedy)",
+                       "page": "page image whose --page-xml line regions are transcribed",
+                       "page_xml": "PAGE XML whose TextLine TextEquiv are filled (written to --out)",
+                       "out": "folder for the alignment pictures and the filled PAGE XML"}  # fmt: skip
+    predict_needs_inputs = False  # --page --page-xml instead of line images
+
+    def _splits(self, cfg) -> dict[str, list[Line]]:
+        if cfg.height % 16 or cfg.height < 16:
+            raise ConfigError(f"height={cfg.height}: must be a positive multiple of 16")
+        return line_splits(cfg.dataset, resolve_data_root(cfg.data_root))
+
+    def _resolve_charset(self, cfg, splits) -> None:
+        """Sets ``cfg.charset`` (saved in config.yaml) from the training labels (+ --from's)."""
+        if cfg.charset is not None:
+            return
+        chars = set("".join(ln.text for ln in splits["train"]))
+        if cfg.from_run:
+            _, saved = runs.read_run_config(Path(cfg.from_run))
+            chars |= set(saved.get("charset") or "")
+        cfg.charset = "".join(sorted(chars))
+        if not cfg.charset:
+            raise DataError(f"{cfg.dataset}: the training lines have no characters to learn")
+
+    def model_spec(self, cfg):
+        if cfg.charset is None:
+            self._resolve_charset(cfg, self._splits(cfg))
+        return "crnn", dict(charset=cfg.charset, height=cfg.height, channels=_channels(cfg.channels),
+                            hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
+                            reduction=cfg.reduction)  # fmt: skip
+
+    def build_model(self, cfg):
+        model = super().build_model(cfg)
+        source = _source(cfg)
+        if source is not None:
+            source.reset_classifier(model.charset)  # keep the rows of the shared characters
+            try:
+                model.load_state_dict(source.state_dict())
+            except RuntimeError as e:
+                raise ConfigError(f"{cfg.from_run}: its model does not fit this config ({str(e).splitlines()[0]}); "
+                                  "use the same --height, --channels, --hidden-size and --num-layers") from None
+        return model
+
+    def datamodule(self, cfg) -> TextLineData:
+        splits = self._splits(cfg)
+        if not splits["train"] or not splits["val"]:
+            raise DataError(f"{cfg.dataset}: need training and validation lines, found "
+                            f"{len(splits['train'])} and {len(splits['val'])}")  # fmt: skip
+        self._resolve_charset(cfg, splits)
+        for key, value in DATASET_DEFAULTS.get(cfg.dataset, DATASET_DEFAULTS["folder"]).items():
+            if getattr(cfg, key) is None:  # resolved here, so config.yaml records it
+                setattr(cfg, key, value)
+        if cfg.limit_train:
+            splits = {**splits, "train": splits["train"][: cfg.limit_train]}
+        return TextLineData(splits, Charset(cfg.charset), cfg.height, cfg.batch_size, cfg.augment, cfg.seed,
+                            cfg.num_workers)  # fmt: skip
+
+    def evaluation_datamodule(self, cfg, data: Path) -> TextLineData:
+        """All lines of ``data`` (its ``test/`` subfolder if it has one) as the test split."""
+        data = Path(data)
+        lines = read_line_folder(data / "test" if (data / "test").is_dir() else data)
+        return TextLineData({"test": lines}, Charset(cfg.charset), cfg.height, cfg.batch_size, 0.0, cfg.seed)
+
+    def module(self, cfg, model) -> TextLineModule:
+        return TextLineModule(model, cfg.lr, cfg.weight_decay)
+
+    def evaluation_report(self, cfg, module: TextLineModule, out: Path | None) -> list[str]:
+        """The worst lines (and, with ``out``, the per-line CSV ``out/lines.csv``)."""
+        results = sorted(module.line_results, key=lambda r: -r["cer"])
+        report = [f"worst line {r['line']} cer {r['cer']:.3f}: {r['target']!r} -> {r['prediction']!r}" for r in results[:5]]
+        if out is not None and results:
+            report.append(f"per-line results: {write_line_results(results, Path(out) / 'lines.csv')}")
+        return report
+
+    def pictures(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
+        """``test_lines.csv`` (per-line results, worst first) and ``alignment.png`` of 3 validation lines."""
+        results, val = [], datamodule.sets.get("val") or datamodule._set("val")
+        with torch.no_grad():
+            for batch in datamodule.test_dataloader():
+                preds, _ = decode_batch(model, batch["images"], batch["widths"])
+                for name, target, pred, unknown in zip(batch["names"], batch["texts"], preds, batch["unknown"].tolist()):
+                    cer = float(char_error_rate(pred, target)) if target else float(len(pred) > 0)
+                    results.append({"line": name, "cer": round(cer, 4), "target": target, "prediction": pred,
+                                    "unknown_chars": unknown})  # fmt: skip
+            paths = [write_line_results(results, run_dir / "test_lines.csv")] if results else []
+            for k, i in enumerate(range(0, len(val), max(1, len(val) // 3))[:3]):
+                image = val[i][0]  # (1, H, W)
+                _, (lp,) = decode_batch(model, image[None])
+                paths.append(plot_alignment(image, lp, model.charset, run_dir / f"alignment_{k}.png",
+                                            title=f"{val.lines[i].name}: {val.lines[i].text}"))  # fmt: skip
+        return paths
+
+    # ------------------------------------------------------------------------------- predict
+
+    @torch.no_grad()
+    def transcribe(self, model, images: list[torch.Tensor], beam: int = 1) -> list[tuple[str, torch.Tensor]]:
+        """Texts and log-probabilities of ``(H, W)`` line tensors (one at a time: no padding)."""
+        model.eval()
+        out = []
+        for image in images:
+            (text,), (lp,) = decode_batch(model, image[None, None], beam=beam)
+            out.append((text, lp))
+        return out
+
+    def predict(self, cfg, model, inputs, beam=None, page=None, page_xml=None, out=None, **options):
+        beam = 1 if beam is None else int(beam)
+        if beam < 1:
+            raise ConfigError(f"--beam {beam}: must be at least 1")
+        if page is not None or page_xml is not None:
+            if inputs:
+                raise ConfigError("give line images or --page with --page-xml, not both")
+            return self._predict_page(model, page, page_xml, out, beam)
+        if not inputs:
+            raise ConfigError("name line images to transcribe, or --page PAGE.png --page-xml PAGE.xml")
+        results = []
+        for path in inputs:
+            image = load_line(Line(Path(path), ""), model.height)
+            ((text, lp),) = self.transcribe(model, [image], beam)
+            result = {"image": str(path), "text": text}
+            if out is not None:
+                picture = plot_alignment(image, lp, model.charset, Path(out) / f"{Path(path).stem}.alignment.png", text)
+                result["alignment"] = str(picture)
+            results.append(result)
+        return results
+
+    def _predict_page(self, model, page, page_xml, out, beam) -> list[dict]:
+        if page_xml is None:
+            raise ConfigError("--page needs --page-xml (the line regions to transcribe)")
+        lines = read_page_xml(Path(page_xml), Path(page) if page is not None else None)
+        cache = {lines[0].image: open_image(lines[0].image)} if lines else {}
+        images = [load_line(ln, model.height, cache) for ln in lines]
+        texts = [t for t, _ in self.transcribe(model, images, beam)]
+        target = Path(out or ".") / Path(page_xml).name
+        if target.resolve() == Path(page_xml).resolve():
+            target = target.with_name(Path(page_xml).stem + ".transcribed.xml")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_page_xml(Path(page_xml), {ln.id: t for ln, t in zip(lines, texts)}, target)
+        return [{"image": str(ln.image), "line": ln.id, "text": t, "page_xml": str(target)} for ln, t in zip(lines, texts)]
+
+    def format_prediction(self, prediction: dict) -> str:
+        where = prediction["image"] + (f"#{prediction['line']}" if "line" in prediction else "")
+        return f"{where}\t{prediction['text']}"

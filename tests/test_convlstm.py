@@ -1,0 +1,82 @@
+"""ConvLSTM (Shi 2015): shapes, gradients, and equality with our LSTM on 1x1 maps."""
+
+import pytest
+import torch
+
+from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell
+
+
+@pytest.mark.parametrize("dims,space", [(1, (7,)), (2, (5, 6))])
+@pytest.mark.parametrize("peephole", [False, True])
+def test_cell_shapes_and_every_parameter_gets_gradient(dims, space, peephole):
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, peephole=peephole)
+    x = torch.randn(2, 3, *space)
+    h, c = cell(x)
+    assert h.shape == c.shape == (2, 4, *space)
+    h, c = cell(x, (h, c))  # a second step: peepholes see a non-zero C
+    (h.square().sum() + c.sum()).backward()
+    missing = [n for n, p in cell.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+def test_layer_shapes_states_and_batch_first():
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, [4, 3], kernel_size=5)
+    x = torch.randn(2, 6, 2, 8, 8)  # (B, T, C, H, W)
+    out, states = layer(x)
+    assert out.shape == (2, 6, 3, 8, 8) and [s[0].shape[1] for s in states] == [4, 3]
+    assert torch.allclose(out[:, -1], states[-1][0])
+    time_first = ConvLSTM(2, [4, 3], kernel_size=5, batch_first=False)
+    time_first.load_state_dict(layer.state_dict())
+    out_t, _ = time_first(x.transpose(0, 1))
+    assert torch.allclose(out_t.transpose(0, 1), out, atol=1e-6)
+
+
+def test_1x1_kernels_on_1x1_maps_equal_our_lstm_with_the_same_weights():
+    torch.manual_seed(0)
+    conv = ConvLSTM(5, 7, kernel_size=1, num_layers=2, dims=2).double()
+    lstm = LSTM(5, 7, num_layers=2, batch_first=True, implementation="equations").double()
+    with torch.no_grad():
+        for k, cell in enumerate(conv.cells):
+            getattr(lstm, f"weight_ih_l{k}").copy_(cell.conv_x.weight.flatten(1))  # (4H, I, 1, 1) -> (4H, I)
+            getattr(lstm, f"weight_hh_l{k}").copy_(cell.conv_h.weight.flatten(1))
+            getattr(lstm, f"bias_ih_l{k}").copy_(cell.conv_x.bias)
+            getattr(lstm, f"bias_hh_l{k}").copy_(cell.conv_h.bias)
+    x = torch.randn(3, 4, 5, dtype=torch.double, requires_grad=True)  # (B, T, I)
+    ours, states = conv(x[..., None, None])  # maps (B, T, I, 1, 1)
+    ref, (h_n, c_n) = lstm(x)
+    assert torch.allclose(ours[..., 0, 0], ref, atol=1e-10)
+    assert torch.allclose(states[-1][1][..., 0, 0], c_n[-1], atol=1e-10)
+    g_ours = torch.autograd.grad(ours.sum(), x)[0]
+    g_ref = torch.autograd.grad(ref.sum(), x)[0]
+    assert torch.allclose(g_ours, g_ref, atol=1e-10)
+    # and the 1-D cell on length-1 signals is the same cell
+    conv1 = ConvLSTMCell(5, 7, kernel_size=1, dims=1).double()
+    conv1.conv_x.weight.data.copy_(conv.cells[0].conv_x.weight.data[..., 0])
+    conv1.conv_h.weight.data.copy_(conv.cells[0].conv_h.weight.data[..., 0])
+    conv1.conv_x.bias.data.copy_(conv.cells[0].conv_x.bias.data)
+    conv1.conv_h.bias.data.copy_(conv.cells[0].conv_h.bias.data)
+    h2, _ = conv.cells[0](x[:, 0, :, None, None])
+    h1, _ = conv1(x[:, 0, :, None])
+    assert torch.allclose(h1[..., 0], h2[..., 0, 0], atol=1e-12)
+
+
+def test_gradcheck_float64_with_peepholes():
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 2, kernel_size=3, peephole=True).double()
+    for p in (cell.w_ci, cell.w_cf, cell.w_co):
+        p.data.normal_()
+    x = torch.randn(1, 2, 3, 3, dtype=torch.double, requires_grad=True)
+    c0 = torch.randn(1, 2, 3, 3, dtype=torch.double, requires_grad=True)
+    h0 = torch.randn(1, 2, 3, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, c: cell(a, (b, c)), (x, h0, c0))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="odd"):
+        ConvLSTMCell(1, 2, kernel_size=4)
+    with pytest.raises(ValueError, match="dims"):
+        ConvLSTMCell(1, 2, dims=3)
+    with pytest.raises(ValueError, match="expected"):
+        ConvLSTMCell(1, 2)(torch.randn(2, 3, 4, 4))
