@@ -113,3 +113,18 @@ def test_clip_classify_motion_recipe(data_root, tmp_path, capsys):
             print(f"\nclip-classify motion-mnist {name}: test_accuracy {r['test_accuracy']:.4f} "
                   f"val_accuracy {r['val_accuracy']:.4f} train_seconds {r['train_seconds']:.0f}")  # fmt: skip
     assert m["lrcn"]["test_accuracy"] >= 0.95 and m["frame-average"]["test_accuracy"] <= 0.6
+
+
+@pytest.mark.recipe
+def test_transfer_study_recipe(data_root, tmp_path, capsys):
+    """`lstmvision transfer study` (about 40 minutes): transfer from MNIST to 100 USPS labels beats
+    scratch by at least 10 points in every mode, and the seed's advice holds for the similar target."""
+    from lstmvision.tasks import transfer_study
+
+    rows = transfer_study.study(tmp_path / "study", data_root=str(data_root), log=lambda _: None)
+    with capsys.disabled():
+        print("\n" + transfer_study.format_markdown(rows))
+    acc = {(r["source"], r["target"], str(r["labels"]), r["mode"]): r["test_accuracy"] for r in rows}
+    scratch = acc[("none", "usps", "100", "scratch")]
+    assert all(acc[("mnist", "usps", "100", m)] >= scratch + 0.10 for m in ("codes", "finetune-top", "finetune-all"))
+    assert all(c["verdict"] == "held" for c in transfer_study.advice_check(rows) if c["target"] == "usps")
