@@ -33,6 +33,12 @@ EXAMPLES = {
     "frame-average": [(dict(num_classes=3, backbone="resnet8-small"), (2, 3, 1, 12, 12))],
     "convlstm-forecaster": [(dict(hidden_sizes=[4, 3], kernel_size=3, patch=2, peephole=True, output_frames=3), (2, 4, 1, 8, 8))],
     "cnn-lstm-forecaster": [(dict(frame_size=(16, 8), width=4, depth=2, hidden_size=6, output_frames=2), (2, 3, 1, 16, 8))],
+    # text: token ids (B, T) (see INPUTS), adding-problem sequences (B, T, 2)
+    "char-lm": [(dict(chars="abcdef", embed_size=4, hidden_size=6, num_layers=2, cell=cell, dropout=0.1), (2, 5))
+                for cell in ("lstm", "gru", "rnn")],
+    "text-bilstm": [(dict(vocab_size=9, num_classes=2, embed_size=4, hidden_size=5, pooling=p, cell=c), (3, 6))
+                    for p, c in (("last", "lstm"), ("max", "gru"))],
+    "adding-rnn": [(dict(cell=cell, hidden_size=5), (2, 7, 2)) for cell in ("rnn", "lstm", "gru")],
 }
 
 
@@ -49,6 +55,9 @@ EXTRA_INPUTS = {name: (CAPTIONS,) for name in ("show-and-tell", "show-attend-tel
 OUTPUT_SHAPES.update({name: lambda kw, shape: (2, 3, len(kw["words"])) for name in EXTRA_INPUTS})  # (B, T-1, V)
 OUTPUT_SHAPES.update({name: lambda kw, shape: (shape[0], kw["output_frames"], *shape[2:])
                       for name in ("convlstm-forecaster", "cnn-lstm-forecaster")})  # (B, T_out, C, H, W)
+# models that take token ids: name -> input maker from the shape (ids >= 1: no padding)
+INPUTS = {"char-lm": lambda shape: torch.randint(0, 6, shape), "text-bilstm": lambda shape: torch.randint(1, 9, shape)}
+OUTPUT_SHAPES.update({"char-lm": lambda kw, shape: (*shape, len(kw["chars"])), "adding-rnn": lambda kw, shape: (shape[0],)})
 
 
 def test_every_model_has_an_example():
@@ -63,7 +72,7 @@ def test_forward_backward_every_parameter_gets_gradient(name, kwargs, shape):
     torch.manual_seed(0)
     model = get_model(name, **kwargs)
     model.train(name not in EVAL_MODE)
-    x = torch.rand(shape)
+    x = INPUTS[name](shape) if name in INPUTS else torch.rand(shape)
     out = model(x, *EXTRA_INPUTS.get(name, ()))
     expected = OUTPUT_SHAPES[name](kwargs, shape) if name in OUTPUT_SHAPES else (shape[0], kwargs["num_classes"])
     assert out.shape == expected and torch.isfinite(out).all()

@@ -128,3 +128,37 @@ def test_transfer_study_recipe(data_root, tmp_path, capsys):
     scratch = acc[("none", "usps", "100", "scratch")]
     assert all(acc[("mnist", "usps", "100", m)] >= scratch + 0.10 for m in ("codes", "finetune-top", "finetune-all"))
     assert all(c["verdict"] == "held" for c in transfer_study.advice_check(rows) if c["target"] == "usps")
+
+
+@pytest.mark.recipe
+def test_char_lm_recipe(data_root, tmp_path, capsys):
+    """Tiny Shakespeare, `lstmvision train char-lm` defaults: val <= 1.50 nats/char within 60 minutes."""
+    m = runner.train("char-lm", {"data_root": str(data_root)}, out=tmp_path / "char-lm").metrics
+    with capsys.disabled():
+        print(f"\nchar-lm: val_loss {m['val_loss']:.4f} val_bpc {m['val_bpc']:.4f} train_seconds {m['train_seconds']:.0f}")
+    assert m["val_loss"] <= 1.50 and m["train_seconds"] <= 60 * 60
+
+
+@pytest.mark.recipe
+def test_text_classify_crossval_recipe(data_root, tmp_path, capsys):
+    """MR, `lstmvision crossval text-classify`: BiLSTM + GloVe >= 80 % 10-fold accuracy, beside scratch."""
+    from statistics import mean
+
+    from lstmvision.tasks.crossval import crossval, format_markdown
+
+    rows = crossval(tmp_path / "cv", 10, ("glove", "scratch"), overrides={"data_root": str(data_root)})
+    with capsys.disabled():
+        print("\n" + format_markdown(rows, 10))
+    assert mean(r["test_accuracy"] for r in rows if r["embeddings"] == "glove") >= 0.80
+
+
+@pytest.mark.recipe
+def test_compare_recipe(data_root, tmp_path, capsys):
+    """`lstmvision compare`: sequential MNIST LSTM >= 95 %, GRU >= 96 %, the RNN far below."""
+    from lstmvision.tasks.compare import compare, format_markdown
+
+    rows = compare(tmp_path / "compare", data_root=str(data_root))
+    with capsys.disabled():
+        print("\n" + format_markdown(rows))
+    seq = {r["cell"]: r["test"] for r in rows if r["benchmark"] == "seq-mnist"}
+    assert seq["lstm"] >= 0.95 and seq["gru"] >= 0.96 and seq["rnn"] < seq["lstm"] - 0.2

@@ -27,6 +27,8 @@ transfer_app = typer.Typer(help="Transfer learning helpers.", no_args_is_help=Tr
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
 app.add_typer(transfer_app, name="transfer")
+explain_app = typer.Typer(help="Pictures of what recurrent networks do inside.", no_args_is_help=True)
+app.add_typer(explain_app, name="explain")
 
 
 def user_errors(fn):
@@ -148,6 +150,7 @@ def predict_command(
     prompt: Optional[str] = typer.Option(None, help="text to start from (char-lm)"),
     length: Optional[int] = typer.Option(None, help="characters to sample (char-lm)"),
     temperature: Optional[float] = typer.Option(None, help="sampling temperature (char-lm)"),
+    seed: Optional[int] = typer.Option(None, help="random seed of the sampling (char-lm; default: the run's seed)"),
     page: Optional[Path] = typer.Option(None, help="page image whose --page-xml line regions to transcribe (textline)"),
     page_xml: Optional[Path] = typer.Option(None, help="PAGE XML file; TextEquiv of each line is filled (textline)"),
     out: Optional[Path] = typer.Option(None, help="folder for pictures/files the prediction writes (task-specific)"),
@@ -159,7 +162,7 @@ def predict_command(
 
     task, _, _ = load(run_dir)
     options = dict(beam=beam, prompt=prompt, length=length, temperature=temperature, page=page,
-                   page_xml=page_xml, out=out)  # fmt: skip
+                   page_xml=page_xml, out=out, seed=seed)  # fmt: skip
     predictions, errors = predict(run_dir, inputs or [], **options)
     if as_json:
         typer.echo(json.dumps(predictions, indent=2))
@@ -326,6 +329,84 @@ def transfer_study_command(
                  str(data_root) if data_root else None, seed)  # fmt: skip
     typer.echo(format_markdown(rows))
     typer.echo(f"study folder: {out} (results.csv, results.md, study.png)")
+
+
+@explain_app.command("gradients")
+@user_errors
+def explain_gradients_command(
+    out: Path = typer.Option(Path("gradients.png"), help="PNG file to write"),
+    seq_len: int = typer.Option(100, help="adding-problem sequence length T"),
+    steps: int = typer.Option(300, help="training steps per cell before measuring (0: untrained)"),
+    hidden_size: int = typer.Option(64, help="hidden units of each cell"),
+    seed: int = typer.Option(0, help="random seed"),
+):
+    """Plot ||dLoss/dx_t|| against t for RNN, LSTM and GRU briefly trained on the adding problem."""
+    from lstmvision.viz.explain import gradient_study
+
+    path, curves = gradient_study(out, seq_len, steps, hidden_size, seed=seed)
+    for label, norms in curves.items():
+        typer.echo(f"{label:28} |dL/dx_1| {float(norms[0]):.2e}   |dL/dx_T| {float(norms[-1]):.2e}")
+    typer.echo(path)
+
+
+@explain_app.command("gates")
+@user_errors
+def explain_gates_command(
+    run_dir: Path = typer.Argument(..., help="a row-lstm run folder (--cell lstm)"),
+    image: Path = typer.Argument(..., help="a digit image (PNG/JPEG), e.g. from `lstmvision samples mnist`"),
+    out: Path = typer.Option(Path("gates.png"), help="PNG file to write"),
+):
+    """Input, forget and output gates and the cell state of a trained Row LSTM over one image's rows."""
+    from lstmvision.viz.explain import gates_of_run
+
+    typer.echo(gates_of_run(run_dir, image, out))
+
+
+@app.command("compare")
+@user_errors
+def compare_command(
+    out: Path = typer.Option(Path("runs/compare"), help="folder of the runs and the table (rerun to continue)"),
+    tasks: str = typer.Option("row-mnist,seq-mnist,pmnist,adding-100,adding-400", help="comma list of benchmarks"),
+    cells: str = typer.Option("rnn,lstm,gru", help="comma list of cells"),
+    epochs: Optional[int] = typer.Option(None, help="epochs of every run [default: each benchmark's recipe]"),
+    limit_train: Optional[int] = typer.Option(None, help="train on the first N examples only (a quick look)"),
+    seed: int = typer.Option(0, help="random seed of every run"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder"),
+):
+    """RNN vs LSTM vs GRU on sequential/permuted MNIST, row MNIST and the adding problem: one table."""
+    from lstmvision.tasks.compare import compare, format_markdown
+
+    rows = compare(out, _csv_option(tasks), _csv_option(cells), epochs, limit_train, data_root, seed)
+    typer.echo(format_markdown(rows))
+    typer.echo(f"results: {out}/results.csv, {out}/results.md")
+
+
+@app.command("crossval")
+@user_errors
+def crossval_command(
+    task: str = typer.Argument("text-classify", help="the task to cross-validate (text-classify)"),
+    out: Path = typer.Option(Path("runs/crossval-text-classify"), help="folder of the fold runs and the table"),
+    folds: int = typer.Option(10, help="number of folds"),
+    only: Optional[str] = typer.Option(None, help="comma list of the folds to run [default: all]"),
+    embeddings: str = typer.Option("glove,scratch", help="comma list: glove, scratch"),
+    epochs: Optional[int] = typer.Option(None, help="epochs per fold [default: the task's recipe]"),
+    seed: int = typer.Option(0, help="random seed of every run"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder"),
+):
+    """k-fold cross-validation of text-classify on MR; results.csv and results.md with published figures."""
+    from lstmvision.errors import ConfigError
+    from lstmvision.tasks.crossval import crossval, format_markdown
+
+    if task != "text-classify":
+        raise ConfigError(f"crossval: only text-classify is cross-validated, not {task!r}")
+    overrides = {"seed": seed, **({"epochs": epochs} if epochs else {}), **({"data_root": str(data_root)} if data_root else {})}
+    try:
+        chosen = [int(k) for k in _csv_option(only)] if only else None
+    except ValueError:
+        raise ConfigError(f"--only {only!r}: give fold numbers separated by commas") from None
+    rows = crossval(out, folds, _csv_option(embeddings), chosen, overrides)
+    typer.echo(format_markdown(rows, folds))
+    typer.echo(f"results: {out}/results.csv, {out}/results.md")
 
 
 def main() -> None:

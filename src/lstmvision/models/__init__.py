@@ -27,5 +27,6 @@ from lstmvision.models import cnn, efficientnet  # noqa: E402,F401
 from lstmvision.models import crnn  # noqa: E402,F401
 from lstmvision.models import captioner  # noqa: E402,F401
 from lstmvision.models import video  # noqa: E402,F401
+from lstmvision.models import text  # noqa: E402,F401
 
 __all__ = ["register_model", "list_models", "get_model"]

@@ -21,5 +21,6 @@ from lstmvision.tasks import cnn, row_lstm  # noqa: E402,F401  (registers the ta
 from lstmvision.tasks import textline  # noqa: E402,F401
 from lstmvision.tasks import caption  # noqa: E402,F401
 from lstmvision.tasks import clip_classify, next_frame  # noqa: E402,F401
+from lstmvision.tasks import adding, char_lm, text_classify  # noqa: E402,F401
 
 __all__ = ["Task", "TrainConfig", "register_task", "list_tasks", "get_task"]

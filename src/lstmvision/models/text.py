@@ -1,0 +1,157 @@
+"""Sequence models over tokens and numbers: the three shapes of a recurrent network.
+
+* ``char-lm`` (:class:`CharLM`), **many-to-many**: a character language model, one prediction of
+  the next character per input character; :func:`sample` runs it **one-to-many** (a prompt in,
+  a stream of characters out).
+* ``text-bilstm`` (:class:`TextClassifier`), **many-to-one**: a sentence of word ids in, one
+  label out (BiLSTM over GloVe or learnt embeddings).
+* ``adding-rnn`` (:class:`AddingRegressor`), **many-to-one**: the adding problem's sum.
+
+All use :mod:`lstmvision.nn`'s RNN/LSTM/GRU layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lstmvision.models import register_model
+from lstmvision.nn.recurrent import GRU, LSTM, RNN
+
+CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def _layer(cell: str, *args, **kwargs) -> nn.Module:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
+    return CELLS[cell](*args, **kwargs)
+
+
+def detach_state(state):
+    """The recurrent state with its history cut (truncated BPTT between windows)."""
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+@register_model("char-lm")
+class CharLM(nn.Module):
+    """``(B, T)`` character ids -> ``(B, T, V)`` logits of the next character (many-to-many).
+
+    Embedding -> ``num_layers`` recurrent layers (dropout between them) -> dropout -> linear.
+    ``chars`` is the vocabulary (a string, index = id), saved with the model so that a run can
+    encode prompts and decode samples with nothing else.
+    """
+
+    def __init__(self, chars: str, embed_size: int = 64, hidden_size: int = 512, num_layers: int = 2,
+                 cell: str = "lstm", dropout: float = 0.0):  # fmt: skip
+        super().__init__()
+        self.chars, self.cell = chars, cell
+        self.embed = nn.Embedding(len(chars), embed_size)
+        self.rnn = _layer(cell, embed_size, hidden_size, num_layers, batch_first=True,
+                          dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, len(chars))
+
+    def run(self, tokens: torch.Tensor, state=None) -> tuple[torch.Tensor, object]:
+        """Logits ``(B, T, V)`` and the final state, starting from ``state`` (zeros if ``None``)."""
+        out, state = self.rnn(self.embed(tokens), state)  # (B, T, H)
+        return self.head(self.dropout(out)), state
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The last layer's hidden state at every step, ``(B, T, H)`` (for activation pictures)."""
+        return self.rnn(self.embed(tokens))[0]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.run(tokens)[0]
+
+
+@torch.no_grad()
+def sample(model: CharLM, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
+           generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """``length`` ids drawn after the prompt ``(P,)`` (P >= 1) from ``softmax(logits / temperature)``;
+    ``temperature`` 0 is greedy. The same ``generator`` seed gives the same ids."""
+    model.eval()
+    logits, state = model.run(prompt_ids[None])  # (1, P, V): read the whole prompt
+    out = []
+    for _ in range(length):
+        last = logits[0, -1]  # (V,)
+        if temperature <= 0:
+            nxt = last.argmax()
+        else:
+            nxt = torch.multinomial((last / temperature).softmax(-1), 1, generator=generator)[0]
+        out.append(int(nxt))
+        logits, state = model.run(nxt.view(1, 1), state)  # (1, 1, V)
+    return torch.tensor(out, dtype=torch.long)
+
+
+@register_model("text-bilstm")
+class TextClassifier(nn.Module):
+    """``(B, T)`` word ids (0 = padding) -> ``(B, num_classes)`` logits (many-to-one).
+
+    ``words`` (the vocabulary, index = id) and ``classes`` (label names) are optional and only
+    stored, so that a saved model can read sentences with nothing else.
+
+    Embedding (``vocab_size x embed_size``; a task copies GloVe vectors into it) -> dropout ->
+    (bi)directional recurrent layer(s) over the *packed* batch (each sentence stops at its own
+    length, so padding never changes a result) -> sentence vector -> dropout -> linear.
+    ``pooling="last"``: the final hidden state of each direction (forward at the sentence's last
+    word, backward at its first); ``"max"``: the element-wise maximum of the outputs over the
+    sentence's real words.
+    """
+
+    def __init__(self, vocab_size: int | None = None, num_classes: int = 2, embed_size: int = 50,
+                 hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
+                 dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
+                 words: list[str] | None = None, classes: list[str] | None = None):  # fmt: skip
+        super().__init__()
+        if pooling not in ("last", "max"):
+            raise ValueError(f"pooling must be last or max, not {pooling!r}")
+        if vocab_size is None and words is None:
+            raise ValueError("give vocab_size or words (the vocabulary, index = id, 0 = padding)")
+        vocab_size = len(words) if words is not None else vocab_size
+        self.pooling, self.words, self.classes = pooling, words, classes
+        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.rnn = _layer(cell, embed_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
+                          dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.feature_dim = hidden_size * (2 if bidirectional else 1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.feature_dim, num_classes)
+
+    def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
+        x = self.embed_dropout(self.embed(tokens))  # (B, T, E)
+        out, state = self.rnn(x, lengths=lengths.cpu())  # out (B, T, D*H), zero past each length
+        if self.pooling == "max":
+            valid = torch.arange(tokens.size(1), device=tokens.device)[None] < lengths.to(tokens.device)[:, None]
+            return out.masked_fill(~valid[..., None], float("-inf")).amax(1)  # (B, D*H)
+        h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+        if self.rnn.bidirectional:
+            return torch.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2H): last layer, both directions
+        return h_n[-1]  # (B, H)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(features))
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(tokens, lengths))
+
+
+@register_model("adding-rnn")
+class AddingRegressor(nn.Module):
+    """``(B, T, 2)`` adding-problem sequences -> ``(B,)`` predicted sums (many-to-one): one
+    recurrent layer, a linear map of its final hidden state."""
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 128, input_size: int = 2,
+                 nonlinearity: str = "tanh"):  # fmt: skip
+        super().__init__()
+        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = _layer(cell, input_size, hidden_size, batch_first=True, **extra)
+        self.head = nn.Linear(hidden_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, state = self.rnn(x)
+        h_n = state[0] if isinstance(state, tuple) else state  # (1, B, H)
+        return self.head(h_n[-1]).squeeze(-1)  # (B,)

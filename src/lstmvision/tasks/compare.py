@@ -1,0 +1,120 @@
+"""RNN vs LSTM vs GRU on long sequences: one table of accuracy or MSE, parameters and seconds per
+epoch for each (benchmark, cell), with Bai et al. (2018)'s published figures beside ours.
+
+Not a task: a driver that trains one run per (benchmark, cell) through the runner, in
+``OUT/<benchmark>/<cell>/``, and writes ``results.csv`` and ``results.md``; a run whose folder holds
+``metrics.json`` is read, not trained again, so an interrupted comparison continues when rerun.
+
+Benchmarks (all unidirectional, one layer, except row-mnist which is the ``row-lstm`` recipe with
+the cell swapped):
+
+* ``seq-mnist``: ``row-lstm --reading pixels``, 784 steps of one pixel; hidden sizes give ~70K
+  parameters per cell as in Bai et al. (RNN 260, LSTM 130, GRU 150).
+* ``pmnist``: the same under a fixed pixel permutation (``--reading permuted-pixels``).
+* ``row-mnist``: 28 steps of one row (the ``row-lstm`` recipe).
+* ``adding-100``, ``adding-400``: the ``adding`` task at T = 100 and 400 (MSE; 0.167 is chance).
+
+The full budget (``EPOCHS``) is a night on 2 CPU cores; ``epochs`` and ``limit_train`` shrink it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from lstmvision.errors import ConfigError
+
+CELLS = ("rnn", "lstm", "gru")
+PIXEL_HIDDEN = {"rnn": 260, "lstm": 130, "gru": 150}  # ~70K parameters each (Bai et al. 2018)
+BENCHMARKS = {
+    "row-mnist": ("row-lstm", {"reading": "rows"}),
+    "seq-mnist": ("row-lstm", {"reading": "pixels", "bidirectional": False, "shift": 0}),
+    "pmnist": ("row-lstm", {"reading": "permuted-pixels", "bidirectional": False, "shift": 0}),
+    "adding-100": ("adding", {"seq_len": 100}),
+    "adding-400": ("adding", {"seq_len": 400}),
+}
+EPOCHS = {"row-mnist": 20, "seq-mnist": 10, "pmnist": 10, "adding-100": 10, "adding-400": 10}
+# Bai, Kolter & Koltun 2018, "An empirical evaluation of generic convolutional and recurrent
+# networks for sequence modeling", Table 1 (test accuracy, ~70K parameters)
+PUBLISHED = {("seq-mnist", "rnn"): 0.215, ("seq-mnist", "lstm"): 0.872, ("seq-mnist", "gru"): 0.962,
+             ("pmnist", "rnn"): 0.253, ("pmnist", "lstm"): 0.857, ("pmnist", "gru"): 0.873}  # fmt: skip
+
+
+def overrides(benchmark: str, cell: str, epochs: int | None, limit_train: int | None, data_root, seed: int) -> dict:
+    task, cfg = BENCHMARKS[benchmark]
+    cfg = {**cfg, "cell": cell, "seed": seed, "epochs": epochs or EPOCHS[benchmark]}
+    if benchmark in ("seq-mnist", "pmnist"):
+        cfg["hidden_size"] = PIXEL_HIDDEN[cell]
+    if limit_train:
+        cfg["limit_train"] = limit_train
+    if data_root and task == "row-lstm":
+        cfg["data_root"] = str(data_root)
+    return cfg
+
+
+def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cells=CELLS, epochs: int | None = None,
+            limit_train: int | None = None, data_root=None, seed: int = 0, log=None) -> list[dict]:  # fmt: skip
+    """Train (or read) every (benchmark, cell); return the rows of ``results.csv``."""
+    from lstmvision.tasks import runner
+
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    for name, given, valid in (("benchmark", benchmarks, BENCHMARKS), ("cell", cells, CELLS)):
+        bad = [g for g in given if g not in valid]
+        if bad:
+            raise ConfigError(f"unknown {name} {', '.join(bad)}; choose from {', '.join(valid)}")
+    out = Path(out)
+    rows = []
+    for bench in benchmarks:
+        task = BENCHMARKS[bench][0]
+        for cell in cells:
+            run = out / bench / cell
+            cfg = overrides(bench, cell, epochs, limit_train, data_root, seed)
+            if not (run / "metrics.json").is_file():
+                if run.exists():
+                    shutil.rmtree(run)
+                log(f"training {bench} {cell} ({cfg['epochs']} epochs)")
+                runner.train(task, cfg, out=run, quiet=True)
+                shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
+            rows.append(_row(bench, cell, task, run, cfg))
+            r = rows[-1]
+            log(f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
+                f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
+            write_results(rows, out)
+    return rows
+
+
+def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
+    from lstmvision.tasks.runs import load_model
+
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    metric = "accuracy" if task == "row-lstm" else "mse"
+    params = sum(p.numel() for p in load_model(run).parameters())
+    return {"benchmark": bench, "cell": cell, "metric": metric, "test": round(metrics[f"test_{metric}"], 4),
+            "val": round(metrics[f"val_{metric}"], 4), "parameters": params, "epochs": metrics["epochs"],
+            "seconds_per_epoch": round(metrics["train_seconds"] / max(1, metrics["epochs"]), 1),
+            "published": PUBLISHED.get((bench, cell), ""), "limit_train": cfg.get("limit_train", "")}  # fmt: skip
+
+
+def write_results(rows: list[dict], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "results.md").write_text(format_markdown(rows), encoding="utf-8")
+
+
+def format_markdown(rows: list[dict]) -> str:
+    lines = ["| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs | s/epoch |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        shown = f"{r['test']:.2%}" if r["metric"] == "accuracy" else f"MSE {r['test']:.4f}"
+        val = f"{r['val']:.2%}" if r["metric"] == "accuracy" else f"{r['val']:.4f}"
+        pub = f"{r['published']:.1%}" if r["published"] != "" else ""
+        note = f" (first {r['limit_train']} examples)" if r["limit_train"] else ""
+        lines.append(f"| {r['benchmark']}{note} | {r['cell']} | {shown} | {val} | {pub} | {r['parameters']:,} | "
+                     f"{r['epochs']} | {r['seconds_per_epoch']:.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"

