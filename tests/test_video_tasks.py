@@ -133,3 +133,21 @@ def test_clip_classify_motion_mnist_lrcn_and_frame_average(data_root, tmp_path):
                      "data_root": str(data_root)}  # fmt: skip
         m = runner.train("clip-classify", overrides, out=tmp_path / model, quiet=True).metrics
         assert 0 <= m["test_accuracy"] <= 1 and (tmp_path / model / "confusion_matrix.png").is_file()
+
+
+def test_psnr_per_frame_matches_torchmetrics_and_is_finite_for_exact_frames():
+    import torch
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    from lstmvision.tasks.next_frame import PSNR_CAP, FrameMetrics
+
+    truth = torch.rand(2, 3, 1, 8, 8)
+    pred = (truth + 0.05 * torch.randn_like(truth)).clamp(0, 1)
+    m = FrameMetrics()
+    m.update(pred, truth)
+    expected = torch.stack([peak_signal_noise_ratio(p, t, data_range=1.0) for p, t in
+                            zip(pred.flatten(0, 1), truth.flatten(0, 1))]).mean()  # fmt: skip
+    assert float(m.psnr.compute()) == pytest.approx(float(expected), rel=1e-4)
+    exact = FrameMetrics()
+    exact.update(truth, truth)
+    assert float(exact.psnr.compute()) == pytest.approx(PSNR_CAP)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchmetrics import MeanMetric
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from lstmvision.data import load_split, resolve_data_root, train_val_indices
 from lstmvision.data.moving_mnist import MovingMNIST
@@ -205,22 +205,27 @@ class NextFrameData(L.LightningDataModule):
 # ------------------------------------------------------------------------------------------ module
 
 
+PSNR_CAP = 100.0
+
+
 class FrameMetrics(torch.nn.Module):
     """OpenSTL's per-frame MSE and MAE (sums over the pixels of a frame, averaged over frames and
-    sequences, [0, 1] scale), and torchmetrics' SSIM and PSNR (per frame, averaged)."""
+    sequences, [0, 1] scale), torchmetrics' SSIM, and PSNR per frame, averaged, capped at
+    ``PSNR_CAP`` dB: a frame predicted exactly (copy-last on a still frame) would be infinite."""
 
     def __init__(self):
         super().__init__()
         self.mse, self.mae = MeanMetric(), MeanMetric()
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.psnr = MeanMetric()
 
     def update(self, pred: torch.Tensor, truth: torch.Tensor) -> None:
         diff = pred - truth  # (B, T, C, H, W)
         self.mse.update(diff.square().sum((2, 3, 4)))  # (B, T): one value per frame
         self.mae.update(diff.abs().sum((2, 3, 4)))
         self.ssim.update(pred.flatten(0, 1), truth.flatten(0, 1))  # (B*T, C, H, W)
-        self.psnr.update(pred.flatten(0, 1), truth.flatten(0, 1))
+        frame_mse = diff.square().mean((2, 3, 4)).clamp(min=10 ** (-PSNR_CAP / 10))  # (B, T)
+        self.psnr.update(-10 * torch.log10(frame_mse))  # data range 1
 
     def items(self):
         return (("mse", self.mse), ("mae", self.mae), ("ssim", self.ssim), ("psnr", self.psnr))
