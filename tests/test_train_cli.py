@@ -236,3 +236,19 @@ def test_ctrl_c_saves_and_says_how_to_resume(data_root, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in err
     assert f"{run}: training interrupted; continue with `lstmvision train row-lstm --out {run} --resume`" in err
     assert (run / "checkpoints" / "interrupted.ckpt").is_file()
+
+
+def test_ctrl_c_swallowed_by_a_finaliser_still_stops_at_the_next_batch():
+    from lstmvision.tasks.runner import CtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as ctrl_c:
+        try:  # where Python would swallow it (inside a __del__), training used to go on to the end
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        assert ctrl_c.requested
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.on_train_batch_end(None, None, None, None, 0)
+    assert signal.getsignal(signal.SIGINT) is before

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -57,6 +59,39 @@ class TrainClock(Callback):
 
     def load_state_dict(self, state_dict):
         self.before = float(state_dict.get("seconds", 0.0))
+
+
+class CtrlC(Callback):
+    """Ctrl+C stops training at the next batch even when Python swallows the KeyboardInterrupt.
+
+    Python raises KeyboardInterrupt wherever the main thread is; inside a finaliser (``__del__``,
+    e.g. of a tensor-board writer or a temporary file) it is printed as "Exception ignored" and
+    training went on to the end. This handler raises as usual *and* remembers the request, and the
+    callback raises again at the next batch boundary, a safe point Lightning handles (it saves
+    ``interrupted.ckpt``). Installed only in the main thread, restored afterwards.
+    """
+
+    def __init__(self):
+        self.requested, self.previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def _check(self, *args):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_validation_batch_end = _check
 
 
 class PlainProgress(Callback):
@@ -191,10 +226,11 @@ def _check_same_schedule(run_dir: Path, saved, cfg) -> None:
 
 
 def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]) -> TrainResult:
-    clock = TrainClock()
-    trainer, best = _trainer(task, cfg, run_dir, clock, quiet, callbacks)
+    clock, ctrl_c = TrainClock(), CtrlC()
+    trainer, best = _trainer(task, cfg, run_dir, clock, quiet, [*callbacks, ctrl_c])
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+        with ctrl_c:
+            trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     except SystemExit:  # Lightning turns Ctrl+C into exit(1) after OnExceptionCheckpoint saved
         pass
     if trainer.interrupted:
