@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lstmvision.data.text import adding_problem
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
 
 BASELINE_MSE = 1 / 6  # Var(U1 + U2): the MSE of always predicting the mean, 1
@@ -71,7 +71,7 @@ class AddingData(L.LightningDataModule):
         return DataLoader(self.sets["test"], batch_size=500)
 
 
-class RegressionModule(L.LightningModule):
+class RegressionModule(SplitSteps, L.LightningModule):
     """Mean squared error; AdamW under a one-cycle schedule; logs ``{split}_loss`` and ``{split}_mse``."""
 
     def __init__(self, model, lr: float):
@@ -85,15 +85,6 @@ class RegressionModule(L.LightningModule):
         if split != "train":
             self.log(f"{split}_mse", loss, on_epoch=True)
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr)

@@ -22,6 +22,19 @@ TASKS: Registry = Registry("task")
 register_task = TASKS.register
 
 
+class SplitSteps:
+    """Lightning's training/validation/test steps as one ``self._step(batch, split)`` per module."""
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+
 class Task:
     """Override the hooks below; every one receives the resolved config."""
 

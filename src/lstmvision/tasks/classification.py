@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
 from lstmvision.data.transforms import random_shift, resize_images
-from lstmvision.tasks.base import Task
+from lstmvision.tasks.base import SplitSteps, Task
 from lstmvision.tasks.config import TrainConfig
 
 
@@ -94,7 +94,7 @@ class TensorImageData(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-class ClassifierModule(L.LightningModule):
+class ClassifierModule(SplitSteps, L.LightningModule):
     """Cross-entropy training of any ``(B, ...) -> (B, num_classes)`` model.
 
     AdamW, or SGD with ``momentum`` (``optimizer="sgd"``), with ``weight_decay``, under a one-cycle
@@ -146,15 +146,6 @@ class ClassifierModule(L.LightningModule):
         groups = [{"params": [p for p in trainable if id(p) in head_ids], "lr": self.lr},
                   {"params": body, "lr": self.lr * self.body_lr_scale}]  # fmt: skip
         return [g for g in groups if g["params"]]
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         groups = self._param_groups()

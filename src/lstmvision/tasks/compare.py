@@ -19,13 +19,13 @@ The full budget (``EPOCHS``) is a night on 2 CPU cores; ``epochs`` and ``limit_t
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sys
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
+from lstmvision.tasks import runs
 
 CELLS = ("rnn", "lstm", "gru")
 PIXEL_HIDDEN = {"rnn": 260, "lstm": 130, "gru": 150}  # ~70K parameters each (Bai et al. 2018)
@@ -99,12 +99,7 @@ def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
 
 
 def write_results(rows: list[dict], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "results.md").write_text(format_markdown(rows), encoding="utf-8")
+    runs.write_table(rows, out, format_markdown(rows))
 
 
 def format_markdown(rows: list[dict]) -> str:

@@ -10,7 +10,6 @@ task's defaults (chosen on validation data) or from ``overrides``; the test fold
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import statistics
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
+from lstmvision.tasks import runs
 
 PUBLISHED = [("CNN-static, word2vec (Kim 2014)", 0.815), ("NBSVM bigrams (Wang & Manning 2012)", 0.794)]
 EMBEDDINGS = ("glove", "scratch")
@@ -62,12 +62,7 @@ def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, e
 
 
 def write_results(rows: list[dict], out: Path, folds: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "results.md").write_text(format_markdown(rows, folds), encoding="utf-8")
+    runs.write_table(rows, out, format_markdown(rows, folds))
 
 
 def format_markdown(rows: list[dict], folds: int) -> str:

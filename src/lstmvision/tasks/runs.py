@@ -32,6 +32,22 @@ from lstmvision.models import get_model
 from lstmvision.tasks.config import config_to_dict, load_yaml_mapping, resolve_config
 
 
+def write_table(rows: list[dict], out: Path, markdown: str) -> None:
+    """A study's ``results.csv`` (one row per run, the keys of the first row as columns) and its
+    ``results.md``, each written whole (a crash never leaves half a table)."""
+    import csv
+    import io
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(out / "results.csv", buffer.getvalue())
+    write_atomic(out / "results.md", markdown)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a text file so that a crash never leaves it half-written."""
     path = Path(path)

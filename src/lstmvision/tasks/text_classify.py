@@ -30,7 +30,7 @@ from lstmvision.data import resolve_data_root
 from lstmvision.data.text import IMDB, WordVocab, kfold_indices, load_glove, load_polarity, read_text, tokenize_words
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
 
 CLASSES = ["negative", "positive"]
@@ -136,7 +136,7 @@ class SentenceData(L.LightningDataModule):
         return self._loader("test")
 
 
-class SentenceClassifierModule(L.LightningModule):
+class SentenceClassifierModule(SplitSteps, L.LightningModule):
     """Cross-entropy on ``(ids, lengths, labels)`` batches; logs ``*_loss`` and ``*_accuracy``."""
 
     def __init__(self, model, cfg: TextClassifyConfig):
@@ -152,15 +152,6 @@ class SentenceClassifierModule(L.LightningModule):
         self.log(f"{split}_loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True)
         self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

@@ -25,7 +25,6 @@ its "all labels" fine-tuning sees at most 6,000 of them: a compute-bound, not da
 
 from __future__ import annotations
 
-import csv
 import json
 import shlex
 import shutil
@@ -35,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
+from lstmvision.tasks import runs
 from lstmvision.tasks.transfer import SMALL_BELOW, advise
 
 TARGETS = {"usps": "high", "fashion-mnist": "low"}  # similarity to the MNIST source
@@ -219,11 +219,7 @@ def _size_key(labels: str) -> float:
 
 
 def write_results(rows: list[dict], out: Path) -> None:
-    with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "results.md").write_text(format_markdown(rows), encoding="utf-8")
+    runs.write_table(rows, out, format_markdown(rows))
 
 
 def format_markdown(rows: list[dict]) -> str:
