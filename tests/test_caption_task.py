@@ -94,6 +94,8 @@ def test_evaluate_writes_captions_and_scores(run):
     metrics = json.loads(out[out.index("{"):])
     assert "val_bleu4" in metrics and "val_cider" in metrics
     assert (run / "val_captions.csv").is_file()
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["val_bleu4"] == pytest.approx(metrics["val_bleu4"]) and "test_bleu4" in saved  # merged
 
 
 def test_predict_a_real_photo_with_attention_pictures(run, data_root, tmp_path):

@@ -47,6 +47,9 @@ class Task:
     # the CLI refuses the others with a clear line
     predict_options: ClassVar[dict[str, str]] = {}
     predict_needs_inputs: ClassVar[bool] = True  # False: e.g. a language model sampling from --prompt
+    # True: `evaluate` on the run's own test/val split also records its scores in metrics.json
+    # (the same keys training wrote, refreshed), beside the files write_outputs leaves
+    evaluate_records_metrics: ClassVar[bool] = False
     run_dir: Path | None = None  # the run folder of a loaded run (set by runner.load)
 
     def model_spec(self, cfg) -> tuple[str, dict[str, Any]]:

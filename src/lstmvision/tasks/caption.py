@@ -320,6 +320,7 @@ class CaptionModule(L.LightningModule):
 @register_task("caption")
 class CaptionTask(Task):
     name = "caption"
+    evaluate_records_metrics = True
     summary = "image captioning (Flickr8k): EfficientNet encoder + LSTM/GRU decoder, attention, beam search"
     Config = CaptionConfig
     monitor, monitor_mode = "val_bleu4", "max"

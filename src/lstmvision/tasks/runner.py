@@ -273,7 +273,8 @@ def load(run_dir: str | Path):
 def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = None,
              data: str | Path | None = None, out: str | Path | None = None) -> dict:  # fmt: skip
     """Metrics of a run's saved model on ``split`` (``test`` or ``val``), or on the folder ``data``
-    (the task's ``evaluation_datamodule``); the task's report goes to stderr (its files to ``out``)."""
+    (the task's ``evaluation_datamodule``); the task's report goes to stderr (its files to ``out``).
+    Tasks with ``evaluate_records_metrics`` also refresh those keys in the run's metrics.json."""
     if split not in ("test", "val"):
         raise LstmvisionError(f"unknown split {split!r}; choose test or val")
     _quiet_lightning()
@@ -290,6 +291,8 @@ def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = N
     module = task.module(cfg, model)
     metrics = dict(run(module, datamodule=dm, verbose=False)[0])
     task.write_outputs(cfg, module, Path(run_dir), split if data is None else "data")
+    if task.evaluate_records_metrics and data is None and not data_root:
+        runs.update_metrics(Path(run_dir), metrics)
     for line in task.evaluation_report(cfg, module, Path(out) if out is not None else None):
         print(line, file=sys.stderr)
     return metrics

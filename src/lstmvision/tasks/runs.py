@@ -69,6 +69,13 @@ def save_metrics(run_dir: Path, metrics: dict) -> None:
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
+def update_metrics(run_dir: Path, metrics: dict) -> None:
+    """Merge ``metrics`` into the run's metrics.json (other keys kept)."""
+    path = Path(run_dir) / "metrics.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    save_metrics(Path(run_dir), {**saved, **metrics})
+
+
 def save_model(run_dir: Path, name: str, kwargs: dict, model: nn.Module) -> None:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".model.")
