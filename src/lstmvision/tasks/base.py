@@ -35,6 +35,19 @@ class SplitSteps:
         self._step(batch, "test")
 
 
+class SplitLoaders:
+    """Lightning's train/val/test data loaders as one ``self._loader(split, shuffle)`` per data module."""
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+
 class Task:
     """Override the hooks below; every one receives the resolved config."""
 

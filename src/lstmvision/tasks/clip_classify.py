@@ -37,7 +37,7 @@ from lstmvision.data import load_split, resolve_data_root, train_val_indices
 from lstmvision.data.moving_mnist import MOTION_CLASSES, motion_mnist
 from lstmvision.data.video import parse_size, read_clip, ucf101_index
 from lstmvision.errors import ConfigError
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import SplitLoaders, Task, register_task
 from lstmvision.tasks.classification import ClassifierModule, predict_all
 from lstmvision.tasks.config import TrainConfig
 
@@ -126,7 +126,7 @@ def dataset_classes(cfg: ClipConfig) -> list[str]:
     return ucf101_index(cfg.dataset, cfg.split_lists, "train")[1]
 
 
-class ClipData(L.LightningDataModule):
+class ClipData(SplitLoaders, L.LightningDataModule):
     def __init__(self, cfg: ClipConfig):
         super().__init__()
         self.cfg, self.sets, self.classes = cfg, {}, []
@@ -158,15 +158,6 @@ class ClipData(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle,
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
-
-    def train_dataloader(self):
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader("val")
-
-    def test_dataloader(self):
-        return self._loader("test")
 
 
 @register_task("clip-classify")

@@ -30,7 +30,7 @@ from lstmvision.data import resolve_data_root
 from lstmvision.data.text import IMDB, WordVocab, kfold_indices, load_glove, load_polarity, read_text, tokenize_words
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import SplitSteps, Task, register_task
+from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
 
 CLASSES = ["negative", "positive"]
@@ -83,7 +83,7 @@ def _collate(batch):
     return pad_sequence(list(ids), batch_first=True), lengths, torch.tensor(labels)  # (B, T), (B,), (B,)
 
 
-class SentenceData(L.LightningDataModule):
+class SentenceData(SplitLoaders, L.LightningDataModule):
     """Token-id sentences per split; the vocabulary from the training folds."""
 
     def __init__(self, cfg: TextClassifyConfig):
@@ -125,15 +125,6 @@ class SentenceData(L.LightningDataModule):
 
     def _loader(self, split, shuffle=False):
         return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle, collate_fn=_collate)
-
-    def train_dataloader(self):
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader("val")
-
-    def test_dataloader(self):
-        return self._loader("test")
 
 
 class SentenceClassifierModule(SplitSteps, L.LightningModule):
