@@ -372,11 +372,13 @@ def compare_command(
     limit_train: Optional[int] = typer.Option(None, help="train on the first N examples only (a quick look)"),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
+    accelerator: str = typer.Option("cpu", help="cpu, gpu, mps or auto (Lightning); s/epoch is that device's"),
 ):
     """RNN vs LSTM vs GRU on sequential/permuted MNIST, row MNIST and the adding problem: one table."""
     from lstmvision.tasks.compare import compare, format_markdown
 
-    rows = compare(out, _csv_option(tasks), _csv_option(cells), epochs, limit_train, data_root, seed)
+    rows = compare(out, _csv_option(tasks), _csv_option(cells), epochs, limit_train, data_root, seed,
+                   accelerator=accelerator)  # fmt: skip
     typer.echo(format_markdown(rows))
     typer.echo(f"results: {out}/results.csv, {out}/results.md")
 

@@ -26,9 +26,10 @@ def _model(run: Path | None):
 
         return runs.load_model(Path(run))
     from lstmvision.models import get_model
-    from lstmvision.tasks.textline import TextLineConfig, _channels
+    from lstmvision.tasks.textline import TextLineConfig, _channels, _dataset_defaults
 
     cfg = TextLineConfig()
+    _dataset_defaults(cfg)  # bronod's
     charset = "".join(chr(c) for c in range(32, 122))  # 90 characters, as bronod's charset
     return get_model("crnn", charset=charset, height=cfg.height, channels=_channels(cfg.channels),
                      hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,

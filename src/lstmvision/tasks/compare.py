@@ -43,9 +43,10 @@ PUBLISHED = {("seq-mnist", "rnn"): 0.215, ("seq-mnist", "lstm"): 0.872, ("seq-mn
              ("pmnist", "rnn"): 0.253, ("pmnist", "lstm"): 0.857, ("pmnist", "gru"): 0.873}  # fmt: skip
 
 
-def overrides(benchmark: str, cell: str, epochs: int | None, limit_train: int | None, data_root, seed: int) -> dict:
+def overrides(benchmark: str, cell: str, epochs: int | None, limit_train: int | None, data_root, seed: int,
+              accelerator: str = "cpu") -> dict:  # fmt: skip
     task, cfg = BENCHMARKS[benchmark]
-    cfg = {**cfg, "cell": cell, "seed": seed, "epochs": epochs or EPOCHS[benchmark]}
+    cfg = {**cfg, "cell": cell, "seed": seed, "epochs": epochs or EPOCHS[benchmark], "accelerator": accelerator}
     if benchmark in ("seq-mnist", "pmnist"):
         cfg["hidden_size"] = PIXEL_HIDDEN[cell]
     if limit_train:
@@ -56,8 +57,13 @@ def overrides(benchmark: str, cell: str, epochs: int | None, limit_train: int | 
 
 
 def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cells=CELLS, epochs: int | None = None,
-            limit_train: int | None = None, data_root=None, seed: int = 0, log=None) -> list[dict]:  # fmt: skip
-    """Train (or read) every (benchmark, cell); return the rows of ``results.csv``."""
+            limit_train: int | None = None, data_root=None, seed: int = 0, log=None,
+            accelerator: str = "cpu") -> list[dict]:  # fmt: skip
+    """Train (or read) every (benchmark, cell); return the rows of ``results.csv``.
+
+    ``accelerator`` (``cpu``, ``gpu``, ...) trains each run there; the table's seconds per epoch are
+    then that device's, and its ``device`` column says so.
+    """
     from lstmvision.tasks import runner
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -71,7 +77,7 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
         task = BENCHMARKS[bench][0]
         for cell in cells:
             run = out / bench / cell
-            cfg = overrides(bench, cell, epochs, limit_train, data_root, seed)
+            cfg = overrides(bench, cell, epochs, limit_train, data_root, seed, accelerator)
             if not (run / "metrics.json").is_file():
                 if run.exists():
                     shutil.rmtree(run)
@@ -95,7 +101,8 @@ def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
     return {"benchmark": bench, "cell": cell, "metric": metric, "test": round(metrics[f"test_{metric}"], 4),
             "val": round(metrics[f"val_{metric}"], 4), "parameters": params, "epochs": metrics["epochs"],
             "seconds_per_epoch": round(metrics["train_seconds"] / max(1, metrics["epochs"]), 1),
-            "published": PUBLISHED.get((bench, cell), ""), "limit_train": cfg.get("limit_train", "")}  # fmt: skip
+            "published": PUBLISHED.get((bench, cell), ""), "limit_train": cfg.get("limit_train", ""),
+            "device": metrics.get("accelerator", cfg.get("accelerator", "cpu"))}  # fmt: skip
 
 
 def write_results(rows: list[dict], out: Path) -> None:
@@ -103,13 +110,13 @@ def write_results(rows: list[dict], out: Path) -> None:
 
 
 def format_markdown(rows: list[dict]) -> str:
-    lines = ["| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs | s/epoch |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs | s/epoch | device |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         shown = f"{r['test']:.2%}" if r["metric"] == "accuracy" else f"MSE {r['test']:.4f}"
         val = f"{r['val']:.2%}" if r["metric"] == "accuracy" else f"{r['val']:.4f}"
         pub = f"{r['published']:.1%}" if r["published"] != "" else ""
         note = f" (first {r['limit_train']} examples)" if r["limit_train"] else ""
         lines.append(f"| {r['benchmark']}{note} | {r['cell']} | {shown} | {val} | {pub} | {r['parameters']:,} | "
-                     f"{r['epochs']} | {r['seconds_per_epoch']:.0f} |")  # fmt: skip
+                     f"{r['epochs']} | {r['seconds_per_epoch']:.0f} | {r.get('device', 'cpu')} |")  # fmt: skip
     return "\n".join(lines) + "\n"
