@@ -33,16 +33,18 @@ def test_few_steps_on_real_mr_with_glove(data_root, tmp_path):
     vectors, _ = load_glove(model.words[2:5])
     assert model.embed.weight.shape[1] == 50 and model.words[:2] == ["<pad>", "<unk>"]
     assert torch.cosine_similarity(model.embed.weight[2:5], vectors, dim=1).min() > 0.8  # started from GloVe
+    added = model.words[model.embed.num_embeddings :][:3]  # GloVe words the training part lacks: frozen
+    assert added and torch.equal(model.embed_fixed.weight[: len(added)], load_glove(added)[0])
     (tmp_path / "reviews.txt").write_text("a gorgeous , moving and funny film .\n\nthe worst , dullest mess of the year .\n")
     preds, errors = runner.predict(tmp_path / "glove", [tmp_path / "reviews.txt"])
     assert not errors and len(preds) == 2 and {p["label"] for p in preds} <= {"positive", "negative"}
 
 
-def test_vocabulary_comes_from_the_training_folds_only(data_root):
+def test_vocabulary_comes_from_the_training_part_only(data_root):
     from lstmvision.data.text import kfold_indices, load_polarity
     from lstmvision.tasks.text_classify import SentenceData, TextClassifyConfig
 
-    dm = SentenceData(TextClassifyConfig(data_root=str(data_root), fold=2))
+    dm = SentenceData(TextClassifyConfig(data_root=str(data_root), fold=2, embeddings="scratch"))
     dm.setup()
     texts, _ = load_polarity(data_root)
     train_idx, test_idx = kfold_indices(len(texts), 10, 2)
@@ -50,6 +52,26 @@ def test_vocabulary_comes_from_the_training_folds_only(data_root):
     only_test = {w for i in test_idx for w in texts[i]} - train_words
     assert only_test and not only_test & set(dm.vocab.words)
     assert len(dm.sets["test"]) == len(test_idx)
+    # the validation part is held out of the vocabulary too, so it meets unseen words as test does
+    fit_words = {w for ids, _ in dm.sets["train"] for w in (dm.vocab.words[i] for i in ids.tolist())}
+    assert set(dm.vocab.words) - {"<pad>", "<unk>"} == fit_words
+    val_unknown = sum(ids.eq(1).sum().item() for ids, _ in dm.sets["val"])
+    assert val_unknown > 0
+
+
+def test_glove_vocabulary_adds_glove_words_not_test_words(data_root):
+    from lstmvision.data.text import glove_words
+    from lstmvision.tasks.text_classify import SentenceData, TextClassifyConfig
+
+    base = SentenceData(TextClassifyConfig(data_root=str(data_root), fold=2, embeddings="scratch"))
+    glove = SentenceData(TextClassifyConfig(data_root=str(data_root), fold=2, glove_words=5000))
+    base.setup(), glove.setup()
+    n = len(base.vocab)
+    assert glove.vocab.words[:n] == base.vocab.words  # the training words keep their indices
+    added = glove.vocab.words[n:]
+    assert added and set(added) <= set(glove_words(5000)) and len(set(glove.vocab.words)) == len(glove.vocab)
+    unknown = lambda dm: sum(ids.eq(1).sum().item() for ids, _ in dm.sets["test"])  # noqa: E731
+    assert unknown(glove) < unknown(base)  # test words never seen in training still get GloVe vectors
 
 
 def test_crossval_driver_writes_the_table(data_root, tmp_path):
@@ -62,3 +84,17 @@ def test_crossval_driver_writes_the_table(data_root, tmp_path):
     again = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[0, 1], overrides=overrides)
     assert again == rows  # finished folds are read back, not retrained
     assert format_markdown(rows, 10) == table
+
+
+def test_fixed_words_are_a_frozen_table_and_give_the_same_vectors():
+    torch.manual_seed(0)
+    model = get_model("text-bilstm", vocab_size=12, hidden_size=5, embed_size=4, fixed_words=5)
+    assert model.embed.num_embeddings == 7 and model.embed_fixed.num_embeddings == 5
+    assert not model.embed_fixed.weight.requires_grad
+    tokens = torch.tensor([[3, 7, 11, 0], [8, 1, 0, 0]])
+    table = torch.cat([model.embed.weight, model.embed_fixed.weight])  # one table, ids as indices
+    assert torch.equal(model.embed_tokens(tokens), table[tokens])
+    model(tokens).sum().backward()
+    assert model.embed_fixed.weight.grad is None and model.embed.weight.grad[[3, 1]].abs().sum() > 0
+    with pytest.raises(ValueError, match="fixed_words"):
+        get_model("text-bilstm", vocab_size=4, fixed_words=4)

