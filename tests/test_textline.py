@@ -215,7 +215,7 @@ def tiny_run(data_root, tmp_path_factory):
     from lstmvision.tasks import runner
 
     out = tmp_path_factory.mktemp("textline") / "run"
-    overrides = {"dataset": "uw3", "data_root": str(data_root), "epochs": 1, "limit_train": 8, **TINY}
+    overrides = {"dataset": "uw3", "data_root": str(data_root), "epochs": 1, "limit_train": 8, "lm": False, **TINY}
     return runner.train("textline", overrides, out=out, quiet=True)
 
 
@@ -223,6 +223,7 @@ def test_run_folder_metrics_and_pictures(tiny_run):
     m = json.loads((tiny_run.run_dir / "metrics.json").read_text())
     assert {"val_cer", "test_cer", "test_wer", "test_unknown_chars"} <= set(m)
     assert 0 <= m["test_cer"] and m["test_unknown_chars"] == 5  # uw3 test has 5 characters the 45 lines lack
+    assert "test_cer_lm" not in m and not (tiny_run.run_dir / "lm.json").exists()  # --no-lm: no language model
     spec = json.loads((tiny_run.run_dir / "model.json").read_text())
     assert spec["name"] == "crnn" and len(spec["kwargs"]["charset"]) == 66
     rows = (tiny_run.run_dir / "test_lines.csv").read_text(encoding="utf-8").splitlines()
@@ -292,3 +293,106 @@ def test_from_run_keeps_charset_and_weights(tiny_run, data_root, tmp_path):
     _, _, source = runner.load(tiny_run.run_dir)
     assert set(source.charset) <= set(model.charset)
     assert torch.equal(model.rnn.weight_hh_l0, source.rnn.weight_hh_l0)
+
+
+# --------------------------------------------------------------------------- language model
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_run(data_root, tmp_path_factory):
+    """A tiny run with the n-gram LM, on a folder of real UW3 lines: 8 train, 2 val, 2 test, the
+    shortest ones (the beam search of an untrained model tries every character at every frame)."""
+    import shutil
+
+    from lstmvision.tasks import runner
+
+    folder = tmp_path_factory.mktemp("lm-lines")
+    images = sorted((data_root / "lines-uw3" / "train").glob("*.bin.png"), key=lambda p: (Image.open(p).size[0], p.name))
+    for split, chosen in (("val", images[:2]), ("test", images[2:4]), ("train", images[4:12])):
+        (folder / split).mkdir()
+        for image in chosen:
+            shutil.copy(image, folder / split)
+            shutil.copy(image.with_name(image.name.replace(".bin.png", ".gt.txt")), folder / split)
+    overrides = {"dataset": str(folder), "epochs": 1, "augment": 0.0, **TINY}
+    return runner.train("textline", overrides, out=tmp_path_factory.mktemp("textline-lm") / "run", quiet=True)
+
+
+def test_training_tunes_an_lm_on_validation_and_writes_lm_json(tiny_lm_run):
+    from lstmvision.tasks.textline import LM_GRID, LineLM
+
+    run = tiny_lm_run.run_dir
+    m = json.loads((run / "metrics.json").read_text())
+    assert {"val_cer", "test_cer", "val_cer_lm", "test_cer_lm", "test_wer_lm", "lm_weight", "length_bonus"} <= set(m)
+    saved = json.loads((run / "lm.json").read_text(encoding="utf-8"))
+    assert (saved["lm_weight"], saved["length_bonus"]) == (m["lm_weight"], m["length_bonus"])
+    assert saved["beam"] == 10 and len(saved["grid"]) == len(LM_GRID) and saved["train_lines"] == 8
+    assert m["val_cer_lm"] == pytest.approx(min(r["val_cer"] for r in saved["grid"]))  # chosen on validation
+    lm = LineLM.load(run / "lm.json")
+    charset = json.loads((run / "model.json").read_text())["kwargs"]["charset"]
+    assert lm.ngram.chars == charset and lm.ngram.order == 5
+    # counted on the 8 training lines only: one event per character and one end per line
+    train = [Path(p).read_text(encoding="utf-8").strip() for p in sorted((Path(yaml_dataset(run)) / "train").glob("*.gt.txt"))]
+    assert sum(sum(f.values()) for f in lm.ngram.counts.values()) == sum(len(t) + 1 for t in train)
+
+
+def yaml_dataset(run: Path) -> str:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))["dataset"]
+
+
+def test_predict_beam_uses_the_runs_lm(tiny_lm_run, tiny_run, tmp_path):
+    import shutil
+
+    from lstmvision.cli import app
+    from lstmvision.tasks.textline import LineLM, beam_decode, decode_batch
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_lm_run.run_dir, run)
+    saved = json.loads((run / "lm.json").read_text(encoding="utf-8"))
+    saved.update(lm_weight=5.0, length_bonus=0.0)  # a heavy weight: the LM must show in the text
+    (run / "lm.json").write_text(json.dumps(saved), encoding="utf-8")
+    line = sorted((Path(yaml_dataset(run)) / "test").glob("*.png"))[0]
+    cli = CliRunner()
+
+    def predicted(*options):
+        result = cli.invoke(app, ["predict", str(run), str(line), "--json", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)[0]["text"]
+
+    model = get_model("crnn", **json.loads((run / "model.json").read_text())["kwargs"])
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(run / "model.safetensors"))
+    with torch.no_grad():
+        _, (lp,) = decode_batch(model.eval(), load_line(Line(line, ""), 32)[None, None])
+    with_lm, plain = beam_decode(lp, model.charset, 3, LineLM.load(run / "lm.json")), beam_decode(lp, model.charset, 3)
+    assert with_lm != plain
+    assert predicted("--beam", "3") == with_lm  # lm.json with its weights
+    assert predicted("--beam", "3", "--lm-weight", "0") == plain  # 0 turns it off
+    bad = cli.invoke(app, ["predict", str(run), str(line), "--lm-weight", "0.5"])
+    assert bad.exit_code == 1 and "--lm-weight needs --beam 2 or more" in bad.stderr
+    bad = cli.invoke(app, ["predict", str(tiny_run.run_dir), str(line), "--beam", "3", "--lm-weight", "1"])
+    assert bad.exit_code == 1 and "no lm.json" in bad.stderr and "textline-lm" in bad.stderr
+
+
+def test_textline_lm_command_adds_the_lm_to_a_finished_run(tiny_lm_run, tmp_path):
+    import shutil
+
+    from lstmvision.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_lm_run.run_dir, run)
+    trained = json.loads((run / "metrics.json").read_text())
+    lm_keys = {"val_cer_lm", "val_wer_lm", "test_cer_lm", "test_wer_lm", "lm_weight", "length_bonus"}
+    (run / "lm.json").unlink()
+    (run / "metrics.json").write_text(json.dumps({k: v for k, v in trained.items() if k not in lm_keys}))
+    result = CliRunner().invoke(app, ["textline-lm", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "greedy" in result.stdout and "test CER" in result.stdout and "lm_weight" in result.stderr
+    again = json.loads((run / "metrics.json").read_text())
+    assert again == pytest.approx(trained)  # the same figures as training's LM step, other keys kept
+    assert json.loads((run / "lm.json").read_text())["lm_weight"] == trained["lm_weight"]
+    bad = CliRunner().invoke(app, ["textline-lm", str(tmp_path / "nothing")])
+    assert bad.exit_code == 1 and "no such run folder" in bad.stderr
+

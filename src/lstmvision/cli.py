@@ -147,6 +147,7 @@ def predict_command(
     inputs: Optional[list[Path]] = typer.Argument(None, help="input files (images: PNG/JPEG, any size and mode; videos)"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per input"),
     beam: Optional[int] = typer.Option(None, help="beam width (caption, textline); 1 = greedy"),
+    lm_weight: Optional[float] = typer.Option(None, help="weight of the run's lm.json in the beam search (textline; default: tuned; 0: off)"),
     prompt: Optional[str] = typer.Option(None, help="text to start from (char-lm)"),
     length: Optional[int] = typer.Option(None, help="characters to sample (char-lm)"),
     temperature: Optional[float] = typer.Option(None, help="sampling temperature (char-lm)"),
@@ -162,7 +163,7 @@ def predict_command(
 
     task, _, _ = load(run_dir)
     options = dict(beam=beam, prompt=prompt, length=length, temperature=temperature, page=page,
-                   page_xml=page_xml, out=out, seed=seed)  # fmt: skip
+                   page_xml=page_xml, out=out, seed=seed, lm_weight=lm_weight)  # fmt: skip
     predictions, errors = predict(run_dir, inputs or [], **options)
     if as_json:
         typer.echo(json.dumps(predictions, indent=2))
@@ -173,6 +174,30 @@ def predict_command(
         typer.echo(f"error: {line}", err=True)
     if errors:
         raise typer.Exit(1)
+
+
+@app.command("textline-lm")
+@user_errors
+def textline_lm_command(
+    run_dir: Path = typer.Argument(..., help="a finished textline run folder"),
+    order: Optional[int] = typer.Option(None, help="n-gram order (default: the run's lm_order, 5)"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder (default: as in training)"),
+    as_json: bool = typer.Option(False, "--json", help="print the figures as JSON"),
+):
+    """Add a character n-gram LM to a trained textline run: fit on its training lines, tune the
+    weight on validation, write lm.json, merge the LM metrics into metrics.json; prints the CER."""
+    from lstmvision.tasks.textline import add_lm
+
+    report = add_lm(run_dir, order, str(data_root) if data_root else None, progress=lambda t: typer.echo(t, err=True))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"{'':10}{'greedy':>8}{'beam+LM':>9}")
+    for split in ("val", "test"):
+        if report.get(f"{split}_cer_lm") is not None:
+            typer.echo(f"{split + ' CER':10}{report[f'{split}_cer_greedy']:8.4f}{report[f'{split}_cer_lm']:9.4f}")
+    typer.echo(f"lm_weight {report['lm_weight']:g}, length_bonus {report['length_bonus']:g} (tuned on validation); "
+               f"wrote {report['lm_file']}, metrics.json updated")  # fmt: skip
 
 
 @app.command("samples")

@@ -17,12 +17,23 @@ its paths, ``p(l | x) = Σ_{π ∈ B⁻¹(l)} Π_t y_t(π_t)``.
 
   and keeps the ``beam`` best prefixes by ``p_b + p_nb``. With a beam wider than the number of
   prefixes it is exact: ``p_b(l) + p_nb(l) = p(l | x)`` (tested against brute force).
+
+  **Shallow fusion** with a language model ``lm(prefix, c) = log p_lm(c | prefix)`` (e.g. a
+  character n-gram, :mod:`lstmvision.nn.ngram`) ranks prefixes by
+
+      score(l) = log p_ctc(l) + α · log p_lm(l) + β · |l|,    log p_lm(l) = Σ_i log p_lm(l_i | l_<i)
+
+  (``α = lm_weight``, ``β = length_bonus``: the LM's per-character penalty otherwise favours short
+  labellings). ``log p_lm(l)`` is kept per prefix and grows once, when ``l`` is extended by a new
+  character; a repeat merged into ``l`` or a blank adds nothing. The final ranking adds
+  ``α · log p_lm(⟨/s⟩ | l)``, the end of line. The returned scores stay ``log p_ctc(l)``.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -59,18 +70,31 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor | None = None, blank: int =
     return results
 
 
-def prefix_beam_search(log_probs: Tensor, beam: int = 10, blank: int = 0,
-                       prune: float | None = -12.0) -> list[tuple[list[int], float]]:  # fmt: skip
+def prefix_beam_search(log_probs: Tensor, beam: int = 10, blank: int = 0, prune: float | None = -12.0,
+                       lm: Callable[[tuple[int, ...], int | None], float] | None = None, lm_weight: float = 0.0,
+                       length_bonus: float = 0.0) -> list[tuple[list[int], float]]:  # fmt: skip
     """CTC prefix beam search over ``(T, C)`` log-probabilities (one sequence, its true length).
 
-    Returns up to ``beam`` ``(labels, log p)`` best first. ``prune``: per frame, characters with a
-    log-probability below it are not tried (``None``: all are; exact for a wide enough beam)."""
+    Returns up to ``beam`` ``(labels, log p_ctc)`` best first. ``prune``: per frame, characters with
+    a log-probability below it are not tried (``None``: all are; exact for a wide enough beam).
+    ``lm``, ``lm_weight``, ``length_bonus``: shallow fusion (see the module); the order is then by
+    the fused score, the returned scores are still the CTC log-probabilities. ``lm(prefix, c)`` is
+    ``log p(c | prefix)``, with ``c = None`` for the end of line. No ``lm`` (or ``lm_weight = 0``)
+    and ``length_bonus = 0``: plain CTC ranking."""
     if log_probs.dim() != 2:
         raise ValueError(f"prefix_beam_search wants (T, C) log-probabilities, got shape {tuple(log_probs.shape)}")
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
+    use_lm = lm is not None and lm_weight != 0.0
+    fused = use_lm or length_bonus != 0.0
     scores = log_probs.detach().double().cpu().tolist()
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}  # prefix -> (log p_b, log p_nb)
+    lm_scores: dict[tuple[int, ...], float] = {(): 0.0}  # prefix -> log p_lm(prefix) of the kept prefixes
+
+    def rank(kv) -> float:  # log p_ctc + α log p_lm + β |l|
+        prefix, (pb, pnb) = kv
+        return _logaddexp(pb, pnb) + lm_weight * lm_scores[prefix] + length_bonus * len(prefix)
+
     for frame in scores:
         candidates = [c for c, s in enumerate(frame) if c != blank and (prune is None or s >= prune)]
         nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
@@ -85,12 +109,23 @@ def prefix_beam_search(log_probs: Tensor, beam: int = 10, blank: int = 0,
                 source = pb if c == last else total  # a repeat needs a blank in between
                 if source == NEG_INF:
                     continue  # no path reaches prefix + c (e.g. a repeat with no blank yet)
-                extended = nxt[prefix + (c,)]
+                longer = prefix + (c,)
+                extended = nxt[longer]
                 extended[1] = _logaddexp(extended[1], source + frame[c])
-        ranked = sorted(nxt.items(), key=lambda kv: _logaddexp(*kv[1]), reverse=True)[:beam]
+                if fused and longer not in lm_scores:  # the LM scores a new character once
+                    lm_scores[longer] = lm_scores[prefix] + (lm(prefix, c) if use_lm else 0.0)
+        if fused:
+            ranked = sorted(nxt.items(), key=rank, reverse=True)[:beam]
+            lm_scores = {p: lm_scores[p] for p, _ in ranked}
+        else:
+            ranked = sorted(nxt.items(), key=lambda kv: _logaddexp(*kv[1]), reverse=True)[:beam]
         beams = {p: (v[0], v[1]) for p, v in ranked}
-    results = [(list(p), _logaddexp(*v)) for p, v in beams.items()]
-    return sorted(results, key=lambda r: r[1], reverse=True)
+    if not fused:
+        results = [(list(p), _logaddexp(*v)) for p, v in beams.items()]
+        return sorted(results, key=lambda r: r[1], reverse=True)
+    end = {p: lm_weight * lm(p, None) if use_lm else 0.0 for p in beams}  # α log p_lm(</s> | l)
+    order = sorted(beams.items(), key=lambda kv: rank(kv) + end[kv[0]], reverse=True)
+    return [(list(p), _logaddexp(*v)) for p, v in order]
 
 
 def brute_force_labellings(log_probs: Tensor, blank: int = 0) -> dict[tuple[int, ...], float]:

@@ -11,11 +11,24 @@ Metrics: ``{val,test}_cer`` and ``{val,test}_wer`` (torchmetrics, 0-1 scale, gre
 ``{train,val,test}_loss`` (CTC); ``val_cer`` picks the checkpoint. Training augments each line
 (torchvision transforms v2: small rotation, shear and scale, elastic distortion, contrast and
 brightness; max-pool dilation or erosion of the strokes); evaluation never does.
+
+Language model (``--lm``, the default; ``--no-lm`` skips all of it): after the test pass a
+character n-gram (:class:`lstmvision.nn.ngram.CharNGram`, order ``--lm-order``, Witten-Bell) is
+fit on the **training** lines' transcriptions and fused into CTC prefix beam search (shallow
+fusion: ``log p_ctc + α · log p_lm + β · |l|``). ``α = lm_weight`` and ``β = length_bonus`` are
+chosen on the **validation** lines alone (beam 10, the grid :data:`LM_GRID`, which includes
+``(0, 0)``, plain beam search); the test lines are decoded once with that choice. The run gets
+``lm.json`` (counts + weights + the grid's validation CER) and metrics ``val_cer_lm``,
+``val_wer_lm``, ``test_cer_lm``, ``test_wer_lm``, ``lm_weight``, ``length_bonus``; the greedy
+``val_cer``/``test_cer`` are unchanged. ``predict --beam N`` (N > 1) uses ``lm.json`` with its tuned
+weights (``--lm-weight`` overrides, 0 turns it off); :func:`add_lm` (``lstmvision textline-lm
+RUN``) gives an already-trained run the same.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from torchmetrics.functional.text import char_error_rate
+from torchmetrics.functional.text import char_error_rate, word_error_rate
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from lstmvision.data import resolve_data_root
@@ -35,6 +48,7 @@ from lstmvision.data.lines import (Charset, Line, line_splits, load_line, read_l
 from lstmvision.data.images import open_image
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.nn.ctc import greedy_decode, prefix_beam_search
+from lstmvision.nn.ngram import CharNGram
 from lstmvision.tasks import runs
 from lstmvision.tasks.base import Task, register_task
 from lstmvision.tasks.config import TrainConfig
@@ -182,30 +196,45 @@ class TextLineData(L.LightningDataModule):
 # ------------------------------------------------------------------------------------- module
 
 
-def decode_batch(model: nn.Module, images: torch.Tensor, widths: torch.Tensor | None = None, beam: int = 1):
-    """Texts of a batch and the per-line ``(T_b, C)`` log-probabilities (greedy or beam search)."""
+def decode_batch(model: nn.Module, images: torch.Tensor, widths: torch.Tensor | None = None, beam: int = 1,
+                 lm: "LineLM | None" = None):  # fmt: skip
+    """Texts of a batch and the per-line ``(T_b, C)`` log-probabilities (greedy, or beam search
+    with the language model ``lm`` fused in when one is given)."""
     log_probs = model(images, widths).log_softmax(-1)  # (T, B, C)
     lengths = model.output_lengths(widths) if widths is not None else torch.full((images.size(0),), log_probs.size(0))
     lengths = lengths.clamp(max=log_probs.size(0))
-    charset = Charset(model.charset)
+    per_line = [log_probs[: int(n), b] for b, n in enumerate(lengths)]  # (T_b, C) each
     if beam > 1:
-        texts = [charset.decode(prefix_beam_search(log_probs[: int(n), b], beam)[0][0]) for b, n in enumerate(lengths)]
+        texts = [beam_decode(lp, model.charset, beam, lm) for lp in per_line]
     else:
+        charset = Charset(model.charset)
         texts = [charset.decode(labels) for labels, _ in greedy_decode(log_probs, lengths)]
-    return texts, [log_probs[: int(n), b] for b, n in enumerate(lengths)]
+    return texts, per_line
+
+
+def beam_decode(log_probs: torch.Tensor, charset: str, beam: int, lm: "LineLM | None" = None) -> str:
+    """The best labelling of one line's ``(T, C)`` log-probabilities by prefix beam search, with
+    ``lm``'s n-gram, weight and length bonus fused in (shallow fusion) when given."""
+    fusion = lm.fusion(charset) if lm is not None else {}
+    return Charset(charset).decode(prefix_beam_search(log_probs, beam, **fusion)[0][0])
 
 
 class TextLineModule(L.LightningModule):
     """CTC training (AdamW, one-cycle learning rate) and CER/WER evaluation of a CRNN.
 
-    After a test run, ``line_results`` holds one dict per line (name, target, prediction, cer)."""
+    After a test run, ``line_results`` holds one dict per line (name, target, prediction, cer).
+    ``lm_order`` (training runs): at the end of the test epoch, fit a character n-gram of that
+    order on the data module's training lines and tune it on its validation lines
+    (:func:`tune_lm`); the LM figures are logged with the test metrics and the tuned model is
+    left in ``lm`` (the task writes it to ``lm.json``)."""
 
-    def __init__(self, model: nn.Module, lr: float, weight_decay: float = 0.0):
+    def __init__(self, model: nn.Module, lr: float, weight_decay: float = 0.0, lm_order: int | None = None):
         super().__init__()
-        self.model, self.lr, self.weight_decay = model, lr, weight_decay
+        self.model, self.lr, self.weight_decay, self.lm_order = model, lr, weight_decay, lm_order
         self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
         self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
         self.line_results: list[dict] = []
+        self.lm: LineLM | None = None
 
     def forward(self, images, widths=None):
         return self.model(images, widths)
@@ -244,6 +273,16 @@ class TextLineModule(L.LightningModule):
     def on_test_epoch_start(self):
         self.line_results = []
 
+    def on_test_epoch_end(self):
+        data = self.trainer.datamodule
+        if self.lm_order is None or not isinstance(data, TextLineData) or not data.splits.get("val"):
+            return
+        ngram = CharNGram.fit([ln.text for ln in data.splits["train"]], self.lm_order, self.model.charset)
+        self.lm, metrics = tune_lm(self.model, ngram, data._set("val"), data._set("test"), batch_size=data.batch_size)
+        self.lm.info["train_lines"] = len(data.splits["train"])
+        for key, value in metrics.items():  # float64: lm_weight 0.6 stays 0.6 in metrics.json
+            self.log(key, torch.tensor(value, dtype=torch.float64))
+
     def validation_step(self, batch, batch_idx):
         self._evaluate(batch, "val")
 
@@ -266,6 +305,115 @@ def write_line_results(results: list[dict], path: Path) -> Path:
         writer.writeheader()
         writer.writerows(sorted(results, key=lambda r: -r["cer"]))
     return path
+
+
+# ---------------------------------------------------------------------------- language model
+
+# (lm_weight, length_bonus) tried on the validation lines; (0, 0) is plain beam search, kept when
+# the LM does not help
+LM_GRID = ((0.0, 0.0), *((w, b) for w in (0.3, 0.6, 1.0) for b in (0.0, 1.0, 2.0)))
+LM_BEAM = 10  # beam width of the tuning and of the *_lm metrics
+
+
+@dataclass
+class LineLM:
+    """A character n-gram and the shallow-fusion weights tuned for one recogniser: the run
+    folder's ``lm.json`` (plain JSON: the counts, the weights, how they were chosen)."""
+
+    ngram: CharNGram
+    lm_weight: float = 0.0
+    length_bonus: float = 0.0
+    info: dict = field(default_factory=dict)  # beam, validation CER, the tuning grid, lines counted
+    _scorers: dict = field(default_factory=dict, repr=False)
+
+    def fusion(self, charset: str) -> dict:
+        """Keyword arguments of :func:`prefix_beam_search` for a model with ``charset``."""
+        if self.lm_weight == 0.0 and self.length_bonus == 0.0:
+            return {}
+        if charset not in self._scorers:
+            self._scorers[charset] = self.ngram.ctc_scorer(charset)
+        return {"lm": self._scorers[charset], "lm_weight": self.lm_weight, "length_bonus": self.length_bonus}
+
+    def save(self, path: Path) -> Path:
+        data = {"lm_weight": self.lm_weight, "length_bonus": self.length_bonus, **self.info,
+                "ngram": self.ngram.to_dict()}  # fmt: skip
+        runs.write_atomic(Path(path), json.dumps(data, ensure_ascii=False) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "LineLM":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            ngram = CharNGram.from_dict(data.pop("ngram"))
+            weight, bonus = float(data.pop("lm_weight")), float(data.pop("length_bonus"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise DataError(f"{path}: not a textline language model ({e})") from None
+        return cls(ngram, weight, bonus, data)
+
+
+@torch.no_grad()
+def line_log_probs(model: nn.Module, lines: "LineSet | list[Line]", batch_size: int = 16) -> list[torch.Tensor]:
+    """Per line (in order) the ``(T, C)`` CPU log-probabilities of ``model`` (eval mode), batched
+    by width like the evaluation loader."""
+    data = lines if isinstance(lines, LineSet) else LineSet(lines, model.height, Charset(model.charset))
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    order = sorted(range(len(data)), key=lambda i: data.widths[i])
+    out: list[torch.Tensor | None] = [None] * len(data)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collate_lines([data[i] for i in chunk])
+        _, per_line = decode_batch(model, batch["images"].to(device), batch["widths"].to(device))
+        for i, lp in zip(chunk, per_line):
+            out[i] = lp.float().cpu()
+    model.train(was_training)
+    return out
+
+
+def error_rates(preds: list[str], targets: list[str]) -> tuple[float, float]:
+    """(CER, WER) of whole lists (torchmetrics: edits over reference characters/words)."""
+    return float(char_error_rate(preds, targets)), float(word_error_rate(preds, targets))
+
+
+def _texts(lines: "LineSet | list[Line]") -> list[str]:
+    return [ln.text for ln in (lines.lines if isinstance(lines, LineSet) else lines)]
+
+
+def tune_lm(model: nn.Module, ngram: CharNGram, lines_val: "LineSet | list[Line]", lines_test: "LineSet | list[Line]",
+            grid=LM_GRID, beam: int = LM_BEAM, batch_size: int = 16, progress=None) -> tuple[LineLM, dict]:  # fmt: skip
+    """Choose ``(lm_weight, length_bonus)`` from ``grid`` by the CER of beam search (width
+    ``beam``) on the **validation** lines only, then decode the test lines once with that choice.
+
+    Returns the tuned :class:`LineLM` (its ``info`` records the beam, the grid's validation CER and
+    the greedy CER of both splits, from the same log-probabilities) and the metrics ``val_cer_lm``,
+    ``val_wer_lm``, ``test_cer_lm``, ``test_wer_lm`` (none without test lines), ``lm_weight`` and
+    ``length_bonus``. ``progress``: called with one line of text per decoding pass."""
+    say = progress or (lambda text: None)
+    charset = Charset(model.charset)
+
+    def rates(log_probs: list[torch.Tensor], texts: list[str], lm: LineLM | None) -> tuple[float, float]:
+        if lm is None:  # greedy
+            return error_rates([charset.decode(greedy_decode(lp)[0][0]) for lp in log_probs], texts)
+        return error_rates([beam_decode(lp, model.charset, beam, lm) for lp in log_probs], texts)
+
+    val, val_texts = line_log_probs(model, lines_val, batch_size), _texts(lines_val)
+    tried = []
+    for weight, bonus in grid:
+        cer, wer = rates(val, val_texts, LineLM(ngram, float(weight), float(bonus)))
+        tried.append({"lm_weight": float(weight), "length_bonus": float(bonus), "val_cer": cer, "val_wer": wer})
+        say(f"lm_weight {weight:g} length_bonus {bonus:g}: val CER {cer:.4f} ({len(val)} lines, beam {beam})")
+    best = min(tried, key=lambda r: (r["val_cer"], r["val_wer"]))  # equals: the first in the grid
+    info = {"beam": beam, "val_cer_lm": best["val_cer"], "val_cer_greedy": rates(val, val_texts, None)[0], "grid": tried}
+    lm = LineLM(ngram, best["lm_weight"], best["length_bonus"], info)
+    metrics = {"val_cer_lm": best["val_cer"], "val_wer_lm": best["val_wer"], "lm_weight": lm.lm_weight,
+               "length_bonus": lm.length_bonus}  # fmt: skip
+    test, test_texts = line_log_probs(model, lines_test, batch_size), _texts(lines_test)
+    if test:
+        metrics["test_cer_lm"], metrics["test_wer_lm"] = rates(test, test_texts, lm)
+        info.update(test_cer_lm=metrics["test_cer_lm"], test_cer_greedy=rates(test, test_texts, None)[0])
+    say(f"chose lm_weight {lm.lm_weight:g} length_bonus {lm.length_bonus:g}"
+        + (f": test CER {metrics['test_cer_lm']:.4f}" if test else ""))  # fmt: skip
+    return lm, metrics
 
 
 # ----------------------------------------------------------------------------------- pictures
@@ -353,6 +501,10 @@ class TextLineConfig(TrainConfig):
     batch_size: Optional[int] = None
     """mini-batch size (default: 16; 4 for uw3; saved with the run)"""
     lr: float = 2e-3
+    lm: bool = True
+    """fit a character n-gram LM on the training lines and tune its weight on validation (lm.json)"""
+    lm_order: int = 5
+    """order n of the character n-gram (a character is predicted from the n - 1 before it)"""
     val_fraction: float = 0.1
     """unused: the validation split is fixed (pages 10, 20, ... for bronod; see the task)"""
 
@@ -383,6 +535,7 @@ class TextLineTask(Task):
     Config = TextLineConfig
     monitor, monitor_mode = "val_cer", "min"
     predict_options = {"beam": "beam width of the CTC prefix beam search (1 = greedy)",
+                       "lm_weight": "weight of the run's lm.json n-gram in the beam search (default: tuned; 0: off)",
                        "page": "page image whose --page-xml line regions are transcribed",
                        "page_xml": "PAGE XML whose TextLine TextEquiv are filled (written to --out)",
                        "out": "folder for the alignment pictures and the filled PAGE XML"}  # fmt: skip
@@ -444,7 +597,16 @@ class TextLineTask(Task):
         return TextLineData({"test": lines}, Charset(cfg.charset), cfg.height, cfg.batch_size, 0.0, cfg.seed)
 
     def module(self, cfg, model) -> TextLineModule:
-        return TextLineModule(model, cfg.lr, cfg.weight_decay)
+        if cfg.lm_order < 1:
+            raise ConfigError(f"lm_order={cfg.lm_order}: must be at least 1")
+        training = self.run_dir is None  # a loaded run's evaluate leaves its lm.json alone
+        return TextLineModule(model, cfg.lr, cfg.weight_decay, lm_order=cfg.lm_order if cfg.lm and training else None)
+
+    def write_outputs(self, cfg, module: TextLineModule, run_dir: Path, split: str) -> list[Path]:
+        """``lm.json`` after training's test (the n-gram and its weights tuned on validation)."""
+        if split != "test" or module.lm is None:
+            return []
+        return [module.lm.save(Path(run_dir) / "lm.json")]
 
     def evaluation_report(self, cfg, module: TextLineModule, out: Path | None) -> list[str]:
         """The worst lines (and, with ``out``, the per-line CSV ``out/lines.csv``)."""
@@ -475,29 +637,52 @@ class TextLineTask(Task):
     # ------------------------------------------------------------------------------- predict
 
     @torch.no_grad()
-    def transcribe(self, model, images: list[torch.Tensor], beam: int = 1) -> list[tuple[str, torch.Tensor]]:
-        """Texts and log-probabilities of ``(H, W)`` line tensors (one at a time: no padding)."""
+    def transcribe(self, model, images: list[torch.Tensor], beam: int = 1,
+                   lm: LineLM | None = None) -> list[tuple[str, torch.Tensor]]:  # fmt: skip
+        """Texts and log-probabilities of ``(H, W)`` line tensors (one at a time: no padding);
+        ``lm`` is fused into the beam search (``beam > 1``)."""
         model.eval()
         out = []
         for image in images:
-            (text,), (lp,) = decode_batch(model, image[None, None], beam=beam)
+            (text,), (lp,) = decode_batch(model, image[None, None], beam=beam, lm=lm)
             out.append((text, lp))
         return out
 
-    def predict(self, cfg, model, inputs, beam=None, page=None, page_xml=None, out=None, **options):
+    def line_lm(self, beam: int, lm_weight: float | None = None) -> LineLM | None:
+        """The loaded run's ``lm.json`` for a beam search (its tuned weights, ``lm_weight`` if given);
+        None for greedy decoding, ``lm_weight = 0`` or a run without one."""
+        if lm_weight is not None and lm_weight < 0:
+            raise ConfigError(f"--lm-weight {lm_weight}: must be at least 0")
+        path = self.run_dir / "lm.json" if self.run_dir is not None else None
+        if beam == 1 or lm_weight == 0:
+            if lm_weight:
+                raise ConfigError("--lm-weight needs --beam 2 or more: the language model is fused into the beam search")
+            return None
+        if path is None or not path.is_file():
+            if lm_weight is not None:
+                raise ConfigError(f"{self.run_dir}: no lm.json to weigh (train with --lm, or add one with "
+                                  f"`lstmvision textline-lm {self.run_dir}`)")  # fmt: skip
+            return None
+        lm = LineLM.load(path)
+        if lm_weight is not None:
+            lm.lm_weight = float(lm_weight)
+        return lm
+
+    def predict(self, cfg, model, inputs, beam=None, lm_weight=None, page=None, page_xml=None, out=None, **options):
         beam = 1 if beam is None else int(beam)
         if beam < 1:
             raise ConfigError(f"--beam {beam}: must be at least 1")
+        lm = self.line_lm(beam, lm_weight)
         if page is not None or page_xml is not None:
             if inputs:
                 raise ConfigError("give line images or --page with --page-xml, not both")
-            return self._predict_page(model, page, page_xml, out, beam)
+            return self._predict_page(model, page, page_xml, out, beam, lm)
         if not inputs:
             raise ConfigError("name line images to transcribe, or --page PAGE.png --page-xml PAGE.xml")
         results = []
         for path in inputs:
             image = load_line(Line(Path(path), ""), model.height)
-            ((text, lp),) = self.transcribe(model, [image], beam)
+            ((text, lp),) = self.transcribe(model, [image], beam, lm)
             result = {"image": str(path), "text": text}
             if out is not None:
                 picture = plot_alignment(image, lp, model.charset, Path(out) / f"{Path(path).stem}.alignment.png", text)
@@ -505,13 +690,13 @@ class TextLineTask(Task):
             results.append(result)
         return results
 
-    def _predict_page(self, model, page, page_xml, out, beam) -> list[dict]:
+    def _predict_page(self, model, page, page_xml, out, beam, lm=None) -> list[dict]:
         if page_xml is None:
             raise ConfigError("--page needs --page-xml (the line regions to transcribe)")
         lines = read_page_xml(Path(page_xml), Path(page) if page is not None else None)
         cache = {lines[0].image: open_image(lines[0].image)} if lines else {}
         images = [load_line(ln, model.height, cache) for ln in lines]
-        texts = [t for t, _ in self.transcribe(model, images, beam)]
+        texts = [t for t, _ in self.transcribe(model, images, beam, lm)]
         target = Path(out or ".") / Path(page_xml).name
         if target.resolve() == Path(page_xml).resolve():
             target = target.with_name(Path(page_xml).stem + ".transcribed.xml")
@@ -522,3 +707,30 @@ class TextLineTask(Task):
     def format_prediction(self, prediction: dict) -> str:
         where = prediction["image"] + (f"#{prediction['line']}" if "line" in prediction else "")
         return f"{where}\t{prediction['text']}"
+
+
+def add_lm(run_dir: Path, order: int | None = None, data_root: str | None = None, progress=None) -> dict:
+    """Give a finished textline run its language model, as training with ``--lm`` does: fit the
+    character n-gram on the run's **training** lines (its config's data set and ``limit_train``),
+    tune its weights on the validation lines (:func:`tune_lm`), write ``lm.json`` and merge the LM
+    figures into ``metrics.json``. Returns those figures plus the greedy CER of both splits."""
+    run_dir = Path(run_dir)
+    task_name, _ = runs.read_run_config(run_dir)
+    if task_name != "textline":
+        raise ConfigError(f"{run_dir}: a {task_name!r} run, not a textline run")
+    cfg = runs.load_run_config(run_dir, TextLineTask, {"data_root": data_root} if data_root else None)
+    order = cfg.lm_order if order is None else order
+    if order < 1:
+        raise ConfigError(f"--order {order}: must be at least 1")
+    model = runs.load_model(run_dir)
+    splits = TextLineTask()._splits(cfg)
+    train = splits["train"][: cfg.limit_train] if cfg.limit_train else splits["train"]
+    if not splits["val"]:
+        raise DataError(f"{cfg.dataset}: no validation lines to tune the language model on")
+    ngram = CharNGram.fit([ln.text for ln in train], order, model.charset)
+    lm, metrics = tune_lm(model, ngram, splits["val"], splits["test"], batch_size=cfg.batch_size or 16, progress=progress)
+    lm.info["train_lines"] = len(train)
+    lm.save(run_dir / "lm.json")
+    runs.update_metrics(run_dir, metrics)
+    return {**metrics, "val_cer_greedy": lm.info["val_cer_greedy"], "test_cer_greedy": lm.info.get("test_cer_greedy"),
+            "train_lines": len(train), "lm_file": str(run_dir / "lm.json")}  # fmt: skip
