@@ -64,3 +64,11 @@ def test_explain_commands(tmp_path, data_root):
     assert (tmp_path / "gates.png").stat().st_size > 0
     result = CliRunner().invoke(cli.app, ["explain", "gates", str(tmp_path / "nope"), str(digit)])
     assert result.exit_code == 1 and "no such run folder" in result.output
+
+
+def test_adding_lstm_starts_with_forget_bias_one():
+    model = get_model("adding-rnn", cell="lstm", hidden_size=4)
+    total = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0  # gate order i, f, g, o
+    assert torch.equal(total[4:8], torch.ones(4)) and not torch.equal(total[:4], torch.ones(4))
+    plain = get_model("adding-rnn", cell="lstm", hidden_size=4, forget_bias=0.0)
+    assert not torch.equal((plain.rnn.bias_ih_l0 + plain.rnn.bias_hh_l0)[4:8], torch.ones(4))

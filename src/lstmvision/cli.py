@@ -361,7 +361,7 @@ def transfer_study_command(
 def explain_gradients_command(
     out: Path = typer.Option(Path("gradients.png"), help="PNG file to write"),
     seq_len: int = typer.Option(100, help="adding-problem sequence length T"),
-    steps: int = typer.Option(300, help="training steps per cell before measuring (0: untrained)"),
+    steps: int = typer.Option(1500, help="training steps per cell before measuring (0: untrained)"),
     hidden_size: int = typer.Option(64, help="hidden units of each cell"),
     seed: int = typer.Option(0, help="random seed"),
 ):

@@ -106,7 +106,7 @@ def plot_text_activations(text: str, acts: torch.Tensor, out: Path, units: int =
     return _save(fig, out)
 
 
-def gradient_study(out: Path, seq_len: int = 100, steps: int = 300, hidden_size: int = 64, cells=("rnn", "lstm", "gru"),
+def gradient_study(out: Path, seq_len: int = 100, steps: int = 1500, hidden_size: int = 64, cells=("rnn", "lstm", "gru"),
                    batch_size: int = 50, seed: int = 0) -> tuple[Path, dict[str, torch.Tensor]]:  # fmt: skip
     """Train each cell briefly (``steps`` Adam steps) on the adding problem of length ``seq_len``,
     then measure ``||∂L/∂x_t||`` on 200 fresh sequences; plot the curves into ``out``."""
