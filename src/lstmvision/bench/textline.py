@@ -50,12 +50,14 @@ def run(run_dir: Path | None = None, images: list[Path] | None = None, repeats: 
         torch.set_num_threads(threads)
     model = _model(run_dir).eval()
     task = TextLineTask()
+    task.run_dir = Path(run_dir) if run_dir is not None else None
+    lm = task.line_lm(beam)  # the run's lm.json, fused into a beam search, as transcribe does
     named = {p.name: Path(p) for p in images} if images else _bronod_lines(data_root)
     rows = []
     for label, path in named.items():
         def once() -> tuple[str, int]:
             image = load_line(Line(path, ""), model.height)
-            ((text, lp),) = task.transcribe(model, [image], beam)
+            ((text, lp),) = task.transcribe(model, [image], beam, lm=lm)
             return text, image.size(1)
 
         once()
@@ -66,11 +68,12 @@ def run(run_dir: Path | None = None, images: list[Path] | None = None, repeats: 
             times.append(time.perf_counter() - start)
         rows.append({"line": label, "file": str(path), "width": width, "ms": round(1000 * statistics.median(times), 2)})
     return {"model": str(run_dir) if run_dir else "untrained recipe-size crnn", "threads": torch.get_num_threads(),
-            "beam": beam, "repeats": repeats, "load_average": list(os.getloadavg()), "lines": rows}  # fmt: skip
+            "beam": beam, "lm": lm is not None, "repeats": repeats, "load_average": list(os.getloadavg()), "lines": rows}  # fmt: skip
 
 
 def format_report(report: dict) -> str:
+    lm = " + the run's n-gram LM" if report.get("lm") else ""
     head = (f"text-line transcription latency ({report['model']}, {report['threads']} threads, beam "
-            f"{report['beam']}, median of {report['repeats']}; load average {report['load_average'][0]:.2f})")  # fmt: skip
+            f"{report['beam']}{lm}, median of {report['repeats']}; load average {report['load_average'][0]:.2f})")  # fmt: skip
     lines = [head] + [f"  {r['line']:>14}  width {r['width']:5d} px  {r['ms']:8.2f} ms" for r in report["lines"]]
     return "\n".join(lines)
