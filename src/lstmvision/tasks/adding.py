@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lstmvision.data.text import adding_problem
-from lstmvision.tasks.base import SplitSteps, Task, register_task
+from lstmvision.tasks.base import SplitSteps, Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 BASELINE_MSE = 1 / 6  # Var(U1 + U2): the MSE of always predicting the mean, 1
@@ -88,9 +88,7 @@ class RegressionModule(SplitSteps, L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt)
 
 
 @register_task("adding")

@@ -22,6 +22,17 @@ TASKS: Registry = Registry("task")
 register_task = TASKS.register
 
 
+def one_cycle(module: L.LightningModule, opt, pct_start: float = 0.3) -> dict:
+    """``configure_optimizers``'s answer for ``opt`` under a one-cycle learning rate stepped every
+    batch over the whole run, peaking at each parameter group's own ``lr``."""
+    import torch
+
+    total = max(1, int(module.trainer.estimated_stepping_batches))
+    peaks = [g["lr"] for g in opt.param_groups]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=total, pct_start=pct_start)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
 class SplitSteps:
     """Lightning's training/validation/test steps as one ``self._step(batch, split)`` per module."""
 

@@ -56,7 +56,7 @@ from lstmvision.data.captions import (
 from lstmvision.data.root import CACHE
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 ENCODER_TAG = "efficientnet-lite0-imagenet-{size}px-grid"
@@ -309,9 +309,7 @@ class CaptionModule(L.LightningModule):
                   {"params": [p for p in trainable if id(p) in encoder], "lr": self.cfg.lr * self.cfg.encoder_lr_scale}]  # fmt: skip
         groups = [g for g in groups if g["params"]]
         opt = torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt)
 
 
 # ---------------------------------------------------------------------------------------- task

@@ -32,7 +32,7 @@ from lstmvision.data import resolve_data_root
 from lstmvision.data.text import CharVocab, StreamWindows, char_corpus_path, read_text, split_text
 from lstmvision.errors import ConfigError
 from lstmvision.models.text import detach_state, sample
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 
@@ -146,9 +146,7 @@ class CharLMModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.lr, total_steps=total, pct_start=0.1)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt, pct_start=0.1)
 
 
 @register_task("char-lm")

@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
 from lstmvision.data.transforms import random_shift, resize_images
-from lstmvision.tasks.base import SplitSteps, Task
+from lstmvision.tasks.base import SplitSteps, Task, one_cycle
 from lstmvision.tasks.config import TrainConfig
 
 
@@ -153,9 +153,7 @@ class ClassifierModule(SplitSteps, L.LightningModule):
             opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         else:
             opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt)
 
 
 @torch.no_grad()

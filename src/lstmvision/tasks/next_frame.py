@@ -49,7 +49,7 @@ from lstmvision.data import load_split, resolve_data_root, train_val_indices
 from lstmvision.data.moving_mnist import MovingMNIST
 from lstmvision.data.video import find_videos, load_npz_sequences, parse_size, read_frames
 from lstmvision.errors import ConfigError, DataError
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 VISP_FILE = "video/visp_sequences_h96.npz"
@@ -272,9 +272,7 @@ class NextFrameModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.lr, total_steps=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt)
 
 
 # -------------------------------------------------------------------------------------------- task

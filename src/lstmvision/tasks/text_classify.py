@@ -35,7 +35,7 @@ from lstmvision.data.text import (IMDB, WordVocab, glove_words, kfold_indices, l
                                   tokenize_words)  # fmt: skip
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, register_task
+from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 CLASSES = ["negative", "positive"]
@@ -157,9 +157,7 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.cfg.lr, total_steps=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt)
 
 
 @register_task("text-classify")
@@ -194,7 +192,7 @@ class TextClassifyTask(Task):
         name, kwargs = self.model_spec(cfg)
         model = get_model(name, **kwargs)
         if cfg.embeddings == "glove":
-            vectors, found = load_glove(kwargs["words"])
+            vectors, _ = load_glove(kwargs["words"])
             trained = model.embed.num_embeddings
             with torch.no_grad():
                 hit = vectors[:trained].abs().sum(1) > 0  # (V,): training words GloVe has

@@ -50,7 +50,7 @@ from lstmvision.errors import ConfigError, DataError
 from lstmvision.nn.ctc import greedy_decode, prefix_beam_search
 from lstmvision.nn.ngram import CharNGram
 from lstmvision.tasks import runs
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 
@@ -291,9 +291,7 @@ class TextLineModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=total, pct_start=0.15)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return one_cycle(self, opt, pct_start=0.15)
 
 
 def write_line_results(results: list[dict], path: Path) -> Path:
