@@ -41,20 +41,24 @@ def test_cnn_recipe(model, dataset, accuracy, data_root, tmp_path, capsys):
 
 @pytest.mark.recipe
 def test_textline_recipe(data_root, tmp_path, capsys):
-    """Handwriting (bronod, by page): val CER <= 10 % within 90 minutes; then UW3 print from scratch
-    and from the handwriting model: test CER <= 2 % (the issue's figures; settings chosen on val)."""
+    """Handwriting (bronod, by page): val CER <= 10 % within 90 minutes; then UW3 print
+    from scratch, from the handwriting model and from synthetic printed lines (synth-print): test CER
+    <= 2 % (the issue's figures; settings chosen on val)."""
     hw = runner.train("textline", {"dataset": "bronod", "data_root": str(data_root)}, out=tmp_path / "bronod").metrics
     uw3 = runner.train("textline", {"dataset": "uw3", "data_root": str(data_root)}, out=tmp_path / "uw3").metrics
     tuned = runner.train("textline", {"dataset": "uw3", "data_root": str(data_root), "from_run": str(tmp_path / "bronod")},
                          out=tmp_path / "uw3-from-bronod").metrics  # fmt: skip
+    runner.train("textline", {"dataset": "synth-print", "lm": False, "data_root": str(data_root)}, out=tmp_path / "synth")
+    synth = runner.train("textline", {"dataset": "uw3", "data_root": str(data_root), "from_run": str(tmp_path / "synth")},
+                         out=tmp_path / "uw3-from-synth").metrics  # fmt: skip
     with capsys.disabled():
-        for name, m in (("bronod", hw), ("uw3", uw3), ("uw3 --from bronod", tuned)):
+        for name, m in (("bronod", hw), ("uw3", uw3), ("uw3 --from bronod", tuned), ("uw3 --from synth-print", synth)):
             print(f"\ntextline {name}: val_cer {m['val_cer']:.4f} (beam+LM {m['val_cer_lm']:.4f}) test_cer "
                   f"{m['test_cer']:.4f} (beam+LM {m['test_cer_lm']:.4f}) test_wer {m['test_wer']:.4f} "
                   f"train_seconds {m['train_seconds']:.0f}")  # fmt: skip
     # the recipe's decoder is beam 10 + the n-gram LM, its weight chosen on the validation pages
     assert hw["val_cer_lm"] <= 0.10 and hw["train_seconds"] <= 90 * 60
-    assert min(uw3["test_cer_lm"], tuned["test_cer_lm"], uw3["test_cer"], tuned["test_cer"]) <= 0.02
+    assert min(m[k] for m in (uw3, tuned, synth) for k in ("test_cer", "test_cer_lm")) <= 0.02
 
 
 @pytest.mark.recipe

@@ -6,6 +6,8 @@ import json
 
 import lightning as L
 import pytest
+import torch
+import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from lstmvision import cli
@@ -15,7 +17,8 @@ from lstmvision.tasks.config import resolve_config
 cli._register_train_commands()
 
 TINY_NEXT = {"dataset": "visp", "hidden_sizes": "8", "kernel_size": 3, "patch": 4, "frame_size": "24x32",
-             "batch_size": 8, "limit_train": 96, "epochs": 3, "lr": 0.01, "residual": False}  # fmt: skip
+             "batch_size": 8, "limit_train": 96, "epochs": 3, "lr": 0.01, "residual": False, "flow": False,
+             "motion_augment": 0}  # fmt: skip
 
 
 def invoke(*args):
@@ -77,9 +80,11 @@ def test_next_frame_on_a_video_file_and_cnn_lstm(data_root, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--frame-size", "30x30"], "must be multiples of --patch 4"),
+    (["--no-flow", "--no-residual", "--frame-size", "30x30"], "must be multiples of --patch 4"),  # optional flags
     (["--frame-size", "big"], "HEIGHTxWIDTH"),
     (["--kernel-size", "4"], "must be odd"),
     (["--hidden-sizes", "8,x"], "positive integers"),
+    (["--dataset", "moving-mnist", "--motion-augment", "1"], "applies to real videos"),
 ])  # fmt: skip
 def test_next_frame_bad_settings_one_line(args, message, data_root, tmp_path):
     code, out = invoke("train", "next-frame", "--dataset", "visp", "--data-root", data_root, *args, "--out", tmp_path / "r")
@@ -151,3 +156,59 @@ def test_psnr_per_frame_matches_torchmetrics_and_is_finite_for_exact_frames():
     exact = FrameMetrics()
     exact.update(truth, truth)
     assert float(exact.psnr.compute()) == pytest.approx(PSNR_CAP)
+
+
+def test_warp_moves_pixels_by_the_flow():
+    from lstmvision.models.video import warp
+
+    img = torch.rand(2, 1, 6, 7)
+    assert torch.allclose(warp(img, torch.zeros(2, 2, 6, 7)), img, atol=1e-6)
+    right = torch.zeros(2, 2, 6, 7)
+    right[:, 0] = 1.0  # one pixel to the right
+    assert torch.allclose(warp(img, right)[..., 1:], img[..., :-1], atol=1e-6)
+    down = torch.zeros(2, 2, 6, 7)
+    down[:, 1] = 2.0  # two pixels down; the top rows repeat the border
+    moved = warp(img, down)
+    assert torch.allclose(moved[..., 2:, :], img[..., :-2, :], atol=1e-6)
+    assert torch.allclose(moved[..., 0, :], img[..., 0, :], atol=1e-6)
+
+
+def test_untrained_flow_forecaster_is_copy_last_and_learns_a_translation():
+    from lstmvision.models.video import ConvLSTMForecaster
+
+    torch.manual_seed(0)
+    model = ConvLSTMForecaster(hidden_sizes=[8], kernel_size=3, patch=2, output_frames=3, flow=True)
+    frames = torch.rand(2, 4, 1, 8, 8)
+    pred = model(frames)
+    assert torch.allclose(pred, frames[:, -1:].expand_as(pred))
+    # a texture sliding one pixel right per frame: a few steps of training beat copy-last
+    base = F.avg_pool2d(torch.rand(1, 1, 18, 42), 3, stride=1)  # a smooth texture (1, 1, 16, 40)
+    clip = torch.stack([base[..., 12 - t : 12 - t + 16] for t in range(8)], 1)  # (1, 8, 1, 16, 16)
+    clip = clip.repeat(4, 1, 1, 1, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(200):
+        loss = F.mse_loss(model.rollout(clip, 4), clip[:, 1:])
+        opt.zero_grad(), loss.backward(), opt.step()
+    with torch.no_grad():
+        err = F.mse_loss(model(clip[:, :4], 4), clip[:, 4:])
+    copy = F.mse_loss(clip[:, 3:4].expand(-1, 4, -1, -1, -1), clip[:, 4:])
+    assert err < 0.5 * copy, (err, copy)
+
+
+def test_motion_windows_follow_a_camera_path():
+    from lstmvision.tasks.next_frame import MotionWindows
+
+    torch.manual_seed(0)
+    still_frames = (torch.rand(1, 32, 48) * 255).to(torch.uint8).repeat(12, 1, 1)  # a still scene, 2x size
+    still = MotionWindows([still_frames], 6, (16, 24), strength=1.0, still=1.0)
+    x = still[0]
+    assert x.shape == (6, 1, 16, 24) and 0 <= x.min() and x.max() <= 1
+    assert torch.allclose(x, x[:1].expand_as(x))  # the crop does not move
+    moving = MotionWindows([still_frames], 6, (16, 24), strength=1.0, still=0.0)
+    assert len(moving) == 7
+    frames = torch.stack([moving[i] for i in range(7)])
+    assert (frames[:, 1:] - frames[:, :1]).abs().mean() > 0.01  # the view changes along the window
+    for _ in range(20):  # the crop's centre stays on the source frame
+        centre, angle, scale = moving.path((32, 48))
+        assert centre.shape == (6, 2) and angle.shape == scale.shape == (6,)
+        assert (centre[:, 0].min() >= 0) and (centre[:, 0].max() <= 48) and (centre[:, 1].max() <= 32)

@@ -82,7 +82,7 @@ def _train_command(task_cls):
     for f in dataclasses.fields(task_cls.Config):
         tp = types_[f.name]
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-        decls = [f"{flag}/--no-{flag[2:]}"] if tp is bool else [flag]
+        decls = [f"{flag}/--no-{flag[2:]}"] if tp in (bool, Optional[bool]) else [flag]  # None: not given
         tp = tp if typing.get_origin(tp) is typing.Union else Optional[tp]
         option = typer.Option(None, *decls, help=docs.get(f.name, ""), show_default=str(f.default))
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp))

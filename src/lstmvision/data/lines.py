@@ -20,8 +20,8 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +37,15 @@ BLANK = 0  # CTC blank index; characters are 1..len(charset)
 
 @dataclass(frozen=True)
 class Line:
-    """One text line: its image file (or a page crop ``box = (x0, y0, x1, y1)``) and transcription."""
+    """One text line: its image file (or a page crop ``box = (x0, y0, x1, y1)``) and transcription.
+    ``draw`` (synthetic lines, :mod:`lstmvision.data.synth_lines`) makes the image instead of
+    reading ``image``, which then only names the line."""
 
     image: Path
     text: str
     box: tuple[int, int, int, int] | None = None
     id: str = ""
+    draw: Callable[[], Image.Image] | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -114,8 +117,10 @@ def line_tensor(image: Image.Image | np.ndarray, height: int, max_width: int = 6
 
 
 def load_line(line: Line, height: int, page_cache: dict | None = None) -> torch.Tensor:
-    """The image of ``line`` (a file, or a crop of a page) as :func:`line_tensor` gives it."""
-    if line.box is None:
+    """The image of ``line`` (a file, a crop of a page, or drawn) as :func:`line_tensor` gives it."""
+    if line.draw is not None:
+        image = line.draw()
+    elif line.box is None:
         image = open_image(line.image)
     else:
         page = page_cache.get(line.image) if page_cache is not None else None

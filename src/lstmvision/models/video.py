@@ -106,7 +106,9 @@ class _Forecaster(nn.Module):
 
     output_frames: int
 
-    def step(self, frame: Tensor, state):
+    def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
+        """``fed_back`` ``(B,)`` bool: which sequences' ``frame`` is the model's own last prediction
+        (``None``: none)."""
         raise NotImplementedError
 
     def check_frames(self, frames: Tensor) -> None:
@@ -123,17 +125,14 @@ class _Forecaster(nn.Module):
         prediction of frame ``t`` or, with probability ``teacher_prob`` (per sequence and step),
         the true frame ``t`` (scheduled sampling)."""
         self.check_frames(frames)
-        state, preds, x = None, [], frames[:, 0]
+        state, preds, x, fed = None, [], frames[:, 0], None
         for t in range(frames.shape[1] - 1):
-            pred, state = self.step(x, state)  # (B, C, H, W): prediction of frame t+1
+            pred, state = self.step(x, state, fed)  # (B, C, H, W): prediction of frame t+1
             preds.append(pred)
-            x = frames[:, t + 1]
-            if t + 1 >= input_frames:
-                if teacher_prob <= 0:
-                    x = pred
-                elif teacher_prob < 1:
-                    keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < teacher_prob
-                    x = torch.where(keep, x, pred)
+            x, fed = frames[:, t + 1], None
+            if t + 1 >= input_frames and teacher_prob < 1:
+                fed = torch.rand(x.shape[0], device=x.device) >= teacher_prob  # (B,)
+                x = torch.where(fed[:, None, None, None], pred, x)
         return torch.stack(preds, 1)  # (B, T-1, C, H, W)
 
     def forward(self, frames: Tensor, future: int | None = None) -> Tensor:
@@ -158,26 +157,62 @@ class ConvLSTMForecaster(_Forecaster):
         output_frames: how many frames ``forward`` predicts by default.
         residual: predict the change from the frame read, ``x_{t+1} = x_t + Δ`` (the output
             layer starts at zero, so the untrained model is the copy-last-frame baseline).
+        flow: predict a motion field ``u`` (in pixels, per ``patch x patch`` block, upsampled
+            bilinearly) from the frame and its difference from the previous one, and warp by it (Patraucean et al. 2016's idea): ``x_{t+1} = warp(x_t, u)``,
+            plus ``Δ`` if ``residual``. While the model forecasts from its own predictions, the
+            fields add up and warp the last frame it read, ``x_{t+k} = warp(x_t, u_1 + ... + u_k)``,
+            so a slow drift is not blurred by one bilinear resampling per step. ``u`` starts at
+            zero: the untrained model is the copy-last-frame baseline. Camera motion moves every
+            pixel; warping moves them at once, where a change ``Δ`` must redraw every edge.
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
 
     def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
-                 patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False):  # fmt: skip
+                 patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
+                 flow: bool = False):  # fmt: skip
         super().__init__()
         self.channels, self.patch, self.divisor, self.output_frames = channels, patch, patch, output_frames
         c = channels * patch * patch
-        self.convlstm = ConvLSTM(c, list(hidden_sizes), kernel_size, peephole=peephole)
-        self.out = nn.Conv2d(hidden_sizes[-1], c, 1)
+        self.convlstm = ConvLSTM(2 * c if flow else c, list(hidden_sizes), kernel_size, peephole=peephole)
         self.residual = residual
+        self.out = nn.Conv2d(hidden_sizes[-1], c, 1) if residual or not flow else None
         if residual:
             nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
+        self.flow = nn.Conv2d(hidden_sizes[-1], 2, 1) if flow else None
+        if flow:
+            nn.init.zeros_(self.flow.weight), nn.init.zeros_(self.flow.bias)
 
-    def step(self, frame: Tensor, state):
-        x = F.pixel_unshuffle(frame, self.patch)  # (B, C*p*p, H/p, W/p)
-        h, state = self.convlstm.step(x, state)  # (B, hidden, H/p, W/p)
-        out = F.pixel_shuffle(self.out(h), self.patch)  # (B, C, H, W)
-        return (frame + out if self.residual else out), state
+    def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
+        lstm_state, anchor, total, prev = state if state is not None else (None, None, None, frame)
+        x = frame if self.flow is None else torch.cat([frame, frame - prev], 1)  # with the temporal difference
+        h, lstm_state = self.convlstm.step(F.pixel_unshuffle(x, self.patch), lstm_state)  # (B, hidden, H/p, W/p)
+        prev = frame
+        if self.flow is not None:
+            u = F.interpolate(self.flow(h), size=frame.shape[-2:], mode="bilinear")  # (B, 2, H, W)
+            if fed_back is not None and anchor is not None:  # forecasting: add up the fields since the last true frame
+                keep = fed_back[:, None, None, None]
+                anchor, total = torch.where(keep, anchor, frame), torch.where(keep, total + u, u)
+            else:
+                anchor, total = frame, u
+            frame = warp(anchor, total)
+        if self.out is not None:
+            out = F.pixel_shuffle(self.out(h), self.patch)  # (B, C, H, W)
+            frame = frame + out if self.residual else out
+        return frame, (lstm_state, anchor, total, prev)
+
+
+def warp(frames: Tensor, flow: Tensor) -> Tensor:
+    """``frames`` ``(B, C, H, W)`` moved by ``flow`` ``(B, 2, H, W)`` (x, y in pixels): output pixel
+    ``p`` is the input at ``p - flow(p)``, bilinear, border pixels repeated outside the frame."""
+    b, _, h, w = frames.shape
+    ys = torch.arange(h, device=frames.device, dtype=frames.dtype)
+    xs = torch.arange(w, device=frames.device, dtype=frames.dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
+    x = (gx - flow[:, 0] + 0.5) * (2 / w) - 1  # (B, H, W), align_corners=False coordinates
+    y = (gy - flow[:, 1] + 0.5) * (2 / h) - 1
+    return F.grid_sample(frames, torch.stack([x, y], -1), mode="bilinear", padding_mode="border",
+                         align_corners=False)  # fmt: skip
 
 
 @register_model("cnn-lstm-forecaster")
@@ -211,7 +246,7 @@ class CNNLSTMForecaster(_Forecaster):
             dec += [nn.ReLU(inplace=True), nn.ConvTranspose2d(a, b, 4, stride=2, padding=1)]
         self.decoder = nn.Sequential(*dec)
 
-    def step(self, frame: Tensor, state):
+    def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
         code = self.encoder(frame).flatten(1)  # (B, C'*h*w)
         h, c = self.lstm(code, state)  # (B, hidden) each
         x = self.expand(h).view(-1, *self.code_shape)  # (B, C', h, w)

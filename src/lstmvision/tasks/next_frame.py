@@ -19,9 +19,14 @@ Real sequences are served as every window of ``input_frames + output_frames`` co
 Training (OpenSTL's method for ConvLSTM): the model predicts every next frame of the window, the
 loss is their mean squared error; with ``scheduled_sampling N`` the forecaster is fed the true
 frame instead of its own prediction with a probability falling linearly from 1 to 0 over the
-first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule. On real
-videos the ConvLSTM predicts the change from the frame it reads (``--residual``, on by default
-there): it starts as the copy-last-frame baseline and learns the motion.
+first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule.
+
+On real videos (defaults for ``visp`` and a PATH) the ConvLSTM predicts a motion field that warps
+the last frame (``--flow``) plus a change (``--residual``): it starts as the copy-last-frame
+baseline and learns the motion. Hand-held sequences hold the camera still much of the time, so
+their training windows are cut from frames at twice the size by a crop moving along random camera
+paths (``--motion-augment``, :class:`MotionWindows`); validation and test windows are the plain
+frames.
 
 Metrics (validation ``val_*``, test ``test_*``) on the ``output_frames`` predicted from the
 inputs alone, clamped to [0, 1]: ``mse`` and ``mae`` as OpenSTL defines them (per frame: summed
@@ -33,6 +38,7 @@ frame, averaged), each beside the copy-last-frame baseline (``baseline_*`` on th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -77,6 +83,10 @@ class NextFrameConfig(TrainConfig):
     """convlstm: Shi's peephole connections"""
     residual: Optional[bool] = None
     """convlstm: predict the change from the last frame (default: on for real videos, off for moving-mnist)"""
+    flow: Optional[bool] = None
+    """convlstm: also predict a motion field and warp the frame by it (default: on for real videos)"""
+    motion_augment: Optional[float] = None
+    """real videos: training windows follow random camera paths of this strength, px/frame (default 1; 0 off)"""
     hidden_size: int = 256
     """cnn-lstm: LSTM units"""
     scheduled_sampling: int = 0
@@ -118,6 +128,69 @@ class Windows(Dataset):
         return self.seqs[k][t : t + self.length].unsqueeze(1).float().div(255)  # (T, 1, H, W)
 
 
+class MotionWindows(Windows):
+    """Training windows under a random camera path (synthetic ego-motion augmentation).
+
+    ``seqs`` are stored at ``SOURCE_SCALE`` times the output ``size``; each window is cut out of
+    them, zoomed in by ``1 / CROP_SCALE`` so that the path has room to move, by a crop that moves
+    along a smooth random path: a velocity (a random heading; a speed log-uniform in 0.05-3 output
+    pixels per frame) with a random acceleration each frame (its standard deviation, the shake,
+    log-uniform in 0.02-1 px/frame², so some paths are smooth and some jerky), a rotation rate and
+    a zoom rate, all times ``strength``. The window's own motion stays in it. With probability
+    ``still`` the crop does not move. Real hand-held sequences often hold the camera still for long
+    stretches; this fills the training set with the motions a forecaster must learn to continue.
+    """
+
+    def __init__(self, seqs: list[torch.Tensor], length: int, size: tuple[int, int], strength: float = 1.0,
+                 still: float = 0.25):  # fmt: skip
+        super().__init__(seqs, length)
+        self.size, self.strength, self.still = size, strength, still
+
+    def path(self, src: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Crop centre ``(T, 2)`` (source pixels, x y), angle ``(T,)`` (radians), scale ``(T,)``
+        (source pixels per output pixel) of one window."""
+        t, k = self.length, SOURCE_SCALE * CROP_SCALE  # source pixels per output pixel
+        if torch.rand(()) < self.still:
+            velocity, turn, zoom = torch.zeros(t, 2), torch.zeros(t), torch.zeros(t)
+        else:
+            s = self.strength
+            speed = s * math.exp(torch.empty(()).uniform_(math.log(0.05), math.log(3.0)).item())  # log-uniform
+            heading = torch.rand(()) * 2 * math.pi
+            start = speed * torch.stack([torch.cos(heading), torch.sin(heading)])
+            shake = s * math.exp(torch.empty(()).uniform_(math.log(0.02), math.log(1.0)).item())  # hand tremor
+            velocity = start + torch.cumsum(torch.randn(t, 2) * shake, 0)  # (T, 2) output px/frame
+            turn = torch.randn(()) * 0.005 * s + torch.cumsum(torch.randn(t) * 0.001 * s, 0)  # rad/frame
+            zoom = torch.randn(()) * 0.005 * s + torch.cumsum(torch.randn(t) * 0.001 * s, 0)  # log-scale/frame
+        offset = torch.cumsum(velocity, 0) * k  # (T, 2) in source pixels
+        offset = offset - offset[0]
+        margin = torch.tensor([src[1] - self.size[1] * k, src[0] - self.size[0] * k]).clamp(min=0) / 2
+        low = -margin - offset.min(0).values  # where the start may lie, keeping the path in frame
+        high = margin - offset.max(0).values
+        start = torch.where(low <= high, low + torch.rand(2) * (high - low), (low + high) / 2)
+        centre = torch.tensor([src[1] / 2, src[0] / 2]) + start + offset
+        angle = torch.cumsum(turn, 0) - turn[0]
+        scale = k * torch.exp(-(torch.cumsum(zoom, 0) - zoom[0]))
+        return centre, angle, scale
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        k, t = self.index[i]
+        frames = self.seqs[k][t : t + self.length].unsqueeze(1).float().div(255)  # (T, 1, Hs, Ws)
+        (hs, ws), (h, w) = frames.shape[-2:], self.size
+        centre, angle, scale = self.path((hs, ws))
+        ys = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
+        xs = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w) output pixels about the centre
+        cos, sin = (torch.cos(angle) * scale)[:, None, None], (torch.sin(angle) * scale)[:, None, None]
+        sx = centre[:, 0, None, None] + cos * gx - sin * gy  # (T, h, w) source pixels
+        sy = centre[:, 1, None, None] + sin * gx + cos * gy
+        grid = torch.stack([(sx + 0.5) * (2 / ws) - 1, (sy + 0.5) * (2 / hs) - 1], -1)  # (T, h, w, 2)
+        return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+SOURCE_SCALE = 2  # training frames are stored at twice the output size ...
+CROP_SCALE = 0.75  # ... and cut out 1.33x zoomed in, leaving a margin for the camera path to move in
+
+
 def _resize(seq: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """uint8 ``(N, H, W)`` -> uint8 ``(N, h, w)`` (bilinear, antialiased)."""
     x = torch.from_numpy(seq).unsqueeze(1).float()  # (N, 1, H, W)
@@ -132,9 +205,11 @@ def _time_split(seq: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"train": seq[:a], "val": seq[a:b], "test": seq[b:]}
 
 
-def real_sequences(cfg, root: Path) -> dict[str, list[torch.Tensor]]:
-    """``{split: [uint8 (N, H, W) sequences]}`` of ``visp`` or a video PATH (see the module doc)."""
-    size = parse_size(cfg.frame_size or "48x64")
+def real_sequences(cfg, root: Path, scale: int = 1) -> dict[str, list[torch.Tensor]]:
+    """``{split: [uint8 (N, H, W) sequences]}`` of ``visp`` or a video PATH (see the module doc),
+    frames ``scale`` times ``--frame-size``."""
+    h, w = parse_size(cfg.frame_size or "48x64")
+    size = (h * scale, w * scale)
     if cfg.dataset == "visp":
         path = root / VISP_FILE
         seqs = load_npz_sequences(path)
@@ -179,9 +254,16 @@ class NextFrameData(L.LightningDataModule):
                    for s, n in (("val", cfg.val_size), ("test", cfg.test_size))},
             }  # fmt: skip
             return
-        seqs = real_sequences(cfg, root)
+        size = parse_size(cfg.frame_size or "48x64")
+        motion = motion_augment(cfg)
+        seqs = real_sequences(cfg, root, SOURCE_SCALE if motion else 1)
+        source = seqs["train"]
+        if motion:
+            seqs = {split: [_resize(p.numpy(), size) for p in parts] for split, parts in seqs.items()}
         for split, parts in seqs.items():
             windows = Windows(parts, self.length)
+            if split == "train" and motion:
+                windows = MotionWindows(source, self.length, size, motion)
             if len(windows) == 0:
                 longest = max((len(p) for p in parts), default=0)
                 raise DataError(f"{cfg.dataset}: the {split} split's longest sequence has {longest} frame(s); "
@@ -200,6 +282,15 @@ class NextFrameData(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.sets["test"], batch_size=self.cfg.batch_size)
+
+
+def motion_augment(cfg) -> float:
+    """The ``--motion-augment`` strength: default 1 on real videos; moving-mnist has none."""
+    if cfg.dataset == "moving-mnist":
+        if cfg.motion_augment:
+            raise ConfigError("--motion-augment: moving-mnist has no camera; it applies to real videos")
+        return 0.0
+    return 1.0 if cfg.motion_augment is None else float(cfg.motion_augment)
 
 
 # ------------------------------------------------------------------------------------------ module
@@ -302,9 +393,13 @@ class NextFrameTask(Task):
     def residual(self, cfg) -> bool:
         return cfg.residual if cfg.residual is not None else cfg.dataset != "moving-mnist"
 
+    def flow(self, cfg) -> bool:
+        return cfg.flow if cfg.flow is not None else cfg.dataset != "moving-mnist"
+
     def model_spec(self, cfg: NextFrameConfig):
         if cfg.input_frames < 1 or cfg.output_frames < 1:
             raise ConfigError("--input-frames and --output-frames must be at least 1")
+        motion_augment(cfg)  # checks the setting before any data is read
         h, w = self.frame_size(cfg)
         if cfg.model == "convlstm":
             if h % cfg.patch or w % cfg.patch:
@@ -313,7 +408,8 @@ class NextFrameTask(Task):
                 raise ConfigError(f"--kernel-size {cfg.kernel_size}: must be odd")
             return "convlstm-forecaster", dict(channels=1, hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
                                                kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
-                                               output_frames=cfg.output_frames, residual=self.residual(cfg))  # fmt: skip
+                                               output_frames=cfg.output_frames, residual=self.residual(cfg),
+                                               flow=self.flow(cfg))  # fmt: skip
         return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size,
                                            output_frames=cfg.output_frames)  # fmt: skip
 

@@ -3,9 +3,12 @@
 Data (``--dataset``): ``bronod`` (handwritten French notarial register, split **by page**: pages
 10, 20, ..., 90 validate, pages 5, 15, ..., 85 test, the other 72 pages train), ``uw3`` (printed
 English: 45 of the 50 training lines train, every 10th validates, the 20 official test lines
-test) or a folder in a generic layout (see :mod:`lstmvision.data.lines`). The charset is built
-from the training labels, stored in ``config.yaml`` and ``model.json``; characters a model does
-not know are counted at test time (``test_unknown_chars``), never an error.
+test), ``synth-print`` (``--lines`` printed lines drawn from matplotlib's fonts and the shared
+text corpora, :mod:`lstmvision.data.synth_lines`: pretraining for uw3 with ``--from``) or a folder
+in a generic layout (see :mod:`lstmvision.data.lines`). The charset is built from the training
+labels (with ``--from``, joined to the source run's), stored in ``config.yaml`` and
+``model.json``; characters a model does not know are counted at test time
+(``test_unknown_chars``), never an error.
 
 Metrics: ``{val,test}_cer`` and ``{val,test}_wer`` (torchmetrics, 0-1 scale, greedy decoding) and
 ``{train,val,test}_loss`` (CTC); ``val_cer`` picks the checkpoint. Training augments each line
@@ -46,6 +49,8 @@ from lstmvision.data import resolve_data_root
 from lstmvision.data.lines import (Charset, Line, line_splits, load_line, read_line_folder,
                                    read_page_xml, shuffled_width_batches, write_page_xml)  # fmt: skip
 from lstmvision.data.images import open_image
+from lstmvision.data.synth_lines import CHARSET as SYNTH_CHARSET
+from lstmvision.data.synth_lines import synth_line_splits
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.nn.ctc import greedy_decode, prefix_beam_search
 from lstmvision.nn.ngram import CharNGram
@@ -454,24 +459,35 @@ def plot_alignment(image: torch.Tensor, log_probs: torch.Tensor, charset: str, o
 # --------------------------------------------------------------------------------------- task
 
 
-# per data set (--epochs/--batch-size/--hidden-size unset): uw3's 45 lines need many small steps;
-# handwriting underfits at 128 LSTM units (training loss above validation loss at 40 epochs)
+# per data set (--epochs/--batch-size/--hidden-size/--lines unset): uw3's 45 lines need many small
+# steps; handwriting underfits at 128 LSTM units (training loss above validation loss at 40
+# epochs); synth-print keeps uw3's 128 units so that `--dataset uw3 --from` fine-tunes its run,
+# and its lines x epochs fit 40 minutes of one CPU thread
 DATASET_DEFAULTS = {"bronod": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
                     "uw3": {"epochs": 300, "batch_size": 4, "hidden_size": 128},
+                    "synth-print": {"epochs": 3, "batch_size": 16, "hidden_size": 128, "lines": 16000},
                     "folder": {"epochs": 60, "batch_size": 16, "hidden_size": 192}}  # fmt: skip
+SYNTH_EVAL_LINES = 400  # synth-print validation and test lines (at most a tenth of --lines each)
 
 
 def _dataset_defaults(cfg) -> None:
-    """Fill the unset per-data-set settings, so config.yaml records what ran."""
+    """Fill the unset per-data-set settings, so config.yaml records what ran. With ``--from``,
+    an unset ``hidden_size`` is the source run's (its weights must fit)."""
+    if cfg.from_run and cfg.hidden_size is None:
+        _, saved = runs.read_run_config(Path(cfg.from_run))
+        cfg.hidden_size = saved.get("hidden_size")
     for key, value in DATASET_DEFAULTS.get(cfg.dataset, DATASET_DEFAULTS["folder"]).items():
-        if getattr(cfg, key) is None:
+        if getattr(cfg, key, None) is None:
             setattr(cfg, key, value)
 
 
 @dataclass
 class TextLineConfig(TrainConfig):
     dataset: str = "bronod"
-    """bronod (handwriting, split by page), uw3 (printed) or a folder (labels.tsv + lines/, or .gt.txt files)"""
+    """bronod (handwriting, split by page), uw3 (printed), synth-print (synthetic printed lines) or a folder
+    (labels.tsv + lines/, or .gt.txt files)"""
+    lines: Optional[int] = None
+    """synth-print: synthetic training lines (default 16000; validation and test: a tenth each, at most 400)"""
     height: int = 32
     """line height the images are scaled to (a multiple of 16)"""
     channels: str = "16,32,64,96"
@@ -479,7 +495,7 @@ class TextLineConfig(TrainConfig):
     reduction: int = 4
     """image columns per time step (2 or 4)"""
     hidden_size: Optional[int] = None
-    """LSTM units per direction (default: 192; 128 for uw3; saved with the run)"""
+    """LSTM units per direction (default: the --from run's, else 192; 128 for uw3 and synth-print; saved)"""
     num_layers: int = 2
     """stacked BiLSTM layers"""
     dropout: float = 0.2
@@ -495,7 +511,7 @@ class TextLineConfig(TrainConfig):
     from_run: Optional[str] = field(default=None, metadata={"flag": "--from"})
     """start from a finished textline run's weights (e.g. handwriting -> printed); its charset is kept"""
     epochs: Optional[int] = None
-    """training epochs (default: 60 for bronod and folders, 300 for uw3's 45 lines; saved with the run)"""
+    """training epochs (default: 60 for bronod and folders, 300 for uw3's 45 lines, 3 for synth-print; saved)"""
     batch_size: Optional[int] = None
     """mini-batch size (default: 16; 4 for uw3; saved with the run)"""
     lr: float = 2e-3
@@ -542,6 +558,13 @@ class TextLineTask(Task):
     def _splits(self, cfg) -> dict[str, list[Line]]:
         if cfg.height % 16 or cfg.height < 16:
             raise ConfigError(f"height={cfg.height}: must be a positive multiple of 16")
+        if cfg.dataset == "synth-print":
+            _dataset_defaults(cfg)
+            if cfg.lines < 1:
+                raise ConfigError(f"lines={cfg.lines}: must be at least 1")
+            held_out = min(SYNTH_EVAL_LINES, max(2, cfg.lines // 10))
+            sizes = {"train": cfg.lines, "val": held_out, "test": held_out}
+            return synth_line_splits(resolve_data_root(cfg.data_root), sizes, cfg.seed)
         return line_splits(cfg.dataset, resolve_data_root(cfg.data_root))
 
     def _resolve_charset(self, cfg, splits) -> None:
@@ -549,6 +572,8 @@ class TextLineTask(Task):
         if cfg.charset is not None:
             return
         chars = set("".join(ln.text for ln in splits["train"]))
+        if cfg.dataset == "synth-print":
+            chars |= set(SYNTH_CHARSET)  # all of printable ASCII, however few lines
         if cfg.from_run:
             _, saved = runs.read_run_config(Path(cfg.from_run))
             chars |= set(saved.get("charset") or "")
