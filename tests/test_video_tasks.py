@@ -212,3 +212,14 @@ def test_motion_windows_follow_a_camera_path():
         centre, angle, scale = moving.path((32, 48))
         assert centre.shape == (6, 2) and angle.shape == scale.shape == (6,)
         assert (centre[:, 0].min() >= 0) and (centre[:, 0].max() <= 48) and (centre[:, 1].max() <= 32)
+
+
+def test_next_frame_epochs_default_per_data_set():
+    task = get_task("next-frame")()
+    for dataset, epochs in (("moving-mnist", 6), ("visp", 2)):
+        cfg = resolve_config(task.Config, None, {"dataset": dataset})
+        task.model_spec(cfg)
+        assert cfg.epochs == epochs
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "epochs": 1})
+    task.model_spec(cfg)
+    assert cfg.epochs == 1
