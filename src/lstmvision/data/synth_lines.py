@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from lstmvision.data.lines import Line
+from lstmvision.data.text import CHAR_DATASETS, POLARITY_FOLDER, read_text
 from lstmvision.errors import DataError
 
 CHARSET = "".join(chr(i) for i in range(32, 127))  # printable ASCII, space first
@@ -87,18 +88,17 @@ def _ascii(text: str) -> str:
 @functools.lru_cache(maxsize=4)
 def corpus_words(root: str, split: str) -> tuple[str, ...]:
     """The running words of ``split``'s blocks of the two corpora under the data root ``root``."""
-    text = Path(root) / "text"
-    sources = [text / "tinyshakespeare.txt", text / "rt-polarity" / "rt-polarity.pos",
-               text / "rt-polarity" / "rt-polarity.neg"]  # fmt: skip
+    sources = [Path(root) / CHAR_DATASETS["tinyshakespeare"],
+               *(Path(root) / POLARITY_FOLDER / f"rt-polarity.{kind}" for kind in ("pos", "neg"))]  # fmt: skip
     lo, hi = SPLITS[split]
     words: list[str] = []
     for path in sources:
         if not path.is_file():
-            raise DataError(f"{path}: corpus for synth-print not found (expected text/tinyshakespeare.txt and "
-                            "text/rt-polarity/ under the data root; see --data-root)")  # fmt: skip
-        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+            raise DataError(f"{path}: corpus for synth-print not found (expected {CHAR_DATASETS['tinyshakespeare']} "
+                            f"and {POLARITY_FOLDER}/ under the data root; see --data-root)")  # fmt: skip
+        lines = [ln for ln in read_text(path).splitlines() if ln.strip()]
         block = lines[int(lo * len(lines)) : int(hi * len(lines))]
-        if "rt-polarity" in str(path):
+        if path.parent.name == Path(POLARITY_FOLDER).name:
             block = [_detokenize(ln) for ln in block]
         words.extend(w for w in _ascii(" ".join(block)).split() if w)
     return tuple(words)

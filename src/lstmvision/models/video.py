@@ -158,8 +158,8 @@ class ConvLSTMForecaster(_Forecaster):
         residual: predict the change from the frame read, ``x_{t+1} = x_t + Δ`` (the output
             layer starts at zero, so the untrained model is the copy-last-frame baseline).
         flow: predict a motion field ``u`` (in pixels, per ``patch x patch`` block, upsampled
-            bilinearly) from the frame and its difference from the previous one, and warp by it (Patraucean et al. 2016's idea): ``x_{t+1} = warp(x_t, u)``,
-            plus ``Δ`` if ``residual``. While the model forecasts from its own predictions, the
+            bilinearly) from the frame and its difference from the previous one, and warp by it
+            (Patraucean et al. 2016's idea): ``x_{t+1} = warp(x_t, u)``, plus ``Δ`` if ``residual``. While the model forecasts from its own predictions, the
             fields add up and warp the last frame it read, ``x_{t+k} = warp(x_t, u_1 + ... + u_k)``,
             so a slow drift is not blurred by one bilinear resampling per step. ``u`` starts at
             zero: the untrained model is the copy-last-frame baseline. Camera motion moves every
@@ -202,17 +202,22 @@ class ConvLSTMForecaster(_Forecaster):
         return frame, (lstm_state, anchor, total, prev)
 
 
+def sample_pixels(frames: Tensor, x: Tensor, y: Tensor) -> Tensor:
+    """``frames`` ``(N, C, H, W)`` read at pixel coordinates ``x``, ``y`` ``(N, h, w)`` (pixel
+    centres at integers): bilinear, border pixels repeated outside the frame -> ``(N, C, h, w)``."""
+    height, width = frames.shape[-2:]
+    grid = torch.stack([(x + 0.5) * (2 / width) - 1, (y + 0.5) * (2 / height) - 1], -1)  # align_corners=False
+    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def warp(frames: Tensor, flow: Tensor) -> Tensor:
     """``frames`` ``(B, C, H, W)`` moved by ``flow`` ``(B, 2, H, W)`` (x, y in pixels): output pixel
     ``p`` is the input at ``p - flow(p)``, bilinear, border pixels repeated outside the frame."""
-    b, _, h, w = frames.shape
+    h, w = frames.shape[-2:]
     ys = torch.arange(h, device=frames.device, dtype=frames.dtype)
     xs = torch.arange(w, device=frames.device, dtype=frames.dtype)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
-    x = (gx - flow[:, 0] + 0.5) * (2 / w) - 1  # (B, H, W), align_corners=False coordinates
-    y = (gy - flow[:, 1] + 0.5) * (2 / h) - 1
-    return F.grid_sample(frames, torch.stack([x, y], -1), mode="bilinear", padding_mode="border",
-                         align_corners=False)  # fmt: skip
+    return sample_pixels(frames, gx - flow[:, 0], gy - flow[:, 1])
 
 
 @register_model("cnn-lstm-forecaster")

@@ -55,6 +55,7 @@ from lstmvision.data import load_split, resolve_data_root, train_val_indices
 from lstmvision.data.moving_mnist import MovingMNIST
 from lstmvision.data.video import find_videos, load_npz_sequences, parse_size, read_frames
 from lstmvision.errors import ConfigError, DataError
+from lstmvision.models.video import sample_pixels
 from lstmvision.tasks.base import Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
@@ -176,16 +177,15 @@ class MotionWindows(Windows):
     def __getitem__(self, i: int) -> torch.Tensor:
         k, t = self.index[i]
         frames = self.seqs[k][t : t + self.length].unsqueeze(1).float().div(255)  # (T, 1, Hs, Ws)
-        (hs, ws), (h, w) = frames.shape[-2:], self.size
-        centre, angle, scale = self.path((hs, ws))
+        h, w = self.size
+        centre, angle, scale = self.path(tuple(frames.shape[-2:]))
         ys = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
         xs = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w) output pixels about the centre
         cos, sin = (torch.cos(angle) * scale)[:, None, None], (torch.sin(angle) * scale)[:, None, None]
         sx = centre[:, 0, None, None] + cos * gx - sin * gy  # (T, h, w) source pixels
         sy = centre[:, 1, None, None] + sin * gx + cos * gy
-        grid = torch.stack([(sx + 0.5) * (2 / ws) - 1, (sy + 0.5) * (2 / hs) - 1], -1)  # (T, h, w, 2)
-        return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return sample_pixels(frames, sx, sy)  # (T, 1, h, w)
 
 
 SOURCE_SCALE = 2  # training frames are stored at twice the output size ...
@@ -391,11 +391,10 @@ class NextFrameTask(Task):
     def frame_size(self, cfg) -> tuple[int, int]:
         return parse_size(cfg.frame_size or ("64x64" if cfg.dataset == "moving-mnist" else "48x64"))
 
-    def residual(self, cfg) -> bool:
-        return cfg.residual if cfg.residual is not None else cfg.dataset != "moving-mnist"
-
-    def flow(self, cfg) -> bool:
-        return cfg.flow if cfg.flow is not None else cfg.dataset != "moving-mnist"
+    @staticmethod
+    def real_video_default(value: bool | None, cfg) -> bool:
+        """``--residual``/``--flow`` as given, else on for real videos and off for moving-mnist."""
+        return value if value is not None else cfg.dataset != "moving-mnist"
 
     def model_spec(self, cfg: NextFrameConfig):
         if cfg.input_frames < 1 or cfg.output_frames < 1:
@@ -411,8 +410,8 @@ class NextFrameTask(Task):
                 raise ConfigError(f"--kernel-size {cfg.kernel_size}: must be odd")
             return "convlstm-forecaster", dict(channels=1, hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
                                                kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
-                                               output_frames=cfg.output_frames, residual=self.residual(cfg),
-                                               flow=self.flow(cfg))  # fmt: skip
+                                               output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
+                                               flow=self.real_video_default(cfg.flow, cfg))  # fmt: skip
         return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size,
                                            output_frames=cfg.output_frames)  # fmt: skip
 
