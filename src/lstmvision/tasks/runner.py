@@ -246,7 +246,19 @@ def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks
     if trainer.is_global_zero:
         task.write_outputs(cfg, module, run_dir, "test")
         _finish(task, cfg, module.model, dm, run_dir, metrics)
+    _close_process_group()
     return TrainResult(run_dir, metrics)
+
+
+def _close_process_group() -> None:
+    """DDP: every rank waits until rank 0 has written the run, then the process group is closed.
+    A worker that exits with the group still open can die in its teardown ("terminate called
+    without an active exception"), and Lightning then kills the main process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _finish(task, cfg, model, dm, run_dir: Path, metrics: dict) -> None:
