@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,33 @@ def test_adding_task_and_compare_driver(tmp_path):
     assert rows[1]["parameters"] == 3 * (128 * 2 + 128 * 128 + 2 * 128) + 129  # GRU 128 + linear head
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "adding-100" in table and "s/epoch" in table
+
+
+def test_compare_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
+    import lightning as L
+
+    from lstmvision.errors import LstmvisionError
+    from lstmvision.tasks.compare import compare, overrides
+
+    class StopAfterFirstEpoch(L.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            raise KeyboardInterrupt
+
+    run = tmp_path / "cmp" / "adding-100" / "rnn"
+    cfg = overrides("adding-100", "rnn", 2, 200, None, 0)
+    with pytest.raises(LstmvisionError, match="interrupted"):
+        runner.train("adding", cfg, out=run, quiet=True, callbacks=[StopAfterFirstEpoch()])
+    assert not (run / "metrics.json").exists()
+    lines = []
+    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["rnn"], epochs=2, limit_train=200, log=lines.append)
+    assert lines[0] == "continuing adding-100 rnn (2 epochs)" and rows[0]["epochs"] == 2
+    # an interrupted run of other settings is trained again from the start
+    shutil.rmtree(run)
+    with pytest.raises(LstmvisionError, match="interrupted"):
+        runner.train("adding", cfg, out=run, quiet=True, callbacks=[StopAfterFirstEpoch()])
+    lines.clear()
+    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["rnn"], epochs=1, limit_train=200, log=lines.append)
+    assert lines[0] == "training adding-100 rnn (1 epochs)" and rows[0]["epochs"] == 1
 
 
 def test_explain_commands(tmp_path, data_root):

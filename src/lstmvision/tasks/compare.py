@@ -3,7 +3,9 @@ epoch for each (benchmark, cell), with Bai et al. (2018)'s published figures bes
 
 Not a task: a driver that trains one run per (benchmark, cell) through the runner, in
 ``OUT/<benchmark>/<cell>/``, and writes ``results.csv`` and ``results.md``; a run whose folder holds
-``metrics.json`` is read, not trained again, so an interrupted comparison continues when rerun.
+``metrics.json`` is read, not trained again, and an interrupted run of the same settings continues
+from its last checkpoint (saved every ``checkpoint_every`` steps and on Ctrl+C), so a comparison
+that takes longer than a night can be run an evening at a time.
 
 Benchmarks (all unidirectional, one layer, except row-mnist which is the ``row-lstm`` recipe with
 the cell swapped):
@@ -79,10 +81,11 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             run = out / bench / cell
             cfg = overrides(bench, cell, epochs, limit_train, data_root, seed, accelerator)
             if not (run / "metrics.json").is_file():
-                if run.exists():
+                resume = _resumable(run, task, cfg)
+                if run.exists() and not resume:
                     shutil.rmtree(run)
-                log(f"training {bench} {cell} ({cfg['epochs']} epochs)")
-                runner.train(task, cfg, out=run, quiet=True)
+                log(f"{'continuing' if resume else 'training'} {bench} {cell} ({cfg['epochs']} epochs)")
+                runner.train(task, cfg, out=run, quiet=True, resume=resume)
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
             rows.append(_row(bench, cell, task, run, cfg))
             r = rows[-1]
@@ -90,6 +93,16 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
                 f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
             write_results(rows, out)
     return rows
+
+
+def _resumable(run: Path, task: str, cfg: dict) -> bool:
+    """An interrupted run of the same settings: it holds a checkpoint and the config it was started
+    with (so a comparison of 20 hours can be run an evening at a time)."""
+    has_checkpoint = any((run / "checkpoints" / n).is_file() for n in ("last.ckpt", "interrupted.ckpt"))
+    if not has_checkpoint or not (run / "config.yaml").is_file():
+        return False
+    saved_task, saved = runs.read_run_config(run)
+    return saved_task == task and all(saved.get(k) == v for k, v in cfg.items())
 
 
 def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
