@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmvision.nn import GRU, IMPLEMENTATIONS, LSTM, RNN
+from lstmvision.nn import GRU, IMPLEMENTATIONS, LSTM, RNN, RowLSTM
 
 STEPS, BATCH, INPUT, HIDDEN = 5, 4, 3, 6
 LENGTHS = [3, 5, 1, 4]  # unsorted, max = STEPS
@@ -232,3 +232,16 @@ def test_invalid_lengths():
 def test_repr_shows_a_non_default_implementation():
     assert "implementation='equations'" in repr(RNN(3, 4, nonlinearity="relu", implementation="equations"))
     assert "implementation" not in repr(RNN(3, 4))
+
+
+def test_set_forget_bias_opens_only_the_forget_gates_of_every_layer_and_direction():
+    lstm = LSTM(3, 4, num_layers=2, bidirectional=True).set_forget_bias(1.0)
+    names = [n for n, _ in lstm.named_parameters() if n.startswith("bias")]
+    assert len(names) == 8  # ih and hh, 2 layers, 2 directions
+    for name, param in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            assert torch.all(param[4:8] == 1.0) and not torch.all(param[:4] == 1.0)
+        elif name.startswith("bias_hh"):
+            assert torch.all(param[4:8] == 0.0) and not torch.all(param[8:] == 0.0)
+    reader = RowLSTM(28, 28, reading="pixels", hidden_size=4, forget_bias=1.0, bidirectional=False)
+    assert torch.all(reader.readers[0].bias_ih_l0[4:8] == 1.0)

@@ -71,7 +71,7 @@ def test_every_character_of_every_font_renders(font):
         assert mask.getbbox() is not None, (font, char)
         a = np.asarray(mask)
         assert not (a.shape == missing.shape and np.array_equal(a, missing)), (font, char)
-    assert isinstance(face, ImageFont.FreeTypeFont) and (font_dir() / font).is_file()
+    assert isinstance(face, ImageFont.FreeTypeFont) and (font_dir(font) / font).is_file()
 
 
 def test_render_line_every_font_has_ink():

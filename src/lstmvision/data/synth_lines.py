@@ -6,9 +6,9 @@ the last 10 % test), mixed with the tokens printed technical text has and prose 
 citations, section numbers, percentages, brackets, abbreviations, hyphenated line ends and
 ``LaTeX-style'' quotes. Every line's text is printable ASCII (:data:`CHARSET`).
 
-Images are drawn with PIL from the TrueType fonts that matplotlib ships (:data:`FONTS`; Times-like
-STIX most often, as UW3 is mostly set in Times) and degraded like a binarised scan: stroke weight
-(min filter, threshold), word spacing (justified text), horizontal scaling, small rotation and
+Images are drawn with PIL from the fonts that matplotlib and reportlab ship (:data:`FONTS`: Times
+clones most often, as UW3 is mostly set in Times; Helvetica, Courier and DejaVu too) and degraded like a binarised scan: stroke weight
+(min filter, threshold), word spacing (justified text), letter spacing (tracking), horizontal scaling, small rotation and
 shear, blur, noise, contrast and, most of the time, a threshold to black and white. As in UW3's
 ``.bin.png`` lines the crop is tight around the ink with a margin of about 3 pixels, dark ink on
 white paper.
@@ -36,21 +36,31 @@ from lstmvision.errors import DataError
 CHARSET = "".join(chr(i) for i in range(32, 127))  # printable ASCII, space first
 """Every character a synthetic line may contain."""
 
-# (file under matplotlib's fonts/ttf, relative frequency): Times-like STIX for most lines, as in
-# UW3; the Computer Modern files are left out (TeX encodings: no < > | { }, no curly quotes)
+# (file, relative frequency): fonts from matplotlib's TrueType folder (STIX, a Times-like face, and
+# DejaVu) and reportlab's Type 1 folder (``_e*``: URW's clone of Times, the face UW3 is mostly set in;
+# ``_a*``: of Helvetica; ``co*``: of Courier); the Computer Modern files are left out (TeX encodings:
+# no < > | { }, no curly quotes)
 FONTS: tuple[tuple[str, float], ...] = (
-    ("STIXGeneral.ttf", 6.0), ("STIXGeneralItalic.ttf", 1.5), ("STIXGeneralBol.ttf", 1.0),
-    ("STIXGeneralBolIta.ttf", 0.3), ("DejaVuSerif.ttf", 1.0), ("DejaVuSerif-Italic.ttf", 0.3),
-    ("DejaVuSerif-Bold.ttf", 0.3), ("DejaVuSans.ttf", 1.0), ("DejaVuSans-Bold.ttf", 1.0),
-    ("DejaVuSans-Oblique.ttf", 0.3), ("DejaVuSans-BoldOblique.ttf", 0.2),
+    ("_er_____.pfb", 4.0), ("_ei_____.pfb", 1.0), ("_eb_____.pfb", 0.7), ("_ebi____.pfb", 0.2),
+    ("STIXGeneral.ttf", 3.0), ("STIXGeneralItalic.ttf", 0.8), ("STIXGeneralBol.ttf", 0.5),
+    ("STIXGeneralBolIta.ttf", 0.15), ("DejaVuSerif.ttf", 0.8), ("DejaVuSerif-Italic.ttf", 0.3),
+    ("DejaVuSerif-Bold.ttf", 0.3), ("DejaVuSerif-BoldItalic.ttf", 0.1), ("DejaVuSans.ttf", 0.8),
+    ("DejaVuSans-Bold.ttf", 0.6), ("DejaVuSans-Oblique.ttf", 0.3), ("DejaVuSans-BoldOblique.ttf", 0.1),
+    ("_a______.pfb", 0.8), ("_ab_____.pfb", 0.5), ("_ai_____.pfb", 0.2), ("_abi____.pfb", 0.1),
+    ("com_____.pfb", 0.4), ("cob_____.pfb", 0.15), ("coo_____.pfb", 0.1), ("DejaVuSansMono.ttf", 0.2),
 )  # fmt: skip
 
 SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}  # corpus fractions per split
 _QUOTES = (("``", "\u201c"), ("''", "\u201d"), ("`", "\u2018"), ("'", "\u2019"))  # label -> print
 
 
-def font_dir() -> Path:
-    """matplotlib's TrueType folder (matplotlib is a dependency, so the fonts exist everywhere)."""
+def font_dir(name: str = "STIXGeneral.ttf") -> Path:
+    """The folder of font file ``name``: matplotlib's TrueType folder for ``.ttf``, reportlab's
+    fonts for its ``.pfb`` (both are dependencies, so the fonts exist everywhere)."""
+    if name.endswith(".pfb"):
+        import reportlab
+
+        return Path(reportlab.__file__).parent / "fonts"
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -59,9 +69,10 @@ def font_dir() -> Path:
 @functools.lru_cache(maxsize=256)
 def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
     """One of :data:`FONTS` at ``size`` pixels per em (cached)."""
-    path = font_dir() / name
+    path = font_dir(name) / name
     if not path.is_file():
-        raise DataError(f"{path}: font not found (it ships with matplotlib; reinstall matplotlib)")
+        raise DataError(f"{path}: font not found (it ships with {'reportlab' if name.endswith('.pfb') else 'matplotlib'}; "
+                        "reinstall it)")  # fmt: skip
     return ImageFont.truetype(str(path), size)
 
 
@@ -208,15 +219,26 @@ def render_line(text: str, rng: random.Random, font: str | None = None, size: in
     size = size or rng.randint(26, 44)  # pixels per em: UW3's lines are 34-54 pixels high
     face = load_font(font, size)
     words = print_text(text, rng).split(" ")
-    space = face.getlength(" ") * (1.0 if rng.random() < 0.5 else rng.uniform(1.0, 2.2))  # justified text
+    r = rng.random()  # word spacing: the font's, or shrunk or stretched as in justified print
+    space = face.getlength(" ") * (1.0 if r < 0.4 else rng.uniform(0.75, 1.0) if r < 0.6 else rng.uniform(1.0, 2.2))
+    # letter spacing (tracking), pixels added between the letters of a word: none, tight or loose
+    tracking = 0.0 if rng.random() < 0.5 else size * rng.uniform(-0.03, 0.12)
     ascent, descent = face.getmetrics()
     pad = size // 2
-    width = sum(face.getlength(w) for w in words) + space * (len(words) - 1)
+
+    def length(word: str) -> float:
+        return face.getlength(word) + tracking * (len(word) - 1)
+
+    width = sum(length(w) for w in words) + space * (len(words) - 1)
     canvas = Image.new("L", (int(width) + 2 * pad, ascent + descent + 2 * pad), 255)
     draw, x = ImageDraw.Draw(canvas), float(pad)
     for word in words:  # one word at a time: the word spacing varies as in justified print
-        draw.text((x, pad), word, font=face, fill=0)
-        x += face.getlength(word) + space
+        if tracking:
+            for k, char in enumerate(word):  # one letter at a time: the letter spacing varies too
+                draw.text((x + face.getlength(word[:k]) + tracking * k, pad), char, font=face, fill=0)
+        else:
+            draw.text((x, pad), word, font=face, fill=0)
+        x += length(word) + space
     grey = np.asarray(_distort(canvas, rng), dtype=np.float32) / 255.0  # (h, w), paper 1
     return (_degrade(_crop(grey, rng), rng) * 255).round().astype(np.uint8)
 

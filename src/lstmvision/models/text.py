@@ -174,9 +174,7 @@ class AddingRegressor(nn.Module):
         self.rnn = _layer(cell, input_size, hidden_size, batch_first=True, **extra)
         self.head = nn.Linear(hidden_size, 1)
         if cell == "lstm" and forget_bias:
-            with torch.no_grad():  # gate order i, f, g, o: rows H..2H are the forget gate
-                self.rnn.bias_ih_l0[hidden_size : 2 * hidden_size].fill_(forget_bias)
-                self.rnn.bias_hh_l0[hidden_size : 2 * hidden_size].zero_()
+            self.rnn.set_forget_bias(forget_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, state = self.rnn(x)

@@ -341,6 +341,20 @@ class LSTM(_RecurrentLayer, torch.nn.LSTM):
 
     _equations = LSTM_EQUATIONS
 
+    @torch.no_grad()
+    def set_forget_bias(self, value: float) -> "LSTM":
+        """Start every forget gate's bias at ``value`` (``bias_ih`` rows ``H..2H``, gate order i, f,
+        g, o; ``bias_hh``'s zeroed), in every layer and direction. At 1 (Gers et al. 2000,
+        Jozefowicz et al. 2015) ``f_t`` starts near σ(1) = 0.73 rather than 0.5, so the cell state
+        and its gradient survive long sequences from the first step."""
+        h = self.hidden_size
+        for name, param in self.named_parameters():
+            if name.startswith("bias_ih"):
+                param[h : 2 * h] = value
+            elif name.startswith("bias_hh"):
+                param[h : 2 * h] = 0.0
+        return self
+
 
 class GRU(_RecurrentLayer, torch.nn.GRU):
     __doc__ = (

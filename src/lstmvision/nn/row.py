@@ -35,12 +35,14 @@ class RowLSTM(nn.Module):
         reading: one of ``rows``, ``columns``, ``rows+columns``, ``pixels``, ``permuted-pixels``.
         implementation: passed to the recurrent layers (``auto``/``equations``/``fused``).
         permutation_seed: seed of the fixed pixel permutation for ``permuted-pixels``.
+        forget_bias: LSTM only: the forget gates' initial bias (0: torch's init; 1 helps the
+            784-step pixel readings, see :meth:`LSTM.set_forget_bias`).
     """
 
     def __init__(self, height: int, width: int, channels: int = 1, hidden_size: int = 128,
                  num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
                  reading: str = "rows", dropout: float = 0.0, implementation: str = "auto",
-                 permutation_seed: int = 0):  # fmt: skip
+                 permutation_seed: int = 0, forget_bias: float = 0.0):  # fmt: skip
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
@@ -55,6 +57,9 @@ class RowLSTM(nn.Module):
                         bidirectional=bidirectional, implementation=implementation)
             for size in step_sizes
         )  # fmt: skip
+        if forget_bias and cell == "lstm":
+            for reader in self.readers:
+                reader.set_forget_bias(forget_bias)
         self.feature_dim = len(step_sizes) * hidden_size * (2 if bidirectional else 1)
         if reading == "permuted-pixels":
             g = torch.Generator().manual_seed(permutation_seed)

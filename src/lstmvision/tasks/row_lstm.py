@@ -31,6 +31,8 @@ class RowLSTMConfig(ImageClassificationConfig):
     """dropout between stacked layers"""
     head_dropout: float = 0.0
     """dropout before the linear head"""
+    forget_bias: float = 0.0
+    """lstm: initial forget-gate bias (0: torch's init; 1 helps long readings such as pixels)"""
     implementation: Literal["auto", "equations", "fused"] = "auto"
     """recurrent kernel: auto (fused when possible), equations (ours), fused (torch)"""
     epochs: int = 20
@@ -52,5 +54,5 @@ class RowLSTMTask(ImageClassificationTask):
             num_classes=len(info.classes), image_size=cfg.image_size or info.size, channels=1, mean=info.mean, std=info.std,
             head_dropout=cfg.head_dropout, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
             cell=cfg.cell, bidirectional=cfg.bidirectional, reading=cfg.reading, dropout=cfg.dropout,
-            implementation=cfg.implementation, permutation_seed=0,
+            implementation=cfg.implementation, permutation_seed=0, forget_bias=cfg.forget_bias,
         )  # fmt: skip

@@ -465,7 +465,7 @@ def plot_alignment(image: torch.Tensor, log_probs: torch.Tensor, charset: str, o
 # and its lines x epochs fit 40 minutes of one CPU thread
 DATASET_DEFAULTS = {"bronod": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
                     "uw3": {"epochs": 300, "batch_size": 4, "hidden_size": 128},
-                    "synth-print": {"epochs": 3, "batch_size": 16, "hidden_size": 128, "lines": 16000},
+                    "synth-print": {"epochs": 3, "batch_size": 16, "hidden_size": 128, "lines": 20000},
                     "folder": {"epochs": 60, "batch_size": 16, "hidden_size": 192}}  # fmt: skip
 SYNTH_EVAL_LINES = 400  # synth-print validation and test lines (at most a tenth of --lines each)
 
@@ -487,7 +487,7 @@ class TextLineConfig(TrainConfig):
     """bronod (handwriting, split by page), uw3 (printed), synth-print (synthetic printed lines) or a folder
     (labels.tsv + lines/, or .gt.txt files)"""
     lines: Optional[int] = None
-    """synth-print: synthetic training lines (default 16000; validation and test: a tenth each, at most 400)"""
+    """synth-print: synthetic training lines (default 20000; validation and test: a tenth each, at most 400)"""
     height: int = 32
     """line height the images are scaled to (a multiple of 16)"""
     channels: str = "16,32,64,96"
