@@ -245,3 +245,15 @@ def test_set_forget_bias_opens_only_the_forget_gates_of_every_layer_and_directio
             assert torch.all(param[4:8] == 0.0) and not torch.all(param[8:] == 0.0)
     reader = RowLSTM(28, 28, reading="pixels", hidden_size=4, forget_bias=1.0, bidirectional=False)
     assert torch.all(reader.readers[0].bias_ih_l0[4:8] == 1.0)
+
+
+def test_chrono_bias_spreads_memory_spans_over_the_sequence_length():
+    lstm = LSTM(1, 64, bidirectional=True).set_chrono_bias(784, torch.Generator().manual_seed(0))
+    for suffix in ("l0", "l0_reverse"):
+        b_ih, b_hh = getattr(lstm, f"bias_ih_{suffix}"), getattr(lstm, f"bias_hh_{suffix}")
+        forget = b_ih[64:128]
+        assert torch.all(forget >= 0) and torch.all(forget <= torch.log(torch.tensor(783.0)))
+        assert float(forget.max()) > 6.0  # spans up to hundreds of steps: σ(b_f) near 1
+        assert torch.equal(b_ih[:64], -forget) and torch.all(b_hh[:128] == 0)
+    reader = RowLSTM(28, 28, reading="rows", hidden_size=8, chrono=True, bidirectional=False)
+    assert float(reader.readers[0].bias_ih_l0[8:16].max()) <= float(torch.log(torch.tensor(27.0)))  # 28 steps

@@ -355,6 +355,21 @@ class LSTM(_RecurrentLayer, torch.nn.LSTM):
                 param[h : 2 * h] = 0.0
         return self
 
+    @torch.no_grad()
+    def set_chrono_bias(self, max_steps: int, generator: torch.Generator | None = None) -> "LSTM":
+        """Chrono initialisation (Tallec & Ollivier 2018): each unit's forget bias is
+        ``log(u)``, ``u ~ U(1, max_steps - 1)``, and its input bias the opposite, so the units'
+        memory spans start spread over 1 .. ``max_steps`` steps (``bias_hh``'s i and f zeroed)."""
+        h = self.hidden_size
+        for name, param in self.named_parameters():
+            if name.startswith("bias_ih"):
+                span = 1 + torch.rand(h, generator=generator) * max(max_steps - 2, 0)
+                param[h : 2 * h] = span.log().to(param)
+                param[:h] = -param[h : 2 * h]
+            elif name.startswith("bias_hh"):
+                param[: 2 * h] = 0.0
+        return self
+
 
 class GRU(_RecurrentLayer, torch.nn.GRU):
     __doc__ = (

@@ -37,12 +37,14 @@ class RowLSTM(nn.Module):
         permutation_seed: seed of the fixed pixel permutation for ``permuted-pixels``.
         forget_bias: LSTM only: the forget gates' initial bias (0: torch's init; 1 helps the
             784-step pixel readings, see :meth:`LSTM.set_forget_bias`).
+        chrono: LSTM only: chrono initialisation for the reading's number of steps instead
+            (:meth:`LSTM.set_chrono_bias`).
     """
 
     def __init__(self, height: int, width: int, channels: int = 1, hidden_size: int = 128,
                  num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
                  reading: str = "rows", dropout: float = 0.0, implementation: str = "auto",
-                 permutation_seed: int = 0, forget_bias: float = 0.0):  # fmt: skip
+                 permutation_seed: int = 0, forget_bias: float = 0.0, chrono: bool = False):  # fmt: skip
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
@@ -57,8 +59,11 @@ class RowLSTM(nn.Module):
                         bidirectional=bidirectional, implementation=implementation)
             for size in step_sizes
         )  # fmt: skip
-        if forget_bias and cell == "lstm":
-            for reader in self.readers:
+        steps = {"rows": [height], "columns": [width], "rows+columns": [height, width]}.get(reading, [height * width])
+        for reader, num_steps in zip(self.readers, steps):
+            if cell == "lstm" and chrono:
+                reader.set_chrono_bias(num_steps)
+            elif cell == "lstm" and forget_bias:
                 reader.set_forget_bias(forget_bias)
         self.feature_dim = len(step_sizes) * hidden_size * (2 if bidirectional else 1)
         if reading == "permuted-pixels":

@@ -33,6 +33,8 @@ class RowLSTMConfig(ImageClassificationConfig):
     """dropout before the linear head"""
     forget_bias: float = 0.0
     """lstm: initial forget-gate bias (0: torch's init; 1 helps long readings such as pixels)"""
+    chrono: bool = False
+    """lstm: chrono initialisation of the gate biases (memory spans up to the sequence length)"""
     implementation: Literal["auto", "equations", "fused"] = "auto"
     """recurrent kernel: auto (fused when possible), equations (ours), fused (torch)"""
     epochs: int = 20
@@ -55,4 +57,5 @@ class RowLSTMTask(ImageClassificationTask):
             head_dropout=cfg.head_dropout, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
             cell=cfg.cell, bidirectional=cfg.bidirectional, reading=cfg.reading, dropout=cfg.dropout,
             implementation=cfg.implementation, permutation_seed=0, forget_bias=cfg.forget_bias,
+            chrono=cfg.chrono,
         )  # fmt: skip
