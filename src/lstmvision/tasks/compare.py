@@ -5,7 +5,7 @@ Not a task: a driver that trains one run per (benchmark, cell) through the runne
 ``OUT/<benchmark>/<cell>/``, and writes ``results.csv`` and ``results.md``; a run whose folder holds
 ``metrics.json`` is read, not trained again, and an interrupted run of the same settings continues
 from its last checkpoint (saved every ``checkpoint_every`` steps and on Ctrl+C), so a comparison
-that takes longer than a night can be run an evening at a time.
+that takes longer than one sitting can be run in several.
 
 Benchmarks (all unidirectional, one layer, except row-mnist which is the ``row-lstm`` recipe with
 the cell swapped):
@@ -102,7 +102,7 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
 
 def _resumable(run: Path, task: str, cfg: dict) -> bool:
     """An interrupted run of the same settings: it holds a checkpoint and the config it was started
-    with (so a comparison of 20 hours can be run an evening at a time)."""
+    with (so a comparison longer than a session can be run a session at a time)."""
     has_checkpoint = any((run / "checkpoints" / n).is_file() for n in ("last.ckpt", "interrupted.ckpt"))
     if not has_checkpoint or not (run / "config.yaml").is_file():
         return False
