@@ -54,7 +54,7 @@ SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}  # corpus 
 _QUOTES = (("``", "\u201c"), ("''", "\u201d"), ("`", "\u2018"), ("'", "\u2019"))  # label -> print
 
 
-def font_dir(name: str = "STIXGeneral.ttf") -> Path:
+def font_dir(name: str) -> Path:
     """The folder of font file ``name``: matplotlib's TrueType folder for ``.ttf``, reportlab's
     fonts for its ``.pfb`` (both are dependencies, so the fonts exist everywhere)."""
     if name.endswith(".pfb"):

@@ -51,21 +51,20 @@ class RowLSTM(nn.Module):
         if reading not in READINGS:
             raise ValueError(f"reading must be one of {', '.join(READINGS)}, not {reading!r}")
         self.reading, self.cell = reading, cell
-        step_sizes = {"rows": [channels * width], "columns": [channels * height],
-                      "rows+columns": [channels * width, channels * height],
-                      "pixels": [channels], "permuted-pixels": [channels]}[reading]  # fmt: skip
+        rows, columns, pixels = (channels * width, height), (channels * height, width), (channels, height * width)
+        shapes = {"rows": [rows], "columns": [columns], "rows+columns": [rows, columns],
+                  "pixels": [pixels], "permuted-pixels": [pixels]}[reading]  # (step size, steps) per reader  # fmt: skip
         self.readers = nn.ModuleList(
             CELLS[cell](size, hidden_size, num_layers, batch_first=True, dropout=dropout,
                         bidirectional=bidirectional, implementation=implementation)
-            for size in step_sizes
+            for size, _ in shapes
         )  # fmt: skip
-        steps = {"rows": [height], "columns": [width], "rows+columns": [height, width]}.get(reading, [height * width])
-        for reader, num_steps in zip(self.readers, steps):
+        for reader, (_, num_steps) in zip(self.readers, shapes):
             if cell == "lstm" and chrono:
                 reader.set_chrono_bias(num_steps)
             elif cell == "lstm" and forget_bias:
                 reader.set_forget_bias(forget_bias)
-        self.feature_dim = len(step_sizes) * hidden_size * (2 if bidirectional else 1)
+        self.feature_dim = len(shapes) * hidden_size * (2 if bidirectional else 1)
         if reading == "permuted-pixels":
             g = torch.Generator().manual_seed(permutation_seed)
             self.register_buffer("permutation", torch.randperm(height * width, generator=g))
