@@ -195,6 +195,39 @@ def test_untrained_flow_forecaster_is_copy_last_and_learns_a_translation():
     assert err < 0.5 * copy, (err, copy)
 
 
+def test_affine_motion_measures_a_known_camera_motion():
+    from lstmvision.models.video import affine_motion, warp
+
+    torch.manual_seed(0)
+    texture = F.avg_pool2d(torch.rand(2, 1, 52, 68), 5, stride=1)  # smooth texture (2, 1, 48, 64)
+    assert affine_motion(texture, texture).abs().max() < 1e-4  # a still pair: no motion
+    flat = torch.full((1, 1, 48, 64), 0.5)
+    assert affine_motion(flat, flat).abs().max() < 1e-4  # no texture: no motion, no NaN
+    ys, xs = torch.meshgrid(torch.arange(48.0) - 23.5, torch.arange(64.0) - 31.5, indexing="ij")
+    rot = 0.01  # radians: a small rotation about the centre plus a shift of (1.5, -0.7) px
+    field = torch.stack([1.5 - rot * ys, -0.7 + rot * xs])[None].repeat(2, 1, 1, 1)  # (2, 2, 48, 64)
+    moved = warp(texture, field)
+    measured = affine_motion(texture, moved)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (measured - field)[inner].abs().max() < 0.1, (measured - field)[inner].abs().max()
+
+
+def test_measured_motion_forecaster_shapes_and_copy_last_start():
+    from lstmvision.errors import ConfigError
+    from lstmvision.models.video import ConvLSTMForecaster
+
+    torch.manual_seed(0)
+    model = ConvLSTMForecaster(hidden_sizes=[8], kernel_size=3, patch=4, output_frames=3, flow=True,
+                               residual=True, measured_motion=True)  # fmt: skip
+    frames = torch.rand(2, 5, 1, 16, 24)
+    pred = model(frames)
+    assert pred.shape == (2, 3, 1, 16, 24)
+    assert torch.allclose(pred, frames[:, -1:].expand_as(pred), atol=1e-5)  # untrained: copy-last
+    assert model.convlstm.cells[0].input_size == 2 * 16 + 2  # frame, difference, measured motion
+    with pytest.raises(ConfigError, match="flow"):
+        ConvLSTMForecaster(measured_motion=True, flow=False)
+
+
 def test_motion_windows_follow_a_camera_path():
     from lstmvision.tasks.next_frame import MotionWindows
 

@@ -164,17 +164,26 @@ class ConvLSTMForecaster(_Forecaster):
             so a slow drift is not blurred by one bilinear resampling per step. ``u`` starts at
             zero: the untrained model is the copy-last-frame baseline. Camera motion moves every
             pixel; warping moves them at once, where a change ``Δ`` must redraw every edge.
+        measured_motion: (with ``flow``) also give the ConvLSTM the motion measured between the
+            previous frame and this one (:func:`affine_motion`, a global affine field, averaged per
+            block: 2 more input channels), so that it learns to *forecast* motion from its history
+            (how fast, how steady) instead of having to learn to measure it from pixels. While
+            forecasting, the pair is its own last prediction and the frame before.
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
 
     def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
                  patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
-                 flow: bool = False):  # fmt: skip
+                 flow: bool = False, measured_motion: bool = False):  # fmt: skip
         super().__init__()
+        if measured_motion and not flow:
+            raise ConfigError("measured_motion needs flow: it is the input from which the motion is forecast")
         self.channels, self.patch, self.divisor, self.output_frames = channels, patch, patch, output_frames
+        self.measured_motion = measured_motion
         c = channels * patch * patch
-        self.convlstm = ConvLSTM(2 * c if flow else c, list(hidden_sizes), kernel_size, peephole=peephole)
+        inputs = (2 * c if flow else c) + (2 if measured_motion else 0)
+        self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole)
         self.residual = residual
         self.out = nn.Conv2d(hidden_sizes[-1], c, 1) if residual or not flow else None
         if residual:
@@ -186,7 +195,11 @@ class ConvLSTMForecaster(_Forecaster):
     def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
         lstm_state, anchor, total, prev = state if state is not None else (None, None, None, frame)
         x = frame if self.flow is None else torch.cat([frame, frame - prev], 1)  # with the temporal difference
-        h, lstm_state = self.convlstm.step(F.pixel_unshuffle(x, self.patch), lstm_state)  # (B, hidden, H/p, W/p)
+        x = F.pixel_unshuffle(x, self.patch)  # (B, C', H/p, W/p)
+        if self.measured_motion:
+            moved = affine_motion(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True))  # (B, 2, H, W)
+            x = torch.cat([x, F.avg_pool2d(moved, self.patch)], 1)
+        h, lstm_state = self.convlstm.step(x, lstm_state)  # (B, hidden, H/p, W/p)
         prev = frame
         if self.flow is not None:
             u = F.interpolate(self.flow(h), size=frame.shape[-2:], mode="bilinear")  # (B, 2, H, W)
@@ -218,6 +231,50 @@ def warp(frames: Tensor, flow: Tensor) -> Tensor:
     xs = torch.arange(w, device=frames.device, dtype=frames.dtype)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
     return sample_pixels(frames, gx - flow[:, 0], gy - flow[:, 1])
+
+
+def _blur(frames: Tensor, k: int) -> Tensor:
+    """Box blur of side ``k`` (odd), borders repeated: ``(B, C, H, W)`` -> same shape."""
+    return F.avg_pool2d(F.pad(frames, (k // 2,) * 4, mode="replicate"), k, 1)
+
+
+@torch.no_grad()
+def affine_motion(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3), iterations: int = 4,
+                  margin: int = 4) -> Tensor:  # fmt: skip
+    """The global affine motion from ``prev`` to ``frame`` (grey ``(B, 1, H, W)``) as a field
+    ``(B, 2, H, W)`` in pixels, in :func:`warp`'s convention: ``frame ≈ warp(prev, field)``.
+
+    Lucas & Kanade's image alignment (forward additive, Gauss-Newton) of the 6 affine parameters,
+    coarse to fine: ``iterations`` steps on box-blurred frames for each blur side in ``blurs``
+    (wide blurs first, so motions of a few pixels are caught); ``margin`` pixels at the borders are
+    left out of the fit. A still pair gives zero; a frame with no texture (zero gradients) too.
+    Camera motion in a hand-held video is close to affine between consecutive frames.
+    """
+    b, _, h, w = frame.shape
+    scale = max(h, w) / 2  # coordinates from the centre in [-1, 1], so the 6 parameters are comparable
+    ys = (torch.arange(h, device=frame.device, dtype=frame.dtype) - (h - 1) / 2) / scale
+    xs = (torch.arange(w, device=frame.device, dtype=frame.dtype) - (w - 1) / 2) / scale
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
+    one, zero = torch.ones_like(gx), torch.zeros_like(gx)
+    basis = torch.stack([torch.stack([gx, gy, one, zero, zero, zero]),
+                         torch.stack([zero, zero, zero, gx, gy, one])])  # (2, 6, H, W): field = basis @ a  # fmt: skip
+    inside = torch.zeros(h, w, device=frame.device, dtype=frame.dtype)
+    inside[margin : h - margin, margin : w - margin] = 1
+    a = frame.new_zeros(b, 6)
+    ridge = 1e-4 * torch.eye(6, device=frame.device, dtype=frame.dtype)
+    for k in blurs:
+        src, dst = _blur(prev, k), _blur(frame, k)
+        for _ in range(iterations):
+            moved = warp(src, torch.einsum("bk,ckhw->bchw", a, basis))  # (B, 1, H, W)
+            padded = F.pad(moved, (1, 1, 1, 1), mode="replicate")
+            grad = torch.cat([padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2],
+                              padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]], 1) / 2  # (B, 2, H, W): d/dx, d/dy  # fmt: skip
+            # warp samples src at p - field(p): d moved / d a = -grad . basis
+            jac = -(grad[:, :, None] * basis).sum(1) * inside  # (B, 6, H, W)
+            resid = (dst - moved)[:, 0] * inside  # (B, H, W)
+            hess = torch.einsum("bihw,bjhw->bij", jac, jac) + ridge
+            a = a + torch.linalg.solve(hess, torch.einsum("bihw,bhw->bi", jac, resid))
+    return torch.einsum("bk,ckhw->bchw", a, basis)
 
 
 @register_model("cnn-lstm-forecaster")

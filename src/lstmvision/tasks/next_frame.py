@@ -86,6 +86,8 @@ class NextFrameConfig(TrainConfig):
     """convlstm: predict the change from the last frame (default: on for real videos, off for moving-mnist)"""
     flow: Optional[bool] = None
     """convlstm: also predict a motion field and warp the frame by it (default: on for real videos)"""
+    measured_motion: bool = False
+    """convlstm with --flow: also feed it the camera motion measured between each frame and the one before (a global affine field)"""
     motion_augment: Optional[float] = None
     """real videos: training windows follow random camera paths of this strength, px/frame (default 1; 0 off)"""
     hidden_size: int = 256
@@ -408,10 +410,13 @@ class NextFrameTask(Task):
                 raise ConfigError(f"--frame-size {h}x{w}: both sides must be multiples of --patch {cfg.patch}")
             if cfg.kernel_size % 2 == 0:
                 raise ConfigError(f"--kernel-size {cfg.kernel_size}: must be odd")
+            flow = self.real_video_default(cfg.flow, cfg)
+            if cfg.measured_motion and not flow:
+                raise ConfigError("--measured-motion needs --flow: it is the input the motion field is forecast from")
             return "convlstm-forecaster", dict(channels=1, hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
                                                kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
                                                output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
-                                               flow=self.real_video_default(cfg.flow, cfg))  # fmt: skip
+                                               flow=flow, measured_motion=cfg.measured_motion)  # fmt: skip
         return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size,
                                            output_frames=cfg.output_frames)  # fmt: skip
 
