@@ -49,6 +49,11 @@ def test_adding_task_and_compare_driver(tmp_path):
     assert rows[1]["parameters"] == 3 * (128 * 2 + 128 * 128 + 2 * 128) + 129  # GRU 128 + linear head
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "adding-100" in table and "s/epoch" in table
+    # a later call for one cell keeps the other's finished run in the table, in benchmark/cell order
+    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["gru"], epochs=1, limit_train=200,
+                   log=lambda line: None)  # fmt: skip
+    assert [r["cell"] for r in rows] == ["rnn", "gru"] and rows[0]["limit_train"] == 200
+    assert "| adding-100 (first 200 examples) | rnn |" in (tmp_path / "cmp" / "results.md").read_text()
 
 
 def test_compare_continues_an_interrupted_run_from_its_checkpoint(tmp_path):

@@ -2,7 +2,8 @@
 epoch for each (benchmark, cell), with Bai et al. (2018)'s published figures beside ours.
 
 Not a task: a driver that trains one run per (benchmark, cell) through the runner, in
-``OUT/<benchmark>/<cell>/``, and writes ``results.csv`` and ``results.md``; a run whose folder holds
+``OUT/<benchmark>/<cell>/``, and writes ``results.csv`` and ``results.md`` (with every finished run
+in ``OUT``, also those of earlier calls); a run whose folder holds
 ``metrics.json`` is read, not trained again, and an interrupted run of the same settings continues
 from its last checkpoint (saved every ``checkpoint_every`` steps and on Ctrl+C), so a comparison
 that takes longer than one sitting can be run in several.
@@ -96,8 +97,24 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             r = rows[-1]
             log(f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
                 f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
-            write_results(rows, out)
-    return rows
+            write_results(_with_finished_runs(rows, out), out)
+    return _with_finished_runs(rows, out)
+
+
+def _with_finished_runs(rows: list[dict], out: Path) -> list[dict]:
+    """``rows`` plus every other finished run in ``out`` (from earlier calls, read with the settings
+    it was trained with), in the order of :data:`BENCHMARKS` and :data:`CELLS`: the table keeps
+    what an earlier call measured when a later one runs a single cell."""
+    done = {(r["benchmark"], r["cell"]) for r in rows}
+    rows = list(rows)
+    for bench in BENCHMARKS:
+        for cell in CELLS:
+            run = out / bench / cell
+            if (bench, cell) not in done and (run / "metrics.json").is_file():
+                task, saved = runs.read_run_config(run)
+                rows.append(_row(bench, cell, task, run, saved))
+    order = {(b, c): k for k, (b, c) in enumerate((b, c) for b in BENCHMARKS for c in CELLS)}
+    return sorted(rows, key=lambda r: order[(r["benchmark"], r["cell"])])
 
 
 def _resumable(run: Path, task: str, cfg: dict) -> bool:
@@ -119,7 +136,7 @@ def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
     return {"benchmark": bench, "cell": cell, "metric": metric, "test": round(metrics[f"test_{metric}"], 4),
             "val": round(metrics[f"val_{metric}"], 4), "parameters": params, "epochs": metrics["epochs"],
             "seconds_per_epoch": round(metrics["train_seconds"] / max(1, metrics["epochs"]), 1),
-            "published": PUBLISHED.get((bench, cell), ""), "limit_train": cfg.get("limit_train", ""),
+            "published": PUBLISHED.get((bench, cell), ""), "limit_train": cfg.get("limit_train") or "",
             "device": metrics.get("accelerator", cfg.get("accelerator", "cpu"))}  # fmt: skip
 
 
