@@ -84,6 +84,7 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             raise ConfigError(f"unknown {name} {', '.join(bad)}; choose from {', '.join(valid)}")
     out = Path(out)
     rows = []
+    earlier = _finished_runs(out, skip={(b, c) for b in benchmarks for c in cells})  # read once
     for bench in benchmarks:
         task = BENCHMARKS[bench][0]
         for cell in cells:
@@ -100,24 +101,27 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             r = rows[-1]
             log(f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
                 f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
-            write_results(_with_finished_runs(rows, out), out)
-    return _with_finished_runs(rows, out)
+            write_results(_in_order(rows + earlier), out)
+    return _in_order(rows + earlier)
 
 
-def _with_finished_runs(rows: list[dict], out: Path) -> list[dict]:
-    """``rows`` plus every other finished run in ``out`` (from earlier calls, read with the settings
-    it was trained with), in the order of :data:`BENCHMARKS` and :data:`CELLS`: the table keeps
-    what an earlier call measured when a later one runs a single cell."""
-    done = {(r["benchmark"], r["cell"]) for r in rows}
-    rows = list(rows)
+def _finished_runs(out: Path, skip: set) -> list[dict]:
+    """The rows of the finished runs in ``out`` other than the (benchmark, cell) pairs in ``skip``
+    (earlier calls', read with the settings each was trained with): the table keeps what an
+    earlier call measured when a later one runs a single cell."""
+    rows = []
     for bench in BENCHMARKS:
         for cell in CELLS:
             run = out / bench / cell
-            if (bench, cell) not in done and (run / "metrics.json").is_file():
+            if (bench, cell) not in skip and (run / "metrics.json").is_file():
                 task, saved = runs.read_run_config(run)
                 rows.append(_row(bench, cell, task, run, saved))
-    order = {(b, c): k for k, (b, c) in enumerate((b, c) for b in BENCHMARKS for c in CELLS)}
-    return sorted(rows, key=lambda r: order[(r["benchmark"], r["cell"])])
+    return rows
+
+
+def _in_order(rows: list[dict]) -> list[dict]:
+    """``rows`` in the order of :data:`BENCHMARKS`, then :data:`CELLS`."""
+    return sorted(rows, key=lambda r: (list(BENCHMARKS).index(r["benchmark"]), CELLS.index(r["cell"])))
 
 
 def _resumable(run: Path, task: str, cfg: dict) -> bool:
