@@ -16,7 +16,7 @@ from lstmvision.tasks.config import resolve_config
 
 cli._register_train_commands()
 
-TINY_NEXT = {"dataset": "visp", "hidden_sizes": "8", "kernel_size": 3, "patch": 4, "frame_size": "24x32",
+TINY_NEXT = {"dataset": "visp", "model": "convlstm", "hidden_sizes": "8", "kernel_size": 3, "patch": 4, "frame_size": "24x32",
              "batch_size": 8, "limit_train": 96, "epochs": 3, "lr": 0.01, "residual": False, "flow": False,
              "motion_augment": 0}  # fmt: skip
 
@@ -79,17 +79,32 @@ def test_next_frame_on_a_video_file_and_cnn_lstm(data_root, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--frame-size", "30x30"], "must be multiples of --patch 4"),
-    (["--no-flow", "--no-residual", "--frame-size", "30x30"], "must be multiples of --patch 4"),  # optional flags
+    (["--model", "convlstm", "--frame-size", "30x30"], "must be multiples of --patch 4"),
+    (["--model", "convlstm", "--no-flow", "--no-residual", "--frame-size", "30x30"], "must be multiples of --patch 4"),
     (["--frame-size", "big"], "HEIGHTxWIDTH"),
-    (["--kernel-size", "4"], "must be odd"),
-    (["--hidden-sizes", "8,x"], "positive integers"),
+    (["--model", "convlstm", "--kernel-size", "4"], "must be odd"),
+    (["--model", "convlstm", "--hidden-sizes", "8,x"], "positive integers"),
     (["--dataset", "moving-mnist", "--motion-augment", "1"], "applies to real videos"),
+    (["--dataset", "moving-mnist", "--model", "motion-lstm"], "no camera"),
+    (["--measured-motion"], "input of --model convlstm, not motion-lstm"),
 ])  # fmt: skip
 def test_next_frame_bad_settings_one_line(args, message, data_root, tmp_path):
     code, out = invoke("train", "next-frame", "--dataset", "visp", "--data-root", data_root, *args, "--out", tmp_path / "r")
     assert code == 1 and message in out and len(out.strip().splitlines()) == 1, out
     assert not (tmp_path / "r").exists()
+
+
+def test_motion_lstm_trains_on_visp_and_predicts(data_root, tmp_path):
+    run = tmp_path / "motion"
+    code, out = invoke("train", "next-frame", "--dataset", "visp", "--data-root", data_root, "--hidden-size", "8",
+                       "--frame-size", "24x32", "--epochs", "1", "--max-steps", "3", "--out", run)  # fmt: skip
+    assert code == 0, out
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["global_step"] == 3 and m["test_mse"] > 0 and m["baseline_mse"] > 0
+    config = (run / "config.yaml").read_text()
+    assert "model: motion-lstm" in config and "lr: 0.003" in config  # the defaults, saved
+    code, out = invoke("predict", run, data_root / "video" / "carphone_pristine.mp4", "--out", tmp_path / "pred")
+    assert code == 0 and "10 frames predicted" in out, out
 
 
 def test_next_frame_clip_shorter_than_window(data_root, tmp_path):
@@ -247,12 +262,67 @@ def test_motion_windows_follow_a_camera_path():
         assert (centre[:, 0].min() >= 0) and (centre[:, 0].max() <= 48) and (centre[:, 1].max() <= 32)
 
 
-def test_next_frame_epochs_default_per_data_set():
+def test_next_frame_defaults_per_data_set_and_model():
     task = get_task("next-frame")()
-    for dataset, epochs in (("moving-mnist", 6), ("visp", 2)):
-        cfg = resolve_config(task.Config, None, {"dataset": dataset})
+    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 6, 1e-3)),
+                                ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3)),
+                                ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3))):  # fmt: skip
+        cfg = resolve_config(task.Config, None, overrides)
         task.model_spec(cfg)
-        assert cfg.epochs == epochs
+        assert (cfg.model, cfg.epochs, cfg.lr) == expected
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "epochs": 1})
     task.model_spec(cfg)
     assert cfg.epochs == 1
+
+
+def test_heat_blur_has_the_asked_variance_and_zero_is_the_identity():
+    from lstmvision.models.video import heat_blur
+
+    delta = torch.zeros(2, 1, 41, 41)
+    delta[:, 0, 20, 20] = 1
+    out = heat_blur(delta, torch.tensor([0.0, 2.0]))
+    assert torch.allclose(out[0], delta[0], atol=1e-6)  # variance 0: unchanged
+    taps = torch.arange(41.0) - 20
+    assert abs(out[1].sum().item() - 1) < 1e-5  # brightness kept
+    assert abs((out[1, 0].sum(0) * taps.square()).sum().item() - 2.0) < 1e-3  # variance along x
+    assert abs((out[1, 0].sum(1) * taps.square()).sum().item() - 2.0) < 1e-3  # along y
+    variance = torch.tensor([0.0], requires_grad=True)
+    heat_blur(torch.rand(1, 1, 12, 12), variance).square().sum().backward()
+    assert variance.grad.abs() > 0  # learnable from zero
+
+
+def test_robust_affine_params_refuse_a_fit_worse_than_no_motion():
+    from lstmvision.models.video import affine_field, robust_affine_params, warp
+
+    torch.manual_seed(0)
+    texture = F.avg_pool2d(torch.rand(3, 1, 52, 68), 5, stride=1)  # (3, 1, 48, 64)
+    shift = torch.tensor([[0, 0, 1.2, 0, 0, -0.8]]).repeat(3, 1)
+    moved = warp(texture, affine_field(shift, 48, 64))
+    unrelated = F.avg_pool2d(torch.rand(3, 1, 52, 68), 5, stride=1)
+    a = robust_affine_params(texture, torch.cat([moved[:1], unrelated[1:]]))
+    assert (a[0] - shift[0]).abs().max() < 0.1  # a real shift is measured
+    for k in (1, 2):  # another scene: whatever is kept explains it no worse than standing still
+        fit = warp(texture[k : k + 1], affine_field(a[k : k + 1], 48, 64))
+        assert (fit - unrelated[k]).square().mean() <= (texture[k] - unrelated[k]).square().mean()
+
+
+def test_motion_lstm_starts_as_copy_last_and_learns_a_steady_pan():
+    from lstmvision.models.video import MotionLSTMForecaster
+
+    torch.manual_seed(0)
+    base = F.avg_pool2d(torch.rand(1, 1, 28, 80), 5, stride=1)  # a smooth texture (1, 1, 24, 76)
+    clips = torch.stack([torch.stack([base[..., 20 - s * t : 20 - s * t + 32] for t in range(10)], 1)
+                         for s in (1, 2)])[:, 0]  # (2, 10, 1, 24, 32): panning 1 and 2 px per frame  # fmt: skip
+    model = MotionLSTMForecaster(hidden_size=16, output_frames=5)
+    with torch.no_grad():
+        start = model(clips[:, :5])
+    assert start.shape == (2, 5, 1, 24, 32)
+    copy = clips[:, 4:5].expand_as(start)
+    assert (start - copy).abs().max() < 0.05  # untrained: copy-last but for a faint blur
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(60):
+        loss = F.mse_loss(model.rollout(clips, 5), clips[:, 1:])
+        opt.zero_grad(), loss.backward(), opt.step()
+    with torch.no_grad():
+        err = F.mse_loss(model(clips[:, :5]), clips[:, 5:])
+    assert err < 0.5 * F.mse_loss(copy, clips[:, 5:]), (err, F.mse_loss(copy, clips[:, 5:]))

@@ -11,8 +11,11 @@ Clips and frame sequences are ``(B, T, C, H, W)`` floats in [0, 1].
   convolution back to a frame.
 * ``cnn-lstm-forecaster`` (:class:`CNNLSTMForecaster`): a strided CNN encoder to a vector -> our
   LSTM -> a transposed-convolution decoder; the non-convolutional recurrence for comparison.
+* ``motion-lstm-forecaster`` (:class:`MotionLSTMForecaster`): for hand-held video, our LSTM over
+  the camera motion measured between frames (a global affine fit) forecasts the motion and its
+  uncertainty; the last frame is warped and blurred accordingly.
 
-Both forecasters run one recurrent stack through time (:meth:`_Forecaster.rollout`): it reads the
+The forecasters run one recurrent stack through time (:meth:`_Forecaster.rollout`): it reads the
 given frames ("encoding", each step predicting the next frame) and then feeds back its own
 predictions ("forecasting"); in training, a true frame replaces a fed-back prediction with
 probability ``teacher_prob`` (scheduled sampling, Bengio et al. 2015; 0 gives a plain forecaster).
@@ -20,6 +23,7 @@ probability ``teacher_prob`` (scheduled sampling, Bengio et al. 2015; 0 gives a 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -238,11 +242,29 @@ def _blur(frames: Tensor, k: int) -> Tensor:
     return F.avg_pool2d(F.pad(frames, (k // 2,) * 4, mode="replicate"), k, 1)
 
 
+def _affine_basis(h: int, w: int, like: Tensor) -> Tensor:
+    """``(2, 6, H, W)``: the field of affine parameters ``a`` is ``basis @ a`` (x, y in pixels).
+    Coordinates run from the centre in [-1, 1] of the longer side, so the 6 parameters are
+    comparable: ``a[2]``, ``a[5]`` are the x, y shifts in pixels, the others pixels per half-side."""
+    scale = max(h, w) / 2
+    ys = (torch.arange(h, device=like.device, dtype=like.dtype) - (h - 1) / 2) / scale
+    xs = (torch.arange(w, device=like.device, dtype=like.dtype) - (w - 1) / 2) / scale
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
+    one, zero = torch.ones_like(gx), torch.zeros_like(gx)
+    return torch.stack([torch.stack([gx, gy, one, zero, zero, zero]), torch.stack([zero, zero, zero, gx, gy, one])])
+
+
+def affine_field(params: Tensor, h: int, w: int) -> Tensor:
+    """Affine parameters ``(B, 6)`` (:func:`affine_params`' convention) -> field ``(B, 2, H, W)`` in pixels."""
+    return torch.einsum("bk,ckhw->bchw", params, _affine_basis(h, w, params))
+
+
 @torch.no_grad()
-def affine_motion(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3), iterations: int = 4,
+def affine_params(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3), iterations: int = 4,
                   margin: int = 4) -> Tensor:  # fmt: skip
-    """The global affine motion from ``prev`` to ``frame`` (grey ``(B, 1, H, W)``) as a field
-    ``(B, 2, H, W)`` in pixels, in :func:`warp`'s convention: ``frame ≈ warp(prev, field)``.
+    """The global affine motion from ``prev`` to ``frame`` (grey ``(B, 1, H, W)``) as 6 parameters
+    ``(B, 6)``: :func:`affine_field` turns them into a field in :func:`warp`'s convention,
+    ``frame ≈ warp(prev, affine_field(a, H, W))``.
 
     Lucas & Kanade's image alignment (forward additive, Gauss-Newton) of the 6 affine parameters,
     coarse to fine: ``iterations`` steps on box-blurred frames for each blur side in ``blurs``
@@ -251,13 +273,7 @@ def affine_motion(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3),
     Camera motion in a hand-held video is close to affine between consecutive frames.
     """
     b, _, h, w = frame.shape
-    scale = max(h, w) / 2  # coordinates from the centre in [-1, 1], so the 6 parameters are comparable
-    ys = (torch.arange(h, device=frame.device, dtype=frame.dtype) - (h - 1) / 2) / scale
-    xs = (torch.arange(w, device=frame.device, dtype=frame.dtype) - (w - 1) / 2) / scale
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
-    one, zero = torch.ones_like(gx), torch.zeros_like(gx)
-    basis = torch.stack([torch.stack([gx, gy, one, zero, zero, zero]),
-                         torch.stack([zero, zero, zero, gx, gy, one])])  # (2, 6, H, W): field = basis @ a  # fmt: skip
+    basis = _affine_basis(h, w, frame)  # (2, 6, H, W)
     inside = torch.zeros(h, w, device=frame.device, dtype=frame.dtype)
     inside[margin : h - margin, margin : w - margin] = 1
     a = frame.new_zeros(b, 6)
@@ -274,7 +290,102 @@ def affine_motion(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3),
             resid = (dst - moved)[:, 0] * inside  # (B, H, W)
             hess = torch.einsum("bihw,bjhw->bij", jac, jac) + ridge
             a = a + torch.linalg.solve(hess, torch.einsum("bihw,bhw->bi", jac, resid))
-    return torch.einsum("bk,ckhw->bchw", a, basis)
+    return a
+
+
+@torch.no_grad()
+def affine_motion(prev: Tensor, frame: Tensor, **options) -> Tensor:
+    """:func:`affine_params` as a field ``(B, 2, H, W)`` in pixels: ``frame ≈ warp(prev, field)``."""
+    return affine_field(affine_params(prev, frame, **options), *frame.shape[-2:])
+
+
+def heat_blur(frames: Tensor, variance: Tensor, pad: int = 8) -> Tensor:
+    """``frames`` ``(B, C, H, W)`` blurred by the discrete Gaussian (heat) kernel of ``variance``
+    ``(B,)`` pixels² along each axis, computed in the Fourier domain (gain ``exp(-variance * (2 -
+    2 cos 2πf) / 2)`` per axis), after ``pad`` border pixels repeated. Unlike a sampled Gaussian its
+    weights move linearly with a small variance, so the variance learns from zero: variance 0 is
+    the identity."""
+    x = F.pad(frames, (pad,) * 4, mode="replicate")
+    h, w = x.shape[-2:]
+    fy = torch.fft.fftfreq(h, device=x.device, dtype=x.dtype)
+    fx = torch.fft.rfftfreq(w, device=x.device, dtype=x.dtype)
+    rate = (2 - 2 * torch.cos(2 * math.pi * fy))[:, None] + (2 - 2 * torch.cos(2 * math.pi * fx))[None, :]
+    gain = torch.exp(-variance[:, None, None, None] / 2 * rate)  # (B, 1, h, w//2+1)
+    x = torch.fft.irfft2(torch.fft.rfft2(x) * gain, s=(h, w))
+    return x[..., pad : pad + frames.shape[-2], pad : pad + frames.shape[-1]]
+
+
+def robust_affine_params(prev: Tensor, frame: Tensor) -> Tensor:
+    """:func:`affine_params` of grey ``(B, 1, H, W)`` pairs, set to zero where warping ``prev`` by
+    them matches ``frame`` worse than ``prev`` itself does (a failed fit: a jump too large to
+    align, a change of scene or light)."""
+    a = affine_params(prev, frame)
+    moved = warp(prev, affine_field(a, *frame.shape[-2:]))
+    worse = (moved - frame).square().mean((1, 2, 3)) > (prev - frame).square().mean((1, 2, 3))
+    return torch.where(worse[:, None], torch.zeros_like(a), a)
+
+
+@register_model("motion-lstm-forecaster")
+class MotionLSTMForecaster(_Forecaster):
+    """Camera-motion forecaster for hand-held video: an LSTM over the measured global motion.
+
+    Each step measures the affine motion ``a_t`` from the previous frame to this one
+    (:func:`robust_affine_params`, 6 numbers), and our LSTM cell reads ``[a_t, a_t - a_{t-1},
+    forecasting]``. A linear head gives the motion to the next frame ``v`` (6 affine parameters)
+    and a blur variance ``s = softplus(.)`` (pixels²): the prediction is the frame warped by ``v``
+    and blurred by a Gaussian (:func:`heat_blur`) of variance ``s``, the blur standing for the motion it cannot
+    foresee (under uncertainty the blurred frame has the lower expected squared error). While it
+    forecasts from its own predictions, the LSTM reads its own ``v`` as ``a_t``, and motions and
+    variances add up on the last frame it read: ``x_{t+k} = blur(warp(x_t, v_1 + ... + v_k),
+    s_1 + ... + s_k)``, one resampling however far it looks.
+
+    The LSTM learns from the history how much of the recent motion goes on (a steady pan) and how
+    much is shake, and how unsure to be. ``v`` starts at zero and the blur at a variance of 0.01
+    pixels² a step: the untrained model is the copy-last-frame baseline, all but a faint blur.
+    Frames with several channels are measured on their mean.
+
+    Args:
+        channels: frame channels.
+        hidden_size: LSTM units.
+        output_frames: how many frames ``forward`` predicts by default.
+    """
+
+    START_VARIANCE = 0.01
+
+    def __init__(self, channels: int = 1, hidden_size: int = 64, output_frames: int = 10):
+        super().__init__()
+        self.channels, self.divisor, self.output_frames = channels, 1, output_frames
+        self.lstm = LSTMCell(15, hidden_size)
+        self.head = nn.Linear(hidden_size, 7)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.bias[6] = math.log(math.expm1(self.START_VARIANCE))  # softplus^-1
+
+    def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
+        b, _, h, w = frame.shape
+        fed = fed_back if fed_back is not None else torch.zeros(b, dtype=torch.bool, device=frame.device)
+        if state is None:  # no previous frame: no motion
+            lstm_state, anchor, total, var, prev, a_last, v = None, None, None, None, frame, frame.new_zeros(b, 6), None
+            a = frame.new_zeros(b, 6)
+        else:
+            lstm_state, anchor, total, var, prev, a_last, v = state
+            a = v  # its own forecast where it reads its own prediction: nothing to measure
+            if not fed.all():
+                a = torch.where(fed[:, None], v, robust_affine_params(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)))
+        jerk = a - a_last
+        sizes = torch.stack([a[:, [2, 5]].norm(dim=1), jerk[:, [2, 5]].norm(dim=1)], 1)  # shift, its change: px
+        x = torch.cat([a, jerk, sizes, fed[:, None].to(frame.dtype)], 1)  # (B, 15)
+        lstm_state = self.lstm(x, lstm_state)
+        out = self.head(lstm_state[0])  # (B, 7)
+        v, s = out[:, :6], F.softplus(out[:, 6])
+        if anchor is not None:  # forecasting rows add up since the last true frame; the others restart
+            anchor = torch.where(fed[:, None, None, None], anchor, frame)
+            total, var = torch.where(fed[:, None], total + v, v), torch.where(fed, var + s, s)
+        else:
+            anchor, total, var = frame, v, s
+        pred = heat_blur(warp(anchor, affine_field(total, h, w)), var)
+        return pred, (lstm_state, anchor, total, var, frame, a, v)
 
 
 @register_model("cnn-lstm-forecaster")

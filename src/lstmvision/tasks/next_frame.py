@@ -21,10 +21,18 @@ loss is their mean squared error; with ``scheduled_sampling N`` the forecaster i
 frame instead of its own prediction with a probability falling linearly from 1 to 0 over the
 first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule.
 
-On real videos (defaults for ``visp`` and a PATH) the ConvLSTM predicts a motion field that warps
-the last frame (``--flow``) plus a change (``--residual``): it starts as the copy-last-frame
-baseline and learns the motion. Hand-held sequences hold the camera still much of the time, so
-their training windows are cut from frames at twice the size by a crop moving along random camera
+On real videos the default model is ``motion-lstm``
+(:class:`lstmvision.models.video.MotionLSTMForecaster`): each step measures the camera motion
+from the previous frame (a global affine fit by Lucas-Kanade alignment, refused where it explains
+the pair worse than no motion), our LSTM reads that history and forecasts the next motion and a
+blur variance for what it cannot foresee; the prediction is the last frame warped and blurred
+(16 epochs at a peak learning rate of 3e-3 by default). It starts as the copy-last-frame baseline
+and learns from the training windows how much of a hand-held motion goes on and how much is shake.
+
+With ``--model convlstm`` on real videos the ConvLSTM predicts a motion field that warps the last
+frame (``--flow``) plus a change (``--residual``), both on by default there: it starts as the
+copy-last-frame baseline and learns the motion. Hand-held sequences hold the camera still much of
+the time, so for either model their training windows are cut from frames at twice the size by a crop moving along random camera
 paths (``--motion-augment``, :class:`MotionWindows`); validation and test windows are the plain
 frames. ``--measured-motion`` also feeds it the camera motion measured between consecutive frames
 (:func:`lstmvision.models.video.affine_motion`), so that it forecasts motion instead of measuring it.
@@ -69,8 +77,8 @@ MOVING_MNIST_SEEDS = {"val": 1, "test": 2015}
 class NextFrameConfig(TrainConfig):
     dataset: str = "moving-mnist"
     """moving-mnist, visp, or a video file / folder of videos"""
-    model: Literal["convlstm", "cnn-lstm"] = "convlstm"
-    """convlstm (ConvLSTM encoder-forecaster) or cnn-lstm (CNN encoder + LSTM + decoder)"""
+    model: Optional[Literal["convlstm", "cnn-lstm", "motion-lstm"]] = None
+    """convlstm (ConvLSTM encoder-forecaster), cnn-lstm (CNN encoder + LSTM + decoder) or motion-lstm (an LSTM over the measured camera motion; real videos) (default: convlstm for moving-mnist, motion-lstm for real videos; saved)"""
     input_frames: int = 10
     """frames given"""
     output_frames: int = 10
@@ -91,8 +99,8 @@ class NextFrameConfig(TrainConfig):
     """convlstm with --flow: also feed it the camera motion measured between each frame and the one before (a global affine field)"""
     motion_augment: Optional[float] = None
     """real videos: training windows follow random camera paths of this strength, px/frame (default 1; 0 off)"""
-    hidden_size: int = 256
-    """cnn-lstm: LSTM units"""
+    hidden_size: Optional[int] = None
+    """cnn-lstm, motion-lstm: LSTM units (default 256 for cnn-lstm, 64 for motion-lstm)"""
     scheduled_sampling: int = 0
     """steps over which the true-frame probability falls from 1 to 0 (0: plain forecaster)"""
     frame_size: Optional[str] = None
@@ -106,9 +114,10 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: 6 for moving-mnist, about an hour on 2 threads; 2 for real videos; saved)"""
+    """training epochs (default: 6 for moving-mnist, about an hour on 2 threads; on real videos 16 for motion-lstm, 2 for the others; saved)"""
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: Optional[float] = None
+    """peak learning rate (default: 3e-3 for motion-lstm, 1e-3 for the others; saved)"""
     grad_clip: float = 1.0
     """clip the gradient norm (0: off)"""
 
@@ -403,8 +412,15 @@ class NextFrameTask(Task):
         if cfg.input_frames < 1 or cfg.output_frames < 1:
             raise ConfigError("--input-frames and --output-frames must be at least 1")
         motion_augment(cfg)  # checks the setting before any data is read
-        if cfg.epochs is None:  # per data set, recorded in config.yaml
-            cfg.epochs = 6 if cfg.dataset == "moving-mnist" else 2
+        # defaults per data set and model, recorded in config.yaml
+        if cfg.model is None:
+            cfg.model = "convlstm" if cfg.dataset == "moving-mnist" else "motion-lstm"
+        if cfg.epochs is None:
+            cfg.epochs = 6 if cfg.dataset == "moving-mnist" else 16 if cfg.model == "motion-lstm" else 2
+        if cfg.lr is None:
+            cfg.lr = 3e-3 if cfg.model == "motion-lstm" else 1e-3
+        if cfg.measured_motion and cfg.model != "convlstm":
+            raise ConfigError(f"--measured-motion is an input of --model convlstm, not {cfg.model}")
         h, w = self.frame_size(cfg)
         if cfg.model == "convlstm":
             if h % cfg.patch or w % cfg.patch:
@@ -418,7 +434,12 @@ class NextFrameTask(Task):
                                                kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
                                                output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
                                                flow=flow, measured_motion=cfg.measured_motion)  # fmt: skip
-        return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size,
+        if cfg.model == "motion-lstm":
+            if cfg.dataset == "moving-mnist":
+                raise ConfigError("--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a real video)")
+            return "motion-lstm-forecaster", dict(channels=1, hidden_size=cfg.hidden_size or 64,
+                                                  output_frames=cfg.output_frames)  # fmt: skip
+        return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size or 256,
                                            output_frames=cfg.output_frames)  # fmt: skip
 
     def datamodule(self, cfg) -> NextFrameData:
