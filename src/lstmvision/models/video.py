@@ -330,11 +330,13 @@ class MotionLSTMForecaster(_Forecaster):
     """Camera-motion forecaster for hand-held video: an LSTM over the measured global motion.
 
     Each step measures the affine motion ``a_t`` from the previous frame to this one
-    (:func:`robust_affine_params`, 6 numbers), and our LSTM cell reads ``[a_t, a_t - a_{t-1},
-    forecasting]``. A linear head gives the motion to the next frame ``v`` (6 affine parameters)
+    (:func:`robust_affine_params`, 6 numbers), and our LSTM cell reads ``a_t``, its change
+    ``a_t - a_{t-1}``, the sizes of both shifts (pixels) and whether it is forecasting (15
+    numbers). A linear head gives the motion to the next frame ``v`` (6 affine parameters)
     and a blur variance ``s = softplus(.)`` (pixels²): the prediction is the frame warped by ``v``
-    and blurred by a Gaussian (:func:`heat_blur`) of variance ``s``, the blur standing for the motion it cannot
-    foresee (under uncertainty the blurred frame has the lower expected squared error). While it
+    and blurred by a Gaussian (:func:`heat_blur`) of variance ``s``, the blur standing for the
+    motion it cannot foresee (under uncertainty the blurred frame has the lower expected squared
+    error). While it
     forecasts from its own predictions, the LSTM reads its own ``v`` as ``a_t``, and motions and
     variances add up on the last frame it read: ``x_{t+k} = blur(warp(x_t, v_1 + ... + v_k),
     s_1 + ... + s_k)``, one resampling however far it looks.
