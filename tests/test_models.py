@@ -33,6 +33,7 @@ EXAMPLES = {
     "frame-average": [(dict(num_classes=3, backbone="resnet8-small"), (2, 3, 1, 12, 12))],
     "convlstm-forecaster": [(dict(hidden_sizes=[4, 3], kernel_size=3, patch=2, peephole=True, output_frames=3), (2, 4, 1, 8, 8))],
     "cnn-lstm-forecaster": [(dict(frame_size=(16, 8), width=4, depth=2, hidden_size=6, output_frames=2), (2, 3, 1, 16, 8))],
+    "motion-lstm-forecaster": [(dict(hidden_size=5, output_frames=3), (2, 4, 1, 16, 20))],
     # text: token ids (B, T) (see INPUTS), adding-problem sequences (B, T, 2)
     "char-lm": [(dict(chars="abcdef", embed_size=4, hidden_size=6, num_layers=2, cell=cell, dropout=0.1), (2, 5))
                 for cell in ("lstm", "gru", "rnn")],
@@ -54,7 +55,10 @@ CAPTIONS = torch.tensor([[1, 4, 5, 2], [1, 5, 2, 0]])  # <start> w w <end>, padd
 EXTRA_INPUTS = {name: (CAPTIONS,) for name in ("show-and-tell", "show-attend-tell")}
 OUTPUT_SHAPES.update({name: lambda kw, shape: (2, 3, len(kw["words"])) for name in EXTRA_INPUTS})  # (B, T-1, V)
 OUTPUT_SHAPES.update({name: lambda kw, shape: (shape[0], kw["output_frames"], *shape[2:])
-                      for name in ("convlstm-forecaster", "cnn-lstm-forecaster")})  # (B, T_out, C, H, W)
+                      for name in ("convlstm-forecaster", "cnn-lstm-forecaster", "motion-lstm-forecaster")})  # (B, T_out, C, H, W)
+# models whose output layer starts at zero (untrained, they copy the last frame): no gradient reaches
+# the layers before it until it moves, so the example moves it first
+ZERO_START = {"motion-lstm-forecaster": lambda model: torch.nn.init.normal_(model.head.weight, std=0.1)}
 # models that take token ids: name -> input maker from the shape (ids >= 1: no padding)
 INPUTS = {"char-lm": lambda shape: torch.randint(0, 6, shape), "text-bilstm": lambda shape: torch.randint(1, 9, shape)}
 OUTPUT_SHAPES.update({"char-lm": lambda kw, shape: (*shape, len(kw["chars"])), "adding-rnn": lambda kw, shape: (shape[0],)})
@@ -72,6 +76,8 @@ def test_forward_backward_every_parameter_gets_gradient(name, kwargs, shape):
     torch.manual_seed(0)
     model = get_model(name, **kwargs)
     model.train(name not in EVAL_MODE)
+    if name in ZERO_START:
+        ZERO_START[name](model)
     x = INPUTS[name](shape) if name in INPUTS else torch.rand(shape)
     out = model(x, *EXTRA_INPUTS.get(name, ()))
     expected = OUTPUT_SHAPES[name](kwargs, shape) if name in OUTPUT_SHAPES else (shape[0], kwargs["num_classes"])
