@@ -336,9 +336,8 @@ class MotionLSTMForecaster(_Forecaster):
     and a blur variance ``s = softplus(.)`` (pixels²): the prediction is the frame warped by ``v``
     and blurred by a Gaussian (:func:`heat_blur`) of variance ``s``, the blur standing for the
     motion it cannot foresee (under uncertainty the blurred frame has the lower expected squared
-    error). While it
-    forecasts from its own predictions, the LSTM reads its own ``v`` as ``a_t``, and motions and
-    variances add up on the last frame it read: ``x_{t+k} = blur(warp(x_t, v_1 + ... + v_k),
+    error). While it forecasts from its own predictions, the LSTM reads its own ``v`` as ``a_t``,
+    and motions and variances add up on the last frame it read: ``x_{t+k} = blur(warp(x_t, v_1 + ... + v_k),
     s_1 + ... + s_k)``, one resampling however far it looks.
 
     The LSTM learns from the history how much of the recent motion goes on (a steady pan) and how

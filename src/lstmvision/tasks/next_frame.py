@@ -32,9 +32,9 @@ and learns from the training windows how much of a hand-held motion goes on and 
 With ``--model convlstm`` on real videos the ConvLSTM predicts a motion field that warps the last
 frame (``--flow``) plus a change (``--residual``), both on by default there: it starts as the
 copy-last-frame baseline and learns the motion. Hand-held sequences hold the camera still much of
-the time, so for either model their training windows are cut from frames at twice the size by a crop moving along random camera
-paths (``--motion-augment``, :class:`MotionWindows`); validation and test windows are the plain
-frames. ``--measured-motion`` also feeds it the camera motion measured between consecutive frames
+the time, so for either model their training windows are cut from frames at twice the size by a
+crop moving along random camera paths (``--motion-augment``, :class:`MotionWindows`); validation
+and test windows are the plain frames. ``--measured-motion`` also feeds it the camera motion measured between consecutive frames
 (:func:`lstmvision.models.video.affine_motion`), so that it forecasts motion instead of measuring it.
 
 Metrics (validation ``val_*``, test ``test_*``) on the ``output_frames`` predicted from the
