@@ -337,8 +337,9 @@ class MotionLSTMForecaster(_Forecaster):
     and blurred by a Gaussian (:func:`heat_blur`) of variance ``s``, the blur standing for the
     motion it cannot foresee (under uncertainty the blurred frame has the lower expected squared
     error). While it forecasts from its own predictions, the LSTM reads its own ``v`` as ``a_t``,
-    and motions and variances add up on the last frame it read: ``x_{t+k} = blur(warp(x_t, v_1 + ... + v_k),
-    s_1 + ... + s_k)``, one resampling however far it looks.
+    and motions and variances add up on the last frame it read:
+    ``x_{t+k} = blur(warp(x_t, v_1 + ... + v_k), s_1 + ... + s_k)``, one resampling however far it
+    looks.
 
     The LSTM learns from the history how much of the recent motion goes on (a steady pan) and how
     much is shake, and how unsure to be. ``v`` starts at zero and the blur at a variance of 0.01
