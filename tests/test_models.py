@@ -39,6 +39,7 @@ EXAMPLES = {
                 for cell in ("lstm", "gru", "rnn")],
     "text-bilstm": [(dict(vocab_size=9, num_classes=2, embed_size=4, hidden_size=5, pooling=p, cell=c), (3, 6))
                     for p, c in (("last", "lstm"), ("max", "gru"))],
+    "text-bilstm-ensemble": [(dict(members=2, vocab_size=9, num_classes=2, embed_size=4, hidden_size=5), (3, 6))],
     "adding-rnn": [(dict(cell=cell, hidden_size=5), (2, 7, 2)) for cell in ("rnn", "lstm", "gru")],
 }
 
@@ -61,6 +62,7 @@ OUTPUT_SHAPES.update({name: lambda kw, shape: (shape[0], kw["output_frames"], *s
 ZERO_START = {"motion-lstm-forecaster": lambda model: torch.nn.init.normal_(model.head.weight, std=0.1)}
 # models that take token ids: name -> input maker from the shape (ids >= 1: no padding)
 INPUTS = {"char-lm": lambda shape: torch.randint(0, 6, shape), "text-bilstm": lambda shape: torch.randint(1, 9, shape)}
+INPUTS["text-bilstm-ensemble"] = INPUTS["text-bilstm"]
 OUTPUT_SHAPES.update({"char-lm": lambda kw, shape: (*shape, len(kw["chars"])), "adding-rnn": lambda kw, shape: (shape[0],)})
 
 

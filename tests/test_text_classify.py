@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from lstmvision.data.text import load_glove
+from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
 from lstmvision.tasks import runner
 from lstmvision.tasks.crossval import crossval, format_markdown
 
-SMALL = {"hidden_size": 16, "batch_size": 32, "epochs": 2}
+SMALL = {"hidden_size": 16, "batch_size": 32, "epochs": 2, "ensemble": 1}
 
 
 @pytest.mark.parametrize("pooling,cell", [("last", "lstm"), ("max", "lstm"), ("last", "gru")])
@@ -98,3 +99,56 @@ def test_fixed_words_are_a_frozen_table_and_give_the_same_vectors():
     assert model.embed_fixed.weight.grad is None and model.embed.weight.grad[[3, 1]].abs().sum() > 0
     with pytest.raises(ValueError, match="fixed_words"):
         get_model("text-bilstm", vocab_size=4, fixed_words=4)
+
+
+def test_ensemble_is_the_mean_of_its_members_probabilities():
+    torch.manual_seed(0)
+    model = get_model("text-bilstm-ensemble", members=3, vocab_size=12, hidden_size=5, embed_size=4, fixed_words=5)
+    model.eval()
+    tokens = torch.tensor([[3, 7, 11, 0], [8, 1, 2, 0]])
+    members = model.member_logits(tokens)  # (3, 2, 2)
+    assert members.shape == (3, 2, 2) and not torch.allclose(members[0], members[1])  # each its own start
+    assert torch.allclose(model(tokens).exp(), members.softmax(-1).mean(0), atol=1e-6)
+    # member 0 with the shared frozen table reads as a single classifier holding that table would
+    single = get_model("text-bilstm", vocab_size=12, hidden_size=5, embed_size=4, fixed_words=5).eval()
+    single.load_state_dict({**model.members[0].state_dict(), "embed_fixed.weight": model.embed_fixed.weight})
+    assert torch.allclose(single(tokens), members[0], atol=1e-6)
+    with pytest.raises(ValueError, match="members"):
+        get_model("text-bilstm-ensemble", members=0, vocab_size=12)
+
+
+def test_ensemble_trains_each_member_from_glove_and_predicts(data_root, tmp_path):
+    cfg = {**SMALL, "epochs": 1, "limit_train": 300, "data_root": str(data_root), "ensemble": 2, "glove_words": 1000}
+    runner.train("text-classify", cfg, out=tmp_path / "ens", quiet=True)
+    task, _, model = runner.load(tmp_path / "ens")  # rebuilt from the saved files alone
+    assert len(model.members) == 2 and model.embed_fixed.num_embeddings > 0
+    vectors, _ = load_glove(model.words[2:5])
+    for member in model.members:  # every member's trained words started from GloVe
+        assert torch.cosine_similarity(member.embed.weight[2:5], vectors, dim=1).min() > 0.8
+    (tmp_path / "r.txt").write_text("a gorgeous , moving film .\n")
+    preds, errors = runner.predict(tmp_path / "ens", [tmp_path / "r.txt"])
+    assert not errors and 0.5 <= preds[0]["confidence"] <= 1
+    with pytest.raises(ConfigError, match="--ensemble"):
+        runner.train("text-classify", {**cfg, "ensemble": 0}, out=tmp_path / "bad", quiet=True)
+
+
+def test_crossval_command_passes_the_ensemble_size(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from lstmvision import cli
+    from lstmvision.tasks import crossval as crossval_module
+
+    seen = {}
+
+    def fake(out, folds, embeddings, only, overrides):
+        seen.update(overrides, embeddings=embeddings, only=only)
+        return []
+
+    monkeypatch.setattr(crossval_module, "crossval", fake)
+    args = ["crossval", "--out", str(tmp_path), "--embeddings", "glove", "--only", "0,3", "--ensemble", "1"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert seen["ensemble"] == 1 and seen["embeddings"] == ["glove"] and seen["only"] == [0, 3]
+    seen.clear()
+    assert CliRunner().invoke(cli.app, args[:-2]).exit_code == 0
+    assert "ensemble" not in seen  # the task's recipe decides

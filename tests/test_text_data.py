@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstmvision.data.text import (CharVocab, StreamWindows, WordVocab, adding_problem, kfold_indices, load_glove,
-                                  load_polarity, read_text, split_text)  # fmt: skip
+                                  load_polarity, read_text, split_text, tokenize_words)  # fmt: skip
 from lstmvision.errors import DataError
 
 
@@ -69,6 +69,8 @@ def test_kfold_partitions_the_data():
 def test_polarity_and_glove(data_root):
     texts, labels = load_polarity(data_root)
     assert len(texts) == 10662 and int(labels.sum()) == 5331
+    words = {w for t in texts for w in t}
+    assert {"n't", "'s"} <= words and not {"isn't", "it's"} & words  # clitics split, as in GloVe
     vocab = WordVocab.build(texts[:200])
     assert vocab.words[:2] == ["<pad>", "<unk>"] and vocab.encode(["zzzunseen"]) == [1]
     vectors, found = load_glove(["the", "movie", "qqqxqqq"])
@@ -76,3 +78,9 @@ def test_polarity_and_glove(data_root):
     assert vectors[2].abs().sum() == 0 and vectors[0].abs().sum() > 0
     cos = torch.cosine_similarity(*load_glove(["good", "great"])[0], dim=0)
     assert cos > 0.7  # real GloVe: related words are close
+
+
+def test_words_split_as_glove_was_tokenised():
+    assert tokenize_words("It's the film's best, isn't it? Can't won't 'em") == [
+        "it", "'s", "the", "film", "'s", "best", ",", "is", "n't", "it", "?", "ca", "n't", "wo", "n't", "'", "em"]
+    assert tokenize_words("the actors' [best] work<br />'s") == ["the", "actors", "'", "[", "best", "]", "work", "'s"]

@@ -417,6 +417,7 @@ def crossval_command(
     only: Optional[str] = typer.Option(None, help="comma list of the folds to run [default: all]"),
     embeddings: str = typer.Option("glove,scratch", help="comma list: glove, scratch"),
     epochs: Optional[int] = typer.Option(None, help="epochs per fold [default: the task's recipe]"),
+    ensemble: Optional[int] = typer.Option(None, help="BiLSTMs averaged per fold [default: the task's recipe]"),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
@@ -426,7 +427,8 @@ def crossval_command(
 
     if task != "text-classify":
         raise ConfigError(f"crossval: only text-classify is cross-validated, not {task!r}")
-    overrides = {"seed": seed, **({"epochs": epochs} if epochs else {}), **({"data_root": str(data_root)} if data_root else {})}
+    overrides = {"seed": seed, **({"epochs": epochs} if epochs else {}), **({"ensemble": ensemble} if ensemble else {}),
+                 **({"data_root": str(data_root)} if data_root else {})}  # fmt: skip
     try:
         chosen = [int(k) for k in _csv_option(only)] if only else None
     except ValueError:

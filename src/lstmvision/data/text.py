@@ -131,10 +131,29 @@ class StreamWindows(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------- words
 
 
+_CLITICS = ("n't", "'s", "'re", "'ve", "'ll", "'d", "'m")
+_CLITIC = re.compile(rf"(.+?)({'|'.join(_CLITICS)})")
+
+
+def split_clitic(word: str) -> list[str]:
+    """Penn-Treebank clitics, as GloVe's corpus was tokenised: ``doesn't`` -> ``does n't``,
+    ``it's`` -> ``it 's``, ``films'`` -> ``films '``, ``'the`` -> ``' the``."""
+    head = []
+    if len(word) > 1 and word[0] == "'" and word not in _CLITICS:
+        head, word = ["'"], word[1:]
+    m = _CLITIC.fullmatch(word)
+    if m:
+        return head + [m[1], m[2]]
+    if len(word) > 1 and word.endswith("'"):
+        return head + [word[:-1], "'"]
+    return head + [word]
+
+
 def tokenize_words(text: str) -> list[str]:
-    """Lower case, ``<br />`` to space, punctuation split from words, then whitespace."""
+    """Lower case, ``<br />`` to space, punctuation split from words, clitics split from their
+    words (:func:`split_clitic`)."""
     text = text.lower().replace("<br />", " ")
-    return re.findall(r"[\w'-]+|[^\w\s]", text)
+    return [t for word in re.findall(r"[\w'-]+|[^\w\s]", text) for t in split_clitic(word)]
 
 
 def load_polarity(root: str | Path) -> tuple[list[list[str]], torch.Tensor]:
@@ -146,7 +165,7 @@ def load_polarity(root: str | Path) -> tuple[list[list[str]], torch.Tensor]:
         if not path.is_file():
             raise DataError(f"{path}: the MR sentence-polarity file is missing; pass --data-root holding "
                             f"{POLARITY_FOLDER}/rt-polarity.{{pos,neg}} (Pang & Lee 2005, v1.0)")  # fmt: skip
-        lines = [line.split() for line in read_text(path).splitlines()]
+        lines = [tokenize_words(line) for line in read_text(path).splitlines()]
         lines = [t for t in lines if t]
         texts += lines
         labels += [label] * len(lines)

@@ -4,13 +4,16 @@
   the next character per input character; :func:`sample` runs it **one-to-many** (a prompt in,
   a stream of characters out).
 * ``text-bilstm`` (:class:`TextClassifier`), **many-to-one**: a sentence of word ids in, one
-  label out (BiLSTM over GloVe or learnt embeddings).
+  label out (BiLSTM over GloVe or learnt embeddings); ``text-bilstm-ensemble``
+  (:class:`TextClassifierEnsemble`) averages several of them.
 * ``adding-rnn`` (:class:`AddingRegressor`), **many-to-one**: the adding problem's sum.
 
 All use :mod:`lstmvision.nn`'s RNN/LSTM/GRU layers.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -130,10 +133,13 @@ class TextClassifier(nn.Module):
     def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
             lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
-        x = self.embed_dropout(self.embed_tokens(tokens))  # (B, T, E)
-        out, state = self.rnn(x, lengths=lengths.cpu())  # out (B, T, D*H), zero past each length
+        return self.encode(self.embed_tokens(tokens), lengths)
+
+    def encode(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, T, E)`` word vectors of sentences ``lengths`` long -> ``(B, feature_dim)``."""
+        out, state = self.rnn(self.embed_dropout(vectors), lengths=lengths.cpu())  # (B, T, D*H), 0 past ends
         if self.pooling == "max":
-            valid = torch.arange(tokens.size(1), device=tokens.device)[None] < lengths.to(tokens.device)[:, None]
+            valid = torch.arange(vectors.size(1), device=vectors.device)[None] < lengths.to(vectors.device)[:, None]
             return out.masked_fill(~valid[..., None], float("-inf")).amax(1)  # (B, D*H)
         h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
         if self.rnn.bidirectional:
@@ -155,6 +161,56 @@ class TextClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(tokens, lengths))
+
+
+@register_model("text-bilstm-ensemble")
+class TextClassifierEnsemble(nn.Module):
+    """``members`` independently initialised :class:`TextClassifier` s read the same batch; the
+    ensemble predicts the mean of their class probabilities. ``forward`` returns its *log*,
+    ``(B, num_classes)``, so softmax, argmax and cross-entropy read it as they read logits.
+
+    Training should give every member its own loss (:meth:`member_logits`, ``(M, B, C)``): the
+    members differ by their random start and their dropout masks. Each member fine-tunes its own
+    copy of the trained words' embedding; the never-trained table of ``fixed_words`` pretrained
+    vectors (see :class:`TextClassifier`) is held once, here, and read by all. Other arguments
+    are :class:`TextClassifier`'s.
+    """
+
+    def __init__(self, members: int = 5, vocab_size: int | None = None, num_classes: int = 2,
+                 embed_size: int = 50, words: list[str] | None = None, classes: list[str] | None = None,
+                 fixed_words: int = 0, **kwargs):  # fmt: skip
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"members must be at least 1, got {members}")
+        if vocab_size is None and words is None:
+            raise ValueError("give vocab_size or words (the vocabulary, index = id, 0 = padding)")
+        vocab_size = len(words) if words is not None else vocab_size
+        if not 0 <= fixed_words < vocab_size:
+            raise ValueError(f"fixed_words must be in [0, {vocab_size}), got {fixed_words}")
+        self.words, self.classes = words, classes
+        self.members = nn.ModuleList(TextClassifier(vocab_size - fixed_words, num_classes, embed_size, **kwargs)
+                                     for _ in range(members))  # fmt: skip
+        self.embed_fixed = nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
+
+    def member_logits(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T)`` ids -> ``(M, B, num_classes)``: each member's logits."""
+        if lengths is None:
+            lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
+        trained = self.members[0].embed.num_embeddings
+        fixed = tokens >= trained  # (B, T)
+        ours = tokens.masked_fill(fixed, 0)
+        theirs = self.embed_fixed((tokens - trained).clamp(min=0)) if self.embed_fixed is not None else None
+        out = []
+        for member in self.members:
+            x = member.embed(ours)  # (B, T, E)
+            if theirs is not None:
+                x = torch.where(fixed[..., None], theirs, x)
+            out.append(member.forward_head(member.encode(x, lengths)))
+        return torch.stack(out)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        log_p = self.member_logits(tokens, lengths).log_softmax(-1)  # (M, B, C)
+        return log_p.logsumexp(0) - math.log(len(self.members))  # log of the mean probability
 
 
 @register_model("adding-rnn")

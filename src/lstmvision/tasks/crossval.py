@@ -20,7 +20,7 @@ from pathlib import Path
 from lstmvision.errors import ConfigError
 from lstmvision.tasks import runs
 
-PUBLISHED = [("CNN-static, word2vec (Kim 2014)", 0.815), ("NBSVM bigrams (Wang & Manning 2012)", 0.794)]
+PUBLISHED = [("CNN-non-static, word2vec (Kim 2014)", 0.815), ("NBSVM bigrams (Wang & Manning 2012)", 0.794)]
 EMBEDDINGS = ("glove", "scratch")
 
 

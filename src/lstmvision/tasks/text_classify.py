@@ -75,6 +75,9 @@ class TextClassifyConfig(TrainConfig):
     """dropout before the classifier (and between layers)"""
     embed_dropout: float = 0.3
     """dropout on the word vectors"""
+    ensemble: int = 5
+    """train this many BiLSTMs side by side (each its own start, loss and embedding copy) and
+    predict the mean of their probabilities"""
     epochs: int = 8
     batch_size: int = 50
     lr: float = 2e-3
@@ -147,8 +150,13 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
 
     def _step(self, batch, split):
         ids, lengths, y = batch
-        logits = self.model(ids, lengths)  # (B, 2)
-        loss = F.cross_entropy(logits, y)
+        if split == "train" and hasattr(self.model, "member_logits"):  # an ensemble: each member its own loss
+            members = self.model.member_logits(ids, lengths)  # (M, B, 2)
+            loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
+            logits = members.log_softmax(-1).logsumexp(0)  # the ensemble's (unnormalised) log-probabilities
+        else:
+            logits = self.model(ids, lengths)  # (B, 2)
+            loss = F.cross_entropy(logits, y)
         self.acc[f"{split}_acc"](logits, y)
         self.log(f"{split}_loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True)
         self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
@@ -173,6 +181,8 @@ class TextClassifyTask(Task):
     def datamodule(self, cfg) -> SentenceData:
         if cfg.embeddings == "glove" and cfg.embed_size != 50:
             raise ConfigError(f"--embed-size {cfg.embed_size}: GloVe 6B 50d vectors have 50 dimensions")
+        if cfg.ensemble < 1:
+            raise ConfigError(f"--ensemble {cfg.ensemble}: must be at least 1 (one BiLSTM)")
         key = (cfg.dataset, cfg.data_root, cfg.folds, cfg.fold, cfg.seed, cfg.val_fraction, cfg.limit_train,
                cfg.min_freq, cfg.max_tokens, cfg.batch_size, cfg.embeddings, cfg.glove_words)  # fmt: skip
         if key not in self._data:
@@ -182,26 +192,31 @@ class TextClassifyTask(Task):
     def model_spec(self, cfg):
         dm = self.datamodule(cfg)
         dm.setup()
-        return "text-bilstm", dict(words=dm.vocab.words, classes=CLASSES, embed_size=cfg.embed_size,
-                                   hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, cell=cfg.cell,
-                                   bidirectional=cfg.bidirectional, dropout=cfg.dropout,
-                                   embed_dropout=cfg.embed_dropout, pooling=cfg.pooling,
-                                   fixed_words=len(dm.vocab) - dm.trained_words)  # fmt: skip
+        kwargs = dict(words=dm.vocab.words, classes=CLASSES, embed_size=cfg.embed_size, hidden_size=cfg.hidden_size,
+                      num_layers=cfg.num_layers, cell=cfg.cell, bidirectional=cfg.bidirectional,
+                      dropout=cfg.dropout, embed_dropout=cfg.embed_dropout, pooling=cfg.pooling,
+                      fixed_words=len(dm.vocab) - dm.trained_words)  # fmt: skip
+        if cfg.ensemble > 1:
+            return "text-bilstm-ensemble", dict(members=cfg.ensemble, **kwargs)
+        return "text-bilstm", kwargs
 
     def build_model(self, cfg):
         name, kwargs = self.model_spec(cfg)
         model = get_model(name, **kwargs)
+        embeds = [m.embed for m in model.members] if cfg.ensemble > 1 else [model.embed]  # the trained words
         if cfg.embeddings == "glove":
             vectors, _ = load_glove(kwargs["words"])
-            trained = model.embed.num_embeddings
+            trained = embeds[0].num_embeddings
+            hit = vectors[:trained].abs().sum(1) > 0  # (V,): training words GloVe has
             with torch.no_grad():
-                hit = vectors[:trained].abs().sum(1) > 0  # (V,): training words GloVe has
-                model.embed.weight[hit] = vectors[:trained][hit]
-                model.embed.weight[0] = 0.0  # padding
+                for embed in embeds:
+                    embed.weight[hit] = vectors[:trained][hit]
+                    embed.weight[0] = 0.0  # padding
                 if model.embed_fixed is not None:
                     model.embed_fixed.weight.copy_(vectors[trained:])
             self.glove_coverage = int(hit.sum()) / trained  # of the training words
-        model.embed.weight.requires_grad_(not cfg.freeze_embeddings)
+        for embed in embeds:
+            embed.weight.requires_grad_(not cfg.freeze_embeddings)
         return model
 
     def module(self, cfg, model):
