@@ -169,8 +169,8 @@ class ConvLSTMForecaster(_Forecaster):
             zero: the untrained model is the copy-last-frame baseline. Camera motion moves every
             pixel; warping moves them at once, where a change ``Δ`` must redraw every edge.
         measured_motion: (with ``flow``) also give the ConvLSTM the motion measured between the
-            previous frame and this one (:func:`affine_motion`, a global affine field, averaged per
-            block: 2 more input channels), so that it learns to *forecast* motion from its history
+            previous frame and this one (:func:`robust_affine_params` as a global affine field,
+            averaged per block: 2 more input channels), so that it learns to *forecast* motion from its history
             (how fast, how steady) instead of having to learn to measure it from pixels. While
             forecasting, the pair is its own last prediction and the frame before.
 
@@ -201,7 +201,8 @@ class ConvLSTMForecaster(_Forecaster):
         x = frame if self.flow is None else torch.cat([frame, frame - prev], 1)  # with the temporal difference
         x = F.pixel_unshuffle(x, self.patch)  # (B, C', H/p, W/p)
         if self.measured_motion:
-            moved = affine_motion(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True))  # (B, 2, H, W)
+            a = robust_affine_params(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True))  # (B, 6)
+            moved = affine_field(a, *frame.shape[-2:])  # (B, 2, H, W)
             x = torch.cat([x, F.avg_pool2d(moved, self.patch)], 1)
         h, lstm_state = self.convlstm.step(x, lstm_state)  # (B, hidden, H/p, W/p)
         prev = frame
