@@ -85,6 +85,9 @@ def test_crossval_driver_writes_the_table(data_root, tmp_path):
     again = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[0, 1], overrides=overrides)
     assert again == rows  # finished folds are read back, not retrained
     assert format_markdown(rows, 10) == table
+    more = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[2], overrides=overrides)
+    assert more[:2] == rows and [r["fold"] for r in more] == [0, 1, 2]  # the table keeps earlier calls' folds
+    assert "3/10" in (tmp_path / "cv" / "results.md").read_text()
 
 
 def test_fixed_words_are_a_frozen_table_and_give_the_same_vectors():

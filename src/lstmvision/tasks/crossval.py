@@ -26,7 +26,8 @@ EMBEDDINGS = ("glove", "scratch")
 
 def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, embeddings=EMBEDDINGS,
              only_folds=None, overrides: dict | None = None, log=None) -> list[dict]:  # fmt: skip
-    """Train (or read) every fold for every embedding; return the rows of ``results.csv``."""
+    """Train (or read) every fold for every embedding; return the rows of ``results.csv``: every
+    finished fold in ``out``, also those of earlier calls with other ``embeddings`` or folds."""
     from lstmvision.tasks import runner
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -52,12 +53,28 @@ def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, e
                 metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
                 (run / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
-            rows.append({"embeddings": emb, "fold": k, "val_accuracy": round(metrics["val_accuracy"], 4),
-                         "test_accuracy": round(metrics["test_accuracy"], 4),
-                         "train_seconds": round(metrics["train_seconds"], 1), "epochs": metrics["epochs"]})  # fmt: skip
-            log(f"{emb:8} fold {k}: test {rows[-1]['test_accuracy']:.2%} (val {rows[-1]['val_accuracy']:.2%}, "
-                f"{rows[-1]['train_seconds']:.0f} s)")  # fmt: skip
+            row = _row(emb, k, metrics)
+            log(f"{emb:8} fold {k}: test {row['test_accuracy']:.2%} (val {row['val_accuracy']:.2%}, "
+                f"{row['train_seconds']:.0f} s)")  # fmt: skip
+            rows = finished_rows(out, folds)
             write_results(rows, out, folds)
+    return rows
+
+
+def _row(emb: str, fold: int, metrics: dict) -> dict:
+    return {"embeddings": emb, "fold": fold, "val_accuracy": round(metrics["val_accuracy"], 4),
+            "test_accuracy": round(metrics["test_accuracy"], 4),
+            "train_seconds": round(metrics["train_seconds"], 1), "epochs": metrics["epochs"]}  # fmt: skip
+
+
+def finished_rows(out: Path, folds: int) -> list[dict]:
+    """The rows of every finished fold run in ``out``, this call's or an earlier one's."""
+    rows = []
+    for emb in EMBEDDINGS:
+        for k in range(folds):
+            path = out / emb / f"fold-{k}" / "metrics.json"
+            if path.is_file():
+                rows.append(_row(emb, k, json.loads(path.read_text(encoding="utf-8"))))
     return rows
 
 
