@@ -210,8 +210,11 @@ def test_untrained_flow_forecaster_is_copy_last_and_learns_a_translation():
     assert err < 0.5 * copy, (err, copy)
 
 
-def test_affine_motion_measures_a_known_camera_motion():
-    from lstmvision.models.video import affine_motion, warp
+def test_affine_params_measure_a_known_camera_motion():
+    from lstmvision.models.video import affine_field, affine_params, warp
+
+    def affine_motion(prev, frame):  # the measured motion as a field (B, 2, H, W)
+        return affine_field(affine_params(prev, frame), *frame.shape[-2:])
 
     torch.manual_seed(0)
     texture = F.avg_pool2d(torch.rand(2, 1, 52, 68), 5, stride=1)  # smooth texture (2, 1, 48, 64)

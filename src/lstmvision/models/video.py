@@ -294,12 +294,6 @@ def affine_params(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3),
     return a
 
 
-@torch.no_grad()
-def affine_motion(prev: Tensor, frame: Tensor, **options) -> Tensor:
-    """:func:`affine_params` as a field ``(B, 2, H, W)`` in pixels: ``frame ≈ warp(prev, field)``."""
-    return affine_field(affine_params(prev, frame, **options), *frame.shape[-2:])
-
-
 def heat_blur(frames: Tensor, variance: Tensor, pad: int = 8) -> Tensor:
     """``frames`` ``(B, C, H, W)`` blurred by the discrete Gaussian (heat) kernel of ``variance``
     ``(B,)`` pixels² along each axis, computed in the Fourier domain (gain ``exp(-variance * (2 -
@@ -316,6 +310,7 @@ def heat_blur(frames: Tensor, variance: Tensor, pad: int = 8) -> Tensor:
     return x[..., pad : pad + frames.shape[-2], pad : pad + frames.shape[-1]]
 
 
+@torch.no_grad()
 def robust_affine_params(prev: Tensor, frame: Tensor) -> Tensor:
     """:func:`affine_params` of grey ``(B, 1, H, W)`` pairs, set to zero where warping ``prev`` by
     them matches ``frame`` worse than ``prev`` itself does (a failed fit: a jump too large to

@@ -34,8 +34,9 @@ frame (``--flow``) plus a change (``--residual``), both on by default there: it 
 copy-last-frame baseline and learns the motion. Hand-held sequences hold the camera still much of
 the time, so for either model their training windows are cut from frames at twice the size by a
 crop moving along random camera paths (``--motion-augment``, :class:`MotionWindows`); validation
-and test windows are the plain frames. ``--measured-motion`` also feeds it the camera motion measured between consecutive frames
-(:func:`lstmvision.models.video.robust_affine_params`), so that it forecasts motion instead of measuring it.
+and test windows are the plain frames. ``--measured-motion`` also feeds the ConvLSTM the camera
+motion measured between consecutive frames (:func:`lstmvision.models.video.robust_affine_params`),
+so that it forecasts motion instead of measuring it.
 
 Metrics (validation ``val_*``, test ``test_*``) on the ``output_frames`` predicted from the
 inputs alone, clamped to [0, 1]: ``mse`` and ``mae`` as OpenSTL defines them (per frame: summed
