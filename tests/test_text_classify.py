@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lstmvision.data.text import load_glove
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
 from lstmvision.tasks import runner
 from lstmvision.tasks.crossval import crossval, format_markdown
+from lstmvision.tasks.text_classify import SentenceClassifierModule, TextClassifyConfig
 
 SMALL = {"hidden_size": 16, "batch_size": 32, "epochs": 2, "ensemble": 1}
 
@@ -120,8 +122,31 @@ def test_ensemble_is_the_mean_of_its_members_probabilities():
         get_model("text-bilstm-ensemble", members=0, vocab_size=12)
 
 
+@pytest.mark.parametrize("members,frozen", [(1, False), (3, False), (3, True)])
+def test_adversarial_loss_moves_the_word_vectors_uphill(members, frozen):
+    torch.manual_seed(0)
+    kind, extra = ("text-bilstm-ensemble", {"members": members}) if members > 1 else ("text-bilstm", {})
+    model = get_model(kind, vocab_size=12, hidden_size=5, embed_size=4, fixed_words=5, **extra).eval()
+    for member in getattr(model, "members", [model]):
+        member.embed.weight.requires_grad_(not frozen)
+    tokens, lengths, y = torch.tensor([[3, 7, 11, 2], [8, 1, 2, 0]]), torch.tensor([4, 3]), torch.tensor([0, 1])
+    vectors = model.member_vectors(tokens)  # (M, B, T, E)
+    assert vectors.shape == (members, 2, 4, 4) and vectors.requires_grad != frozen
+    clean = F.cross_entropy(model.logits_from_vectors(vectors, lengths).flatten(0, 1), y.repeat(members))
+    moved = {eps: SentenceClassifierModule(model, TextClassifyConfig(adversarial=eps))._adversarial_loss(
+        vectors, lengths, y, None if frozen else clean) for eps in (0.0, 0.5)}  # fmt: skip
+    assert torch.allclose(moved[0.0], clean)
+    assert moved[0.5] > clean + 1e-3
+    torch.manual_seed(1)  # a random move of the same size raises the loss less
+    noise = torch.randn_like(vectors)
+    noise = 0.5 * noise / noise.flatten(2).norm(dim=2)[..., None, None]
+    randomly = F.cross_entropy(model.logits_from_vectors(vectors + noise, lengths).flatten(0, 1), y.repeat(members))
+    assert moved[0.5] > randomly
+
+
 def test_ensemble_trains_each_member_from_glove_and_predicts(data_root, tmp_path):
-    cfg = {**SMALL, "epochs": 1, "limit_train": 300, "data_root": str(data_root), "ensemble": 2, "glove_words": 1000}
+    cfg = {**SMALL, "epochs": 1, "limit_train": 300, "data_root": str(data_root), "ensemble": 2, "glove_words": 1000,
+           "adversarial": 1.0}  # fmt: skip
     runner.train("text-classify", cfg, out=tmp_path / "ens", quiet=True)
     task, _, model = runner.load(tmp_path / "ens")  # rebuilt from the saved files alone
     assert len(model.members) == 2 and model.embed_fixed.num_embeddings > 0
@@ -135,7 +160,7 @@ def test_ensemble_trains_each_member_from_glove_and_predicts(data_root, tmp_path
         runner.train("text-classify", {**cfg, "ensemble": 0}, out=tmp_path / "bad", quiet=True)
 
 
-def test_crossval_command_passes_the_ensemble_size(monkeypatch, tmp_path):
+def test_crossval_command_passes_the_ensemble_size_and_adversarial_move(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
     from lstmvision import cli
@@ -148,10 +173,10 @@ def test_crossval_command_passes_the_ensemble_size(monkeypatch, tmp_path):
         return []
 
     monkeypatch.setattr(crossval_module, "crossval", fake)
-    args = ["crossval", "--out", str(tmp_path), "--embeddings", "glove", "--only", "0,3", "--ensemble", "1"]
-    result = CliRunner().invoke(cli.app, args)
+    args = ["crossval", "--out", str(tmp_path), "--embeddings", "glove", "--only", "0,3"]
+    result = CliRunner().invoke(cli.app, [*args, "--ensemble", "1", "--adversarial", "0"])
     assert result.exit_code == 0, result.output
-    assert seen["ensemble"] == 1 and seen["embeddings"] == ["glove"] and seen["only"] == [0, 3]
+    assert seen["ensemble"] == 1 and seen["adversarial"] == 0 and seen["embeddings"] == ["glove"] and seen["only"] == [0, 3]
     seen.clear()
-    assert CliRunner().invoke(cli.app, args[:-2]).exit_code == 0
-    assert "ensemble" not in seen  # the task's recipe decides
+    assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert "ensemble" not in seen and "adversarial" not in seen  # the task's recipe decides

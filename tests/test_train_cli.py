@@ -68,6 +68,14 @@ def test_slice_learns_far_above_chance(trained):
     assert len(losses) >= 8 and sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
 
 
+def test_bf16_mixed_precision_trains(data_root, tmp_path):
+    args = [*SMALL, "--precision", "bf16-mixed", "--data-root", data_root]
+    code, out = invoke("train", "row-lstm", *args, "--out", tmp_path / "bf16")
+    assert code == 0, out
+    metrics = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.5  # as the float32 run does (chance: 0.1)
+
+
 def test_evaluate_reproduces_metrics_json(trained):
     code, out = invoke("evaluate", trained, "--json")
     assert code == 0, out
@@ -120,6 +128,7 @@ def test_existing_run_folder_not_overwritten(trained):
     (["train", "nope"], "No such command 'nope'"),
     (["train", "row-lstm", "--dataset", "cifar"], "'cifar' is not one of"),
     (["train", "row-lstm", "--cell", "cnn"], "'cnn' is not one of"),
+    (["train", "row-lstm", "--precision", "8-bit"], "'8-bit' is not one of"),
     (["evaluate", "/nonexistent/run"], "no such run folder"),
 ])  # fmt: skip
 def test_bad_arguments_one_clear_error(args, message, tmp_path):

@@ -418,6 +418,8 @@ def crossval_command(
     embeddings: str = typer.Option("glove,scratch", help="comma list: glove, scratch"),
     epochs: Optional[int] = typer.Option(None, help="epochs per fold [default: the task's recipe]"),
     ensemble: Optional[int] = typer.Option(None, help="BiLSTMs averaged per fold [default: the task's recipe]"),
+    adversarial: Optional[float] = typer.Option(
+        None, help="size of the adversarial move of the word vectors, 0: off [default: the task's recipe]"),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
@@ -428,6 +430,7 @@ def crossval_command(
     if task != "text-classify":
         raise ConfigError(f"crossval: only text-classify is cross-validated, not {task!r}")
     overrides = {"seed": seed, **({"epochs": epochs} if epochs else {}), **({"ensemble": ensemble} if ensemble else {}),
+                 **({"adversarial": adversarial} if adversarial is not None else {}),
                  **({"data_root": str(data_root)} if data_root else {})}  # fmt: skip
     try:
         chosen = [int(k) for k in _csv_option(only)] if only else None

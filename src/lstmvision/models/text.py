@@ -159,6 +159,15 @@ class TextClassifier(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(features))
 
+    def member_vectors(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` ids -> ``(1, B, T, E)``: the word vectors, as :class:`TextClassifierEnsemble` 's
+        for one member."""
+        return self.embed_tokens(tokens)[None]
+
+    def logits_from_vectors(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(1, B, T, E)`` word vectors -> ``(1, B, num_classes)`` logits."""
+        return self.forward_head(self.encode(vectors[0], lengths))[None]
+
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(tokens, lengths))
 
@@ -192,10 +201,9 @@ class TextClassifierEnsemble(nn.Module):
                                      for _ in range(members))  # fmt: skip
         self.embed_fixed = nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
 
-    def member_logits(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, T)`` ids -> ``(M, B, num_classes)``: each member's logits."""
-        if lengths is None:
-            lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
+    def member_vectors(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` ids -> ``(M, B, T, E)``: each member's word vectors (its own trained words, the
+        shared fixed table past them)."""
         trained = self.members[0].embed.num_embeddings
         fixed = tokens >= trained  # (B, T)
         ours = tokens.masked_fill(fixed, 0)
@@ -203,10 +211,18 @@ class TextClassifierEnsemble(nn.Module):
         out = []
         for member in self.members:
             x = member.embed(ours)  # (B, T, E)
-            if theirs is not None:
-                x = torch.where(fixed[..., None], theirs, x)
-            out.append(member.forward_head(member.encode(x, lengths)))
+            out.append(x if theirs is None else torch.where(fixed[..., None], theirs, x))
         return torch.stack(out)
+
+    def logits_from_vectors(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(M, B, T, E)`` word vectors, one set per member -> ``(M, B, num_classes)`` logits."""
+        return torch.stack([m.forward_head(m.encode(x, lengths)) for m, x in zip(self.members, vectors)])
+
+    def member_logits(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T)`` ids -> ``(M, B, num_classes)``: each member's logits."""
+        if lengths is None:
+            lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
+        return self.logits_from_vectors(self.member_vectors(tokens), lengths)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         log_p = self.member_logits(tokens, lengths).log_softmax(-1)  # (M, B, C)

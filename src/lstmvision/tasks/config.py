@@ -46,6 +46,9 @@ class TrainConfig:
     """number of devices/processes, or auto (Lightning)"""
     strategy: str = "auto"
     """auto, ddp, ... (Lightning); ddp on CPU uses gloo"""
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    """arithmetic (Lightning): 32-true, or bf16-mixed (convolutions and matrix products in bfloat16;
+    faster on CPUs with AVX512-BF16 or AMX) or 16-mixed (GPU)"""
     num_workers: int = 0
     """data-loader worker processes"""
     checkpoint_every: int = 100

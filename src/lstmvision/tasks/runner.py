@@ -165,7 +165,7 @@ def _trainer(task, cfg, run_dir: Path, clock: TrainClock, quiet: bool, extra: li
         callbacks.append(ProgressBar() if tty else PlainProgress(clock))
     trainer = L.Trainer(
         default_root_dir=run_dir, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        accelerator=cfg.accelerator, devices=_devices(cfg.devices), strategy=cfg.strategy,
+        accelerator=cfg.accelerator, devices=_devices(cfg.devices), strategy=cfg.strategy, precision=cfg.precision,
         callbacks=callbacks, enable_progress_bar=tty, enable_model_summary=False,
         logger=[CSVLogger(run_dir, name="logs", version=version), TensorBoardLogger(run_dir, name="logs", version=version)],
         log_every_n_steps=10, gradient_clip_val=getattr(cfg, "grad_clip", None) or None,

@@ -80,6 +80,9 @@ class TextClassifyConfig(TrainConfig):
     ensemble: int = 5
     """train this many BiLSTMs side by side (each its own start, loss and embedding copy) and
     predict the mean of their probabilities"""
+    adversarial: float = 1.0
+    """adversarial training (Miyato et al. 2017): also learn from each sentence's word vectors
+    moved this far (L2 norm per sentence) in the direction that raises the loss most (0: off)"""
     epochs: int = 8
     batch_size: int = 50
     lr: float = 2e-3
@@ -152,9 +155,12 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
 
     def _step(self, batch, split):
         ids, lengths, y = batch
-        if split == "train" and hasattr(self.model, "member_logits"):  # an ensemble: each member its own loss
-            members = self.model.member_logits(ids, lengths)  # (M, B, 2)
+        if split == "train":  # each ensemble member its own loss
+            vectors = self.model.member_vectors(ids)  # (M, B, T, E)
+            members = self.model.logits_from_vectors(vectors, lengths)  # (M, B, 2)
             loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
+            if self.cfg.adversarial > 0:
+                loss = loss + self._adversarial_loss(vectors, lengths, y, loss)
             logits = members.log_softmax(-1).logsumexp(0)  # the ensemble's (unnormalised) log-probabilities
         else:
             logits = self.model(ids, lengths)  # (B, 2)
@@ -163,6 +169,20 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
         self.log(f"{split}_loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True)
         self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
         return loss
+
+    def _adversarial_loss(self, vectors, lengths, y, loss):
+        """Miyato et al. 2017: the loss after moving each sentence's word vectors ``adversarial``
+        (L2 norm over the whole sentence) along the gradient of ``loss``, the direction that raises
+        it fastest."""
+        if not vectors.requires_grad:  # frozen embedding: perturb the vectors alone
+            return self._adversarial_loss(vectors.detach().requires_grad_(), lengths, y, None)
+        if loss is None:
+            members = self.model.logits_from_vectors(vectors, lengths)
+            loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
+        (grad,) = torch.autograd.grad(loss, vectors, retain_graph=True)  # (M, B, T, E)
+        norm = grad.flatten(2).norm(dim=2).clamp(min=1e-12)[..., None, None]  # (M, B, 1, 1)
+        moved = self.model.logits_from_vectors(vectors + self.cfg.adversarial * grad / norm, lengths)
+        return F.cross_entropy(moved.flatten(0, 1), y.repeat(len(moved)))
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
