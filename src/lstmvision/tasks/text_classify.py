@@ -146,7 +146,8 @@ class SentenceData(SplitLoaders, L.LightningDataModule):
 
 
 class SentenceClassifierModule(SplitSteps, L.LightningModule):
-    """Cross-entropy on ``(ids, lengths, labels)`` batches; logs ``*_loss`` and ``*_accuracy``."""
+    """Cross-entropy on ``(ids, lengths, labels)`` batches (in training, every ensemble member's,
+    plus its adversarial loss); logs ``*_loss`` and ``*_accuracy``."""
 
     def __init__(self, model, cfg: TextClassifyConfig):
         super().__init__()
@@ -171,9 +172,9 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
         return loss
 
     def _adversarial_loss(self, vectors, lengths, y, loss):
-        """Miyato et al. 2017: the loss after moving each sentence's word vectors ``adversarial``
-        (L2 norm over the whole sentence) along the gradient of ``loss``, the direction that raises
-        it fastest."""
+        """Miyato et al. 2017: the loss after moving each sentence's word vectors ``(M, B, T, E)``
+        by ``cfg.adversarial`` (L2 norm over the whole sentence) along the gradient of ``loss``
+        (their clean loss; ``None``: computed here), the direction that raises it fastest."""
         if not vectors.requires_grad:  # frozen embedding: perturb the vectors alone
             return self._adversarial_loss(vectors.detach().requires_grad_(), lengths, y, None)
         if loss is None:
