@@ -90,6 +90,12 @@ def test_crossval_driver_writes_the_table(data_root, tmp_path):
     more = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[2], overrides=overrides)
     assert more[:2] == rows and [r["fold"] for r in more] == [0, 1, 2]  # the table keeps earlier calls' folds
     assert "3/10" in (tmp_path / "cv" / "results.md").read_text()
+    assert {(r["ensemble"], r["adversarial"]) for r in more} == {(1, 1.0)}  # read from each run's config.yaml
+    other = crossval(tmp_path / "cv", folds=10, embeddings=("scratch",), only_folds=[3],
+                     overrides={**overrides, "adversarial": 0.0})  # fmt: skip
+    table = (tmp_path / "cv" / "results.md").read_text()  # another recipe: a row of its own
+    assert "| BiLSTM, embedding from scratch, adversarial 1 (ours) |" in table and "| 3/10 |" in table
+    assert "| BiLSTM, embedding from scratch (ours) |" in table and "| 1/10 |" in table and len(other) == 4
 
 
 def test_fixed_words_are_a_frozen_table_and_give_the_same_vectors():

@@ -2,8 +2,8 @@
 
 Not a task: a driver that trains one ``text-classify`` run per (embeddings, fold) through the
 runner, in ``OUT/<embeddings>/fold-<k>/``, and writes ``results.csv`` (one row per run) and
-``results.md`` (mean ± standard deviation of the test-fold accuracies per embedding, with Kim 2014
-and NBSVM). A run whose folder already holds ``metrics.json`` is read, not trained again, so an
+``results.md`` (mean ± standard deviation of the test-fold accuracies per embedding, ensemble size
+and adversarial move, read from each run's ``config.yaml``, with Kim 2014 and NBSVM). A run whose folder already holds ``metrics.json`` is read, not trained again, so an
 interrupted study continues when run again with the same ``--out``. Every setting comes from the
 task's defaults (chosen on validation data) or from ``overrides``; the test folds choose nothing.
 """
@@ -53,7 +53,7 @@ def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, e
                 metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
                 (run / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8")
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
-            row = _row(emb, k, metrics)
+            row = _row(emb, k, metrics, run)
             log(f"{emb:8} fold {k}: test {row['test_accuracy']:.2%} (val {row['val_accuracy']:.2%}, "
                 f"{row['train_seconds']:.0f} s)")  # fmt: skip
             rows = finished_rows(out, folds)
@@ -61,10 +61,15 @@ def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, e
     return rows
 
 
-def _row(emb: str, fold: int, metrics: dict) -> dict:
+def _row(emb: str, fold: int, metrics: dict, run: Path) -> dict:
+    import yaml
+
+    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
     return {"embeddings": emb, "fold": fold, "val_accuracy": round(metrics["val_accuracy"], 4),
             "test_accuracy": round(metrics["test_accuracy"], 4),
-            "train_seconds": round(metrics["train_seconds"], 1), "epochs": metrics["epochs"]}  # fmt: skip
+            "train_seconds": round(metrics["train_seconds"], 1), "epochs": metrics["epochs"],
+            # runs saved before these settings existed: one BiLSTM, no adversarial training
+            "ensemble": saved.get("ensemble", 1), "adversarial": saved.get("adversarial", 0.0)}  # fmt: skip
 
 
 def finished_rows(out: Path, folds: int) -> list[dict]:
@@ -72,9 +77,9 @@ def finished_rows(out: Path, folds: int) -> list[dict]:
     rows = []
     for emb in EMBEDDINGS:
         for k in range(folds):
-            path = out / emb / f"fold-{k}" / "metrics.json"
-            if path.is_file():
-                rows.append(_row(emb, k, json.loads(path.read_text(encoding="utf-8"))))
+            run = out / emb / f"fold-{k}"
+            if (run / "metrics.json").is_file():
+                rows.append(_row(emb, k, json.loads((run / "metrics.json").read_text(encoding="utf-8")), run))
     return rows
 
 
@@ -85,13 +90,15 @@ def write_results(rows: list[dict], out: Path, folds: int) -> None:
 def format_markdown(rows: list[dict], folds: int) -> str:
     lines = [f"| MR sentence polarity, {folds}-fold CV | accuracy (mean ± sd) | folds run | seconds per fold |",
              "|---|---|---|---|"]  # fmt: skip
-    for emb in EMBEDDINGS:
-        accs = [r["test_accuracy"] for r in rows if r["embeddings"] == emb]
-        if not accs:
-            continue
+    recipes = dict.fromkeys((r["embeddings"], r["ensemble"], r["adversarial"]) for r in rows)  # in order
+    for emb, members, adversarial in sorted(recipes, key=lambda key: EMBEDDINGS.index(key[0])):
+        group = [r for r in rows if (r["embeddings"], r["ensemble"], r["adversarial"]) == (emb, members, adversarial)]
+        accs = [r["test_accuracy"] for r in group]
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        secs = statistics.mean(r["train_seconds"] for r in rows if r["embeddings"] == emb)
-        name = "BiLSTM + GloVe 6B 50d (ours)" if emb == "glove" else "BiLSTM, embedding from scratch (ours)"
-        lines.append(f"| {name} | {statistics.mean(accs):.2%} ± {sd:.2%} | {len(accs)}/{folds} | {secs:.0f} |")
+        secs = statistics.mean(r["train_seconds"] for r in group)
+        name = f"{members} BiLSTMs" if members > 1 else "BiLSTM"
+        name += " + GloVe 6B 50d" if emb == "glove" else ", embedding from scratch"
+        name += f", adversarial {adversarial:g}" if adversarial else ""
+        lines.append(f"| {name} (ours) | {statistics.mean(accs):.2%} ± {sd:.2%} | {len(accs)}/{folds} | {secs:.0f} |")
     lines += [f"| {name} (published) | {acc:.1%} | 10/10 | |" for name, acc in PUBLISHED]
     return "\n".join(lines) + "\n"
