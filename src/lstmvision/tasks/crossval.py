@@ -2,8 +2,9 @@
 
 Not a task: a driver that trains one ``text-classify`` run per (embeddings, fold) through the
 runner, in ``OUT/<embeddings>/fold-<k>/``, and writes ``results.csv`` (one row per run) and
-``results.md`` (mean ± standard deviation of the test-fold accuracies per embedding, ensemble size
-and adversarial move, read from each run's ``config.yaml``, with Kim 2014 and NBSVM). A run whose folder already holds ``metrics.json`` is read, not trained again, so an
+``results.md`` (mean ± standard deviation of the test-fold accuracies per recipe: embeddings,
+ensemble size and adversarial move, read from each run's ``config.yaml``; with Kim 2014 and
+NBSVM). A run whose folder already holds ``metrics.json`` is read, not trained again, so an
 interrupted study continues when run again with the same ``--out``. Every setting comes from the
 task's defaults (chosen on validation data) or from ``overrides``; the test folds choose nothing.
 """
@@ -64,7 +65,8 @@ def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, e
 def _row(emb: str, fold: int, metrics: dict, run: Path) -> dict:
     import yaml
 
-    saved = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) if (run / "config.yaml").is_file() else {}
+    config = run / "config.yaml"
+    saved = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
     return {"embeddings": emb, "fold": fold, "val_accuracy": round(metrics["val_accuracy"], 4),
             "test_accuracy": round(metrics["test_accuracy"], 4),
             "train_seconds": round(metrics["train_seconds"], 1), "epochs": metrics["epochs"],
