@@ -267,7 +267,7 @@ def test_motion_windows_follow_a_camera_path():
 
 def test_next_frame_defaults_per_data_set_and_model():
     task = get_task("next-frame")()
-    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 6, 1e-3)),
+    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 9, 1e-3)),
                                 ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3)),
                                 ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3))):  # fmt: skip
         cfg = resolve_config(task.Config, None, overrides)
