@@ -40,7 +40,7 @@ def test_lstm_gates_equal_the_layer():
     assert ((gates["forget"] > 0) & (gates["forget"] < 1)).all()
 
 
-def test_adding_task_and_compare_driver(tmp_path):
+def test_adding_task_and_compare_driver(tmp_path, monkeypatch):
     from lstmvision.tasks.compare import compare
 
     rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["rnn", "gru"], epochs=1, limit_train=200,
@@ -54,6 +54,17 @@ def test_adding_task_and_compare_driver(tmp_path):
                    log=lambda line: None)  # fmt: skip
     assert [r["cell"] for r in rows] == ["rnn", "gru"] and rows[0]["limit_train"] == 200
     assert "| adding-100 (first 200 examples) | rnn |" in (tmp_path / "cmp" / "results.md").read_text()
+    # a run that another call finishes meanwhile (two calls side by side on one folder) keeps its row
+    beside, train = tmp_path / "beside", runner.train
+
+    def train_while_the_other_call_finishes(task, cfg, out, **kwargs):
+        shutil.copytree(tmp_path / "cmp" / "adding-100" / "rnn", beside / "adding-100" / "rnn")
+        return train(task, cfg, out=out, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train_while_the_other_call_finishes)
+    rows = compare(beside, benchmarks=["adding-100"], cells=["gru"], epochs=1, limit_train=200, log=lambda line: None)
+    assert [r["cell"] for r in rows] == ["rnn", "gru"]
+    assert "| adding-100 (first 200 examples) | rnn |" in (beside / "results.md").read_text()
 
 
 def test_compare_continues_an_interrupted_run_from_its_checkpoint(tmp_path):

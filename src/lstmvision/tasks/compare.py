@@ -86,7 +86,6 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             raise ConfigError(f"unknown {name} {', '.join(bad)}; choose from {', '.join(valid)}")
     out = Path(out)
     rows = []
-    earlier = _finished_runs(out, skip={(b, c) for b in benchmarks for c in cells})  # read once
     for bench in benchmarks:
         task = BENCHMARKS[bench][0]
         for cell in cells:
@@ -103,8 +102,15 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             r = rows[-1]
             log(f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
                 f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
-            write_results(_in_order(rows + earlier), out)
-    return _in_order(rows + earlier)
+            write_results(_with_finished_runs(rows, out), out)
+    return _with_finished_runs(rows, out)
+
+
+def _with_finished_runs(rows: list[dict], out: Path) -> list[dict]:
+    """``rows`` and every other finished run in ``out``, in table order. Read each time the table is
+    written, so that a run another call finished meanwhile (two calls side by side on one folder)
+    keeps its row."""
+    return _in_order(rows + _finished_runs(out, skip={(r["benchmark"], r["cell"]) for r in rows}))
 
 
 def _finished_runs(out: Path, skip: set) -> list[dict]:
