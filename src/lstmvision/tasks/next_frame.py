@@ -115,7 +115,7 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: 9 for moving-mnist, under an hour on 2 threads; on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    """training epochs (default: 9 for moving-mnist, about an hour on 2 threads; on real videos 16 for motion-lstm, 2 for the others; saved)"""
     batch_size: int = 16
     lr: Optional[float] = None
     """peak learning rate (default: 3e-3 for motion-lstm, 1e-3 for the others; saved)"""
