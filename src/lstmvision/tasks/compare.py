@@ -85,7 +85,7 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
         if bad:
             raise ConfigError(f"unknown {name} {', '.join(bad)}; choose from {', '.join(valid)}")
     out = Path(out)
-    rows = []
+    rows, table = [], None
     for bench in benchmarks:
         task = BENCHMARKS[bench][0]
         for cell in cells:
@@ -102,8 +102,9 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
             r = rows[-1]
             log(f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
                 f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
-            write_results(_with_finished_runs(rows, out), out)
-    return _with_finished_runs(rows, out)
+            table = _with_finished_runs(rows, out)
+            write_results(table, out)
+    return table if table is not None else _with_finished_runs(rows, out)
 
 
 def _with_finished_runs(rows: list[dict], out: Path) -> list[dict]:

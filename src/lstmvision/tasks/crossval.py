@@ -63,10 +63,7 @@ def crossval(out: str | Path = "runs/crossval-text-classify", folds: int = 10, e
 
 
 def _row(emb: str, fold: int, metrics: dict, run: Path) -> dict:
-    import yaml
-
-    config = run / "config.yaml"
-    saved = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    saved = runs.read_run_config(run)[1] if (run / "config.yaml").is_file() else {}
     return {"embeddings": emb, "fold": fold, "val_accuracy": round(metrics["val_accuracy"], 4),
             "test_accuracy": round(metrics["test_accuracy"], 4),
             "train_seconds": round(metrics["train_seconds"], 1), "epochs": metrics["epochs"],
