@@ -83,6 +83,7 @@ def test_next_frame_on_a_video_file_and_cnn_lstm(data_root, tmp_path):
     (["--model", "convlstm", "--no-flow", "--no-residual", "--frame-size", "30x30"], "must be multiples of --patch 4"),
     (["--frame-size", "big"], "HEIGHTxWIDTH"),
     (["--model", "convlstm", "--kernel-size", "4"], "must be odd"),
+    (["--model", "convlstm", "--readout-kernel", "2"], "--readout-kernel 2: must be odd"),
     (["--model", "convlstm", "--hidden-sizes", "8,x"], "positive integers"),
     (["--dataset", "moving-mnist", "--motion-augment", "1"], "applies to real videos"),
     (["--dataset", "moving-mnist", "--model", "motion-lstm"], "no camera"),
@@ -244,6 +245,27 @@ def test_measured_motion_forecaster_shapes_and_copy_last_start():
     assert model.convlstm.cells[0].input_size == 2 * 16 + 2  # frame, difference, measured motion
     with pytest.raises(ConfigError, match="flow"):
         ConvLSTMForecaster(measured_motion=True, flow=False)
+
+
+def test_readout_kernel_reads_each_patch_from_its_neighbourhood():
+    from lstmvision.errors import ConfigError
+    from lstmvision.models.video import ConvLSTMForecaster
+
+    torch.manual_seed(0)
+    wide = ConvLSTMForecaster(hidden_sizes=[8], kernel_size=1, patch=4, output_frames=2, readout_kernel=3)
+    assert wide.out.kernel_size == (3, 3) and wide.out.weight.shape == (16, 8, 3, 3)
+    frames = torch.rand(2, 3, 1, 16, 24)
+    assert wide(frames).shape == (2, 2, 1, 16, 24)
+    # with 1x1 ConvLSTM kernels, a change in one patch of the input moves the prediction of the
+    # patch beside it only through the 3x3 read-out
+    changed = frames.clone()
+    changed[:, :, :, :4, :4] += 0.5
+    narrow = ConvLSTMForecaster(hidden_sizes=[8], kernel_size=1, patch=4, output_frames=2, readout_kernel=1)
+    for model, moves in ((wide, True), (narrow, False)):
+        beside = (model(changed) - model(frames))[..., :4, 4:8]  # the next patch to the right
+        assert (beside.abs().max() > 1e-4) == moves
+    with pytest.raises(ConfigError, match="must be odd"):
+        ConvLSTMForecaster(readout_kernel=2)
 
 
 def test_motion_windows_follow_a_camera_path():

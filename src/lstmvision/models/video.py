@@ -168,6 +168,8 @@ class ConvLSTMForecaster(_Forecaster):
             so a slow drift is not blurred by one bilinear resampling per step. ``u`` starts at
             zero: the untrained model is the copy-last-frame baseline. Camera motion moves every
             pixel; warping moves them at once, where a change ``Δ`` must redraw every edge.
+        readout_kernel: side of the convolution that reads each frame patch out of the last layer's
+            ``h`` (odd; 1: each ``patch x patch`` block from its own cell alone, as OpenSTL).
         measured_motion: (with ``flow``) also give the ConvLSTM the motion measured between the
             previous frame and this one (:func:`robust_affine_params` as a global affine field,
             averaged per block: 2 more input channels), so that it learns to *forecast* motion
@@ -179,8 +181,10 @@ class ConvLSTMForecaster(_Forecaster):
 
     def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
                  patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
-                 flow: bool = False, measured_motion: bool = False):  # fmt: skip
+                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1):  # fmt: skip
         super().__init__()
+        if readout_kernel % 2 == 0:
+            raise ConfigError(f"readout_kernel {readout_kernel}: must be odd")
         if measured_motion and not flow:
             raise ConfigError("measured_motion needs flow: it is the input from which the motion is forecast")
         self.channels, self.patch, self.divisor, self.output_frames = channels, patch, patch, output_frames
@@ -189,7 +193,8 @@ class ConvLSTMForecaster(_Forecaster):
         inputs = (2 * c if flow else c) + (2 if measured_motion else 0)
         self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole)
         self.residual = residual
-        self.out = nn.Conv2d(hidden_sizes[-1], c, 1) if residual or not flow else None
+        self.out = (nn.Conv2d(hidden_sizes[-1], c, readout_kernel, padding=readout_kernel // 2)
+                    if residual or not flow else None)  # fmt: skip
         if residual:
             nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
         self.flow = nn.Conv2d(hidden_sizes[-1], 2, 1) if flow else None

@@ -92,6 +92,8 @@ class NextFrameConfig(TrainConfig):
     """convlstm: space-to-depth factor (frame sides must be multiples of it)"""
     peephole: bool = False
     """convlstm: Shi's peephole connections"""
+    readout_kernel: int = 1
+    """convlstm: kernel of the convolution that reads the frame out of the last layer (odd; 1: each patch from its own cell)"""
     residual: Optional[bool] = None
     """convlstm: predict the change from the last frame (default: on for real videos, off for moving-mnist)"""
     flow: Optional[bool] = None
@@ -426,15 +428,17 @@ class NextFrameTask(Task):
         if cfg.model == "convlstm":
             if h % cfg.patch or w % cfg.patch:
                 raise ConfigError(f"--frame-size {h}x{w}: both sides must be multiples of --patch {cfg.patch}")
-            if cfg.kernel_size % 2 == 0:
-                raise ConfigError(f"--kernel-size {cfg.kernel_size}: must be odd")
+            for name in ("kernel_size", "readout_kernel"):
+                if getattr(cfg, name) % 2 == 0 or getattr(cfg, name) < 1:
+                    raise ConfigError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be odd and positive")
             flow = self.real_video_default(cfg.flow, cfg)
             if cfg.measured_motion and not flow:
                 raise ConfigError("--measured-motion needs --flow: it is the input the motion field is forecast from")
             return "convlstm-forecaster", dict(channels=1, hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
                                                kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
                                                output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
-                                               flow=flow, measured_motion=cfg.measured_motion)  # fmt: skip
+                                               flow=flow, measured_motion=cfg.measured_motion,
+                                               readout_kernel=cfg.readout_kernel)  # fmt: skip
         if cfg.model == "motion-lstm":
             if cfg.dataset == "moving-mnist":
                 raise ConfigError("--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a real video)")
