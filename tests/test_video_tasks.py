@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from lstmvision import cli
 from lstmvision.tasks import get_task, runner
 from lstmvision.tasks.config import resolve_config
+from lstmvision.tasks.next_frame import native_bf16
 
 cli._register_train_commands()
 
@@ -289,15 +290,18 @@ def test_motion_windows_follow_a_camera_path():
 
 def test_next_frame_defaults_per_data_set_and_model():
     task = get_task("next-frame")()
-    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 9, 1e-3)),
-                                ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3)),
-                                ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3))):  # fmt: skip
+    bf16 = "bf16-mixed" if native_bf16("cpu") else "32-true"
+    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 6, 3e-3, 3, 1875, bf16)),
+                                ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3, 1, 0, "32-true")),
+                                ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3, 1, 0, "32-true"))):  # fmt: skip
         cfg = resolve_config(task.Config, None, overrides)
         task.model_spec(cfg)
-        assert (cfg.model, cfg.epochs, cfg.lr) == expected
-    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "epochs": 1})
+        assert (cfg.model, cfg.epochs, cfg.lr, cfg.readout_kernel, cfg.scheduled_sampling, cfg.precision) == expected
+    given = {"epochs": 1, "train_size": 320, "precision": "32-true", "readout_kernel": 5, "lr": 1e-4}
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given})
     task.model_spec(cfg)
-    assert cfg.epochs == 1
+    assert all(getattr(cfg, k) == v for k, v in given.items())
+    assert cfg.scheduled_sampling == 10  # half of 1 epoch of 320 / 16 steps
 
 
 def test_heat_blur_has_the_asked_variance_and_zero_is_the_identity():
