@@ -304,6 +304,21 @@ def test_next_frame_defaults_per_data_set_and_model():
     assert cfg.scheduled_sampling == 10  # half of 1 epoch of 320 / 16 steps
 
 
+def test_moving_mnist_stays_float32_where_bfloat16_is_not_native(monkeypatch):
+    task = get_task("next-frame")()
+    assert not native_bf16("gpu")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
+    task.model_spec(cfg)
+    assert cfg.precision == "32-true" and not native_bf16("cpu")
+
+    def missing():
+        raise AttributeError("no such op")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", missing)
+    assert not native_bf16("cpu")
+
+
 def test_heat_blur_has_the_asked_variance_and_zero_is_the_identity():
     from lstmvision.models.video import heat_blur
 

@@ -310,7 +310,10 @@ def native_bf16(accelerator: str) -> bool:
     (AVX512-BF16 or AMX): there bf16-mixed is about 1.6x faster per step; elsewhere it is emulated
     and slower than float32."""
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    return on_cpu and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:
+        return on_cpu and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # oneDNN's own check (a private torch function)
+    except (AttributeError, RuntimeError):  # a torch build without it: keep float32
+        return False
 
 
 def motion_augment(cfg) -> float:
