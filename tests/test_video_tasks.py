@@ -371,3 +371,11 @@ def test_motion_lstm_starts_as_copy_last_and_learns_a_steady_pan():
     with torch.no_grad():
         err = F.mse_loss(model(clips[:, :5]), clips[:, 5:])
     assert err < 0.5 * F.mse_loss(copy, clips[:, 5:]), (err, F.mse_loss(copy, clips[:, 5:]))
+
+
+def test_bench_times_a_moving_mnist_training_step_in_both_precisions():
+    from lstmvision.bench.video import train_step_seconds
+
+    for bf16 in (False, True):
+        seconds = train_step_seconds(bf16, repeats=1, batch=1)
+        assert 0 < seconds < 60

@@ -289,7 +289,7 @@ def bench_video_command(
     repeats: int = typer.Option(3, help="timed whole-file passes (median reported)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ):
-    """Video decoding throughput (frames/s) with PyAV: full-size RGB and 64x48 grey."""
+    """Video decoding throughput (frames/s) with PyAV: full-size RGB and 64x48 grey; seconds per Moving MNIST training step."""
     from lstmvision.bench import video
 
     report = video.run(path, repeats=repeats)

@@ -1,6 +1,11 @@
 """Video decoding throughput: frames per second that PyAV decodes from a file (default: the shared
 ``video/vtest.avi``, 795 frames of 768x576 MPEG-4), at full size as RGB, and resized to grey
 64x48 (what ``next-frame`` reads). Each figure is the median of ``repeats`` whole-file passes.
+
+Also the seconds of one training step of the Moving MNIST recipe's ConvLSTM forecaster (batch 16 of
+20 random 64x64 frames: rollout, mean squared error, backward, Adam) in float32 and, where the CPU
+computes bfloat16 natively, bf16-mixed (autocast, as Lightning's): the median of ``repeats`` steps
+after 2 warm-up steps. Training time on another CPU scales with it.
 """
 
 from __future__ import annotations
@@ -25,15 +30,45 @@ def frames_per_second(path: Path, size, grey: bool, repeats: int) -> tuple[float
     return count / statistics.median(times), count
 
 
+def train_step_seconds(bf16: bool, repeats: int, batch: int = 16) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from lstmvision.models.video import ConvLSTMForecaster
+
+    model = ConvLSTMForecaster(hidden_sizes=[64, 64], kernel_size=3, patch=4, readout_kernel=3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    frames = torch.rand(batch, 20, 1, 64, 64)
+    times = []
+    for i in range(2 + repeats):
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.mse_loss(model.rollout(frames, 10), frames[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def run(path: str | Path | None = None, repeats: int = 3) -> dict:
+    import torch
+
+    from lstmvision.tasks.next_frame import native_bf16
+
     path = Path(path) if path else resolve_data_root() / "video" / "vtest.avi"
     info = probe(path)
     rows = []
     for label, size, grey in CASES:
         fps, count = frames_per_second(path, size, grey, repeats)
         rows.append({"decode": label, "frames": count, "frames_per_s": round(fps, 1)})
+    steps = {"32-true": round(train_step_seconds(False, repeats), 3)}
+    if native_bf16("cpu"):
+        steps["bf16-mixed"] = round(train_step_seconds(True, repeats), 3)
     return {"file": str(path), "width": info.width, "height": info.height, "header_frames": info.header_frames,
-            "cpus": os.cpu_count(), "repeats": repeats, "rows": rows}  # fmt: skip
+            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows,
+            "moving_mnist_train_step_s": steps}  # fmt: skip
 
 
 def format_report(report: dict) -> str:
@@ -41,4 +76,6 @@ def format_report(report: dict) -> str:
              f"{report['cpus']} CPU(s), median of {report['repeats']}",
              f"{'decode':16} {'frames':>7} {'frames/s':>10}"]  # fmt: skip
     lines += [f"{r['decode']:16} {r['frames']:>7} {r['frames_per_s']:>10.1f}" for r in report["rows"]]
+    steps = ", ".join(f"{p} {s:.3f} s" for p, s in report["moving_mnist_train_step_s"].items())
+    lines.append(f"Moving MNIST recipe, one training step of batch 16 ({report['threads']} threads): {steps}")
     return "\n".join(lines)

@@ -432,9 +432,9 @@ class NextFrameTask(Task):
             raise ConfigError("--input-frames and --output-frames must be at least 1")
         motion_augment(cfg)  # checks the setting before any data is read
         # defaults per data set and model, recorded in config.yaml
-        if cfg.model is None:
-            cfg.model = "convlstm" if cfg.dataset == "moving-mnist" else "motion-lstm"
         mnist = cfg.dataset == "moving-mnist"
+        if cfg.model is None:
+            cfg.model = "convlstm" if mnist else "motion-lstm"
         if cfg.epochs is None:
             cfg.epochs = 6 if mnist else 16 if cfg.model == "motion-lstm" else 2
         if cfg.lr is None:
