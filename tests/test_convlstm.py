@@ -7,10 +7,10 @@ from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell
 
 
 @pytest.mark.parametrize("dims,space", [(1, (7,)), (2, (5, 6))])
-@pytest.mark.parametrize("peephole", [False, True])
-def test_cell_shapes_and_every_parameter_gets_gradient(dims, space, peephole):
+@pytest.mark.parametrize("peephole,norm", [(False, False), (True, False), (False, True)])
+def test_cell_shapes_and_every_parameter_gets_gradient(dims, space, peephole, norm):
     torch.manual_seed(0)
-    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, peephole=peephole)
+    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, peephole=peephole, norm=norm)
     x = torch.randn(2, 3, *space)
     h, c = cell(x)
     assert h.shape == c.shape == (2, 4, *space)
@@ -60,6 +60,21 @@ def test_1x1_kernels_on_1x1_maps_equal_our_lstm_with_the_same_weights():
     h2, _ = conv.cells[0](x[:, 0, :, None, None])
     h1, _ = conv1(x[:, 0, :, None])
     assert torch.allclose(h1[..., 0], h2[..., 0, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_layer_norm_makes_the_step_blind_to_the_scale_of_its_input_and_recurrent_terms(norm):
+    """LN(W * x) does not change when W (with its bias) is multiplied by a positive number;
+    without norm the same multiplication changes every gate."""
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(3, 4, kernel_size=3, norm=norm)
+    x, state = torch.randn(2, 3, 5, 5), (torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5))
+    h, c = cell(x, state)
+    with torch.no_grad():
+        for conv, k in ((cell.conv_x, 3.0), (cell.conv_h, 0.5)):
+            conv.weight.mul_(k), conv.bias.mul_(k)
+    h2, c2 = cell(x, state)
+    assert torch.allclose(h, h2, atol=1e-4) == norm and torch.allclose(c, c2, atol=1e-4) == norm  # eps aside
 
 
 def test_gradcheck_float64_with_peepholes():

@@ -297,11 +297,14 @@ def test_next_frame_defaults_per_data_set_and_model():
         cfg = resolve_config(task.Config, None, overrides)
         task.model_spec(cfg)
         assert (cfg.model, cfg.epochs, cfg.lr, cfg.readout_kernel, cfg.scheduled_sampling, cfg.precision) == expected
-    given = {"epochs": 1, "train_size": 320, "precision": "32-true", "readout_kernel": 5, "lr": 1e-4}
+    given = {"epochs": 1, "train_size": 320, "batch_size": 32, "precision": "32-true", "readout_kernel": 5, "lr": 1e-4}
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given})
     task.model_spec(cfg)
     assert all(getattr(cfg, k) == v for k, v in given.items())
-    assert cfg.scheduled_sampling == 10  # half of 1 epoch of 320 / 16 steps
+    assert cfg.scheduled_sampling == 5  # half of 1 epoch of 320 / 32 steps
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "norm": True})
+    model = task.build_model(cfg)
+    assert cfg.norm and all(cell.norm for cell in model.convlstm.cells)
 
 
 def test_moving_mnist_stays_float32_where_bfloat16_is_not_native(monkeypatch):

@@ -175,13 +175,14 @@ class ConvLSTMForecaster(_Forecaster):
             averaged per block: 2 more input channels), so that it learns to *forecast* motion
             from its history (how fast, how steady) instead of having to learn to measure it from
             pixels. While forecasting, the pair is its own last prediction and the frame before.
+        norm: layer-normalised ConvLSTM cells (:class:`lstmvision.nn.ConvLSTMCell`'s ``norm``).
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
 
     def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
                  patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
-                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1):  # fmt: skip
+                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1, norm: bool = False):  # fmt: skip
         super().__init__()
         if readout_kernel % 2 == 0:
             raise ConfigError(f"readout_kernel {readout_kernel}: must be odd")
@@ -191,7 +192,7 @@ class ConvLSTMForecaster(_Forecaster):
         self.measured_motion = measured_motion
         c = channels * patch * patch
         inputs = (2 * c if flow else c) + (2 if measured_motion else 0)
-        self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole)
+        self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole, norm=norm)
         self.residual = residual
         self.out = (nn.Conv2d(hidden_sizes[-1], c, readout_kernel, padding=readout_kernel // 2)
                     if residual or not flow else None)  # fmt: skip

@@ -45,13 +45,17 @@ class ConvLSTMCell(nn.Module):
         dims: 1 (sequences of 1-D signals ``(B, C, L)``) or 2 (of images ``(B, C, H, W)``).
         bias: biases ``b_ih`` (in ``conv_x``) and ``b_hh`` (in ``conv_h``), as torch's LSTM.
         peephole: add the ``w_c ⊙ C`` terms (per-channel weights, zero at start).
+        norm: layer normalisation (Ba et al. 2016's LSTM form): each gate's ``W_x * X_t`` and
+            ``W_h * H_{t-1}`` normalised apart over its channels and space (a ``GroupNorm`` of 4
+            groups, one per gate), and ``C_t`` before its ``tanh`` in ``H_t`` (one group), each with
+            a learnt scale and shift per channel. The memory ``C_t`` itself is not normalised.
 
     ``forward(x (B, I, *space), state=(h, C) or None) -> (h', C')``, each ``(B, H, *space)``;
     a missing state is zeros. Initialisation is torch's LSTM's: ``U(-1/sqrt(H), 1/sqrt(H))``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, kernel_size: int = 3, dims: int = 2,
-                 bias: bool = True, peephole: bool = False):  # fmt: skip
+                 bias: bool = True, peephole: bool = False, norm: bool = False):  # fmt: skip
         super().__init__()
         if dims not in _CONV:
             raise ValueError(f"dims must be 1 or 2, not {dims}")
@@ -67,6 +71,10 @@ class ConvLSTMCell(nn.Module):
         bound = 1 / math.sqrt(hidden_size)
         for p in (*self.conv_x.parameters(), *self.conv_h.parameters()):
             nn.init.uniform_(p, -bound, bound)
+        self.norm = norm
+        if norm:
+            self.norm_x, self.norm_h = nn.GroupNorm(4, 4 * hidden_size), nn.GroupNorm(4, 4 * hidden_size)
+            self.norm_c = nn.GroupNorm(1, hidden_size)
 
     def initial_state(self, x: Tensor) -> State:
         zeros = x.new_zeros(x.shape[0], self.hidden_size, *x.shape[2:])  # (B, H, *space)
@@ -77,7 +85,10 @@ class ConvLSTMCell(nn.Module):
             raise ValueError(f"ConvLSTMCell: expected (B, {self.input_size}, {', '.join('*' * self.dims)}), "
                              f"got {tuple(x.shape)}")  # fmt: skip
         h_prev, c_prev = self.initial_state(x) if state is None else state
-        pre = self.conv_x(x) + self.conv_h(h_prev)  # (B, 4H, *space): W_x * X_t + W_h * H_{t-1} + b
+        if self.norm:  # LN(W_x * X_t) + LN(W_h * H_{t-1}), per gate
+            pre = self.norm_x(self.conv_x(x)) + self.norm_h(self.conv_h(h_prev))
+        else:
+            pre = self.conv_x(x) + self.conv_h(h_prev)  # (B, 4H, *space): W_x * X_t + W_h * H_{t-1} + b
         i, f, g, o = pre.chunk(4, dim=1)  # 4 x (B, H, *space)
         if self.peephole:
             i, f = i + self.w_ci * c_prev, f + self.w_cf * c_prev
@@ -91,13 +102,13 @@ class ConvLSTMCell(nn.Module):
         c = torch.addcmul(f * c_prev, i, g)
         # o_t = σ(W_xo * X_t + W_ho * H_{t-1} [+ w_co ⊙ C_t] + b_o)
         o = torch.sigmoid(o + self.w_co * c if self.peephole else o)
-        # H_t = o_t ⊙ tanh(C_t)
-        h = o * tanh(c)
+        # H_t = o_t ⊙ tanh(C_t)   (tanh(LN(C_t)) with norm)
+        h = o * tanh(self.norm_c(c) if self.norm else c)
         return h, c
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, kernel_size={self.kernel_size}, dims={self.dims}"
-                f"{', peephole=True' if self.peephole else ''}")  # fmt: skip
+                f"{', peephole=True' if self.peephole else ''}{', norm=True' if self.norm else ''}")  # fmt: skip
 
 
 class ConvLSTM(nn.Module):
@@ -106,7 +117,7 @@ class ConvLSTM(nn.Module):
     Args:
         input_size: channels of the input maps.
         hidden_size: channels of every layer's state (an int) or one per layer (a list).
-        kernel_size, dims, bias, peephole: as :class:`ConvLSTMCell` (every layer).
+        kernel_size, dims, bias, peephole, norm: as :class:`ConvLSTMCell` (every layer).
         num_layers: stacked layers (ignored when ``hidden_size`` is a list).
         batch_first: input ``(B, T, C, *space)`` (default) rather than ``(T, B, C, *space)``.
 
@@ -118,11 +129,11 @@ class ConvLSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int | list[int], kernel_size: int = 3,
                  num_layers: int = 1, dims: int = 2, bias: bool = True, peephole: bool = False,
-                 batch_first: bool = True):  # fmt: skip
+                 batch_first: bool = True, norm: bool = False):  # fmt: skip
         super().__init__()
         sizes = list(hidden_size) if isinstance(hidden_size, (list, tuple)) else [hidden_size] * num_layers
         ins = [input_size, *sizes[:-1]]
-        self.cells = nn.ModuleList(ConvLSTMCell(i, h, kernel_size, dims, bias, peephole) for i, h in zip(ins, sizes))
+        self.cells = nn.ModuleList(ConvLSTMCell(i, h, kernel_size, dims, bias, peephole, norm) for i, h in zip(ins, sizes))
         self.batch_first, self.dims = batch_first, dims
 
     @property

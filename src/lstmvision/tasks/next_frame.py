@@ -95,6 +95,8 @@ class NextFrameConfig(TrainConfig):
     """convlstm: space-to-depth factor (frame sides must be multiples of it)"""
     peephole: bool = False
     """convlstm: Shi's peephole connections"""
+    norm: bool = False
+    """convlstm: layer-normalised cells: each gate's input and recurrent terms, and the memory read into h"""
     readout_kernel: Optional[int] = None
     """convlstm: kernel of the convolution that reads the frame out of the last layer (odd; 1: each patch from its own cell) (default: 3 for moving-mnist, else 1; saved)"""
     residual: Optional[bool] = None
@@ -461,7 +463,7 @@ class NextFrameTask(Task):
                                                kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
                                                output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
                                                flow=flow, measured_motion=cfg.measured_motion,
-                                               readout_kernel=cfg.readout_kernel)  # fmt: skip
+                                               readout_kernel=cfg.readout_kernel, norm=cfg.norm)  # fmt: skip
         if cfg.model == "motion-lstm":
             if cfg.dataset == "moving-mnist":
                 raise ConfigError("--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a real video)")
