@@ -34,11 +34,14 @@ def train_step_seconds(bf16: bool, repeats: int, batch: int = 16) -> float:
     import torch
     import torch.nn.functional as F
 
-    from lstmvision.models.video import ConvLSTMForecaster
+    from lstmvision.tasks import get_task
+    from lstmvision.tasks.config import resolve_config
 
-    model = ConvLSTMForecaster(hidden_sizes=[64, 64], kernel_size=3, patch=4, readout_kernel=3)
+    task = get_task("next-frame")()
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
+    model = task.build_model(cfg)  # the recipe's model, as `train next-frame --dataset moving-mnist` builds it
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    frames = torch.rand(batch, 20, 1, 64, 64)
+    frames = torch.rand(batch, cfg.input_frames + cfg.output_frames, 1, *task.frame_size(cfg))
     times = []
     for i in range(2 + repeats):
         start = time.perf_counter()
