@@ -77,6 +77,19 @@ def test_layer_norm_makes_the_step_blind_to_the_scale_of_its_input_and_recurrent
     assert torch.allclose(h, h2, atol=1e-4) == norm and torch.allclose(c, c2, atol=1e-4) == norm  # eps aside
 
 
+@pytest.mark.parametrize("dims,space,bias", [(1, (7,), True), (2, (5, 6), True), (2, (5, 6), False)])
+def test_one_joint_convolution_equals_the_two_convolutions_of_the_equations(dims, space, bias):
+    """The step convolves [X, H] with [W_x, W_h] once; the gates must be those of W_x * X + W_h * H."""
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, bias=bias).double()
+    x, h0, c0 = torch.randn(2, 3, *space).double(), torch.randn(2, 4, *space).double(), torch.randn(2, 4, *space).double()
+    i, f, g, o = (cell.conv_x(x) + cell.conv_h(h0)).chunk(4, 1)  # the equations, term by term
+    c = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    h2, c2 = cell(x, (h0, c0))
+    assert torch.allclose(c2, c, atol=1e-12) and torch.allclose(h2, h, atol=1e-12)
+
+
 def test_gradcheck_float64_with_peepholes():
     torch.manual_seed(0)
     cell = ConvLSTMCell(2, 2, kernel_size=3, peephole=True).double()
