@@ -85,6 +85,8 @@ def test_next_frame_on_a_video_file_and_cnn_lstm(data_root, tmp_path):
     (["--frame-size", "big"], "HEIGHTxWIDTH"),
     (["--model", "convlstm", "--kernel-size", "4"], "must be odd"),
     (["--model", "convlstm", "--readout-kernel", "2"], "--readout-kernel 2: must be odd"),
+    (["--model", "convlstm", "--readout-hidden", "-3"], "--readout-hidden -3: must be 0"),
+    (["--model", "convlstm", "--patch", "0"], "--patch 0: must be positive"),
     (["--model", "convlstm", "--hidden-sizes", "8,x"], "positive integers"),
     (["--dataset", "moving-mnist", "--motion-augment", "1"], "applies to real videos"),
     (["--dataset", "moving-mnist", "--model", "motion-lstm"], "no camera"),
@@ -269,6 +271,30 @@ def test_readout_kernel_reads_each_patch_from_its_neighbourhood():
         ConvLSTMForecaster(readout_kernel=2)
 
 
+def test_readout_hidden_layer_makes_the_readout_nonlinear():
+    from lstmvision.errors import ConfigError
+    from lstmvision.models.video import ConvLSTMForecaster
+
+    torch.manual_seed(0)
+    h = torch.randn(3, 8, 4, 6)  # last layer's state
+    zero = torch.zeros_like(h)
+    linear = ConvLSTMForecaster(hidden_sizes=[8], patch=4, readout_kernel=3)
+    deep = ConvLSTMForecaster(hidden_sizes=[8], patch=4, readout_kernel=3, readout_hidden=5)
+    assert isinstance(deep.out, torch.nn.Sequential) and deep.out[0].weight.shape == (5, 8, 3, 3)
+    assert deep.out[-1].weight.shape == (16, 5, 1, 1)
+    for model, nonlinear in ((linear, False), (deep, True)):
+        with torch.no_grad():
+            gap = model.out(2 * h) - 2 * model.out(h) + model.out(zero)  # 0 for an affine map
+        assert (gap.abs().max() > 1e-3) == nonlinear
+    frames = torch.rand(2, 5, 1, 16, 24)
+    assert deep(frames).shape == (2, 10, 1, 16, 24)
+    copy = ConvLSTMForecaster(hidden_sizes=[8], patch=4, output_frames=3, residual=True, readout_hidden=5)
+    pred = copy(frames)
+    assert torch.allclose(pred, frames[:, -1:].expand_as(pred))  # the last layer starts at zero
+    with pytest.raises(ConfigError, match="readout_hidden -1"):
+        ConvLSTMForecaster(readout_hidden=-1)
+
+
 def test_motion_windows_follow_a_camera_path():
     from lstmvision.tasks.next_frame import MotionWindows
 
@@ -291,13 +317,17 @@ def test_motion_windows_follow_a_camera_path():
 def test_next_frame_defaults_per_data_set_and_model():
     task = get_task("next-frame")()
     bf16 = "bf16-mixed" if native_bf16("cpu") else "32-true"
-    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 6, 3e-3, 3, 1875, bf16)),
-                                ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3, 1, 0, "32-true")),
-                                ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3, 1, 0, "32-true"))):  # fmt: skip
+    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 7, 3e-3, 3, 2187, bf16, 8, "128,128")),
+                                ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3, 1, 0, "32-true", 4, "64,64")),
+                                ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3, 1, 0, "32-true", 4, "64,64"))):  # fmt: skip
         cfg = resolve_config(task.Config, None, overrides)
         task.model_spec(cfg)
-        assert (cfg.model, cfg.epochs, cfg.lr, cfg.readout_kernel, cfg.scheduled_sampling, cfg.precision) == expected
-    given = {"epochs": 1, "train_size": 320, "batch_size": 32, "precision": "32-true", "readout_kernel": 5, "lr": 1e-4}
+        assert (cfg.model, cfg.epochs, cfg.lr, cfg.readout_kernel, cfg.scheduled_sampling, cfg.precision,
+                cfg.patch, cfg.hidden_sizes) == expected  # fmt: skip
+    spec = task.model_spec(resolve_config(task.Config, None, {"dataset": "moving-mnist"}))[1]
+    assert (spec["patch"], spec["hidden_sizes"]) == (8, [128, 128])
+    given = {"epochs": 1, "train_size": 320, "batch_size": 32, "precision": "32-true", "readout_kernel": 5, "lr": 1e-4,
+             "patch": 4, "hidden_sizes": "16"}  # fmt: skip
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given})
     task.model_spec(cfg)
     assert all(getattr(cfg, k) == v for k, v in given.items())
@@ -305,6 +335,8 @@ def test_next_frame_defaults_per_data_set_and_model():
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "norm": True})
     model = task.build_model(cfg)
     assert cfg.norm and all(cell.norm for cell in model.convlstm.cells)
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "readout_hidden": 7})
+    assert task.build_model(cfg).out[0].out_channels == 7
 
 
 def test_moving_mnist_stays_float32_where_bfloat16_is_not_native(monkeypatch):

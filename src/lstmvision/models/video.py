@@ -176,13 +176,16 @@ class ConvLSTMForecaster(_Forecaster):
             from its history (how fast, how steady) instead of having to learn to measure it from
             pixels. While forecasting, the pair is its own last prediction and the frame before.
         norm: layer-normalised ConvLSTM cells (:class:`lstmvision.nn.ConvLSTMCell`'s ``norm``).
+        readout_hidden: channels of a hidden layer in the read-out: the ``readout_kernel``
+            convolution to that many channels, a GELU, then a 1x1 convolution to the patch pixels
+            (a nonlinear decoder of each patch); 0: the read-out is one linear convolution.
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
 
     def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
                  patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
-                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1, norm: bool = False):  # fmt: skip
+                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1, norm: bool = False, readout_hidden: int = 0):  # fmt: skip
         super().__init__()
         if readout_kernel % 2 == 0:
             raise ConfigError(f"readout_kernel {readout_kernel}: must be odd")
@@ -194,10 +197,17 @@ class ConvLSTMForecaster(_Forecaster):
         inputs = (2 * c if flow else c) + (2 if measured_motion else 0)
         self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole, norm=norm)
         self.residual = residual
-        self.out = (nn.Conv2d(hidden_sizes[-1], c, readout_kernel, padding=readout_kernel // 2)
-                    if residual or not flow else None)  # fmt: skip
-        if residual:
-            nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
+        if readout_hidden < 0:
+            raise ConfigError(f"readout_hidden {readout_hidden}: must be 0 (a linear read-out) or more")
+        self.out = None
+        if residual or not flow:
+            pad = readout_kernel // 2
+            self.out = (nn.Sequential(nn.Conv2d(hidden_sizes[-1], readout_hidden, readout_kernel, padding=pad),
+                                      nn.GELU(), nn.Conv2d(readout_hidden, c, 1))
+                        if readout_hidden else nn.Conv2d(hidden_sizes[-1], c, readout_kernel, padding=pad))  # fmt: skip
+        if residual:  # the last layer starts at zero: no change
+            last = self.out[-1] if readout_hidden else self.out
+            nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
         self.flow = nn.Conv2d(hidden_sizes[-1], 2, 1) if flow else None
         if flow:
             nn.init.zeros_(self.flow.weight), nn.init.zeros_(self.flow.bias)
