@@ -414,3 +414,16 @@ def test_bench_times_a_moving_mnist_training_step_in_both_precisions():
     for bf16 in (False, True):
         seconds = train_step_seconds(bf16, repeats=1, batch=1)
         assert 0 < seconds < 60
+
+
+def test_bench_video_times_the_model_its_options_name(monkeypatch):
+    from lstmvision.bench import video
+
+    built = []
+    real = video.train_step_seconds
+    monkeypatch.setattr(video, "frames_per_second", lambda *a: (1.0, 1))
+    monkeypatch.setattr(video, "train_step_seconds", lambda bf16, repeats, model=None: built.append(model) or 0.5)
+    report = video.run(repeats=1, model={"patch": 4, "hidden_sizes": "8"})
+    assert built and all(m == {"patch": 4, "hidden_sizes": "8"} for m in built)
+    assert "recipe with patch 4, hidden_sizes 8" in video.format_report(report)
+    assert 0 < real(False, repeats=1, batch=1, model={"patch": 4, "hidden_sizes": "8"}) < 60

@@ -288,11 +288,16 @@ def bench_video_command(
     path: Optional[Path] = typer.Argument(None, help="video file (default: the shared video/vtest.avi)"),
     repeats: int = typer.Option(3, help="timed whole-file passes (median reported)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    patch: Optional[int] = typer.Option(None, help="time the step with this --patch instead of the recipe's"),
+    hidden_sizes: Optional[str] = typer.Option(None, help="time the step with these --hidden-sizes instead of the recipe's"),
+    kernel_size: Optional[int] = typer.Option(None, help="time the step with this --kernel-size instead of the recipe's"),
+    readout_hidden: Optional[int] = typer.Option(None, help="time the step with this --readout-hidden instead of the recipe's"),
 ):
     """Video decoding throughput (frames/s) with PyAV: full-size RGB and 64x48 grey; seconds per Moving MNIST training step."""
     from lstmvision.bench import video
 
-    report = video.run(path, repeats=repeats)
+    model = {"patch": patch, "hidden_sizes": hidden_sizes, "kernel_size": kernel_size, "readout_hidden": readout_hidden}
+    report = video.run(path, repeats=repeats, model={k: v for k, v in model.items() if v is not None})
     typer.echo(json.dumps(report, indent=2) if as_json else video.format_report(report))
 
 

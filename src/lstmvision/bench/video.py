@@ -30,7 +30,8 @@ def frames_per_second(path: Path, size, grey: bool, repeats: int) -> tuple[float
     return count / statistics.median(times), count
 
 
-def train_step_seconds(bf16: bool, repeats: int, batch: int = 16) -> float:
+def train_step_seconds(bf16: bool, repeats: int, batch: int = 16, model: dict | None = None) -> float:
+    """``model``: next-frame settings that replace the recipe's (``patch``, ``hidden_sizes``, ...)."""
     import torch
     import torch.nn.functional as F
 
@@ -38,7 +39,7 @@ def train_step_seconds(bf16: bool, repeats: int, batch: int = 16) -> float:
     from lstmvision.tasks.config import resolve_config
 
     task = get_task("next-frame")()
-    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **(model or {})})
     model = task.build_model(cfg)  # the recipe's model, as `train next-frame --dataset moving-mnist` builds it
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     frames = torch.rand(batch, cfg.input_frames + cfg.output_frames, 1, *task.frame_size(cfg))
@@ -55,7 +56,7 @@ def train_step_seconds(bf16: bool, repeats: int, batch: int = 16) -> float:
     return statistics.median(times)
 
 
-def run(path: str | Path | None = None, repeats: int = 3) -> dict:
+def run(path: str | Path | None = None, repeats: int = 3, model: dict | None = None) -> dict:
     import torch
 
     from lstmvision.tasks.next_frame import native_bf16
@@ -66,12 +67,12 @@ def run(path: str | Path | None = None, repeats: int = 3) -> dict:
     for label, size, grey in CASES:
         fps, count = frames_per_second(path, size, grey, repeats)
         rows.append({"decode": label, "frames": count, "frames_per_s": round(fps, 1)})
-    steps = {"32-true": round(train_step_seconds(False, repeats), 3)}
+    steps = {"32-true": round(train_step_seconds(False, repeats, model=model), 3)}
     if native_bf16("cpu"):
-        steps["bf16-mixed"] = round(train_step_seconds(True, repeats), 3)
+        steps["bf16-mixed"] = round(train_step_seconds(True, repeats, model=model), 3)
     return {"file": str(path), "width": info.width, "height": info.height, "header_frames": info.header_frames,
             "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows,
-            "moving_mnist_train_step_s": steps}  # fmt: skip
+            "model": model or {}, "moving_mnist_train_step_s": steps}  # fmt: skip
 
 
 def format_report(report: dict) -> str:
@@ -80,5 +81,7 @@ def format_report(report: dict) -> str:
              f"{'decode':16} {'frames':>7} {'frames/s':>10}"]  # fmt: skip
     lines += [f"{r['decode']:16} {r['frames']:>7} {r['frames_per_s']:>10.1f}" for r in report["rows"]]
     steps = ", ".join(f"{p} {s:.3f} s" for p, s in report["moving_mnist_train_step_s"].items())
-    lines.append(f"Moving MNIST recipe, one training step of batch 16 ({report['threads']} threads): {steps}")
+    changed = ", ".join(f"{k} {v}" for k, v in report.get("model", {}).items())
+    which = f"recipe with {changed}" if changed else "recipe"
+    lines.append(f"Moving MNIST {which}, one training step of batch 16 ({report['threads']} threads): {steps}")
     return "\n".join(lines)

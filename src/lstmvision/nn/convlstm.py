@@ -109,8 +109,8 @@ class ConvLSTMCell(nn.Module):
 
     def _joint_conv(self, x: Tensor, h: Tensor) -> Tensor:
         """``W_x * X + W_h * H + b_ih + b_hh`` as one convolution of ``[X, H]`` (channels stacked)
-        with ``[W_x, W_h]``: the same sum, one call instead of two and an addition (about a fifth
-        less time on a CPU). The parameters stay ``conv_x`` and ``conv_h``."""
+        with ``[W_x, W_h]``: the same sum, one call instead of two and an addition (less time on a
+        CPU). The parameters stay ``conv_x`` and ``conv_h``."""
         weight = torch.cat([self.conv_x.weight, self.conv_h.weight], 1)  # (4H, I + H, *kernel)
         bias = self.conv_x.bias + self.conv_h.bias if self.conv_x.bias is not None else None
         conv = F.conv1d if self.dims == 1 else F.conv2d

@@ -21,7 +21,7 @@ loss is their mean squared error; with ``scheduled_sampling N`` the forecaster i
 frame instead of its own prediction with a probability falling linearly from 1 to 0 over the
 first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule. The Moving
 MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an 8x8 grid of cells;
-4x the weights of 64 channels on 4x4 blocks at about the same cost per step), 7 epochs at a peak
+4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), 7 epochs at a peak
 learning rate of 3e-3, scheduled sampling over the first half of the steps, a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
@@ -447,7 +447,7 @@ class NextFrameTask(Task):
             cfg.lr = 3e-3 if mnist or cfg.model == "motion-lstm" else 1e-3
         if cfg.readout_kernel is None:
             cfg.readout_kernel = 3 if mnist else 1
-        if cfg.patch is None:  # moving-mnist: 8x8 blocks, twice the channels: 4x the weights at the same cost
+        if cfg.patch is None:  # moving-mnist: 8x8 blocks, twice the channels: 4x the weights
             cfg.patch = 8 if mnist else 4
         if cfg.hidden_sizes is None:
             cfg.hidden_sizes = "128,128" if mnist else "64,64"
