@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from lstmvision import cli
+from lstmvision.errors import ConfigError
 from lstmvision.tasks import get_task, runner
 from lstmvision.tasks.config import resolve_config
 from lstmvision.tasks.next_frame import native_bf16
@@ -314,10 +315,13 @@ def test_motion_windows_follow_a_camera_path():
         assert (centre[:, 0].min() >= 0) and (centre[:, 0].max() <= 48) and (centre[:, 1].max() <= 32)
 
 
-def test_next_frame_defaults_per_data_set_and_model():
+def test_next_frame_defaults_per_data_set_and_model(monkeypatch):
+    from lstmvision.tasks import next_frame
+
+    monkeypatch.setattr(next_frame, "step_seconds", lambda *a, **k: 0.5)  # 58 min / (1.06 * 0.5 s * 637.8) = 10.3
     task = get_task("next-frame")()
     bf16 = "bf16-mixed" if native_bf16("cpu") else "32-true"
-    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 7, 3e-3, 3, 2187, bf16, 8, "128,128")),
+    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 10, 3e-3, 3, 3125, bf16, 8, "128,128")),
                                 ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3, 1, 0, "32-true", 4, "64,64")),
                                 ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3, 1, 0, "32-true", 4, "64,64"))):  # fmt: skip
         cfg = resolve_config(task.Config, None, overrides)
@@ -339,7 +343,61 @@ def test_next_frame_defaults_per_data_set_and_model():
     assert task.build_model(cfg).out[0].out_channels == 7
 
 
+def test_moving_mnist_epochs_are_those_that_fit_the_time_budget_here(monkeypatch, capsys):
+    from lstmvision.tasks import next_frame
+
+    task = get_task("next-frame")()
+    timed = []
+    step = {"seconds": 0.413}
+
+    def fake(model, frames, input_frames, precision="32-true", **kw):
+        timed.append((tuple(frames.shape), input_frames, precision, sum(p.numel() for p in model.parameters())))
+        return step["seconds"]
+
+    monkeypatch.setattr(next_frame, "step_seconds", fake)
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
+    task.model_spec(cfg)
+    # 58 min / (1.06 x 0.413 s x (625 training batches + 0.4 x 32 validation batches)) = 12.5
+    assert cfg.epochs == 12 and cfg.scheduled_sampling == 12 * 625 // 2
+    recipe = sum(p.numel() for p in task.build_model(cfg).parameters())
+    assert timed == [((16, 20, 1, 64, 64), 10, cfg.precision, recipe)]  # the recipe's model and batch
+    assert "12 epoch(s) fit in --budget-minutes 58" in capsys.readouterr().err
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "budget_minutes": 29})
+    task.model_spec(cfg)
+    assert cfg.epochs == 6
+    step["seconds"] = 100.0  # a slow machine still trains one epoch; a fast one at most MAX_BUDGET_EPOCHS
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
+    task.model_spec(cfg)
+    assert cfg.epochs == 1
+    step["seconds"] = 1e-6
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
+    task.model_spec(cfg)
+    assert cfg.epochs == next_frame.MAX_BUDGET_EPOCHS
+    timed.clear()
+    for given in ({"epochs": 3}, {"dataset": "visp", "model": "convlstm"}):  # epochs given, or not moving-mnist: no timing
+        task.model_spec(resolve_config(task.Config, None, {"dataset": "moving-mnist", **given}))
+    assert not timed
+    with pytest.raises(ConfigError, match="--budget-minutes 0"):
+        task.model_spec(resolve_config(task.Config, None, {"dataset": "moving-mnist", "budget_minutes": 0}))
+
+
+def test_timing_the_budget_leaves_the_runs_random_numbers_alone():
+    task = get_task("next-frame")()
+    small = {"dataset": "moving-mnist", "patch": 8, "hidden_sizes": "4", "train_size": 32, "batch_size": 2,
+             "precision": "32-true", "budget_minutes": 0.01}  # fmt: skip
+    torch.manual_seed(0)
+    cfg = resolve_config(task.Config, None, small)
+    task.model_spec(cfg)  # times real steps of the small model
+    assert cfg.epochs >= 1
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(3))
+
+
 def test_moving_mnist_stays_float32_where_bfloat16_is_not_native(monkeypatch):
+    from lstmvision.tasks import next_frame
+
+    monkeypatch.setattr(next_frame, "step_seconds", lambda *a, **k: 0.5)
     task = get_task("next-frame")()
     assert not native_bf16("gpu")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)

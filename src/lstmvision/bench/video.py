@@ -33,27 +33,17 @@ def frames_per_second(path: Path, size, grey: bool, repeats: int) -> tuple[float
 def train_step_seconds(bf16: bool, repeats: int, batch: int = 16, model: dict | None = None) -> float:
     """``model``: next-frame settings that replace the recipe's (``patch``, ``hidden_sizes``, ...)."""
     import torch
-    import torch.nn.functional as F
 
     from lstmvision.tasks import get_task
     from lstmvision.tasks.config import resolve_config
+    from lstmvision.tasks.next_frame import step_seconds
 
     task = get_task("next-frame")()
-    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **(model or {})})
-    model = task.build_model(cfg)  # the recipe's model, as `train next-frame --dataset moving-mnist` builds it
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # the recipe's model, as `train next-frame --dataset moving-mnist` builds it (epochs given: not timed twice)
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "epochs": 1, **(model or {})})
+    net = task.build_model(cfg)
     frames = torch.rand(batch, cfg.input_frames + cfg.output_frames, 1, *task.frame_size(cfg))
-    times = []
-    for i in range(2 + repeats):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.mse_loss(model.rollout(frames, 10), frames[:, 1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return step_seconds(net, frames, cfg.input_frames, "bf16-mixed" if bf16 else "32-true", repeats=repeats)
 
 
 def run(path: str | Path | None = None, repeats: int = 3, model: dict | None = None) -> dict:

@@ -21,7 +21,9 @@ loss is their mean squared error; with ``scheduled_sampling N`` the forecaster i
 frame instead of its own prediction with a probability falling linearly from 1 to 0 over the
 first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule. The Moving
 MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an 8x8 grid of cells;
-4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), 7 epochs at a peak
+4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), as many epochs as
+fit in ``budget_minutes`` (58) of training on this machine (:func:`budget_epochs` times a few steps
+first: 12 on a 2-core AMX Xeon) at a peak
 learning rate of 3e-3, scheduled sampling over the first half of the steps, a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
@@ -126,7 +128,9 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: 7 for moving-mnist, under an hour on 2 threads with bfloat16; on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (7 on a 2-core AVX512-BF16 EPYC, 12 on a 2-core AMX Xeon); on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    budget_minutes: float = 58.0
+    """moving-mnist without --epochs: the training time the epochs are chosen to fit"""
     batch_size: int = 16
     lr: Optional[float] = None
     """peak learning rate (default: 3e-3 for moving-mnist and motion-lstm, 1e-3 for the others; saved)"""
@@ -322,6 +326,68 @@ def native_bf16(accelerator: str) -> bool:
         return False
 
 
+EVAL_STEP_COST = 0.4
+"""A validation batch (rollout without backward, metrics) against a training step."""
+STEP_OVERHEAD = 1.06
+"""A training step in a run (data, scheduled sampling, logging, checkpoints, validation's share)
+against the timed step: the Moving MNIST recipe's epochs took 280 s on a 2-core AMX Xeon where
+:func:`step_seconds` gave 0.413 s (1.06 x 0.413 x (625 + 0.4 x 32) = 279 s)."""
+MAX_BUDGET_EPOCHS = 200
+
+
+def step_seconds(model: torch.nn.Module, frames: torch.Tensor, input_frames: int, precision: str = "32-true",
+                 repeats: int = 3, warmup: int = 2) -> float:
+    """Median seconds of one training step of a forecaster on ``frames`` ``(B, T, C, H, W)`` (its
+    rollout, mean squared error, backward and an Adam step; autocast as Lightning's ``precision``),
+    after ``warmup`` steps. The model is trained by it: time a copy you mean to keep."""
+    import statistics
+    import time
+
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    device = next(model.parameters()).device
+    frames = frames.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = F.mse_loss(model.rollout(frames, input_frames), frames[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tuple[int, int], log=None) -> int:
+    """The epochs of ``cfg.train_size`` sequences (and a validation of ``cfg.val_size``) that fit in
+    ``cfg.budget_minutes`` of training on this machine, from a few timed steps of the model; at
+    least 1, at most ``MAX_BUDGET_EPOCHS``."""
+    import sys
+
+    from lstmvision.models import get_model
+
+    if cfg.budget_minutes <= 0:
+        raise ConfigError(f"--budget-minutes {cfg.budget_minutes}: must be positive")
+    gpu = cfg.accelerator in ("gpu", "cuda") or (cfg.accelerator == "auto" and torch.cuda.is_available())
+    with torch.random.fork_rng(devices=[]):  # the run's own random numbers stay as they were
+        torch.manual_seed(cfg.seed)
+        model = get_model(name, **kwargs)
+        if gpu and torch.cuda.is_available():
+            model = model.cuda()
+        frames = torch.rand(cfg.batch_size, cfg.input_frames + cfg.output_frames, 1, *frame_size)
+        step = step_seconds(model, frames, cfg.input_frames, cfg.precision)
+    batches = math.ceil(cfg.train_size / cfg.batch_size) + EVAL_STEP_COST * math.ceil(cfg.val_size / cfg.batch_size)
+    epochs = max(1, min(MAX_BUDGET_EPOCHS, int(cfg.budget_minutes * 60 // (STEP_OVERHEAD * step * batches))))
+    (log or (lambda line: print(line, file=sys.stderr, flush=True)))(
+        f"next-frame: a training step takes {step:.3f} s here ({cfg.precision}, {torch.get_num_threads()} threads): "
+        f"{epochs} epoch(s) fit in --budget-minutes {cfg.budget_minutes:g} (--epochs sets them)")
+    return epochs
+
+
 def motion_augment(cfg) -> float:
     """The ``--motion-augment`` strength: default 1 on real videos; moving-mnist has none."""
     if cfg.dataset == "moving-mnist":
@@ -434,6 +500,15 @@ class NextFrameTask(Task):
         return value if value is not None else cfg.dataset != "moving-mnist"
 
     def model_spec(self, cfg: NextFrameConfig):
+        name, kwargs = self._model_spec(cfg)
+        mnist = cfg.dataset == "moving-mnist"
+        if cfg.epochs is None:
+            cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
+        if cfg.scheduled_sampling is None:  # the first half of the steps
+            cfg.scheduled_sampling = cfg.epochs * math.ceil(cfg.train_size / cfg.batch_size) // 2 if mnist else 0
+        return name, kwargs
+
+    def _model_spec(self, cfg: NextFrameConfig):
         if cfg.input_frames < 1 or cfg.output_frames < 1:
             raise ConfigError("--input-frames and --output-frames must be at least 1")
         motion_augment(cfg)  # checks the setting before any data is read
@@ -441,8 +516,6 @@ class NextFrameTask(Task):
         mnist = cfg.dataset == "moving-mnist"
         if cfg.model is None:
             cfg.model = "convlstm" if mnist else "motion-lstm"
-        if cfg.epochs is None:
-            cfg.epochs = 7 if mnist else 16 if cfg.model == "motion-lstm" else 2
         if cfg.lr is None:
             cfg.lr = 3e-3 if mnist or cfg.model == "motion-lstm" else 1e-3
         if cfg.readout_kernel is None:
@@ -451,8 +524,6 @@ class NextFrameTask(Task):
             cfg.patch = 8 if mnist else 4
         if cfg.hidden_sizes is None:
             cfg.hidden_sizes = "128,128" if mnist else "64,64"
-        if cfg.scheduled_sampling is None:  # the first half of the steps
-            cfg.scheduled_sampling = cfg.epochs * math.ceil(cfg.train_size / cfg.batch_size) // 2 if mnist else 0
         if cfg.precision is None:
             cfg.precision = "bf16-mixed" if mnist and native_bf16(cfg.accelerator) else "32-true"
         if cfg.measured_motion and cfg.model != "convlstm":
