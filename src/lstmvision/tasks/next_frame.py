@@ -330,8 +330,9 @@ EVAL_STEP_COST = 0.4
 """A validation batch (rollout without backward, metrics) against a training step."""
 STEP_OVERHEAD = 1.06
 """A training step in a run (data, scheduled sampling, logging, checkpoints, validation's share)
-against the timed step: the Moving MNIST recipe's epochs took 280 s on a 2-core AMX Xeon where
-:func:`step_seconds` gave 0.413 s (1.06 x 0.413 x (625 + 0.4 x 32) = 279 s)."""
+against the timed step: the Moving MNIST recipe's 12 epochs took 271 to 304 s (286 s on average) on
+a 2-core AMX Xeon where :func:`step_seconds` gave 0.413 s just before (1.06 x 0.413 x (625 + 0.4 x
+32) = 279 s)."""
 MAX_BUDGET_EPOCHS = 200
 
 
@@ -362,6 +363,11 @@ def step_seconds(model: torch.nn.Module, frames: torch.Tensor, input_frames: int
     return statistics.median(times)
 
 
+def train_batches(cfg: NextFrameConfig) -> int:
+    """Training steps per epoch of ``cfg.train_size`` Moving MNIST sequences."""
+    return math.ceil(cfg.train_size / cfg.batch_size)
+
+
 def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tuple[int, int], log=None) -> int:
     """The epochs of ``cfg.train_size`` sequences (and a validation of ``cfg.val_size``) that fit in
     ``cfg.budget_minutes`` of training on this machine, from a few timed steps of the model; at
@@ -372,15 +378,13 @@ def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tup
 
     if cfg.budget_minutes <= 0:
         raise ConfigError(f"--budget-minutes {cfg.budget_minutes}: must be positive")
-    gpu = cfg.accelerator in ("gpu", "cuda") or (cfg.accelerator == "auto" and torch.cuda.is_available())
+    gpu = torch.cuda.is_available() and cfg.accelerator in ("gpu", "cuda", "auto")
     with torch.random.fork_rng(devices=[]):  # the run's own random numbers stay as they were
         torch.manual_seed(cfg.seed)
-        model = get_model(name, **kwargs)
-        if gpu and torch.cuda.is_available():
-            model = model.cuda()
+        model = get_model(name, **kwargs).to("cuda" if gpu else "cpu")
         frames = torch.rand(cfg.batch_size, cfg.input_frames + cfg.output_frames, 1, *frame_size)
         step = step_seconds(model, frames, cfg.input_frames, cfg.precision)
-    batches = math.ceil(cfg.train_size / cfg.batch_size) + EVAL_STEP_COST * math.ceil(cfg.val_size / cfg.batch_size)
+    batches = train_batches(cfg) + EVAL_STEP_COST * math.ceil(cfg.val_size / cfg.batch_size)
     epochs = max(1, min(MAX_BUDGET_EPOCHS, int(cfg.budget_minutes * 60 // (STEP_OVERHEAD * step * batches))))
     (log or (lambda line: print(line, file=sys.stderr, flush=True)))(
         f"next-frame: a training step takes {step:.3f} s here ({cfg.precision}, {torch.get_num_threads()} threads): "
@@ -505,7 +509,7 @@ class NextFrameTask(Task):
         if cfg.epochs is None:
             cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
         if cfg.scheduled_sampling is None:  # the first half of the steps
-            cfg.scheduled_sampling = cfg.epochs * math.ceil(cfg.train_size / cfg.batch_size) // 2 if mnist else 0
+            cfg.scheduled_sampling = cfg.epochs * train_batches(cfg) // 2 if mnist else 0
         return name, kwargs
 
     def _model_spec(self, cfg: NextFrameConfig):
