@@ -90,6 +90,58 @@ def test_one_joint_convolution_equals_the_two_convolutions_of_the_equations(dims
     assert torch.allclose(c2, c, atol=1e-12) and torch.allclose(h2, h, atol=1e-12)
 
 
+def _step_by_step(layer, x):
+    """The layer's outputs, each step through the cells as a plain function (no ``unrolled``)."""
+    states, outs = [None] * len(layer.cells), []
+    for x_t in x.unbind(1):
+        h, states = layer.step(x_t, states)
+        outs.append(h)
+    return torch.stack(outs, 1)
+
+
+@pytest.mark.parametrize("dims,space,bias,peephole", [(1, (7,), True, False), (2, (5, 6), True, True), (2, (5, 6), False, False)])
+def test_unrolled_weight_gradients_equal_the_step_by_step_ones(dims, space, bias, peephole):
+    """``forward`` computes each cell's weight gradient once over all steps (``unrolled``); the
+    gradients of the weights, the input and the first state must be those of the steps taken one by one."""
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, [4, 5], kernel_size=3, dims=dims, bias=bias, peephole=peephole).double()
+    x = torch.randn(2, 6, 3, *space, dtype=torch.double, requires_grad=True)
+    target = torch.randn(2, 6, 5, *space, dtype=torch.double)
+    grads = []
+    for run in (lambda: layer(x)[0], lambda: _step_by_step(layer, x)):
+        layer.zero_grad()
+        x.grad = None
+        ((run() - target).square().sum()).backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in layer.parameters()])
+    for a, b in zip(*grads):
+        assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-10, rtol=1e-9)
+    assert all(cell._unrolled is None for cell in layer.cells)  # left as it was
+
+
+def test_unrolled_under_bf16_autocast_matches_the_step_by_step_gradients():
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, [8, 8], kernel_size=3)
+    x = torch.rand(4, 5, 3, 6, 6)
+    grads = []
+    for run in (lambda: layer(x)[0], lambda: _step_by_step(layer, x)):
+        layer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = run()
+        out.float().square().mean().backward()
+        grads.append([p.grad.clone() for p in layer.parameters()])
+    for a, b in zip(*grads):
+        assert a.dtype == torch.float32 and (a - b).abs().max() <= 0.02 * b.abs().max()
+
+
+def test_unrolled_without_gradients_is_the_plain_step():
+    torch.manual_seed(0)
+    layer = ConvLSTM(2, [4], kernel_size=3)
+    x = torch.randn(2, 3, 2, 5, 5)
+    with torch.no_grad():
+        out = layer(x)[0]
+    assert torch.equal(out, _step_by_step(layer, x).detach())
+
+
 def test_gradcheck_float64_with_peepholes():
     torch.manual_seed(0)
     cell = ConvLSTMCell(2, 2, kernel_size=3, peephole=True).double()

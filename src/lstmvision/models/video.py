@@ -212,6 +212,10 @@ class ConvLSTMForecaster(_Forecaster):
         if flow:
             nn.init.zeros_(self.flow.weight), nn.init.zeros_(self.flow.bias)
 
+    def rollout(self, frames: Tensor, input_frames: int, teacher_prob: float = 0.0) -> Tensor:
+        with self.convlstm.unrolled():  # the weight gradients of all steps at once (less time)
+            return super().rollout(frames, input_frames, teacher_prob)
+
     def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
         lstm_state, anchor, total, prev = state if state is not None else (None, None, None, frame)
         x = frame if self.flow is None else torch.cat([frame, frame - prev], 1)  # with the temporal difference

@@ -24,7 +24,9 @@ both biases kept, as torch keeps ``b_ih`` and ``b_hh``; the tests check this).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,73 @@ from lstmvision.nn.cells import tanh
 
 State = tuple[Tensor, Tensor]
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_CONV_FN = {1: F.conv1d, 2: F.conv2d}
+_CONV_T_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
+
+
+class _UnrolledConv:
+    """One "same" convolution applied at every step of an unrolled sequence, whose weight gradient
+    is computed once for all steps instead of once per step.
+
+    The weight's gradient is the sum over steps of ``conv_weight_grad(x_t, g_t)``, which is one
+    call on the steps stacked as a batch, ``conv_weight_grad([x_1..x_T], [g_1..g_T])``: on a CPU
+    the per-step calls on small maps (an 8x8 grid, batch 16) are slow, the stacked one much less
+    (``lstmvision bench video``). Each step's backward (:class:`_StepConv`) computes only the
+    gradient of its input and leaves ``(x_t, g_t)``; a node that all steps read (:class:`_StepWeightGrad`,
+    through a scalar ``token`` whose gradient is zero) runs after the last of them, so autograd
+    itself orders the work, and turns the stack into the weight's and bias's gradients. The weights
+    are cast once (under autocast, to its type) rather than at every step.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, dims: int, padding: int):
+        device = weight.device.type
+        if torch.is_autocast_enabled(device):  # what autocast would do to the convolution at every step
+            dtype = torch.get_autocast_dtype(device)
+            weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
+        self.weight, self.bias, self.dims, self.padding = weight, bias, dims, padding
+        self.pending: list[tuple[Tensor, Tensor]] = []  # (x_t, g_t) of the steps whose backward has run
+        self.token = _StepWeightGrad.apply(weight, bias, self)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _StepConv.apply(x.to(self.weight.dtype), self.weight, self.bias, self.token, self)
+
+
+class _StepWeightGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight, bias, conv):
+        ctx.conv, ctx.has_bias = conv, bias is not None
+        return weight.new_zeros(())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, _):
+        conv = ctx.conv
+        xs, gs = zip(*conv.pending)
+        conv.pending = []
+        d = conv.dims
+        bias_sizes = [conv.weight.shape[0]] if ctx.has_bias else None
+        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            torch.cat(gs), torch.cat(xs), conv.weight, bias_sizes, [1] * d, [conv.padding] * d, [1] * d, False,
+            [0] * d, 1, [False, True, ctx.has_bias])  # fmt: skip
+        return grad_w, grad_b, None
+
+
+class _StepConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, token, conv):
+        ctx.conv = conv
+        ctx.save_for_backward(x, weight)
+        return _CONV_FN[conv.dims](x, weight, bias, padding=conv.padding)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        conv = ctx.conv
+        if ctx.needs_input_grad[3]:  # the weights are trained: _StepWeightGrad sums this step in
+            conv.pending.append((x, g))
+        grad_x = _CONV_T_FN[conv.dims](g, weight, padding=conv.padding) if ctx.needs_input_grad[0] else None
+        return grad_x, None, None, g.new_zeros(()), None
 
 
 class ConvLSTMCell(nn.Module):
@@ -76,6 +145,7 @@ class ConvLSTMCell(nn.Module):
         if norm:
             self.norm_x, self.norm_h = nn.GroupNorm(4, 4 * hidden_size), nn.GroupNorm(4, 4 * hidden_size)
             self.norm_c = nn.GroupNorm(1, hidden_size)
+        self._unrolled: _UnrolledConv | None = None  # set by ConvLSTM.unrolled
 
     def initial_state(self, x: Tensor) -> State:
         zeros = x.new_zeros(x.shape[0], self.hidden_size, *x.shape[2:])  # (B, H, *space)
@@ -110,7 +180,10 @@ class ConvLSTMCell(nn.Module):
     def _joint_conv(self, x: Tensor, h: Tensor) -> Tensor:
         """``W_x * X + W_h * H + b_ih + b_hh`` as one convolution of ``[X, H]`` (channels stacked)
         with ``[W_x, W_h]``: the same sum, one call instead of two and an addition (less time on a
-        CPU). The parameters stay ``conv_x`` and ``conv_h``."""
+        CPU). The parameters stay ``conv_x`` and ``conv_h``. Inside :meth:`ConvLSTM.unrolled`, the
+        weights are joined once for all steps and their gradient computed once (:class:`_UnrolledConv`)."""
+        if self._unrolled is not None and torch.is_grad_enabled():
+            return self._unrolled(torch.cat([x, h], 1))
         weight = torch.cat([self.conv_x.weight, self.conv_h.weight], 1)  # (4H, I + H, *kernel)
         bias = self.conv_x.bias + self.conv_h.bias if self.conv_x.bias is not None else None
         conv = F.conv1d if self.dims == 1 else F.conv2d
@@ -150,6 +223,23 @@ class ConvLSTM(nn.Module):
     def hidden_sizes(self) -> list[int]:
         return [cell.hidden_size for cell in self.cells]
 
+    @contextlib.contextmanager
+    def unrolled(self) -> Iterator[None]:
+        """Within: the steps share each cell's joined (and, under autocast, cast) weights, and
+        their weight gradients are computed once for all steps when the graph is run backward
+        (:class:`_UnrolledConv`): the same sums as step by step, in less time on a CPU. Enter it
+        inside autocast, around all the steps of one sequence; :meth:`forward` does."""
+        for cell in self.cells:
+            if not cell.norm and torch.is_grad_enabled():
+                weight = torch.cat([cell.conv_x.weight, cell.conv_h.weight], 1)
+                bias = cell.conv_x.bias + cell.conv_h.bias if cell.conv_x.bias is not None else None
+                cell._unrolled = _UnrolledConv(weight, bias, cell.dims, cell.kernel_size // 2)
+        try:
+            yield
+        finally:
+            for cell in self.cells:
+                cell._unrolled = None
+
     def step(self, x: Tensor, states: list[State] | None = None) -> tuple[Tensor, list[State]]:
         """``x (B, I, *space)`` and each layer's state -> last layer's ``h`` and the new states."""
         states = states or [None] * len(self.cells)
@@ -165,8 +255,9 @@ class ConvLSTM(nn.Module):
             raise ValueError(f"ConvLSTM: expected a sequence of {self.dims}-D maps ({self.dims + 3} dims), got {tuple(x.shape)}")
         seq = x.transpose(0, 1) if self.batch_first else x  # (T, B, C, *space)
         outputs = []
-        for x_t in seq:
-            h, states = self.step(x_t, states)
-            outputs.append(h)
+        with self.unrolled():
+            for x_t in seq:
+                h, states = self.step(x_t, states)
+                outputs.append(h)
         out = torch.stack(outputs, dim=1 if self.batch_first else 0)  # (B, T, H, *space) or (T, B, ...)
         return out, states
