@@ -23,7 +23,7 @@ first N steps (0: a plain forecaster from the start). Adam under a one-cycle sch
 MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an 8x8 grid of cells;
 4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), as many epochs as
 fit in ``budget_minutes`` (58) of training on this machine (:func:`budget_epochs` times a few steps
-first: 11 or 12 on a 2-core AMX Xeon) at a peak
+first: 12 or 13 on a 2-core AMX Xeon, whose steps time at 0.37 to 0.39 s) at a peak
 learning rate of 3e-3, scheduled sampling over the first half of the steps, a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
@@ -128,7 +128,7 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (11 or 12 on a 2-core AMX Xeon, 6 on a 2-core AVX512-BF16 EPYC); on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (12 or 13 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
     budget_minutes: float = 58.0
     """moving-mnist without --epochs: the training time the epochs are chosen to fit"""
     batch_size: int = 16
