@@ -47,9 +47,10 @@ class _UnrolledConv:
     The weight's gradient is the sum over steps of ``conv_weight_grad(x_t, g_t)``, which is one
     call on the steps stacked as a batch, ``conv_weight_grad([x_1..x_T], [g_1..g_T])``: on a CPU
     the per-step calls on small maps (an 8x8 grid, batch 16) are slow: for the Moving MNIST recipe's
-    two layers 19 calls took 71 and 89 ms, the stacked one 49 and 66 ms (bf16, 2-core AMX Xeon). Each step's backward (:class:`_StepConv`) computes only the
-    gradient of its input and leaves ``(x_t, g_t)``; a node that all steps read (:class:`_StepWeightGrad`,
-    through a scalar ``token`` whose gradient is zero) runs after the last of them, so autograd
+    two layers 19 calls took 71 and 89 ms, the stacked one 49 and 66 ms (bf16, 2-core AMX Xeon).
+    Each step's backward (:class:`_StepConv`) computes only the gradient of its input and leaves
+    ``(x_t, g_t)``; a node that all steps read (:class:`_StepWeightGrad`, through a scalar
+    ``token`` whose gradient is zero) runs after the last of them, so autograd
     itself orders the work, and turns the stack into the weight's and bias's gradients. The weights
     are cast once (under autocast, to its type) rather than at every step.
     """
