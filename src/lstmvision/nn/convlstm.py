@@ -185,10 +185,14 @@ class ConvLSTMCell(nn.Module):
         weights are joined once for all steps and their gradient computed once (:class:`_UnrolledConv`)."""
         if self._unrolled is not None and torch.is_grad_enabled():
             return self._unrolled(torch.cat([x, h], 1))
-        weight = torch.cat([self.conv_x.weight, self.conv_h.weight], 1)  # (4H, I + H, *kernel)
+        weight, bias = self._joint_weights()
+        return _CONV_FN[self.dims](torch.cat([x, h], 1), weight, bias, padding=self.kernel_size // 2)
+
+    def _joint_weights(self) -> tuple[Tensor, Tensor | None]:
+        """``[W_x, W_h]`` ``(4H, I + H, *kernel)`` and ``b_ih + b_hh`` (``None`` without biases)."""
+        weight = torch.cat([self.conv_x.weight, self.conv_h.weight], 1)
         bias = self.conv_x.bias + self.conv_h.bias if self.conv_x.bias is not None else None
-        conv = F.conv1d if self.dims == 1 else F.conv2d
-        return conv(torch.cat([x, h], 1), weight, bias, padding=self.kernel_size // 2)
+        return weight, bias
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, kernel_size={self.kernel_size}, dims={self.dims}"
@@ -232,9 +236,7 @@ class ConvLSTM(nn.Module):
         inside autocast, around all the steps of one sequence; :meth:`forward` does."""
         for cell in self.cells:
             if not cell.norm and torch.is_grad_enabled():
-                weight = torch.cat([cell.conv_x.weight, cell.conv_h.weight], 1)
-                bias = cell.conv_x.bias + cell.conv_h.bias if cell.conv_x.bias is not None else None
-                cell._unrolled = _UnrolledConv(weight, bias, cell.dims, cell.kernel_size // 2)
+                cell._unrolled = _UnrolledConv(*cell._joint_weights(), cell.dims, cell.kernel_size // 2)
         try:
             yield
         finally:
