@@ -142,6 +142,20 @@ def test_unrolled_without_gradients_is_the_plain_step():
     assert torch.equal(out, _step_by_step(layer, x).detach())
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_gradcheck_float64_of_the_written_out_gate_derivatives(dims):
+    """Without peepholes the gates' backward is written by hand (``_Gates``); gradcheck compares it
+    with finite differences, through ``h`` and ``C`` together."""
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 3, kernel_size=3, dims=dims).double()
+    space = (4,) if dims == 1 else (3, 4)
+    x = torch.randn(2, 2, *space, dtype=torch.double, requires_grad=True)
+    h0, c0 = (torch.randn(2, 3, *space, dtype=torch.double, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(lambda a, b, c: cell(a, (b, c)), (x, h0, c0))
+    for k in (0, 1):  # only h or only C used: the other's gradient reaches backward as None
+        assert torch.autograd.gradcheck(lambda a, b, c: cell(a, (b, c))[k], (x, h0, c0))
+
+
 def test_gradcheck_float64_with_peepholes():
     torch.manual_seed(0)
     cell = ConvLSTMCell(2, 2, kernel_size=3, peephole=True).double()
@@ -151,6 +165,17 @@ def test_gradcheck_float64_with_peepholes():
     c0 = torch.randn(1, 2, 3, 3, dtype=torch.double, requires_grad=True)
     h0 = torch.randn(1, 2, 3, 3, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b, c: cell(a, (b, c)), (x, h0, c0))
+
+
+def test_fan_in_init_and_forget_bias():
+    torch.manual_seed(0)
+    lstm, fan_in = ConvLSTMCell(4, 8, kernel_size=3), ConvLSTMCell(4, 8, kernel_size=3, init="fan-in", forget_bias=1.0)
+    assert lstm.conv_h.weight.abs().max() > 1 / 72**0.5  # U(±1/sqrt(8)), not U(±1/sqrt(8*9))
+    assert fan_in.conv_h.weight.abs().max() <= 1 / 72**0.5 and fan_in.conv_x.weight.abs().max() <= 1 / 36**0.5
+    b = fan_in.conv_x.bias.detach()
+    assert b[8:16].min() > 0.8 and b[:8].abs().max() < 0.2 and b[16:].abs().max() < 0.2  # only f (i, f, g, o)
+    with pytest.raises(ValueError, match="init"):
+        ConvLSTMCell(1, 2, init="zeros")
 
 
 def test_bad_arguments_are_refused():

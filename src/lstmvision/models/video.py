@@ -179,13 +179,16 @@ class ConvLSTMForecaster(_Forecaster):
         readout_hidden: channels of a hidden layer in the read-out: the ``readout_kernel``
             convolution to that many channels, a GELU, then a 1x1 convolution to the patch pixels
             (a nonlinear decoder of each patch); 0: the read-out is one linear convolution.
+        cell_init, forget_bias: the cells' ``init`` and ``forget_bias``
+            (:class:`lstmvision.nn.ConvLSTMCell`).
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
 
     def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
                  patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
-                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1, norm: bool = False, readout_hidden: int = 0):  # fmt: skip
+                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1, norm: bool = False, readout_hidden: int = 0,
+                 cell_init: str = "lstm", forget_bias: float = 0.0):  # fmt: skip
         super().__init__()
         if readout_kernel % 2 == 0:
             raise ConfigError(f"readout_kernel {readout_kernel}: must be odd")
@@ -195,7 +198,8 @@ class ConvLSTMForecaster(_Forecaster):
         self.measured_motion = measured_motion
         c = channels * patch * patch
         inputs = (2 * c if flow else c) + (2 if measured_motion else 0)
-        self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole, norm=norm)
+        self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole, norm=norm,
+                                 init=cell_init, forget_bias=forget_bias)  # fmt: skip
         self.residual = residual
         if readout_hidden < 0:
             raise ConfigError(f"readout_hidden {readout_hidden}: must be 0 (a linear read-out) or more")

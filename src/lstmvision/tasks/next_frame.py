@@ -105,6 +105,10 @@ class NextFrameConfig(TrainConfig):
     """convlstm: kernel of the convolution that reads the frame out of the last layer (odd; 1: each patch from its own cell) (default: 3 for moving-mnist, else 1; saved)"""
     readout_hidden: int = 0
     """convlstm: channels of a hidden layer in the read-out (its convolution, a GELU, then a 1x1 convolution to the pixels); 0: one linear convolution"""
+    cell_init: Literal["lstm", "fan-in"] = "lstm"
+    """convlstm: initial weights of the cells: lstm (torch's LSTM's, U(±1/sqrt(hidden))) or fan-in (torch's Conv2d's and OpenSTL's, U(±1/sqrt(fan_in)))"""
+    forget_bias: float = 0.0
+    """convlstm: added to the forget gates' bias at initialisation (1: Jozefowicz et al. 2015)"""
     residual: Optional[bool] = None
     """convlstm: predict the change from the last frame (default: on for real videos, off for moving-mnist)"""
     flow: Optional[bool] = None
@@ -552,7 +556,8 @@ class NextFrameTask(Task):
                                                output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
                                                flow=flow, measured_motion=cfg.measured_motion,
                                                readout_kernel=cfg.readout_kernel, norm=cfg.norm,
-                                               readout_hidden=cfg.readout_hidden)  # fmt: skip
+                                               readout_hidden=cfg.readout_hidden, cell_init=cfg.cell_init,
+                                               forget_bias=cfg.forget_bias)  # fmt: skip
         if cfg.model == "motion-lstm":
             if cfg.dataset == "moving-mnist":
                 raise ConfigError("--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a real video)")
