@@ -133,6 +133,18 @@ def test_unrolled_under_bf16_autocast_matches_the_step_by_step_gradients():
         assert a.dtype == torch.float32 and (a - b).abs().max() <= 0.02 * b.abs().max()
 
 
+def test_forward_takes_the_unrolled_path_once_per_cell(monkeypatch):
+    """The speed of ``forward`` rests on it: one weight-gradient computation per cell and sequence."""
+    from lstmvision.nn import convlstm
+
+    calls = []
+    real = convlstm._shifted_weight_grad
+    monkeypatch.setattr(convlstm, "_shifted_weight_grad", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
+    layer = ConvLSTM(2, [3, 4], kernel_size=3)
+    layer(torch.randn(2, 5, 2, 4, 4))[0].sum().backward()
+    assert calls == [5, 5]  # each of the 2 cells: the 5 steps at once
+
+
 def test_unrolled_without_gradients_is_the_plain_step():
     torch.manual_seed(0)
     layer = ConvLSTM(2, [4], kernel_size=3)

@@ -296,6 +296,28 @@ def test_readout_hidden_layer_makes_the_readout_nonlinear():
         ConvLSTMForecaster(readout_hidden=-1)
 
 
+@pytest.mark.parametrize("readout_hidden", [0, 5])
+def test_forecaster_rollout_gradients_equal_the_plain_steps(readout_hidden):
+    """``ConvLSTMForecaster.rollout`` computes the cells' and the read-out's weight gradients once
+    per sequence; they must be those of the plain steps (the base class's rollout), in float64,
+    with scheduled sampling feeding back some predictions."""
+    from lstmvision.models.video import ConvLSTMForecaster, _Forecaster
+
+    torch.manual_seed(0)
+    model = ConvLSTMForecaster(hidden_sizes=[4, 5], kernel_size=3, patch=2, readout_kernel=3,
+                               readout_hidden=readout_hidden).double()  # fmt: skip
+    frames = torch.rand(2, 7, 1, 6, 8, dtype=torch.double)
+    grads = []
+    for rollout in (model.rollout, lambda *a: _Forecaster.rollout(model, *a)):
+        torch.manual_seed(1)  # the same scheduled-sampling draws
+        model.zero_grad()
+        (rollout(frames, 4, 0.5) - frames[:, 1:]).square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads):
+        assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-10, rtol=1e-9)
+    assert model._readout is None
+
+
 def test_motion_windows_follow_a_camera_path():
     from lstmvision.tasks.next_frame import MotionWindows
 

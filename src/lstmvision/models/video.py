@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model, register_model
 from lstmvision.nn import GRU, LSTM, ConvLSTM, LSTMCell
+from lstmvision.nn.convlstm import unrolled_conv
 
 # ------------------------------------------------------------------------------- clip classifiers
 
@@ -204,6 +205,7 @@ class ConvLSTMForecaster(_Forecaster):
         if readout_hidden < 0:
             raise ConfigError(f"readout_hidden {readout_hidden}: must be 0 (a linear read-out) or more")
         self.out = None
+        self._readout = None  # inside rollout: self.out with one weight gradient per sequence
         if residual or not flow:
             pad = readout_kernel // 2
             self.out = (nn.Sequential(nn.Conv2d(hidden_sizes[-1], readout_hidden, readout_kernel, padding=pad),
@@ -217,8 +219,12 @@ class ConvLSTMForecaster(_Forecaster):
             nn.init.zeros_(self.flow.weight), nn.init.zeros_(self.flow.bias)
 
     def rollout(self, frames: Tensor, input_frames: int, teacher_prob: float = 0.0) -> Tensor:
-        with self.convlstm.unrolled():  # the weight gradients of all steps at once (less time)
-            return super().rollout(frames, input_frames, teacher_prob)
+        # the weight gradients of all steps at once (less time), the cells' and the read-out's
+        with self.convlstm.unrolled(), unrolled_conv(self.out) as self._readout:
+            try:
+                return super().rollout(frames, input_frames, teacher_prob)
+            finally:
+                self._readout = None
 
     def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
         lstm_state, anchor, total, prev = state if state is not None else (None, None, None, frame)
@@ -239,7 +245,7 @@ class ConvLSTMForecaster(_Forecaster):
                 anchor, total = frame, u
             frame = warp(anchor, total)
         if self.out is not None:
-            out = F.pixel_shuffle(self.out(h), self.patch)  # (B, C, H, W)
+            out = F.pixel_shuffle((self._readout or self.out)(h), self.patch)  # (B, C, H, W)
             frame = frame + out if self.residual else out
         return frame, (lstm_state, anchor, total, prev)
 

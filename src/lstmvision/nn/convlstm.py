@@ -52,8 +52,9 @@ class _UnrolledConv:
     Each step's backward (:class:`_StepConv`) computes only the gradient of its input and leaves
     ``(x_t, g_t)``; a node that all steps read (:class:`_StepWeightGrad`, through a scalar
     ``token`` whose gradient is zero) runs after the last of them, so autograd
-    itself orders the work, and turns the stack into the weight's and bias's gradients. The weights
-    are cast once (under autocast, to its type) rather than at every step.
+    itself orders the work, and turns the stack into the weight's and bias's gradients (on a CPU
+    as matrix products, :func:`_shifted_weight_grad`, faster still). The weights are cast once
+    (under autocast, to its type) rather than at every step.
     """
 
     def __init__(self, weight: Tensor, bias: Tensor | None, dims: int, padding: int):
@@ -67,6 +68,17 @@ class _UnrolledConv:
 
     def __call__(self, x: Tensor) -> Tensor:
         return _StepConv.apply(x.to(self.weight.dtype), self.weight, self.bias, self.token, self)
+
+
+@contextlib.contextmanager
+def unrolled_conv(conv: nn.Module | None) -> Iterator[_UnrolledConv | None]:
+    """Within: for ``conv`` (a ``Conv1d``/``Conv2d`` of stride 1, "same" padding, one group) the
+    function to apply at every step of one sequence instead, its weight gradient computed once for
+    all steps (:class:`_UnrolledConv`); ``None`` without gradients or for another module."""
+    dims = {nn.Conv1d: 1, nn.Conv2d: 2}.get(type(conv))
+    same = dims and conv.groups == 1 and set(conv.stride) == {1} and set(conv.dilation) == {1} and (
+        list(conv.padding) == [k // 2 for k in conv.kernel_size] and len(set(conv.kernel_size)) == 1)
+    yield _UnrolledConv(conv.weight, conv.bias, dims, conv.padding[0]) if same and torch.is_grad_enabled() else None
 
 
 class _StepWeightGrad(torch.autograd.Function):

@@ -120,7 +120,9 @@ class NextFrameConfig(TrainConfig):
     hidden_size: Optional[int] = None
     """cnn-lstm, motion-lstm: LSTM units (default 256 for cnn-lstm, 64 for motion-lstm)"""
     scheduled_sampling: Optional[int] = None
-    """steps over which the true-frame probability falls from 1 to 0 (0: plain forecaster) (default: the first half of training on moving-mnist, else 0; saved)"""
+    """steps over which the true-frame probability falls from 1 to 0 (0: plain forecaster) (default: the first --sampling-share of training on moving-mnist, else 0; saved)"""
+    sampling_share: float = 0.5
+    """moving-mnist without --scheduled-sampling: the share of the training steps that scheduled sampling spans"""
     frame_size: Optional[str] = None
     """HEIGHTxWIDTH of the frames (default 64x64 for moving-mnist, else 48x64)"""
     frame_step: int = 1
@@ -513,8 +515,10 @@ class NextFrameTask(Task):
         mnist = cfg.dataset == "moving-mnist"
         if cfg.epochs is None:
             cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
-        if cfg.scheduled_sampling is None:  # the first half of the steps
-            cfg.scheduled_sampling = cfg.epochs * train_batches(cfg) // 2 if mnist else 0
+        if not 0 <= cfg.sampling_share <= 1:
+            raise ConfigError(f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1")
+        if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (half)
+            cfg.scheduled_sampling = int(cfg.epochs * train_batches(cfg) * cfg.sampling_share) if mnist else 0
         return name, kwargs
 
     def _model_spec(self, cfg: NextFrameConfig):
