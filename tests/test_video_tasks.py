@@ -92,6 +92,7 @@ def test_next_frame_on_a_video_file_and_cnn_lstm(data_root, tmp_path):
     (["--dataset", "moving-mnist", "--motion-augment", "1"], "applies to real videos"),
     (["--dataset", "moving-mnist", "--model", "motion-lstm"], "no camera"),
     (["--measured-motion"], "input of --model convlstm, not motion-lstm"),
+    (["--sampling-share", "1.5"], "--sampling-share 1.5: must be between 0 and 1"),
 ])  # fmt: skip
 def test_next_frame_bad_settings_one_line(args, message, data_root, tmp_path):
     code, out = invoke("train", "next-frame", "--dataset", "visp", "--data-root", data_root, *args, "--out", tmp_path / "r")
@@ -358,6 +359,9 @@ def test_next_frame_defaults_per_data_set_and_model(monkeypatch):
     task.model_spec(cfg)
     assert all(getattr(cfg, k) == v for k, v in given.items())
     assert cfg.scheduled_sampling == 5  # half of 1 epoch of 320 / 32 steps
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given, "sampling_share": 0.7})
+    task.model_spec(cfg)
+    assert cfg.scheduled_sampling == 7  # 0.7 of the 10 steps
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "norm": True})
     model = task.build_model(cfg)
     assert cfg.norm and all(cell.norm for cell in model.convlstm.cells)

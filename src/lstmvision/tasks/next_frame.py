@@ -23,8 +23,8 @@ first N steps (0: a plain forecaster from the start). Adam under a one-cycle sch
 MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an 8x8 grid of cells;
 4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), as many epochs as
 fit in ``budget_minutes`` (58) of training on this machine (:func:`budget_epochs` times a few steps
-first: 12 or 13 on a 2-core AMX Xeon, whose steps time at 0.37 to 0.39 s) at a peak
-learning rate of 3e-3, scheduled sampling over the first half of the steps, a 3x3 read-out
+first: 16 or 17 on a 2-core AMX Xeon, whose steps time at 0.28 to 0.30 s) at a peak
+learning rate of 3e-3, scheduled sampling over the first half of the steps (``sampling_share``), a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
 
@@ -134,7 +134,7 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (12 or 13 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (16 or 17 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
     budget_minutes: float = 58.0
     """moving-mnist without --epochs: the training time the epochs are chosen to fit"""
     batch_size: int = 16
@@ -338,8 +338,10 @@ STEP_OVERHEAD = 1.11
 """A training step in a run (data, scheduled sampling, logging, checkpoints, validation's share)
 against the timed step: with the weight gradients computed once per sequence (``ConvLSTM.unrolled``)
 the Moving MNIST recipe's epochs took 258 and 260 s on a 2-core AMX Xeon where :func:`step_seconds`
-gave 0.366 s just before (1.11 x 0.366 x (625 + 0.4 x 32) = 259 s). Before that change the ratio was
-1.06 (epochs of 286 s on average after a timed 0.413 s)."""
+gave 0.366 s just before (1.11 x 0.366 x (625 + 0.4 x 32) = 259 s); with them as matrix products
+(``_shifted_weight_grad``) 200 s on average after a timed 0.280 s (1.12). The timed step varies by
+about 5 % from one process to the next. Before the first change the ratio was 1.06 (epochs of
+286 s on average after a timed 0.413 s)."""
 MAX_BUDGET_EPOCHS = 200
 
 
