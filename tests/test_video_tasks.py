@@ -344,7 +344,7 @@ def test_next_frame_defaults_per_data_set_and_model(monkeypatch):
     monkeypatch.setattr(next_frame, "step_seconds", lambda *a, **k: 0.5)  # 58 min / (1.11 * 0.5 s * 637.8) = 9.8
     task = get_task("next-frame")()
     bf16 = "bf16-mixed" if native_bf16("cpu") else "32-true"
-    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 9, 3e-3, 3, 2812, bf16, 8, "128,128")),
+    for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 9, 3e-3, 3, 3937, bf16, 8, "128,128")),
                                 ({"dataset": "visp"}, ("motion-lstm", 16, 3e-3, 1, 0, "32-true", 4, "64,64")),
                                 ({"dataset": "visp", "model": "convlstm"}, ("convlstm", 2, 1e-3, 1, 0, "32-true", 4, "64,64"))):  # fmt: skip
         cfg = resolve_config(task.Config, None, overrides)
@@ -358,10 +358,10 @@ def test_next_frame_defaults_per_data_set_and_model(monkeypatch):
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given})
     task.model_spec(cfg)
     assert all(getattr(cfg, k) == v for k, v in given.items())
-    assert cfg.scheduled_sampling == 5  # half of 1 epoch of 320 / 32 steps
-    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given, "sampling_share": 0.7})
+    assert cfg.scheduled_sampling == 7  # 70 % of 1 epoch of 320 / 32 steps
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given, "sampling_share": 0.5})
     task.model_spec(cfg)
-    assert cfg.scheduled_sampling == 7  # 0.7 of the 10 steps
+    assert cfg.scheduled_sampling == 5  # half of the 10 steps
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "norm": True})
     model = task.build_model(cfg)
     assert cfg.norm and all(cell.norm for cell in model.convlstm.cells)
@@ -384,7 +384,7 @@ def test_moving_mnist_epochs_are_those_that_fit_the_time_budget_here(monkeypatch
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
     task.model_spec(cfg)
     # 58 min / (1.11 x 0.366 s x (625 training batches + 0.4 x 32 validation batches)) = 13.4
-    assert cfg.epochs == 13 and cfg.scheduled_sampling == 13 * 625 // 2
+    assert cfg.epochs == 13 and cfg.scheduled_sampling == int(13 * 625 * 0.7)
     recipe = sum(p.numel() for p in task.build_model(cfg).parameters())
     assert timed == [((16, 20, 1, 64, 64), 10, cfg.precision, recipe)]  # the recipe's model and batch
     assert "13 epoch(s) fit in --budget-minutes 58" in capsys.readouterr().err

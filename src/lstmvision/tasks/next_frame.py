@@ -24,7 +24,7 @@ MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an
 4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), as many epochs as
 fit in ``budget_minutes`` (58) of training on this machine (:func:`budget_epochs` times a few steps
 first: 16 or 17 on a 2-core AMX Xeon, whose steps time at 0.28 to 0.30 s) at a peak
-learning rate of 3e-3, scheduled sampling over the first half of the steps (``sampling_share``), a 3x3 read-out
+learning rate of 3e-3, scheduled sampling over the first 70 % of the steps (``sampling_share``), a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
 
@@ -121,7 +121,7 @@ class NextFrameConfig(TrainConfig):
     """cnn-lstm, motion-lstm: LSTM units (default 256 for cnn-lstm, 64 for motion-lstm)"""
     scheduled_sampling: Optional[int] = None
     """steps over which the true-frame probability falls from 1 to 0 (0: plain forecaster) (default: the first --sampling-share of training on moving-mnist, else 0; saved)"""
-    sampling_share: float = 0.5
+    sampling_share: float = 0.7
     """moving-mnist without --scheduled-sampling: the share of the training steps that scheduled sampling spans"""
     frame_size: Optional[str] = None
     """HEIGHTxWIDTH of the frames (default 64x64 for moving-mnist, else 48x64)"""
@@ -519,7 +519,7 @@ class NextFrameTask(Task):
             cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
         if not 0 <= cfg.sampling_share <= 1:
             raise ConfigError(f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1")
-        if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (half)
+        if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (70 %)
             cfg.scheduled_sampling = int(cfg.epochs * train_batches(cfg) * cfg.sampling_share) if mnist else 0
         return name, kwargs
 
