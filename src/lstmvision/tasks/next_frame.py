@@ -23,7 +23,7 @@ first N steps (0: a plain forecaster from the start). Adam under a one-cycle sch
 MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an 8x8 grid of cells;
 4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), as many epochs as
 fit in ``budget_minutes`` (58) of training on this machine (:func:`budget_epochs` times a few steps
-first: 16 or 17 on a 2-core AMX Xeon, whose steps time at 0.28 to 0.30 s) at a peak
+first: 15 to 17 on a 2-core AMX Xeon, whose steps time at 0.28 to 0.33 s) at a peak
 learning rate of 3e-3, scheduled sampling over the first 70 % of the steps (``sampling_share``), a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
@@ -134,7 +134,7 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (16 or 17 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (15 to 17 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
     budget_minutes: float = 58.0
     """moving-mnist without --epochs: the training time the epochs are chosen to fit"""
     batch_size: int = 16
@@ -517,8 +517,6 @@ class NextFrameTask(Task):
         mnist = cfg.dataset == "moving-mnist"
         if cfg.epochs is None:
             cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
-        if not 0 <= cfg.sampling_share <= 1:
-            raise ConfigError(f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1")
         if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (70 %)
             cfg.scheduled_sampling = int(cfg.epochs * train_batches(cfg) * cfg.sampling_share) if mnist else 0
         return name, kwargs
@@ -527,6 +525,8 @@ class NextFrameTask(Task):
         if cfg.input_frames < 1 or cfg.output_frames < 1:
             raise ConfigError("--input-frames and --output-frames must be at least 1")
         motion_augment(cfg)  # checks the setting before any data is read
+        if not 0 <= cfg.sampling_share <= 1:
+            raise ConfigError(f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1")
         # defaults per data set and model, recorded in config.yaml
         mnist = cfg.dataset == "moving-mnist"
         if cfg.model is None:
