@@ -341,7 +341,7 @@ def test_motion_windows_follow_a_camera_path():
 def test_next_frame_defaults_per_data_set_and_model(monkeypatch):
     from lstmvision.tasks import next_frame
 
-    monkeypatch.setattr(next_frame, "step_seconds", lambda *a, **k: 0.5)  # 58 min / (1.11 * 0.5 s * 637.8) = 9.8
+    monkeypatch.setattr(next_frame, "step_seconds", lambda *a, **k: 0.55)  # 59 min / (1.11 * 0.55 s * 637.8) = 9.1
     task = get_task("next-frame")()
     bf16 = "bf16-mixed" if native_bf16("cpu") else "32-true"
     for overrides, expected in (({"dataset": "moving-mnist"}, ("convlstm", 9, 3e-3, 3, 3937, bf16, 8, "128,128")),
@@ -351,13 +351,14 @@ def test_next_frame_defaults_per_data_set_and_model(monkeypatch):
         task.model_spec(cfg)
         assert (cfg.model, cfg.epochs, cfg.lr, cfg.readout_kernel, cfg.scheduled_sampling, cfg.precision,
                 cfg.patch, cfg.hidden_sizes) == expected  # fmt: skip
+        assert cfg.refit_epochs == (cfg.dataset == "moving-mnist")  # only the budget's epochs are refitted
     spec = task.model_spec(resolve_config(task.Config, None, {"dataset": "moving-mnist"}))[1]
     assert (spec["patch"], spec["hidden_sizes"]) == (8, [128, 128])
     given = {"epochs": 1, "train_size": 320, "batch_size": 32, "precision": "32-true", "readout_kernel": 5, "lr": 1e-4,
              "patch": 4, "hidden_sizes": "16"}  # fmt: skip
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given})
     task.model_spec(cfg)
-    assert all(getattr(cfg, k) == v for k, v in given.items())
+    assert all(getattr(cfg, k) == v for k, v in given.items()) and cfg.refit_epochs is False
     assert cfg.scheduled_sampling == 7  # 70 % of 1 epoch of 320 / 32 steps
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **given, "sampling_share": 0.5})
     task.model_spec(cfg)
@@ -383,11 +384,11 @@ def test_moving_mnist_epochs_are_those_that_fit_the_time_budget_here(monkeypatch
     monkeypatch.setattr(next_frame, "step_seconds", fake)
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist"})
     task.model_spec(cfg)
-    # 58 min / (1.11 x 0.366 s x (625 training batches + 0.4 x 32 validation batches)) = 13.4
+    # 59 min / (1.11 x 0.366 s x (625 training batches + 0.4 x 32 validation batches)) = 13.7
     assert cfg.epochs == 13 and cfg.scheduled_sampling == int(13 * 625 * 0.7)
     recipe = sum(p.numel() for p in task.build_model(cfg).parameters())
     assert timed == [((16, 20, 1, 64, 64), 10, cfg.precision, recipe)]  # the recipe's model and batch
-    assert "13 epoch(s) fit in --budget-minutes 58" in capsys.readouterr().err
+    assert "13 epoch(s) fit in --budget-minutes 59" in capsys.readouterr().err
     cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "budget_minutes": 29})
     task.model_spec(cfg)
     assert cfg.epochs == 6
@@ -405,6 +406,87 @@ def test_moving_mnist_epochs_are_those_that_fit_the_time_budget_here(monkeypatch
     assert not timed
     with pytest.raises(ConfigError, match="--budget-minutes 0"):
         task.model_spec(resolve_config(task.Config, None, {"dataset": "moving-mnist", "budget_minutes": 0}))
+    with pytest.raises(ConfigError, match="does not go with --max-steps"):
+        task.model_spec(resolve_config(task.Config, None, {"dataset": "moving-mnist", "refit_epochs": True, "max_steps": 9}))
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "max_steps": 9})
+    task.model_spec(cfg)
+    assert cfg.refit_epochs is False  # --max-steps ends the schedule; no refit
+
+
+def test_refit_epochs_follows_the_measured_epochs_in_the_first_half_then_only_cuts_late_runs():
+    from lstmvision.tasks.next_frame import LATE_GRACE_S, MAX_BUDGET_EPOCHS, refit_epochs
+
+    budget = 59 * 60
+    assert refit_epochs(1, 206, 16, budget) == 17  # 3540 / 206 = 17.2: up
+    assert refit_epochs(1, 190, 17, budget) == 18  # 18.6
+    assert refit_epochs(2, 430, 17, budget) == 16  # 215 s per epoch: 16.5, down
+    assert refit_epochs(1, 400, 17, budget) == 8
+    assert refit_epochs(8, 8 * 200, 17, budget) == 17  # 2 x 8 <= 17: still the first half
+    assert refit_epochs(9, 9 * 180, 17, budget) == 17  # past the half: 19 would fit, the count stays
+    per = (budget + LATE_GRACE_S) / 16.5  # ends more than the grace past the budget at 17: cut to 16
+    assert refit_epochs(10, 10 * per, 17, budget) == 16
+    assert refit_epochs(10, 10 * 199, 17, budget + 1) == 17  # within the grace: stays
+    assert refit_epochs(10, 10 * 600, 17, budget) == 10  # far too slow: stop after this epoch
+    assert refit_epochs(1, 1e-3, 2, budget) == MAX_BUDGET_EPOCHS
+
+
+def test_stretched_one_cycle_continues_as_one_built_for_the_new_length():
+    from lstmvision.tasks.base import stretch_one_cycle
+
+    def schedule(total):
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+        return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=total, pct_start=0.3)
+
+    for old, new, at in ((100, 150, 20), (150, 100, 40), (100, 140, 70)):  # longer, shorter; in warm-up or annealing
+        opt, sched = schedule(old)
+        fresh_opt, fresh = schedule(new)
+        for _ in range(at):
+            opt.step(), sched.step(), fresh_opt.step(), fresh.step()
+        stretch_one_cycle(sched, new)
+        for _ in range(new - 1 - at):
+            opt.step(), sched.step(), fresh_opt.step(), fresh.step()
+            assert opt.param_groups[0]["lr"] == pytest.approx(fresh_opt.param_groups[0]["lr"], rel=1e-9)
+            assert opt.param_groups[0]["betas"] == pytest.approx(fresh_opt.param_groups[0]["betas"], rel=1e-9)
+        assert sched.total_steps == new
+        _, reloaded = schedule(old)
+        reloaded.load_state_dict(sched.state_dict())  # a checkpoint keeps the new length
+        assert reloaded.total_steps == new and reloaded._schedule_phases == sched._schedule_phases
+    with pytest.raises(TypeError, match="OneCycleLR"):
+        stretch_one_cycle(torch.optim.lr_scheduler.StepLR(opt, 5), 10)
+
+
+TINY_MNIST = {"dataset": "moving-mnist", "patch": 8, "hidden_sizes": "4", "train_size": 32, "batch_size": 8,
+              "val_size": 8, "test_size": 8, "precision": "32-true", "epochs": 2, "refit_epochs": True}  # fmt: skip
+
+
+class _Schedule(L.Callback):
+    def on_train_end(self, trainer, pl_module):
+        self.total = trainer.lr_scheduler_configs[0].scheduler.total_steps
+        self.sampling = pl_module.cfg.scheduled_sampling
+
+
+@pytest.mark.parametrize("refit,epochs", [(3, 3), (1, 1)])
+def test_refitted_epochs_reach_the_trainer_schedule_sampling_and_config(refit, epochs, monkeypatch, data_root, tmp_path, capsys):
+    import yaml
+
+    from lstmvision.tasks import next_frame
+
+    seen = []
+
+    def fake(done, seconds, epochs, budget_s):
+        seen.append((done, seconds > 0, epochs, budget_s))
+        return refit if done == 1 else epochs
+
+    monkeypatch.setattr(next_frame, "refit_epochs", fake)
+    probe = _Schedule()
+    overrides = {**TINY_MNIST, "data_root": str(data_root), "budget_minutes": 7}
+    m = runner.train("next-frame", overrides, out=tmp_path / "run", callbacks=[probe]).metrics
+    assert seen[0] == (1, True, 2, 7 * 60)  # from the run's clock, after the first epoch
+    assert m["epochs"] == epochs and m["global_step"] == 4 * epochs  # 32 / 8 = 4 steps an epoch
+    assert probe.total == 4 * epochs and probe.sampling == int(4 * epochs * 0.7)
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (saved["epochs"], saved["scheduled_sampling"], saved["refit_epochs"]) == (epochs, int(4 * epochs * 0.7), True)
+    assert f"{epochs} epochs in all fit in --budget-minutes 7 (were 2)" in capsys.readouterr().err
 
 
 def test_timing_the_budget_leaves_the_runs_random_numbers_alone():

@@ -33,6 +33,21 @@ def one_cycle(module: L.LightningModule, opt, pct_start: float = 0.3) -> dict:
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def stretch_one_cycle(sched, total: int) -> None:
+    """Make a running ``OneCycleLR`` end at ``total`` steps instead, keeping its shape (warm-up
+    share, peak, final rate): from its current step on it computes what one built for ``total``
+    would. Its totals are part of its ``state_dict``, so a checkpoint keeps the new length."""
+    import torch
+
+    if not isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) or len(sched._schedule_phases) != 2:
+        raise TypeError(f"stretch_one_cycle: a two-phase OneCycleLR, not {type(sched).__name__}")
+    warmup = sched._schedule_phases[0]["end_step"] + 1  # float(pct_start * total_steps)
+    share = warmup / sched.total_steps
+    sched.total_steps = int(total)
+    sched._schedule_phases[0]["end_step"] = float(share * sched.total_steps) - 1
+    sched._schedule_phases[1]["end_step"] = sched.total_steps - 1
+
+
 class SplitSteps:
     """Lightning's training/validation/test steps as one ``self._step(batch, split)`` per module."""
 
@@ -93,6 +108,11 @@ class Task:
     def bind(self, cfg, model: nn.Module, datamodule: L.LightningDataModule) -> None:
         """Called once the model and the set-up data both exist (train and evaluate), e.g. to
         cache a frozen encoder's features in the data module. Default: nothing."""
+
+    def callbacks(self, cfg, clock) -> list:
+        """Extra Lightning callbacks for a training run of ``cfg``; ``clock`` is the run's
+        ``TrainClock`` (training seconds so far, resumed parts included). Default: none."""
+        return []
 
     def evaluation_datamodule(self, cfg, data: Path) -> L.LightningDataModule:
         """A data module whose test split is the folder ``data`` (``evaluate --data``)."""

@@ -22,8 +22,9 @@ frame instead of its own prediction with a probability falling linearly from 1 t
 first N steps (0: a plain forecaster from the start). Adam under a one-cycle schedule. The Moving
 MNIST recipe: two ConvLSTM layers of 128 channels on 8x8 blocks (``patch`` 8: an 8x8 grid of cells;
 4x the weights of 64 channels on 4x4 blocks for about a sixth more time per step), as many epochs as
-fit in ``budget_minutes`` (58) of training on this machine (:func:`budget_epochs` times a few steps
-first: 15 to 17 on a 2-core AMX Xeon, whose steps time at 0.28 to 0.33 s) at a peak
+fit in ``budget_minutes`` (59) of training on this machine (:func:`budget_epochs` times a few steps
+first; then ``refit_epochs`` fits the count again after each epoch of the first half from the
+epochs' own times, :class:`EpochBudget`: 17 on a 2-core AMX Xeon, whose epochs take 200 s) at a peak
 learning rate of 3e-3, scheduled sampling over the first 70 % of the steps (``sampling_share``), a 3x3 read-out
 (``readout_kernel``) and bf16-mixed arithmetic where the CPU computes bfloat16 natively
 (:func:`native_bf16`).
@@ -56,6 +57,7 @@ frame, averaged), each beside the copy-last-frame baseline (``baseline_*`` on th
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -73,7 +75,7 @@ from lstmvision.data.moving_mnist import MovingMNIST
 from lstmvision.data.video import find_videos, load_npz_sequences, parse_size, read_frames
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models.video import sample_pixels
-from lstmvision.tasks.base import Task, one_cycle, register_task
+from lstmvision.tasks.base import Task, one_cycle, register_task, stretch_one_cycle
 from lstmvision.tasks.config import TrainConfig
 
 VISP_FILE = "video/visp_sequences_h96.npz"
@@ -134,9 +136,11 @@ class NextFrameConfig(TrainConfig):
     test_size: int = 2000
     """moving-mnist: test sequences"""
     epochs: Optional[int] = None
-    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first (15 to 17 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
-    budget_minutes: float = 58.0
+    """training epochs (default: for moving-mnist as many as fit in --budget-minutes here, from a few training steps timed first, then refitted to the epochs' own times (--refit-epochs; 17 on a 2-core AMX Xeon, fewer on a slower CPU); on real videos 16 for motion-lstm, 2 for the others; saved)"""
+    budget_minutes: float = 59.0
     """moving-mnist without --epochs: the training time the epochs are chosen to fit"""
+    refit_epochs: Optional[bool] = None
+    """after each epoch of the first half, fit the epochs to --budget-minutes again from the time the epochs so far took; the one-cycle schedule and scheduled sampling stretch with them; past the half the count only drops, where the run would end over a minute late (default: on when the budget chose the epochs; saved)"""
     batch_size: int = 16
     lr: Optional[float] = None
     """peak learning rate (default: 3e-3 for moving-mnist and motion-lstm, 1e-3 for the others; saved)"""
@@ -372,6 +376,10 @@ def step_seconds(model: torch.nn.Module, frames: torch.Tensor, input_frames: int
     return statistics.median(times)
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def train_batches(cfg: NextFrameConfig) -> int:
     """Training steps per epoch of ``cfg.train_size`` Moving MNIST sequences."""
     return math.ceil(cfg.train_size / cfg.batch_size)
@@ -381,8 +389,6 @@ def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tup
     """The epochs of ``cfg.train_size`` sequences (and a validation of ``cfg.val_size``) that fit in
     ``cfg.budget_minutes`` of training on this machine, from a few timed steps of the model; at
     least 1, at most ``MAX_BUDGET_EPOCHS``."""
-    import sys
-
     from lstmvision.models import get_model
 
     if cfg.budget_minutes <= 0:
@@ -395,10 +401,68 @@ def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tup
         step = step_seconds(model, frames, cfg.input_frames, cfg.precision)
     batches = train_batches(cfg) + EVAL_STEP_COST * math.ceil(cfg.val_size / cfg.batch_size)
     epochs = max(1, min(MAX_BUDGET_EPOCHS, int(cfg.budget_minutes * 60 // (STEP_OVERHEAD * step * batches))))
-    (log or (lambda line: print(line, file=sys.stderr, flush=True)))(
+    (log or _stderr)(
         f"next-frame: a training step takes {step:.3f} s here ({cfg.precision}, {torch.get_num_threads()} threads): "
         f"{epochs} epoch(s) fit in --budget-minutes {cfg.budget_minutes:g} (--epochs sets them)")
     return epochs
+
+
+LATE_GRACE_S = 60.0
+"""Past the first half of a refitted run (:func:`refit_epochs`), how far past the budget the run
+may be expected to end before its epochs are cut."""
+
+
+def refit_epochs(done: int, seconds: float, epochs: int, budget_s: float) -> int:
+    """The epochs a run should train in all, after its first ``done`` of ``epochs`` took
+    ``seconds`` (validation and checkpoints included), to end within ``budget_s``: in the first
+    half of the run as many as fit at the mean time per epoch so far (up or down); past it the
+    count stays unless the run would end more than ``LATE_GRACE_S`` past the budget, so that the
+    learning rate's annealing is not moved late. Never fewer than ``done`` (``done``: stop now),
+    never more than ``MAX_BUDGET_EPOCHS``."""
+    per_epoch = seconds / max(1, done)
+    if 2 * done <= epochs:
+        fit = int(budget_s // per_epoch)
+    else:
+        fit = min(epochs, int((budget_s + LATE_GRACE_S) // per_epoch))
+    return max(done, min(MAX_BUDGET_EPOCHS, fit))
+
+
+class EpochBudget(L.Callback):
+    """``--refit-epochs``: after each validation, :func:`refit_epochs` from the run's training
+    clock; a new count sets the trainer's ``max_epochs``, stretches the one-cycle schedule
+    (:func:`stretch_one_cycle`) and scheduled sampling (when it is ``--sampling-share`` of the
+    steps), and is written to the run's ``config.yaml`` (so ``--resume`` and ``--config`` use it)."""
+
+    def __init__(self, cfg: NextFrameConfig, clock, say=_stderr):
+        self.cfg, self.clock, self.say = cfg, clock, say
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # a resumed run: config.yaml's count wins over a checkpoint saved before its last refit
+        self._apply(trainer, self.cfg.epochs)
+
+    def on_validation_end(self, trainer, pl_module) -> None:  # before ModelCheckpoint saves (it runs last)
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        done = trainer.current_epoch + 1
+        epochs = refit_epochs(done, self.clock.seconds, self.cfg.epochs, self.cfg.budget_minutes * 60)
+        if epochs == self.cfg.epochs:
+            return
+        self.say(
+            f"next-frame: {done} epoch(s) took {self.clock.seconds:.0f} s: {epochs} epochs in all fit in "
+            f"--budget-minutes {self.cfg.budget_minutes:g} (were {self.cfg.epochs})")
+        self._apply(trainer, epochs)
+        if trainer.is_global_zero:
+            from lstmvision.tasks import runs
+
+            runs.save_config(Path(trainer.default_root_dir), "next-frame", self.cfg)
+
+    def _apply(self, trainer, epochs: int) -> None:
+        cfg = self.cfg
+        if self.cfg.scheduled_sampling == int(cfg.epochs * train_batches(cfg) * cfg.sampling_share):
+            cfg.scheduled_sampling = int(epochs * train_batches(cfg) * cfg.sampling_share)
+        cfg.epochs = trainer.fit_loop.max_epochs = epochs
+        for config in trainer.lr_scheduler_configs:
+            stretch_one_cycle(config.scheduler, epochs * trainer.num_training_batches)
 
 
 def motion_augment(cfg) -> float:
@@ -515,6 +579,8 @@ class NextFrameTask(Task):
     def model_spec(self, cfg: NextFrameConfig):
         name, kwargs = self._model_spec(cfg)
         mnist = cfg.dataset == "moving-mnist"
+        if cfg.refit_epochs is None:
+            cfg.refit_epochs = mnist and cfg.epochs is None and cfg.max_steps < 0
         if cfg.epochs is None:
             cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
         if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (70 %)
@@ -527,6 +593,8 @@ class NextFrameTask(Task):
         motion_augment(cfg)  # checks the setting before any data is read
         if not 0 <= cfg.sampling_share <= 1:
             raise ConfigError(f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1")
+        if cfg.refit_epochs and cfg.max_steps >= 0:
+            raise ConfigError("--refit-epochs fits epochs to the time budget; it does not go with --max-steps")
         # defaults per data set and model, recorded in config.yaml
         mnist = cfg.dataset == "moving-mnist"
         if cfg.model is None:
@@ -571,6 +639,9 @@ class NextFrameTask(Task):
                                                   output_frames=cfg.output_frames)  # fmt: skip
         return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size or 256,
                                            output_frames=cfg.output_frames)  # fmt: skip
+
+    def callbacks(self, cfg, clock) -> list:
+        return [EpochBudget(cfg, clock)] if cfg.refit_epochs else []
 
     def datamodule(self, cfg) -> NextFrameData:
         return NextFrameData(cfg)

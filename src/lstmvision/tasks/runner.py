@@ -227,7 +227,7 @@ def _check_same_schedule(run_dir: Path, saved, cfg) -> None:
 
 def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]) -> TrainResult:
     clock, ctrl_c = TrainClock(), CtrlC()
-    trainer, best = _trainer(task, cfg, run_dir, clock, quiet, [*callbacks, ctrl_c])
+    trainer, best = _trainer(task, cfg, run_dir, clock, quiet, [*task.callbacks(cfg, clock), *callbacks, ctrl_c])
     try:
         with ctrl_c:
             trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
