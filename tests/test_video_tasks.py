@@ -489,6 +489,41 @@ def test_refitted_epochs_reach_the_trainer_schedule_sampling_and_config(refit, e
     assert f"{epochs} epochs in all fit in --budget-minutes 7 (were 2)" in capsys.readouterr().err
 
 
+class _Crash(L.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step == 6:  # two steps into the second epoch
+            raise RuntimeError("power cut")
+
+
+def test_a_refitted_run_resumes_to_its_refitted_end(monkeypatch, data_root, tmp_path):
+    from lstmvision.tasks import next_frame
+
+    monkeypatch.setattr(next_frame, "refit_epochs", lambda done, seconds, epochs, budget_s: 3 if done == 1 else epochs)
+    overrides = {**TINY_MNIST, "data_root": str(data_root)}
+    with pytest.raises(RuntimeError, match="power cut"):
+        runner.train("next-frame", overrides, out=tmp_path / "run", quiet=True, callbacks=[_Crash()])
+    probe = _Schedule()
+    m = runner.train("next-frame", {}, out=tmp_path / "run", resume=True, quiet=True, callbacks=[probe]).metrics
+    assert (m["epochs"], m["global_step"], probe.total) == (3, 12, 12)  # the refit survived the crash
+
+
+def test_epoch_budget_applies_the_configs_count_when_training_starts():
+    """A resumed run whose checkpoint predates its last refit: config.yaml's count wins."""
+    from types import SimpleNamespace
+
+    from lstmvision.tasks.next_frame import EpochBudget
+
+    task = get_task("next-frame")()
+    cfg = resolve_config(task.Config, None, {**TINY_MNIST, "epochs": 5})
+    task.model_spec(cfg)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=8)  # the checkpoint's 2 epochs
+    trainer = SimpleNamespace(fit_loop=SimpleNamespace(max_epochs=2), num_training_batches=4,
+                              lr_scheduler_configs=[SimpleNamespace(scheduler=sched)])  # fmt: skip
+    EpochBudget(cfg, clock=None).on_train_start(trainer, None)
+    assert (trainer.fit_loop.max_epochs, sched.total_steps, cfg.epochs) == (5, 20, 5)
+
+
 def test_timing_the_budget_leaves_the_runs_random_numbers_alone():
     task = get_task("next-frame")()
     small = {"dataset": "moving-mnist", "patch": 8, "hidden_sizes": "4", "train_size": 32, "batch_size": 2,
