@@ -458,7 +458,7 @@ class EpochBudget(L.Callback):
 
     def _apply(self, trainer, epochs: int) -> None:
         cfg = self.cfg
-        if self.cfg.scheduled_sampling == int(cfg.epochs * train_batches(cfg) * cfg.sampling_share):
+        if cfg.scheduled_sampling == int(cfg.epochs * train_batches(cfg) * cfg.sampling_share):
             cfg.scheduled_sampling = int(epochs * train_batches(cfg) * cfg.sampling_share)
         cfg.epochs = trainer.fit_loop.max_epochs = epochs
         for config in trainer.lr_scheduler_configs:
