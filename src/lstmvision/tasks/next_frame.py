@@ -385,6 +385,11 @@ def train_batches(cfg: NextFrameConfig) -> int:
     return math.ceil(cfg.train_size / cfg.batch_size)
 
 
+def sampling_steps(cfg: NextFrameConfig, epochs: int) -> int:
+    """Moving MNIST's default ``scheduled_sampling``: the first ``sampling_share`` of ``epochs``'s steps."""
+    return int(epochs * train_batches(cfg) * cfg.sampling_share)
+
+
 def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tuple[int, int], log=None) -> int:
     """The epochs of ``cfg.train_size`` sequences (and a validation of ``cfg.val_size``) that fit in
     ``cfg.budget_minutes`` of training on this machine, from a few timed steps of the model; at
@@ -443,12 +448,12 @@ class EpochBudget(L.Callback):
     def on_validation_end(self, trainer, pl_module) -> None:  # before ModelCheckpoint saves (it runs last)
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        done = trainer.current_epoch + 1
-        epochs = refit_epochs(done, self.clock.seconds, self.cfg.epochs, self.cfg.budget_minutes * 60)
+        done, seconds = trainer.current_epoch + 1, self.clock.seconds
+        epochs = refit_epochs(done, seconds, self.cfg.epochs, self.cfg.budget_minutes * 60)
         if epochs == self.cfg.epochs:
             return
         self.say(
-            f"next-frame: {done} epoch(s) took {self.clock.seconds:.0f} s: {epochs} epochs in all fit in "
+            f"next-frame: {done} epoch(s) took {seconds:.0f} s: {epochs} epochs in all fit in "
             f"--budget-minutes {self.cfg.budget_minutes:g} (were {self.cfg.epochs})")
         self._apply(trainer, epochs)
         if trainer.is_global_zero:
@@ -458,8 +463,8 @@ class EpochBudget(L.Callback):
 
     def _apply(self, trainer, epochs: int) -> None:
         cfg = self.cfg
-        if cfg.scheduled_sampling == int(cfg.epochs * train_batches(cfg) * cfg.sampling_share):
-            cfg.scheduled_sampling = int(epochs * train_batches(cfg) * cfg.sampling_share)
+        if cfg.scheduled_sampling == sampling_steps(cfg, cfg.epochs):  # the default share, not a given count
+            cfg.scheduled_sampling = sampling_steps(cfg, epochs)
         cfg.epochs = trainer.fit_loop.max_epochs = epochs
         for config in trainer.lr_scheduler_configs:
             stretch_one_cycle(config.scheduler, epochs * trainer.num_training_batches)
@@ -584,7 +589,7 @@ class NextFrameTask(Task):
         if cfg.epochs is None:
             cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
         if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (70 %)
-            cfg.scheduled_sampling = int(cfg.epochs * train_batches(cfg) * cfg.sampling_share) if mnist else 0
+            cfg.scheduled_sampling = sampling_steps(cfg, cfg.epochs) if mnist else 0
         return name, kwargs
 
     def _model_spec(self, cfg: NextFrameConfig):
