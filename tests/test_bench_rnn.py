@@ -15,7 +15,9 @@ def test_report_structure_and_positive_numbers():
     assert report["torch_version"] == torch.__version__
     assert report["threads"] == 1 and report["matmul_gflops"] > 0
     rows = report["results"]
-    assert [(r["cell"], r["variant"]) for r in rows] == [(c, v) for c in ("LSTM", "GRU") for v in VARIANTS]
+    assert [(r["cell"], r["variant"]) for r in rows] == [
+        (c, v) for c in ("LSTM", "GRU") for v in VARIANTS
+    ]
     for row in rows:
         assert row["shape"] == "tiny" and row["batch"] == 2 and row["steps"] == 3
         for key in ("ms", "time_vs_torch", "gflops", "fraction_of_matmul_peak"):

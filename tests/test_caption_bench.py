@@ -18,8 +18,22 @@ def test_caption_latency_report(data_root):
 
 
 def test_caption_bench_command(data_root):
-    result = CliRunner().invoke(cli.app, ["bench", "caption", "--beam", "2", "--repeats", "1", "--json",
-                                          "--data-root", str(data_root)])  # fmt: skip
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "bench",
+            "caption",
+            "--beam",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            "--data-root",
+            str(data_root),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{"):])
-    assert report["rows"][0]["beam"] == 2 and report["model"].startswith("untrained show-attend-tell")
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["rows"][0]["beam"] == 2 and report["model"].startswith(
+        "untrained show-attend-tell"
+    )

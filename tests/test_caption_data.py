@@ -60,7 +60,9 @@ def _slice_copy(data_root, tmp_path, photos_per_split=2):
     lines = []
     for split in ("train", "dev", "test"):
         chosen = source[split][:photos_per_split]
-        (root / "Flickr8k_text" / f"Flickr_8k.{split}Images.txt").write_text("".join(p.name + "\n" for p in chosen))
+        (root / "Flickr8k_text" / f"Flickr_8k.{split}Images.txt").write_text(
+            "".join(p.name + "\n" for p in chosen)
+        )
         for p in chosen:
             shutil.copy(p.path, root / "Flicker8k_Dataset" / p.name)
             lines += [f"{p.name}#{k}\t{c}" for k, c in enumerate(p.captions)]
@@ -82,14 +84,20 @@ def test_missing_data_sets_name_where(tmp_path):
         load_photos("flickr8k", tmp_path)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "empty captions file"),
-    (b"image\tsplit\tcaption_idx\tcaption\n", "no train photos"),
-    (b"image\tsplit\tcaption_idx\tcaption\na.jpg\ttrain\t0\n", "line 2 has 3 columns"),
-    (b"image\tsplit\tcaption_idx\tcaption\na.jpg\ttrain\t0\ta caf\xe9\n", "line 2 is not valid UTF-8"),
-    (b"image,split,caption_idx,caption\n", "line 1 must be the header"),
-    (b"image\tsplit\tcaption_idx\tcaption\na.jpg\tval\t0\tx\n", "split 'val' is not"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty captions file"),
+        (b"image\tsplit\tcaption_idx\tcaption\n", "no train photos"),
+        (b"image\tsplit\tcaption_idx\tcaption\na.jpg\ttrain\t0\n", "line 2 has 3 columns"),
+        (
+            b"image\tsplit\tcaption_idx\tcaption\na.jpg\ttrain\t0\ta caf\xe9\n",
+            "line 2 is not valid UTF-8",
+        ),
+        (b"image,split,caption_idx,caption\n", "line 1 must be the header"),
+        (b"image\tsplit\tcaption_idx\tcaption\na.jpg\tval\t0\tx\n", "split 'val' is not"),
+    ],
+)
 def test_bad_captions_file(tmp_path, content, message):
     folder = tmp_path / "flickr8k-1k"
     folder.mkdir()
@@ -109,9 +117,14 @@ def test_missing_photo_is_named(data_root, tmp_path):
 
 def test_read_captions_tsv_groups_by_photo(tmp_path):
     tsv = tmp_path / "c.tsv"
-    tsv.write_text("image\tsplit\tcaption_idx\tcaption\na.jpg\ttrain\t0\tone\na.jpg\ttrain\t1\ttwo\nb.jpg\tdev\t0\tx\n")
+    tsv.write_text(
+        "image\tsplit\tcaption_idx\tcaption\na.jpg\ttrain\t0\tone\na.jpg\ttrain\t1\ttwo\nb.jpg\tdev\t0\tx\n"
+    )
     photos = read_captions_tsv(tsv, tmp_path)
-    assert [(p.name, p.split, p.captions) for p in photos] == [("a.jpg", "train", ["one", "two"]), ("b.jpg", "dev", ["x"])]
+    assert [(p.name, p.split, p.captions) for p in photos] == [
+        ("a.jpg", "train", ["one", "two"]),
+        ("b.jpg", "dev", ["x"]),
+    ]
 
 
 def _save(tmp_path, name, array, mode=None):

@@ -64,7 +64,9 @@ def test_beam_search_equals_brute_force(alpha, seed):
     # tokens: 0 pad (banned), 1 start (banned), 2 end, 3, 4, 5 words; at most 4 tokens
     lm, max_len = TinyLM(6, seed=seed), 4
     h0, c = torch.randn(2, 4, generator=torch.Generator().manual_seed(seed)), torch.randn(2, 4)
-    decoded = beam_search(lm.step, (h0,), (c,), beam=64, start=1, end=2, max_len=max_len, banned=(0, 1), alpha=alpha)
+    decoded = beam_search(
+        lm.step, (h0,), (c,), beam=64, start=1, end=2, max_len=max_len, banned=(0, 1), alpha=alpha
+    )
     for i in range(2):
         norm, seq = brute_force(lm, h0[i], c[i], [3, 4, 5], 2, max_len, alpha)
         assert decoded.tokens[i] == seq
@@ -76,8 +78,10 @@ def test_beam_search_equals_brute_force(alpha, seed):
 def test_min_len_and_max_len_are_respected():
     lm = TinyLM(6, seed=3)
     h0, c = torch.randn(4, 4), torch.randn(4, 4)
-    for search in (lambda **k: greedy_search(lm.step, (h0,), (c,), **k),
-                   lambda **k: beam_search(lm.step, (h0,), (c,), beam=3, **k)):  # fmt: skip
+    for search in (
+        lambda **k: greedy_search(lm.step, (h0,), (c,), **k),
+        lambda **k: beam_search(lm.step, (h0,), (c,), beam=3, **k),
+    ):
         out = search(start=1, end=2, max_len=5, banned=(0, 1), min_len=3)
         assert all(2 <= len(t) <= 4 for t in out.tokens)
         assert all(t not in (0, 1, 2) for seq in out.tokens for t in seq)
@@ -91,7 +95,9 @@ def test_beam_one_is_greedy(seed):
     greedy = greedy_search(lm.step, (h0,), (c,), **kw)
     beam = beam_search(lm.step, (h0,), (c,), beam=1, **kw)
     assert beam.tokens == greedy.tokens
-    assert beam.score == pytest.approx(greedy.score) and beam.normalized == pytest.approx(greedy.normalized)
+    assert beam.score == pytest.approx(greedy.score) and beam.normalized == pytest.approx(
+        greedy.normalized
+    )
     assert all(torch.equal(b, g) for b, g in zip(beam.extras, greedy.extras))
 
 
@@ -108,8 +114,15 @@ def test_wider_beam_never_scores_worse_than_greedy():
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_captioner_decodes_a_batch_like_one_at_a_time(name, cell):
     torch.manual_seed(0)
-    model = get_model(name, words=WORDS, cell=cell, encoder_weights=None, image_size=32, hidden_size=16,
-                      embed_size=8).eval()  # fmt: skip
+    model = get_model(
+        name,
+        words=WORDS,
+        cell=cell,
+        encoder_weights=None,
+        image_size=32,
+        hidden_size=16,
+        embed_size=8,
+    ).eval()
     features = torch.randn(3, 4, 1280)
     for beam in (1, 3):
         batch = model.caption(features, beam=beam, max_len=6)
@@ -119,20 +132,28 @@ def test_captioner_decodes_a_batch_like_one_at_a_time(name, cell):
         for tokens, extras in zip(batch.tokens, batch.extras):
             assert 1 <= len(tokens) <= 5 and all(t >= 4 for t in tokens)  # a word; no special token
             if name == "show-attend-tell":
-                assert extras.shape == (len(tokens), 4) and torch.allclose(extras.sum(-1), torch.ones(len(tokens)))
+                assert extras.shape == (len(tokens), 4) and torch.allclose(
+                    extras.sum(-1), torch.ones(len(tokens))
+                )
 
 
 @pytest.mark.parametrize("name", ["show-and-tell", "show-attend-tell"])
 def test_teacher_forcing_shares_photos_and_ignores_padding(name):
     torch.manual_seed(0)
-    model = get_model(name, words=WORDS, encoder_weights=None, image_size=32, hidden_size=16, embed_size=8).eval()
+    model = get_model(
+        name, words=WORDS, encoder_weights=None, image_size=32, hidden_size=16, embed_size=8
+    ).eval()
     features = torch.randn(2, 4, 1280)
     captions = torch.tensor([[1, 4, 5, 2, 0, 0], [1, 4, 5, 6, 7, 2], [1, 8, 2, 0, 0, 0]])
     rows = torch.tensor([0, 0, 1])
     logits, alphas = model.teacher_forced(features, captions, rows)
     assert logits.shape == (3, 5, len(WORDS))
-    alone, _ = model.teacher_forced(features[1:], captions[2:, :3])  # the same caption, no padding around it
+    alone, _ = model.teacher_forced(
+        features[1:], captions[2:, :3]
+    )  # the same caption, no padding around it
     assert torch.allclose(logits[2, :2], alone[0], atol=1e-5)
     if alphas is not None:
         assert alphas.shape == (3, 5, 4)
-        assert torch.allclose(alphas.sum(-1), (captions[:, 1:] != 0).float())  # 1 per word, 0 after <end>
+        assert torch.allclose(
+            alphas.sum(-1), (captions[:, 1:] != 0).float()
+        )  # 1 per word, 0 after <end>

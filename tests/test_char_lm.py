@@ -17,7 +17,14 @@ from lstmvision.tasks import runner
 from lstmvision.tasks.char_lm import CharLMConfig, CharLMModule
 
 cli._register_train_commands()
-TINY = {"embed_size": 8, "hidden_size": 24, "num_layers": 1, "seq_len": 40, "batch_size": 8, "val_fraction": 0.05}
+TINY = {
+    "embed_size": 8,
+    "hidden_size": 24,
+    "num_layers": 1,
+    "seq_len": 40,
+    "batch_size": 8,
+    "val_fraction": 0.05,
+}
 
 
 def invoke(*args):
@@ -32,11 +39,15 @@ def test_state_carries_across_batches_and_is_detached():
     torch.manual_seed(0)
     model = get_model("char-lm", chars="abcdefgh", embed_size=4, hidden_size=6, num_layers=2)
     module = CharLMModule(model, CharLMConfig())
-    data = StreamWindows(torch.randint(0, 8, (2 * 3 * 5 + 1,)), batch_size=2, seq_len=5)  # 3 windows
+    data = StreamWindows(
+        torch.randint(0, 8, (2 * 3 * 5 + 1,)), batch_size=2, seq_len=5
+    )  # 3 windows
     (x0, y0), (x1, y1) = data[0], data[1]
     module.training_step((x0, y0), 0)
     state = module.state
-    assert all(not s.requires_grad and s.grad_fn is None for s in state)  # history cut between windows
+    assert all(
+        not s.requires_grad and s.grad_fn is None for s in state
+    )  # history cut between windows
     loss1 = module.training_step((x1, y1), 1)
     full, _ = model.run(torch.cat([x0, x1], dim=1))  # the two windows as one sequence: (B, 10, V)
     expected = F.cross_entropy(full[:, 5:].flatten(0, 1), y1.flatten())
@@ -74,16 +85,27 @@ def test_training_on_real_text_lowers_the_loss_and_predict(data_root, tmp_path):
     cfg = {**TINY, "limit_train": 30000, "epochs": 2, "lr": 1e-2, "data_root": str(data_root)}
     result = runner.train("char-lm", cfg, out=tmp_path / "run", quiet=True)
     m = result.metrics
-    assert m["val_loss"] < 3.0 < torch.log(torch.tensor(65.0))  # uniform over 65 characters: 4.17 nats
+    assert (
+        m["val_loss"] < 3.0 < torch.log(torch.tensor(65.0))
+    )  # uniform over 65 characters: 4.17 nats
     assert abs(m["val_bpc"] - m["val_loss"] / 0.693147) < 1e-3
     assert (tmp_path / "run" / "activations.png").stat().st_size > 0
-    curve = [row for row in (tmp_path / "run" / "logs" / "version_0" / "metrics.csv").read_text().splitlines()]
+    curve = [
+        row
+        for row in (tmp_path / "run" / "logs" / "version_0" / "metrics.csv")
+        .read_text()
+        .splitlines()
+    ]
     assert curve  # logged
-    code, out = invoke("predict", tmp_path / "run", "--prompt", "ROMEO:", "--length", "60", "--seed", "3", "--json")
+    code, out = invoke(
+        "predict", tmp_path / "run", "--prompt", "ROMEO:", "--length", "60", "--seed", "3", "--json"
+    )
     assert code == 0, out
     text = json.loads(out)[0]["text"]
     assert text.startswith("ROMEO:") and len(text) == 66
-    code2, out2 = invoke("predict", tmp_path / "run", "--prompt", "ROMEO:", "--length", "60", "--seed", "3", "--json")
+    code2, out2 = invoke(
+        "predict", tmp_path / "run", "--prompt", "ROMEO:", "--length", "60", "--seed", "3", "--json"
+    )
     assert json.loads(out2)[0]["text"] == text  # same seed, same sample
     code, out = invoke("predict", tmp_path / "run", "--prompt", "ROMEO: ☃")
     assert code == 1 and "'☃'" in out and "vocabulary" in out and "Traceback" not in out
@@ -94,6 +116,10 @@ def test_bad_text_files_get_one_clear_line(tmp_path):
     (tmp_path / "bin.txt").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "short.txt").write_text("to be or not to be\n" * 5)
     for name, words in (("empty.txt", "empty"), ("bin.txt", "binary"), ("short.txt", "too few")):
-        code, out = invoke("train", "char-lm", "--text-file", tmp_path / name, "--out", tmp_path / f"r-{name}")
-        assert code == 1 and words in out and str(tmp_path / name) in out and "Traceback" not in out, out
+        code, out = invoke(
+            "train", "char-lm", "--text-file", tmp_path / name, "--out", tmp_path / f"r-{name}"
+        )
+        assert (
+            code == 1 and words in out and str(tmp_path / name) in out and "Traceback" not in out
+        ), out
         assert not (tmp_path / f"r-{name}").exists()  # nothing written for bad data

@@ -13,9 +13,16 @@ from lstmvision.nn.pooling import SumPool2d, TrainableSubsampling
 
 SMALL = ["lenet5", "lenet5-modern", "resnet8-small", "resnet20-small", "vgg-small", "alexnet-small"]
 # (name, number of stages, feature width) for torchvision's families
-TORCHVISION = [("alexnet", 3, 256 * 6 * 6), ("vgg11", 5, 512 * 7 * 7), ("vgg13", 5, 512 * 7 * 7),
-               ("vgg16", 5, 512 * 7 * 7), ("vgg19", 5, 512 * 7 * 7), ("resnet18", 5, 512),
-               ("resnet34", 5, 512), ("resnet50", 5, 2048)]  # fmt: skip
+TORCHVISION = [
+    ("alexnet", 3, 256 * 6 * 6),
+    ("vgg11", 5, 512 * 7 * 7),
+    ("vgg13", 5, 512 * 7 * 7),
+    ("vgg16", 5, 512 * 7 * 7),
+    ("vgg19", 5, 512 * 7 * 7),
+    ("resnet18", 5, 512),
+    ("resnet34", 5, 512),
+    ("resnet50", 5, 2048),
+]
 
 
 def test_lenet5_summary_gives_the_true_parameter_counts():
@@ -23,8 +30,13 @@ def test_lenet5_summary_gives_the_true_parameter_counts():
     assert [(name, count) for name, _, count in rows] == list(
         zip(["c1", "s2", "c3", "s4", "c5", "f6", "output"], [156, 12, 2416, 32, 48120, 10164, 850])
     )
-    assert [shape for _, shape, _ in rows][:5] == [(1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 10, 10), (1, 16, 5, 5),
-                                                   (1, 120, 1, 1)]  # fmt: skip
+    assert [shape for _, shape, _ in rows][:5] == [
+        (1, 6, 28, 28),
+        (1, 6, 14, 14),
+        (1, 16, 10, 10),
+        (1, 16, 5, 5),
+        (1, 120, 1, 1),
+    ]
     table = format_summary(rows)
     assert "48,120" in table and table.splitlines()[-1].split() == ["total", "61,750"]
 
@@ -53,7 +65,9 @@ def test_small_cnn_shapes(name, channels, size):
     assert model.forward_head(features).shape == (2, 7)
 
 
-@pytest.mark.parametrize("name,n_stages,width", TORCHVISION, ids=[name for name, _, _ in TORCHVISION])
+@pytest.mark.parametrize(
+    "name,n_stages,width", TORCHVISION, ids=[name for name, _, _ in TORCHVISION]
+)
 def test_torchvision_cnn_on_small_grey_images(name, n_stages, width):
     model = get_model(name, num_classes=5, in_channels=1).eval()
     assert model.num_features == width and len(model.stages()) == n_stages
@@ -61,7 +75,9 @@ def test_torchvision_cnn_on_small_grey_images(name, n_stages, width):
     with torch.no_grad():
         out = model(x)
         assert out.shape == (1, 5)
-        assert torch.allclose(out, model.net(model.prepare(x)), atol=1e-5)  # our stages == torchvision's forward
+        assert torch.allclose(
+            out, model.net(model.prepare(x)), atol=1e-5
+        )  # our stages == torchvision's forward
     _assert_stages_and_head_hold_every_parameter(model)
 
 
@@ -121,7 +137,10 @@ def test_pretrained_weights_pass_through_keep_the_rgb_stem(monkeypatch):
     monkeypatch.setattr(torchvision.models.ResNet18_Weights, "get_state_dict", fake_download)
     model = get_model("resnet18", weights="DEFAULT", num_classes=10, in_channels=1)
     assert calls == [torchvision.models.ResNet18_Weights.IMAGENET1K_V1]
-    assert torch.equal(model.net.conv1.weight, reference["conv1.weight"]) and model.net.conv1.in_channels == 3
+    assert (
+        torch.equal(model.net.conv1.weight, reference["conv1.weight"])
+        and model.net.conv1.in_channels == 3
+    )
     assert torch.equal(model.net.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
     assert model.net.fc.out_features == 10 and model(torch.rand(2, 1, 32, 32)).shape == (2, 10)
 

@@ -16,7 +16,9 @@ def test_cell_shapes_and_every_parameter_gets_gradient(dims, space, peephole, no
     assert h.shape == c.shape == (2, 4, *space)
     h, c = cell(x, (h, c))  # a second step: peepholes see a non-zero C
     (h.square().sum() + c.sum()).backward()
-    missing = [n for n, p in cell.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in cell.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not missing, missing
 
 
@@ -39,7 +41,9 @@ def test_1x1_kernels_on_1x1_maps_equal_our_lstm_with_the_same_weights():
     lstm = LSTM(5, 7, num_layers=2, batch_first=True, implementation="equations").double()
     with torch.no_grad():
         for k, cell in enumerate(conv.cells):
-            getattr(lstm, f"weight_ih_l{k}").copy_(cell.conv_x.weight.flatten(1))  # (4H, I, 1, 1) -> (4H, I)
+            getattr(lstm, f"weight_ih_l{k}").copy_(
+                cell.conv_x.weight.flatten(1)
+            )  # (4H, I, 1, 1) -> (4H, I)
             getattr(lstm, f"weight_hh_l{k}").copy_(cell.conv_h.weight.flatten(1))
             getattr(lstm, f"bias_ih_l{k}").copy_(cell.conv_x.bias)
             getattr(lstm, f"bias_hh_l{k}").copy_(cell.conv_h.bias)
@@ -74,15 +78,23 @@ def test_layer_norm_makes_the_step_blind_to_the_scale_of_its_input_and_recurrent
         for conv, k in ((cell.conv_x, 3.0), (cell.conv_h, 0.5)):
             conv.weight.mul_(k), conv.bias.mul_(k)
     h2, c2 = cell(x, state)
-    assert torch.allclose(h, h2, atol=1e-4) == norm and torch.allclose(c, c2, atol=1e-4) == norm  # eps aside
+    assert (
+        torch.allclose(h, h2, atol=1e-4) == norm and torch.allclose(c, c2, atol=1e-4) == norm
+    )  # eps aside
 
 
-@pytest.mark.parametrize("dims,space,bias", [(1, (7,), True), (2, (5, 6), True), (2, (5, 6), False)])
+@pytest.mark.parametrize(
+    "dims,space,bias", [(1, (7,), True), (2, (5, 6), True), (2, (5, 6), False)]
+)
 def test_one_joint_convolution_equals_the_two_convolutions_of_the_equations(dims, space, bias):
     """The step convolves [X, H] with [W_x, W_h] once; the gates must be those of W_x * X + W_h * H."""
     torch.manual_seed(0)
     cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, bias=bias).double()
-    x, h0, c0 = torch.randn(2, 3, *space).double(), torch.randn(2, 4, *space).double(), torch.randn(2, 4, *space).double()
+    x, h0, c0 = (
+        torch.randn(2, 3, *space).double(),
+        torch.randn(2, 4, *space).double(),
+        torch.randn(2, 4, *space).double(),
+    )
     i, f, g, o = (cell.conv_x(x) + cell.conv_h(h0)).chunk(4, 1)  # the equations, term by term
     c = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
@@ -99,7 +111,10 @@ def _step_by_step(layer, x):
     return torch.stack(outs, 1)
 
 
-@pytest.mark.parametrize("dims,space,bias,peephole", [(1, (7,), True, False), (2, (5, 6), True, True), (2, (5, 6), False, False)])
+@pytest.mark.parametrize(
+    "dims,space,bias,peephole",
+    [(1, (7,), True, False), (2, (5, 6), True, True), (2, (5, 6), False, False)],
+)
 def test_unrolled_weight_gradients_equal_the_step_by_step_ones(dims, space, bias, peephole):
     """``forward`` computes each cell's weight gradient once over all steps (``unrolled``); the
     gradients of the weights, the input and the first state must be those of the steps taken one by one."""
@@ -139,7 +154,9 @@ def test_forward_takes_the_unrolled_path_once_per_cell(monkeypatch):
 
     calls = []
     real = convlstm._shifted_weight_grad
-    monkeypatch.setattr(convlstm, "_shifted_weight_grad", lambda xs, *a: calls.append(len(xs)) or real(xs, *a))
+    monkeypatch.setattr(
+        convlstm, "_shifted_weight_grad", lambda xs, *a: calls.append(len(xs)) or real(xs, *a)
+    )
     layer = ConvLSTM(2, [3, 4], kernel_size=3)
     layer(torch.randn(2, 5, 2, 4, 4))[0].sum().backward()
     assert calls == [5, 5]  # each of the 2 cells: the 5 steps at once
@@ -165,7 +182,7 @@ def test_gradcheck_float64_of_the_written_out_gate_derivatives(dims):
     h0, c0 = (torch.randn(2, 3, *space, dtype=torch.double, requires_grad=True) for _ in range(2))
     assert torch.autograd.gradcheck(lambda a, b, c: cell(a, (b, c)), (x, h0, c0))
     for k in (0, 1):  # only h or only C used: the other's gradient reaches backward as None
-        assert torch.autograd.gradcheck(lambda a, b, c: cell(a, (b, c))[k], (x, h0, c0))
+        assert torch.autograd.gradcheck(lambda a, b, c, k=k: cell(a, (b, c))[k], (x, h0, c0))
 
 
 def test_gradcheck_float64_with_peepholes():
@@ -181,11 +198,19 @@ def test_gradcheck_float64_with_peepholes():
 
 def test_fan_in_init_and_forget_bias():
     torch.manual_seed(0)
-    lstm, fan_in = ConvLSTMCell(4, 8, kernel_size=3), ConvLSTMCell(4, 8, kernel_size=3, init="fan-in", forget_bias=1.0)
+    lstm, fan_in = (
+        ConvLSTMCell(4, 8, kernel_size=3),
+        ConvLSTMCell(4, 8, kernel_size=3, init="fan-in", forget_bias=1.0),
+    )
     assert lstm.conv_h.weight.abs().max() > 1 / 72**0.5  # U(±1/sqrt(8)), not U(±1/sqrt(8*9))
-    assert fan_in.conv_h.weight.abs().max() <= 1 / 72**0.5 and fan_in.conv_x.weight.abs().max() <= 1 / 36**0.5
+    assert (
+        fan_in.conv_h.weight.abs().max() <= 1 / 72**0.5
+        and fan_in.conv_x.weight.abs().max() <= 1 / 36**0.5
+    )
     b = fan_in.conv_x.bias.detach()
-    assert b[8:16].min() > 0.8 and b[:8].abs().max() < 0.2 and b[16:].abs().max() < 0.2  # only f (i, f, g, o)
+    assert (
+        b[8:16].min() > 0.8 and b[:8].abs().max() < 0.2 and b[16:].abs().max() < 0.2
+    )  # only f (i, f, g, o)
     with pytest.raises(ValueError, match="init"):
         ConvLSTMCell(1, 2, init="zeros")
 

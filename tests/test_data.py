@@ -6,14 +6,22 @@ import pytest
 import torch
 from PIL import Image
 
-from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root, train_val_indices
+from lstmvision.data import (
+    dataset_info,
+    load_grey_image,
+    load_split,
+    resolve_data_root,
+    train_val_indices,
+)
 from lstmvision.data.idx import read_idx
 from lstmvision.data.transforms import random_shift
 from lstmvision.errors import DataError
 
 
-@pytest.mark.parametrize("name,n_train,n_test,size", [
-    ("mnist", 60000, 10000, 28), ("fashion-mnist", 60000, 10000, 28), ("usps", 7291, 2007, 16)])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,n_train,n_test,size",
+    [("mnist", 60000, 10000, 28), ("fashion-mnist", 60000, 10000, 28), ("usps", 7291, 2007, 16)],
+)
 def test_real_datasets_load(data_root, name, n_train, n_test, size):
     for split, n in (("train", n_train), ("test", n_test)):
         images, labels = load_split(name, data_root, split)
@@ -55,7 +63,9 @@ def test_truncated_idx_gz_named(data_root, tmp_path):
     folder = _copy_mnist(data_root, tmp_path)
     target = folder / "t10k-images-idx3-ubyte.gz"
     target.write_bytes(target.read_bytes()[:50000])
-    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz: cannot read IDX file, truncated"):
+    with pytest.raises(
+        DataError, match=r"t10k-images-idx3-ubyte.gz: cannot read IDX file, truncated"
+    ):
         load_split("mnist", tmp_path, "test")
 
 
@@ -95,7 +105,7 @@ def test_random_shift_moves_each_image_within_bounds():
     y = random_shift(x, 2)
     assert y.shape == x.shape and torch.all(y.sum((1, 2, 3)) == 1)
     pos = y.flatten(1).argmax(1)
-    rows, cols = pos // 8, pos % 8
+    rows = pos // 8
     assert rows.min() >= 2 and rows.max() <= 6 and len(set(pos.tolist())) > 5
 
 
@@ -109,7 +119,7 @@ def _digit_array(size=28):
 def test_image_modes_become_model_inputs(tmp_path, mode):
     im = Image.fromarray(255 - _digit_array(60))  # dark stroke on white paper, 60x60
     if mode == "I;16":
-        im = Image.fromarray((np.asarray(im).astype(np.uint16) * 257))
+        im = Image.fromarray(np.asarray(im).astype(np.uint16) * 257)
     else:
         im = im.convert(mode)
     path = tmp_path / f"digit-{mode.replace(';', '')}.png"

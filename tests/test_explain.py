@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 import torch
-import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from lstmvision import cli
@@ -24,14 +23,18 @@ def test_gradient_norms_of_a_linear_recurrence_fall_geometrically():
         model.rnn.bias_ih_l0.zero_(), model.rnn.bias_hh_l0.zero_()
         model.head.weight.fill_(1.0), model.head.bias.zero_()
     x = torch.rand(3, T, 1) + 0.1
-    norms = input_gradient_norms(model, x, None, lambda pred, _: pred.sum())  # sum over the batch: each row's own
+    norms = input_gradient_norms(
+        model, x, None, lambda pred, _: pred.sum()
+    )  # sum over the batch: each row's own
     expected = torch.tensor([w * u ** (T - 1 - t) for t in range(T)])
     assert torch.allclose(norms, expected, atol=1e-6)
 
 
 def test_lstm_gates_equal_the_layer():
     torch.manual_seed(0)
-    layer = get_model("row-lstm", image_size=6, hidden_size=5, bidirectional=False).reader.readers[0]
+    layer = get_model("row-lstm", image_size=6, hidden_size=5, bidirectional=False).reader.readers[
+        0
+    ]
     seq = torch.randn(6, 6)
     gates = lstm_gates(layer, seq)
     assert set(gates) == {"input", "forget", "output", "cell"} and gates["cell"].shape == (6, 5)
@@ -43,17 +46,33 @@ def test_lstm_gates_equal_the_layer():
 def test_adding_task_and_compare_driver(tmp_path, monkeypatch):
     from lstmvision.tasks.compare import compare
 
-    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["rnn", "gru"], epochs=1, limit_train=200,
-                   log=lambda line: None)  # fmt: skip
+    rows = compare(
+        tmp_path / "cmp",
+        benchmarks=["adding-100"],
+        cells=["rnn", "gru"],
+        epochs=1,
+        limit_train=200,
+        log=lambda line: None,
+    )
     assert [r["cell"] for r in rows] == ["rnn", "gru"] and all(r["metric"] == "mse" for r in rows)
-    assert rows[1]["parameters"] == 3 * (128 * 2 + 128 * 128 + 2 * 128) + 129  # GRU 128 + linear head
+    assert (
+        rows[1]["parameters"] == 3 * (128 * 2 + 128 * 128 + 2 * 128) + 129
+    )  # GRU 128 + linear head
     table = (tmp_path / "cmp" / "results.md").read_text()
     assert "adding-100" in table and "s/epoch" in table
     # a later call for one cell keeps the other's finished run in the table, in benchmark/cell order
-    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["gru"], epochs=1, limit_train=200,
-                   log=lambda line: None)  # fmt: skip
+    rows = compare(
+        tmp_path / "cmp",
+        benchmarks=["adding-100"],
+        cells=["gru"],
+        epochs=1,
+        limit_train=200,
+        log=lambda line: None,
+    )
     assert [r["cell"] for r in rows] == ["rnn", "gru"] and rows[0]["limit_train"] == 200
-    assert "| adding-100 (first 200 examples) | rnn |" in (tmp_path / "cmp" / "results.md").read_text()
+    assert (
+        "| adding-100 (first 200 examples) | rnn |" in (tmp_path / "cmp" / "results.md").read_text()
+    )
     # a run that another call finishes meanwhile (two calls side by side on one folder) keeps its row
     beside, train = tmp_path / "beside", runner.train
 
@@ -62,7 +81,14 @@ def test_adding_task_and_compare_driver(tmp_path, monkeypatch):
         return train(task, cfg, out=out, **kwargs)
 
     monkeypatch.setattr(runner, "train", train_while_the_other_call_finishes)
-    rows = compare(beside, benchmarks=["adding-100"], cells=["gru"], epochs=1, limit_train=200, log=lambda line: None)
+    rows = compare(
+        beside,
+        benchmarks=["adding-100"],
+        cells=["gru"],
+        epochs=1,
+        limit_train=200,
+        log=lambda line: None,
+    )
     assert [r["cell"] for r in rows] == ["rnn", "gru"]
     assert "| adding-100 (first 200 examples) | rnn |" in (beside / "results.md").read_text()
 
@@ -83,28 +109,71 @@ def test_compare_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
         runner.train("adding", cfg, out=run, quiet=True, callbacks=[StopAfterFirstEpoch()])
     assert not (run / "metrics.json").exists()
     lines = []
-    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["rnn"], epochs=2, limit_train=200, log=lines.append)
+    rows = compare(
+        tmp_path / "cmp",
+        benchmarks=["adding-100"],
+        cells=["rnn"],
+        epochs=2,
+        limit_train=200,
+        log=lines.append,
+    )
     assert lines[0] == "continuing adding-100 rnn (2 epochs)" and rows[0]["epochs"] == 2
     # an interrupted run of other settings is trained again from the start
     shutil.rmtree(run)
     with pytest.raises(LstmvisionError, match="interrupted"):
         runner.train("adding", cfg, out=run, quiet=True, callbacks=[StopAfterFirstEpoch()])
     lines.clear()
-    rows = compare(tmp_path / "cmp", benchmarks=["adding-100"], cells=["rnn"], epochs=1, limit_train=200, log=lines.append)
+    rows = compare(
+        tmp_path / "cmp",
+        benchmarks=["adding-100"],
+        cells=["rnn"],
+        epochs=1,
+        limit_train=200,
+        log=lines.append,
+    )
     assert lines[0] == "training adding-100 rnn (1 epochs)" and rows[0]["epochs"] == 1
 
 
 def test_explain_commands(tmp_path, data_root):
-    code = CliRunner().invoke(cli.app, ["explain", "gradients", "--seq-len", "20", "--steps", "3", "--hidden-size", "8",
-                                        "--out", str(tmp_path / "g.png")])  # fmt: skip
+    code = CliRunner().invoke(
+        cli.app,
+        [
+            "explain",
+            "gradients",
+            "--seq-len",
+            "20",
+            "--steps",
+            "3",
+            "--hidden-size",
+            "8",
+            "--out",
+            str(tmp_path / "g.png"),
+        ],
+    )
     assert code.exit_code == 0, code.output
     assert (tmp_path / "g.png").stat().st_size > 0 and "lstm" in code.output
-    cfg = {"limit_train": 500, "max_steps": 5, "hidden_size": 8, "data_root": str(data_root), "batch_size": 50}
+    cfg = {
+        "limit_train": 500,
+        "max_steps": 5,
+        "hidden_size": 8,
+        "data_root": str(data_root),
+        "batch_size": 50,
+    }
     runner.train("row-lstm", cfg, out=tmp_path / "row", quiet=True)
     from lstmvision.data.samples import export_samples
 
     digit = export_samples("mnist", tmp_path / "digits", 1, "test", data_root)[0]
-    result = CliRunner().invoke(cli.app, ["explain", "gates", str(tmp_path / "row"), str(digit), "--out", str(tmp_path / "gates.png")])
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "explain",
+            "gates",
+            str(tmp_path / "row"),
+            str(digit),
+            "--out",
+            str(tmp_path / "gates.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "gates.png").stat().st_size > 0
     result = CliRunner().invoke(cli.app, ["explain", "gates", str(tmp_path / "nope"), str(digit)])

@@ -29,12 +29,16 @@ def test_witten_bell_by_hand():
     # no context: C = 1 each, C(ε) = 3, T(ε) = 3: (1 + 3/3) / (3 + 3) = 1/3
     assert math.exp(CharNGram.fit(["ab"], order=1).log_prob("", "a")) == pytest.approx(1 / 3)
     assert math.exp(lm.log_prob("", "a")) == pytest.approx((1 + 1 / 3) / 2)  # context <s>: C=1, T=1
-    assert math.exp(lm.log_prob("a", "b")) == pytest.approx((1 + 1 / 3) / 2)  # C(ab)=1, C(a)=1, T(a)=1
+    assert math.exp(lm.log_prob("a", "b")) == pytest.approx(
+        (1 + 1 / 3) / 2
+    )  # C(ab)=1, C(a)=1, T(a)=1
     assert math.exp(lm.log_prob("a", "a")) == pytest.approx((0 + 1 / 3) / 2)
     assert math.exp(lm.log_prob("ab", CharNGram.EOS)) == pytest.approx((1 + 1 / 3) / 2)
     assert lm.score("ab") == pytest.approx(3 * math.log(2 / 3))
     # an unknown character gets the floor: the uniform share T(ε)/(C(ε)+T(ε)) / |V| = 1/2 / 3
-    assert lm.floor == pytest.approx(1 / 6) and lm.log_prob("a", "é") == pytest.approx(math.log(1 / 6))
+    assert lm.floor == pytest.approx(1 / 6) and lm.log_prob("a", "é") == pytest.approx(
+        math.log(1 / 6)
+    )
 
 
 def test_longer_context_decides():
@@ -79,12 +83,19 @@ def test_an_lm_changes_the_beam_decision_and_weight_zero_changes_nothing():
     log_probs = _ambiguous()
     plain = prefix_beam_search(log_probs, beam=5)
     assert plain[0][0] == [1] and plain[0][1] == pytest.approx(math.log(0.5125))
-    lm = CharNGram.fit(["ab"] * 20, order=3, chars="ab").ctc_scorer("ab")  # lines are "ab", never "a"
+    lm = CharNGram.fit(["ab"] * 20, order=3, chars="ab").ctc_scorer(
+        "ab"
+    )  # lines are "ab", never "a"
     fused = prefix_beam_search(log_probs, beam=5, lm=lm, lm_weight=1.0)
     assert fused[0][0] == [1, 2]
     assert fused[0][1] == pytest.approx(math.log(0.405))  # the returned score stays log p_ctc
-    assert prefix_beam_search(log_probs, beam=5, lm=lm, lm_weight=0.0) == plain  # exactly the old result
-    assert prefix_beam_search(log_probs, beam=5, length_bonus=1.0)[0][0] == [1, 2]  # +β per character
+    assert (
+        prefix_beam_search(log_probs, beam=5, lm=lm, lm_weight=0.0) == plain
+    )  # exactly the old result
+    assert prefix_beam_search(log_probs, beam=5, length_bonus=1.0)[0][0] == [
+        1,
+        2,
+    ]  # +β per character
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -94,10 +105,19 @@ def test_fused_wide_beam_is_the_exact_fused_argmax(seed):
     ngram = CharNGram.fit(["abba", "ab", "baab", "a"], order=3, chars="ab")
     lm, weight, bonus = ngram.ctc_scorer("ab"), 0.8, 0.5
     exact = brute_force_labellings(log_probs)
-    fused = {l: s + weight * ngram.score("".join("ab"[i - 1] for i in l)) + bonus * len(l) for l, s in exact.items()}
-    wide = prefix_beam_search(log_probs, beam=1000, prune=None, lm=lm, lm_weight=weight, length_bonus=bonus)
+    fused = {
+        seq: s + weight * ngram.score("".join("ab"[i - 1] for i in seq)) + bonus * len(seq)
+        for seq, s in exact.items()
+    }
+    wide = prefix_beam_search(
+        log_probs, beam=1000, prune=None, lm=lm, lm_weight=weight, length_bonus=bonus
+    )
     assert tuple(wide[0][0]) == max(fused, key=fused.get)
-    assert {tuple(l): s for l, s in wide} == pytest.approx(exact, rel=1e-9, abs=1e-12)  # CTC scores returned
+    assert {tuple(seq): s for seq, s in wide} == pytest.approx(
+        exact, rel=1e-9, abs=1e-12
+    )  # CTC scores returned
     # weight 0 with an LM given: identical to the plain search, order and scores
     for beam in (1, 3):
-        assert prefix_beam_search(log_probs, beam, lm=lm, lm_weight=0.0) == prefix_beam_search(log_probs, beam)
+        assert prefix_beam_search(log_probs, beam, lm=lm, lm_weight=0.0) == prefix_beam_search(
+            log_probs, beam
+        )

@@ -84,7 +84,9 @@ def test_step_backward_is_the_derivative_of_step(name):
     torch.manual_seed(1)
     equations = EQUATIONS[name]
     size = equations.num_gates * HIDDEN
-    x_part, h_part = (torch.randn(BATCH, size, dtype=torch.double, requires_grad=True) for _ in range(2))
+    x_part, h_part = (
+        torch.randn(BATCH, size, dtype=torch.double, requires_grad=True) for _ in range(2)
+    )
     state = tuple(
         torch.randn(BATCH, HIDDEN, dtype=torch.double, requires_grad=True)
         for _ in range(equations.num_states)

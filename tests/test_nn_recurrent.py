@@ -29,8 +29,10 @@ def _pair(name, implementation="equations", dtype=torch.float32, **kwargs):
 
 
 def _initial_state(name, layers, directions, batch=BATCH, dtype=torch.float32):
-    states = [torch.randn(layers * directions, batch, HIDDEN, dtype=dtype, requires_grad=True)
-              for _ in range(2 if name == "lstm" else 1)]  # fmt: skip
+    states = [
+        torch.randn(layers * directions, batch, HIDDEN, dtype=dtype, requires_grad=True)
+        for _ in range(2 if name == "lstm" else 1)
+    ]
     return states, (tuple(states) if name == "lstm" else states[0])
 
 
@@ -62,10 +64,18 @@ def _outputs_and_grads(module, x, states, hx, kind, batch_first, lengths=LENGTHS
     return results, torch.autograd.grad(loss, [x, *states, *module.parameters()])
 
 
-CONFIGS = list(itertools.product(
-    LAYERS, ["equations", "fused"], [False, True], [1, 2], [False, True], [False, True], [True, False],
-    ["full", "lengths", "packed"],
-))  # fmt: skip
+CONFIGS = list(
+    itertools.product(
+        LAYERS,
+        ["equations", "fused"],
+        [False, True],
+        [1, 2],
+        [False, True],
+        [False, True],
+        [True, False],
+        ["full", "lengths", "packed"],
+    )
+)
 
 
 @pytest.mark.parametrize(
@@ -75,9 +85,16 @@ def test_layer_matches_torch(
     name, implementation, bidirectional, layers, batch_first, with_state, bias, kind
 ):
     torch.manual_seed(0)
-    kwargs = {"num_layers": layers, "bidirectional": bidirectional, "batch_first": batch_first, "bias": bias}
+    kwargs = {
+        "num_layers": layers,
+        "bidirectional": bidirectional,
+        "batch_first": batch_first,
+        "bias": bias,
+    }
     ours, reference = _pair(name, implementation, **kwargs)
-    x = torch.randn((BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT), requires_grad=True)
+    x = torch.randn(
+        (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT), requires_grad=True
+    )
     states, hx = _initial_state(name, layers, 1 + bidirectional) if with_state else ([], None)
     our_results, our_grads = _outputs_and_grads(ours, x, states, hx, kind, batch_first)
     ref_results, ref_grads = _outputs_and_grads(reference, x, states, hx, kind, batch_first)
@@ -147,9 +164,13 @@ def test_gradcheck_equations(name, kwargs, kind):
         hx = tuple(initial) if name == "lstm" else initial[0]
         lengths = {"lengths": LENGTHS} if kind == "lengths" else {}
         inputs = (
-            pack_padded_sequence(x, LENGTHS, batch_first, enforce_sorted=False) if kind == "packed" else x
+            pack_padded_sequence(x, LENGTHS, batch_first, enforce_sorted=False)
+            if kind == "packed"
+            else x
         )
-        output, state = torch.func.functional_call(ours, dict(zip(names, params)), (inputs, hx), lengths)
+        output, state = torch.func.functional_call(
+            ours, dict(zip(names, params)), (inputs, hx), lengths
+        )
         output = output.data if kind == "packed" else output
         return (output, *(state if isinstance(state, tuple) else (state,)))
 
@@ -177,11 +198,16 @@ def test_dropout_one_drops_exactly_the_inputs_of_upper_layers():
     x = torch.randn(STEPS, BATCH, INPUT)
     output, h_n = ours(x)
     first, second = (
-        GRU(INPUT if layer == 0 else HIDDEN, HIDDEN, implementation="equations") for layer in range(2)
+        GRU(INPUT if layer == 0 else HIDDEN, HIDDEN, implementation="equations")
+        for layer in range(2)
     )
     for layer, single in enumerate((first, second)):
         single.load_state_dict(
-            {k.replace(f"_l{layer}", "_l0"): v for k, v in ours.state_dict().items() if f"_l{layer}" in k}
+            {
+                k.replace(f"_l{layer}", "_l0"): v
+                for k, v in ours.state_dict().items()
+                if f"_l{layer}" in k
+            }
         )
     torch.testing.assert_close(h_n[0], first(x)[1][0])
     expected, expected_h = second(torch.zeros(STEPS, BATCH, HIDDEN))
@@ -230,7 +256,9 @@ def test_invalid_lengths():
 
 
 def test_repr_shows_a_non_default_implementation():
-    assert "implementation='equations'" in repr(RNN(3, 4, nonlinearity="relu", implementation="equations"))
+    assert "implementation='equations'" in repr(
+        RNN(3, 4, nonlinearity="relu", implementation="equations")
+    )
     assert "implementation" not in repr(RNN(3, 4))
 
 
@@ -256,4 +284,6 @@ def test_chrono_bias_spreads_memory_spans_over_the_sequence_length():
         assert float(forget.max()) > 6.0  # spans up to hundreds of steps: σ(b_f) near 1
         assert torch.equal(b_ih[:64], -forget) and torch.all(b_hh[:128] == 0)
     reader = RowLSTM(28, 28, reading="rows", hidden_size=8, chrono=True, bidirectional=False)
-    assert float(reader.readers[0].bias_ih_l0[8:16].max()) <= float(torch.log(torch.tensor(27.0)))  # 28 steps
+    assert float(reader.readers[0].bias_ih_l0[8:16].max()) <= float(
+        torch.log(torch.tensor(27.0))
+    )  # 28 steps

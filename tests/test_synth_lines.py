@@ -10,8 +10,16 @@ import pytest
 from PIL import ImageFont
 
 from lstmvision.data.lines import Charset, load_line
-from lstmvision.data.synth_lines import (CHARSET, FONTS, corpus_words, font_dir, load_font, render_line,
-                                         synth_line_splits, synth_text)  # fmt: skip
+from lstmvision.data.synth_lines import (
+    CHARSET,
+    FONTS,
+    corpus_words,
+    font_dir,
+    load_font,
+    render_line,
+    synth_line_splits,
+    synth_text,
+)
 
 TINY = {"channels": "4,8,8,8", "hidden_size": 8, "num_layers": 1, "batch_size": 8}
 
@@ -24,7 +32,9 @@ def test_rendering_is_deterministic_for_a_seed(data_root):
     assert [ln.text for ln in a["train"]] != [ln.text for ln in c["train"]]
     for x, y in zip(a["train"], b["train"]):
         assert np.array_equal(np.asarray(x.draw()), np.asarray(y.draw()))
-        assert np.array_equal(np.asarray(x.draw()), np.asarray(x.draw()))  # drawing twice: the same image
+        assert np.array_equal(
+            np.asarray(x.draw()), np.asarray(x.draw())
+        )  # drawing twice: the same image
     assert not np.array_equal(np.asarray(a["train"][0].draw()), np.asarray(c["train"][0].draw()))
 
 
@@ -48,6 +58,7 @@ def test_texts_round_trip_through_the_charset_and_splits_are_disjoint(data_root)
             assert line.text and line.text == line.text.strip() and len(line.text) <= 100
             assert charset.count_unknown(line.text) == 0
             assert charset.decode(charset.encode(line.text)) == line.text
+
     # the corpus blocks of the splits are disjoint: the 8-word runs they share are the corpora's own
     # repeats (3 stock phrases such as "one of the best films of the year.")
     def grams(split):
@@ -76,7 +87,9 @@ def test_every_character_of_every_font_renders(font):
 
 def test_render_line_every_font_has_ink():
     for font, _ in FONTS:
-        image = render_line("Aho et al. [1974], p. 5-7: ``x'' (50%)", random.Random(0), font=font, size=30)
+        image = render_line(
+            "Aho et al. [1974], p. 5-7: ``x'' (50%)", random.Random(0), font=font, size=30
+        )
         assert (image < 128).sum() > 200, font
 
 
@@ -91,9 +104,18 @@ def test_synth_text_mixes_corpus_and_tokens():
 def synth_run(data_root, tmp_path_factory):
     from lstmvision.tasks import runner
 
-    overrides = {"dataset": "synth-print", "data_root": str(data_root), "lines": 16, "epochs": 1, "lm": False,
-                 "augment": 0.0, **TINY}  # fmt: skip
-    return runner.train("textline", overrides, out=tmp_path_factory.mktemp("synth") / "run", quiet=True)
+    overrides = {
+        "dataset": "synth-print",
+        "data_root": str(data_root),
+        "lines": 16,
+        "epochs": 1,
+        "lm": False,
+        "augment": 0.0,
+        **TINY,
+    }
+    return runner.train(
+        "textline", overrides, out=tmp_path_factory.mktemp("synth") / "run", quiet=True
+    )
 
 
 def test_tiny_training_on_synth_lines_and_charset_covers_ascii(synth_run):
@@ -107,8 +129,13 @@ def test_uw3_from_a_synth_run_knows_every_test_character(synth_run, data_root):
     from lstmvision.tasks.textline import TextLineTask
 
     task = TextLineTask()
-    cfg = task.Config(dataset="uw3", data_root=str(data_root), from_run=str(synth_run.run_dir), channels="4,8,8,8",
-                      num_layers=1)  # fmt: skip
+    cfg = task.Config(
+        dataset="uw3",
+        data_root=str(data_root),
+        from_run=str(synth_run.run_dir),
+        channels="4,8,8,8",
+        num_layers=1,
+    )
     dm = task.datamodule(cfg)
     model = task.build_model(cfg)
     assert cfg.hidden_size == 8  # the source run's, not uw3's default 128

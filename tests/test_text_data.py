@@ -3,8 +3,18 @@
 import pytest
 import torch
 
-from lstmvision.data.text import (CharVocab, StreamWindows, WordVocab, adding_problem, kfold_indices, load_glove,
-                                  load_polarity, read_text, split_text, tokenize_words)  # fmt: skip
+from lstmvision.data.text import (
+    CharVocab,
+    StreamWindows,
+    WordVocab,
+    adding_problem,
+    kfold_indices,
+    load_glove,
+    load_polarity,
+    read_text,
+    split_text,
+    tokenize_words,
+)
 from lstmvision.errors import DataError
 
 
@@ -12,7 +22,12 @@ def test_read_text_refuses_empty_binary_and_missing(tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     (tmp_path / "bin.dat").write_bytes(b"abc\x00\x01\x02")
     (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
-    for name, words in (("empty.txt", "empty"), ("bin.dat", "binary"), ("latin.txt", "UTF-8"), ("nope.txt", "not found")):
+    for name, words in (
+        ("empty.txt", "empty"),
+        ("bin.dat", "binary"),
+        ("latin.txt", "UTF-8"),
+        ("nope.txt", "not found"),
+    ):
         with pytest.raises(DataError, match=words) as e:
             read_text(tmp_path / name)
         assert str(e.value).startswith(str(tmp_path / name))
@@ -37,7 +52,9 @@ def test_stream_windows_continue_each_stream():
     x0, y0 = data[0]
     x1, _ = data[1]
     assert x0.shape == (2, 10) and torch.equal(y0, x0 + 1)  # y is the next character
-    assert x0[0].tolist() == list(range(10)) and x0[1].tolist() == list(range(50, 60))  # stream 1 starts mid-text
+    assert x0[0].tolist() == list(range(10)) and x0[1].tolist() == list(
+        range(50, 60)
+    )  # stream 1 starts mid-text
     assert x1[0, 0] == x0[0, -1] + 1 and x1[1, 0] == x0[1, -1] + 1  # window 1 continues window 0
 
 
@@ -51,8 +68,12 @@ def test_adding_problem_generator():
     assert data.x.shape == (64, 30, 2) and data.y.shape == (64,)
     markers = data.x[..., 1]
     assert torch.equal(markers.sum(1), torch.full((64,), 2.0))  # exactly two marked steps
-    assert (markers[:, :15].sum(1) == 1).all() and (markers[:, 15:].sum(1) == 1).all()  # one per half
-    assert torch.allclose((data.x[..., 0] * markers).sum(1), data.y)  # target = sum of marked values
+    assert (markers[:, :15].sum(1) == 1).all() and (
+        markers[:, 15:].sum(1) == 1
+    ).all()  # one per half
+    assert torch.allclose(
+        (data.x[..., 0] * markers).sum(1), data.y
+    )  # target = sum of marked values
     assert torch.equal(adding_problem(64, 30, seed=3).x, data.x)  # reproducible
     assert not torch.equal(adding_problem(64, 30, seed=4).x, data.x)
 
@@ -82,5 +103,31 @@ def test_polarity_and_glove(data_root):
 
 def test_words_split_as_glove_was_tokenised():
     assert tokenize_words("It's the film's best, isn't it? Can't won't 'em") == [
-        "it", "'s", "the", "film", "'s", "best", ",", "is", "n't", "it", "?", "ca", "n't", "wo", "n't", "'", "em"]
-    assert tokenize_words("the actors' [best] work<br />'s") == ["the", "actors", "'", "[", "best", "]", "work", "'s"]
+        "it",
+        "'s",
+        "the",
+        "film",
+        "'s",
+        "best",
+        ",",
+        "is",
+        "n't",
+        "it",
+        "?",
+        "ca",
+        "n't",
+        "wo",
+        "n't",
+        "'",
+        "em",
+    ]
+    assert tokenize_words("the actors' [best] work<br />'s") == [
+        "the",
+        "actors",
+        "'",
+        "[",
+        "best",
+        "]",
+        "work",
+        "'s",
+    ]

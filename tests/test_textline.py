@@ -12,8 +12,19 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from lstmvision.data.lines import (Charset, Line, line_splits, line_tensor, load_line, page_of, read_gt_folder,
-                                   read_labels_tsv, read_line_folder, read_page_xml, write_page_xml)  # fmt: skip
+from lstmvision.data.lines import (
+    Charset,
+    Line,
+    line_splits,
+    line_tensor,
+    load_line,
+    page_of,
+    read_gt_folder,
+    read_labels_tsv,
+    read_line_folder,
+    read_page_xml,
+    write_page_xml,
+)
 from lstmvision.errors import DataError
 from lstmvision.models import get_model
 from lstmvision.nn.ctc import brute_force_labellings, greedy_decode, prefix_beam_search
@@ -28,7 +39,7 @@ def test_greedy_decode_hand_made_matrix():
     best = [1, 1, 0, 1, 2, 2, 0, 0]
     probs = torch.full((8, 3), 0.1)
     probs[torch.arange(8), best] = 0.8
-    (labels, frames), = greedy_decode(probs.log())
+    ((labels, frames),) = greedy_decode(probs.log())
     assert labels == [1, 1, 2] and frames == [0, 3, 4]
     # batched with lengths: the second sequence stops after 2 frames
     batch = torch.stack([probs.log(), probs.log()], 1)  # (T, B, C)
@@ -38,11 +49,13 @@ def test_greedy_decode_hand_made_matrix():
 @pytest.mark.parametrize("seed", range(4))
 def test_prefix_beam_search_equals_brute_force(seed):
     torch.manual_seed(seed)
-    log_probs = torch.randn(5, 3, dtype=torch.float64).mul(2).log_softmax(-1)  # T=5, blank + 2 characters: 243 paths
+    log_probs = (
+        torch.randn(5, 3, dtype=torch.float64).mul(2).log_softmax(-1)
+    )  # T=5, blank + 2 characters: 243 paths
     exact = brute_force_labellings(log_probs)
     assert math.isclose(sum(math.exp(v) for v in exact.values()), 1.0, rel_tol=1e-9)
     wide = prefix_beam_search(log_probs, beam=1000, prune=None)
-    assert {tuple(l): s for l, s in wide} == pytest.approx(exact, rel=1e-9, abs=1e-12)
+    assert {tuple(seq): s for seq, s in wide} == pytest.approx(exact, rel=1e-9, abs=1e-12)
     best = max(exact, key=exact.get)
     assert tuple(prefix_beam_search(log_probs, beam=4, prune=None)[0][0]) == best
     # the beam's best is never worse than the best path's labelling
@@ -74,7 +87,11 @@ def test_charset_round_trip_and_unknown_counted():
 def test_bronod_split_by_page_never_by_line(data_root):
     splits = line_splits("bronod", data_root)
     pages = {k: {page_of(ln) for ln in v} for k, v in splits.items()}
-    assert not (pages["train"] & pages["val"]) and not (pages["train"] & pages["test"]) and not (pages["val"] & pages["test"])
+    assert (
+        not (pages["train"] & pages["val"])
+        and not (pages["train"] & pages["test"])
+        and not (pages["val"] & pages["test"])
+    )
     assert pages["val"] == set(range(10, 91, 10)) and pages["test"] == set(range(5, 90, 10))
     assert sum(map(len, splits.values())) == 3401 and len(pages["train"]) == 72
 
@@ -91,8 +108,11 @@ def test_line_tensor_any_mode_and_extreme_widths():
     rng = np.random.default_rng(0)
     grey = (rng.random((40, 300)) * 60 + 190).astype(np.uint8)  # light paper
     grey[15:25, 50:250] = 0  # dark ink
-    for im in (Image.fromarray(grey), Image.fromarray(grey).convert("RGB"),
-               Image.fromarray(grey.astype(np.uint16) * 257)):  # fmt: skip
+    for im in (
+        Image.fromarray(grey),
+        Image.fromarray(grey).convert("RGB"),
+        Image.fromarray(grey.astype(np.uint16) * 257),
+    ):
         x = line_tensor(im, 32)
         assert x.shape == (32, 240) and x[16, 100] > 0.9 and x[2, 100] < 0.5
     assert line_tensor(Image.new("L", (1, 50), 255), 32).shape == (32, 1)
@@ -142,14 +162,19 @@ def test_page_xml_read_write_and_malformed(tmp_path):
     Image.new("L", (200, 100), 255).save(tmp_path / "page.png")
     (tmp_path / "page.xml").write_text(PAGE, encoding="utf-8")
     lines = read_page_xml(tmp_path / "page.xml")
-    assert [(ln.id, ln.text, ln.box) for ln in lines] == [("l1", "old", (10, 10, 191, 41)), ("l2", "", (10, 50, 151, 91))]
+    assert [(ln.id, ln.text, ln.box) for ln in lines] == [
+        ("l1", "old", (10, 10, 191, 41)),
+        ("l2", "", (10, 50, 151, 91)),
+    ]
     assert load_line(lines[1], 32).shape == (32, 110)
     out = write_page_xml(tmp_path / "page.xml", {"l1": "new", "l2": "two"}, tmp_path / "out.xml")
     assert [ln.text for ln in read_page_xml(out, tmp_path / "page.png")] == ["new", "two"]
     (tmp_path / "bad.xml").write_text(PAGE[:300], encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.xml: not well-formed XML"):
         read_page_xml(tmp_path / "bad.xml")
-    (tmp_path / "coords.xml").write_text(PAGE.replace("10,50 150,50", "10,50 x,y"), encoding="utf-8")
+    (tmp_path / "coords.xml").write_text(
+        PAGE.replace("10,50 150,50", "10,50 x,y"), encoding="utf-8"
+    )
     with pytest.raises(DataError, match=r"coords\.xml: TextLine l2 has malformed Coords"):
         read_page_xml(tmp_path / "coords.xml")
 
@@ -167,15 +192,22 @@ def test_crnn_shapes_lengths_and_narrow_images():
     features = model.forward_features(images, widths)  # (T, B, 2H)
     lengths = model.output_lengths(widths)
     assert features.shape == (11, 3, 12) and lengths.tolist() == [11, 5, 1]
-    assert features[5:, 1].abs().sum() == 0 and features[1:, 2].abs().sum() == 0  # zero past each length
+    assert (
+        features[5:, 1].abs().sum() == 0 and features[1:, 2].abs().sum() == 0
+    )  # zero past each length
     logits = model(images, widths)
-    loss = torch.nn.functional.ctc_loss(logits.log_softmax(-1), torch.tensor([1, 2, 3, 1, 2]), lengths,
-                                        torch.tensor([3, 2, 0]))  # empty transcription included  # fmt: skip
+    loss = torch.nn.functional.ctc_loss(
+        logits.log_softmax(-1), torch.tensor([1, 2, 3, 1, 2]), lengths, torch.tensor([3, 2, 0])
+    )  # empty transcription included
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="height 32"):
         model(torch.rand(1, 1, 48, 20))
-    half = get_model("crnn", charset="abc", height=16, channels=(4, 4, 8, 8), hidden_size=6, reduction=2).eval()
-    assert half(torch.rand(2, 1, 16, 41)).shape == (21, 2, 4) and half.output_lengths(torch.tensor([1, 41])).tolist() == [1, 21]
+    half = get_model(
+        "crnn", charset="abc", height=16, channels=(4, 4, 8, 8), hidden_size=6, reduction=2
+    ).eval()
+    assert half(torch.rand(2, 1, 16, 41)).shape == (21, 2, 4) and half.output_lengths(
+        torch.tensor([1, 41])
+    ).tolist() == [1, 21]
 
 
 def test_reset_classifier_keeps_shared_characters():
@@ -196,7 +228,14 @@ def test_short_training_on_real_lines_lowers_the_loss(data_root):
     splits = line_splits("uw3", data_root)
     charset = Charset.from_texts([ln.text for ln in splits["train"]])
     dm = TextLineData({"train": splits["train"][:4]}, charset, 32, 4, augment=0.0, seed=0)
-    model = get_model("crnn", charset=charset.chars, height=32, channels=(8, 16, 16, 16), hidden_size=32, dropout=0.0)
+    model = get_model(
+        "crnn",
+        charset=charset.chars,
+        height=32,
+        channels=(8, 16, 16, 16),
+        hidden_size=32,
+        dropout=0.0,
+    )
     module = TextLineModule(model, lr=3e-3)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = next(iter(dm.train_dataloader()))
@@ -215,15 +254,26 @@ def tiny_run(data_root, tmp_path_factory):
     from lstmvision.tasks import runner
 
     out = tmp_path_factory.mktemp("textline") / "run"
-    overrides = {"dataset": "uw3", "data_root": str(data_root), "epochs": 1, "limit_train": 8, "lm": False, **TINY}
+    overrides = {
+        "dataset": "uw3",
+        "data_root": str(data_root),
+        "epochs": 1,
+        "limit_train": 8,
+        "lm": False,
+        **TINY,
+    }
     return runner.train("textline", overrides, out=out, quiet=True)
 
 
 def test_run_folder_metrics_and_pictures(tiny_run):
     m = json.loads((tiny_run.run_dir / "metrics.json").read_text())
     assert {"val_cer", "test_cer", "test_wer", "test_unknown_chars"} <= set(m)
-    assert 0 <= m["test_cer"] and m["test_unknown_chars"] == 5  # uw3 test has 5 characters the 45 lines lack
-    assert "test_cer_lm" not in m and not (tiny_run.run_dir / "lm.json").exists()  # --no-lm: no language model
+    assert (
+        0 <= m["test_cer"] and m["test_unknown_chars"] == 5
+    )  # uw3 test has 5 characters the 45 lines lack
+    assert (
+        "test_cer_lm" not in m and not (tiny_run.run_dir / "lm.json").exists()
+    )  # --no-lm: no language model
     spec = json.loads((tiny_run.run_dir / "model.json").read_text())
     assert spec["name"] == "crnn" and len(spec["kwargs"]["charset"]) == 66
     rows = (tiny_run.run_dir / "test_lines.csv").read_text(encoding="utf-8").splitlines()
@@ -236,12 +286,26 @@ def test_cli_predict_transcribe_json_and_alignment(tiny_run, data_root, tmp_path
 
     line = sorted((data_root / "lines-uw3" / "test").glob("*.png"))[0]
     cli = CliRunner()
-    result = cli.invoke(app, ["predict", str(tiny_run.run_dir), str(line), "--json", "--beam", "3", "--out", str(tmp_path)])
+    result = cli.invoke(
+        app,
+        [
+            "predict",
+            str(tiny_run.run_dir),
+            str(line),
+            "--json",
+            "--beam",
+            "3",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (pred,) = json.loads(result.stdout)
     assert pred["image"] == str(line) and isinstance(pred["text"], str)
     assert Path(pred["alignment"]).is_file()
-    result = cli.invoke(app, ["transcribe", str(tiny_run.run_dir), str(line), str(tmp_path / "missing.png")])
+    result = cli.invoke(
+        app, ["transcribe", str(tiny_run.run_dir), str(line), str(tmp_path / "missing.png")]
+    )
     assert result.exit_code == 1 and result.stdout.startswith(f"{line}\t")
     assert "missing.png: no such file" in result.stderr
 
@@ -253,20 +317,43 @@ def test_cli_page_xml_is_filled(tiny_run, tmp_path):
     page.paste(0, (20, 20, 180, 30))
     page.save(tmp_path / "page.png")
     (tmp_path / "page.xml").write_text(PAGE, encoding="utf-8")
-    result = CliRunner().invoke(app, ["transcribe", str(tiny_run.run_dir), "--page", str(tmp_path / "page.png"),
-                                      "--page-xml", str(tmp_path / "page.xml"), "--out", str(tmp_path / "o")])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "transcribe",
+            str(tiny_run.run_dir),
+            "--page",
+            str(tmp_path / "page.png"),
+            "--page-xml",
+            str(tmp_path / "page.xml"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     filled = read_page_xml(tmp_path / "o" / "page.xml", tmp_path / "page.png")
     assert [ln.id for ln in filled] == ["l1", "l2"] and filled[0].text != "old"
-    bad = CliRunner().invoke(app, ["transcribe", str(tiny_run.run_dir), "--page", str(tmp_path / "page.png")])
+    bad = CliRunner().invoke(
+        app, ["transcribe", str(tiny_run.run_dir), "--page", str(tmp_path / "page.png")]
+    )
     assert bad.exit_code == 1 and "--page needs --page-xml" in bad.stderr
 
 
 def test_cli_evaluate_on_a_folder_writes_per_line_csv(tiny_run, data_root, tmp_path):
     from lstmvision.cli import app
 
-    result = CliRunner().invoke(app, ["evaluate", str(tiny_run.run_dir), "--data", str(data_root / "lines-uw3"),
-                                      "--out", str(tmp_path), "--json"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(tiny_run.run_dir),
+            "--data",
+            str(data_root / "lines-uw3"),
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert {"test_cer", "test_wer"} <= set(metrics) and metrics["test_unknown_chars"] == 5
@@ -287,7 +374,9 @@ def test_from_run_keeps_charset_and_weights(tiny_run, data_root, tmp_path):
     from lstmvision.tasks.textline import TextLineTask
 
     task = TextLineTask()
-    cfg = task.Config(dataset="uw3", data_root=str(data_root), from_run=str(tiny_run.run_dir), **TINY)
+    cfg = task.Config(
+        dataset="uw3", data_root=str(data_root), from_run=str(tiny_run.run_dir), **TINY
+    )
     task.datamodule(cfg)
     model = task.build_model(cfg)
     _, _, source = runner.load(tiny_run.run_dir)
@@ -307,14 +396,19 @@ def tiny_lm_run(data_root, tmp_path_factory):
     from lstmvision.tasks import runner
 
     folder = tmp_path_factory.mktemp("lm-lines")
-    images = sorted((data_root / "lines-uw3" / "train").glob("*.bin.png"), key=lambda p: (Image.open(p).size[0], p.name))
+    images = sorted(
+        (data_root / "lines-uw3" / "train").glob("*.bin.png"),
+        key=lambda p: (Image.open(p).size[0], p.name),
+    )
     for split, chosen in (("val", images[:2]), ("test", images[2:4]), ("train", images[4:12])):
         (folder / split).mkdir()
         for image in chosen:
             shutil.copy(image, folder / split)
             shutil.copy(image.with_name(image.name.replace(".bin.png", ".gt.txt")), folder / split)
     overrides = {"dataset": str(folder), "epochs": 1, "augment": 0.0, **TINY}
-    return runner.train("textline", overrides, out=tmp_path_factory.mktemp("textline-lm") / "run", quiet=True)
+    return runner.train(
+        "textline", overrides, out=tmp_path_factory.mktemp("textline-lm") / "run", quiet=True
+    )
 
 
 def test_training_tunes_an_lm_on_validation_and_writes_lm_json(tiny_lm_run):
@@ -322,16 +416,29 @@ def test_training_tunes_an_lm_on_validation_and_writes_lm_json(tiny_lm_run):
 
     run = tiny_lm_run.run_dir
     m = json.loads((run / "metrics.json").read_text())
-    assert {"val_cer", "test_cer", "val_cer_lm", "test_cer_lm", "test_wer_lm", "lm_weight", "length_bonus"} <= set(m)
+    assert {
+        "val_cer",
+        "test_cer",
+        "val_cer_lm",
+        "test_cer_lm",
+        "test_wer_lm",
+        "lm_weight",
+        "length_bonus",
+    } <= set(m)
     saved = json.loads((run / "lm.json").read_text(encoding="utf-8"))
     assert (saved["lm_weight"], saved["length_bonus"]) == (m["lm_weight"], m["length_bonus"])
     assert saved["beam"] == 10 and len(saved["grid"]) == len(LM_GRID) and saved["train_lines"] == 8
-    assert m["val_cer_lm"] == pytest.approx(min(r["val_cer"] for r in saved["grid"]))  # chosen on validation
+    assert m["val_cer_lm"] == pytest.approx(
+        min(r["val_cer"] for r in saved["grid"])
+    )  # chosen on validation
     lm = LineLM.load(run / "lm.json")
     charset = json.loads((run / "model.json").read_text())["kwargs"]["charset"]
     assert lm.ngram.chars == charset and lm.ngram.order == 5
     # counted on the 8 training lines only: one event per character and one end per line
-    train = [Path(p).read_text(encoding="utf-8").strip() for p in sorted((Path(yaml_dataset(run)) / "train").glob("*.gt.txt"))]
+    train = [
+        Path(p).read_text(encoding="utf-8").strip()
+        for p in sorted((Path(yaml_dataset(run)) / "train").glob("*.gt.txt"))
+    ]
     assert sum(sum(f.values()) for f in lm.ngram.counts.values()) == sum(len(t) + 1 for t in train)
 
 
@@ -366,13 +473,18 @@ def test_predict_beam_uses_the_runs_lm(tiny_lm_run, tiny_run, tmp_path):
     model.load_state_dict(load_file(run / "model.safetensors"))
     with torch.no_grad():
         _, (lp,) = decode_batch(model.eval(), load_line(Line(line, ""), 32)[None, None])
-    with_lm, plain = beam_decode(lp, model.charset, 3, LineLM.load(run / "lm.json")), beam_decode(lp, model.charset, 3)
+    with_lm, plain = (
+        beam_decode(lp, model.charset, 3, LineLM.load(run / "lm.json")),
+        beam_decode(lp, model.charset, 3),
+    )
     assert with_lm != plain
     assert predicted("--beam", "3") == with_lm  # lm.json with its weights
     assert predicted("--beam", "3", "--lm-weight", "0") == plain  # 0 turns it off
     bad = cli.invoke(app, ["predict", str(run), str(line), "--lm-weight", "0.5"])
     assert bad.exit_code == 1 and "--lm-weight needs --beam 2 or more" in bad.stderr
-    bad = cli.invoke(app, ["predict", str(tiny_run.run_dir), str(line), "--beam", "3", "--lm-weight", "1"])
+    bad = cli.invoke(
+        app, ["predict", str(tiny_run.run_dir), str(line), "--beam", "3", "--lm-weight", "1"]
+    )
     assert bad.exit_code == 1 and "no lm.json" in bad.stderr and "textline-lm" in bad.stderr
 
 
@@ -384,15 +496,27 @@ def test_textline_lm_command_adds_the_lm_to_a_finished_run(tiny_lm_run, tmp_path
     run = tmp_path / "run"
     shutil.copytree(tiny_lm_run.run_dir, run)
     trained = json.loads((run / "metrics.json").read_text())
-    lm_keys = {"val_cer_lm", "val_wer_lm", "test_cer_lm", "test_wer_lm", "lm_weight", "length_bonus"}
+    lm_keys = {
+        "val_cer_lm",
+        "val_wer_lm",
+        "test_cer_lm",
+        "test_wer_lm",
+        "lm_weight",
+        "length_bonus",
+    }
     (run / "lm.json").unlink()
-    (run / "metrics.json").write_text(json.dumps({k: v for k, v in trained.items() if k not in lm_keys}))
+    (run / "metrics.json").write_text(
+        json.dumps({k: v for k, v in trained.items() if k not in lm_keys})
+    )
     result = CliRunner().invoke(app, ["textline-lm", str(run)])
     assert result.exit_code == 0, result.output
-    assert "greedy" in result.stdout and "test CER" in result.stdout and "lm_weight" in result.stderr
+    assert (
+        "greedy" in result.stdout and "test CER" in result.stdout and "lm_weight" in result.stderr
+    )
     again = json.loads((run / "metrics.json").read_text())
-    assert again == pytest.approx(trained)  # the same figures as training's LM step, other keys kept
+    assert again == pytest.approx(
+        trained
+    )  # the same figures as training's LM step, other keys kept
     assert json.loads((run / "lm.json").read_text())["lm_weight"] == trained["lm_weight"]
     bad = CliRunner().invoke(app, ["textline-lm", str(tmp_path / "nothing")])
     assert bad.exit_code == 1 and "no such run folder" in bad.stderr
-

@@ -21,8 +21,18 @@ from lstmvision import cli
 from lstmvision.data.samples import export_samples
 from lstmvision.tasks import runner
 
-SMALL = ["--limit-train", "3000", "--max-steps", "100", "--batch-size", "32", "--hidden-size", "48",
-         "--checkpoint-every", "50"]  # fmt: skip
+SMALL = [
+    "--limit-train",
+    "3000",
+    "--max-steps",
+    "100",
+    "--batch-size",
+    "32",
+    "--hidden-size",
+    "48",
+    "--checkpoint-every",
+    "50",
+]
 EXE = Path(sys.executable).with_name("lstmvision")
 
 cli._register_train_commands()
@@ -43,8 +53,17 @@ def trained(tmp_path_factory, data_root):
 
 
 def test_run_folder_contract(trained):
-    for name in ("config.yaml", "metrics.json", "model.safetensors", "model.json", "training_curves.png",
-                 "confusion_matrix.png", "predictions.png", "checkpoints/last.ckpt", "logs/version_0/metrics.csv"):  # fmt: skip
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "model.safetensors",
+        "model.json",
+        "training_curves.png",
+        "confusion_matrix.png",
+        "predictions.png",
+        "checkpoints/last.ckpt",
+        "logs/version_0/metrics.csv",
+    ):
         assert (trained / name).is_file(), name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert {"test_accuracy", "val_accuracy", "train_seconds"} <= set(metrics)
@@ -64,7 +83,9 @@ def test_slice_learns_far_above_chance(trained):
     assert metrics["global_step"] == 100
     assert metrics["val_accuracy"] > 0.5 and metrics["test_accuracy"] > 0.5  # chance is 0.1
     with open(trained / "logs" / "version_0" / "metrics.csv") as f:
-        losses = [float(r["train_loss_step"]) for r in csv.DictReader(f) if r.get("train_loss_step")]
+        losses = [
+            float(r["train_loss_step"]) for r in csv.DictReader(f) if r.get("train_loss_step")
+        ]
     assert len(losses) >= 8 and sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
 
 
@@ -79,20 +100,22 @@ def test_bf16_mixed_precision_trains(data_root, tmp_path):
 def test_evaluate_reproduces_metrics_json(trained):
     code, out = invoke("evaluate", trained, "--json")
     assert code == 0, out
-    evaluated = json.loads(out[out.index("{"):])
+    evaluated = json.loads(out[out.index("{") :])
     saved = json.loads((trained / "metrics.json").read_text())
     assert set(evaluated) == {"test_accuracy", "test_loss"}
     for key, value in evaluated.items():
         assert value == pytest.approx(saved[key], abs=1e-5)
     code, out = invoke("evaluate", trained, "--split", "val", "--json")
-    assert code == 0 and json.loads(out[out.index("{"):])["val_accuracy"] == pytest.approx(saved["val_accuracy"], abs=1e-5)
+    assert code == 0 and json.loads(out[out.index("{") :])["val_accuracy"] == pytest.approx(
+        saved["val_accuracy"], abs=1e-5
+    )
 
 
 def test_predict_real_digits(trained, data_root, tmp_path):
     paths = export_samples("mnist", tmp_path / "s", count=6, data_root=data_root)
     code, out = invoke("predict", trained, *paths, "--json")
     assert code == 0, out
-    preds = json.loads(out[out.index("["):])
+    preds = json.loads(out[out.index("[") :])
     assert [p["image"] for p in preds] == [str(p) for p in paths]
     truth = [p.stem.rsplit("-", 1)[1] for p in paths]
     assert sum(p["label"] == t for p, t in zip(preds, truth)) >= 3
@@ -123,14 +146,17 @@ def test_existing_run_folder_not_overwritten(trained):
     assert before == {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "row-lstm", "--data-root", "/nonexistent/data"], "data root does not exist"),
-    (["train", "nope"], "No such command 'nope'"),
-    (["train", "row-lstm", "--dataset", "cifar"], "'cifar' is not one of"),
-    (["train", "row-lstm", "--cell", "cnn"], "'cnn' is not one of"),
-    (["train", "row-lstm", "--precision", "8-bit"], "'8-bit' is not one of"),
-    (["evaluate", "/nonexistent/run"], "no such run folder"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "row-lstm", "--data-root", "/nonexistent/data"], "data root does not exist"),
+        (["train", "nope"], "No such command 'nope'"),
+        (["train", "row-lstm", "--dataset", "cifar"], "'cifar' is not one of"),
+        (["train", "row-lstm", "--cell", "cnn"], "'cnn' is not one of"),
+        (["train", "row-lstm", "--precision", "8-bit"], "'8-bit' is not one of"),
+        (["evaluate", "/nonexistent/run"], "no such run folder"),
+    ],
+)
 def test_bad_arguments_one_clear_error(args, message, tmp_path):
     code, out = invoke(*args, *(["--out", tmp_path / "run"] if args[0] == "train" else []))
     assert code != 0 and message in out and "Traceback" not in out
@@ -163,8 +189,22 @@ def test_resume_cannot_extend_the_schedule(trained):
 
 def test_row_lstm_image_size_reaches_the_model(data_root, tmp_path):
     run = tmp_path / "run"
-    code, out = invoke("train", "row-lstm", "--image-size", "14", "--limit-train", "256", "--max-steps", "4",
-                       "--hidden-size", "8", "--data-root", data_root, "--out", run)  # fmt: skip
+    code, out = invoke(
+        "train",
+        "row-lstm",
+        "--image-size",
+        "14",
+        "--limit-train",
+        "256",
+        "--max-steps",
+        "4",
+        "--hidden-size",
+        "8",
+        "--data-root",
+        data_root,
+        "--out",
+        run,
+    )
     assert code == 0, out
     assert json.loads((run / "model.json").read_text())["kwargs"]["image_size"] == 14
     code, out = invoke("predict", run, trained_sample(data_root, tmp_path))
@@ -177,8 +217,12 @@ def trained_sample(data_root, tmp_path):
 
 def test_bad_config_file(tmp_path):
     (tmp_path / "c.yaml").write_text("epochs: 2\nhiden_size: 3\n")
-    code, out = invoke("train", "row-lstm", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run")
-    assert code == 1 and "unknown config key 'hiden_size'" in out and not (tmp_path / "run").exists()
+    code, out = invoke(
+        "train", "row-lstm", "--config", tmp_path / "c.yaml", "--out", tmp_path / "run"
+    )
+    assert (
+        code == 1 and "unknown config key 'hiden_size'" in out and not (tmp_path / "run").exists()
+    )
 
 
 class CountSteps(Callback):
@@ -196,23 +240,53 @@ def _env():
 @pytest.mark.slow
 def test_killed_run_resumes_from_last_checkpoint(data_root, tmp_path):
     run = tmp_path / "run"
-    args = [EXE, "train", "row-lstm", "--data-root", data_root, "--out", run, "--limit-train", "4000",
-            "--batch-size", "16", "--hidden-size", "16", "--checkpoint-every", "10", "--max-steps", "100000"]  # fmt: skip
-    proc = subprocess.Popen([str(a) for a in args], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        EXE,
+        "train",
+        "row-lstm",
+        "--data-root",
+        data_root,
+        "--out",
+        run,
+        "--limit-train",
+        "4000",
+        "--batch-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--checkpoint-every",
+        "10",
+        "--max-steps",
+        "100000",
+    ]
+    proc = subprocess.Popen(
+        [str(a) for a in args], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if last.is_file() and torch.load(last, weights_only=True, map_location="cpu")["global_step"] >= 20:
+        if (
+            last.is_file()
+            and torch.load(last, weights_only=True, map_location="cpu")["global_step"] >= 20
+        ):
             break
         time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert last.is_file(), f"no checkpoint before the kill (exit code {proc.returncode})"
     saved_step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
-    assert saved_step >= 20 and not (run / "metrics.json").exists()  # killed mid-epoch 1 (225 steps)
+    assert (
+        saved_step >= 20 and not (run / "metrics.json").exists()
+    )  # killed mid-epoch 1 (225 steps)
     counter = CountSteps()
-    result = runner.train("row-lstm", {"max_steps": saved_step + 15}, out=run, resume=True, quiet=True,
-                          callbacks=[counter])  # fmt: skip
+    result = runner.train(
+        "row-lstm",
+        {"max_steps": saved_step + 15},
+        out=run,
+        resume=True,
+        quiet=True,
+        callbacks=[counter],
+    )
     assert result.metrics["global_step"] == saved_step + 15
     assert counter.batches == 15  # continued, not restarted
     assert (run / "metrics.json").is_file() and (run / "model.safetensors").is_file()
@@ -221,10 +295,32 @@ def test_killed_run_resumes_from_last_checkpoint(data_root, tmp_path):
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(data_root, tmp_path):
     run = tmp_path / "ddp"
-    args = [EXE, "train", "row-lstm", "--data-root", data_root, "--out", run, "--devices", "2",
-            "--strategy", "ddp", "--accelerator", "cpu", "--limit-train", "640", "--max-steps", "8",
-            "--batch-size", "32", "--hidden-size", "16"]  # fmt: skip
-    done = subprocess.run([str(a) for a in args], env=_env(), capture_output=True, text=True, timeout=400)
+    args = [
+        EXE,
+        "train",
+        "row-lstm",
+        "--data-root",
+        data_root,
+        "--out",
+        run,
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+        "--limit-train",
+        "640",
+        "--max-steps",
+        "8",
+        "--batch-size",
+        "32",
+        "--hidden-size",
+        "16",
+    ]
+    done = subprocess.run(
+        [str(a) for a in args], env=_env(), capture_output=True, text=True, timeout=400
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["global_step"] == 8 and 0 <= metrics["test_accuracy"] <= 1
@@ -233,17 +329,45 @@ def test_ddp_two_processes_on_cpu(data_root, tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_saves_and_says_how_to_resume(data_root, tmp_path):
     run = tmp_path / "run"
-    args = [EXE, "train", "row-lstm", "--data-root", data_root, "--out", run, "--limit-train", "4000",
-            "--batch-size", "16", "--hidden-size", "16", "--checkpoint-every", "10"]  # fmt: skip
-    proc = subprocess.Popen([str(a) for a in args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        EXE,
+        "train",
+        "row-lstm",
+        "--data-root",
+        data_root,
+        "--out",
+        run,
+        "--limit-train",
+        "4000",
+        "--batch-size",
+        "16",
+        "--hidden-size",
+        "16",
+        "--checkpoint-every",
+        "10",
+    ]
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not (run / "checkpoints" / "last.ckpt").is_file():
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and not (run / "checkpoints" / "last.ckpt").is_file()
+    ):
         time.sleep(0.5)
     time.sleep(1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Traceback" not in err
-    assert f"{run}: training interrupted; continue with `lstmvision train row-lstm --out {run} --resume`" in err
+    assert (
+        f"{run}: training interrupted; continue with `lstmvision train row-lstm --out {run} --resume`"
+        in err
+    )
     assert (run / "checkpoints" / "interrupted.ckpt").is_file()
 
 

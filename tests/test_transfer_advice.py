@@ -6,9 +6,15 @@ from lstmvision.errors import ConfigError
 from lstmvision.tasks.transfer import SMALL_BELOW, advise
 
 
-@pytest.mark.parametrize("size,similarity,mode", [
-    (100, "high", "codes"), (100, "low", "codes-early"),
-    (60000, "high", "finetune-all"), (60000, "low", "finetune-all")])  # fmt: skip
+@pytest.mark.parametrize(
+    "size,similarity,mode",
+    [
+        (100, "high", "codes"),
+        (100, "low", "codes-early"),
+        (60000, "high", "finetune-all"),
+        (60000, "low", "finetune-all"),
+    ],
+)
 def test_four_scenarios(size, similarity, mode):
     assert advise(size, similarity).mode == mode
 
@@ -23,10 +29,18 @@ def test_threshold_and_bad_values():
 
 
 def test_cli_prints_mode_and_reason():
-    result = CliRunner().invoke(cli.app, ["transfer", "advise", "--target-size", "100", "--similarity", "low"])
+    result = CliRunner().invoke(
+        cli.app, ["transfer", "advise", "--target-size", "100", "--similarity", "low"]
+    )
     assert result.exit_code == 0
-    assert "(iii)" in result.output and "recommended mode: codes-early" in result.output and "why:" in result.output
-    bad = CliRunner().invoke(cli.app, ["transfer", "advise", "--target-size", "100", "--similarity", "x"])
+    assert (
+        "(iii)" in result.output
+        and "recommended mode: codes-early" in result.output
+        and "why:" in result.output
+    )
+    bad = CliRunner().invoke(
+        cli.app, ["transfer", "advise", "--target-size", "100", "--similarity", "x"]
+    )
     assert bad.exit_code == 1 and "high or low" in bad.output
 
 
@@ -43,8 +57,24 @@ def test_codes_file_round_trips(data_root, tmp_path):
     model = get_model("lenet5-modern", num_classes=10, in_channels=1)
     runs.save_model(run, "lenet5-modern", {"num_classes": 10, "in_channels": 1}, model)
     out = tmp_path / "codes.safetensors"
-    result = CliRunner().invoke(cli.app, ["transfer", "codes", str(run), "--dataset", "usps", "--split", "test",
-                                          "--limit", "50", "--data-root", str(data_root), "--out", str(out)])  # fmt: skip
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "transfer",
+            "codes",
+            str(run),
+            "--dataset",
+            "usps",
+            "--split",
+            "test",
+            "--limit",
+            "50",
+            "--data-root",
+            str(data_root),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = load_file(out)
     images, labels = load_split("usps", data_root, "test")

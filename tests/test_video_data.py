@@ -4,9 +4,16 @@ import numpy as np
 import pytest
 
 from lstmvision.data import load_split
-from lstmvision.data.moving_mnist import moving_mnist, motion_mnist
-from lstmvision.data.video import (load_npz_sequences, parse_size, probe, read_clip, read_frames, ucf101_index,
-                                   uniform_indices)  # fmt: skip
+from lstmvision.data.moving_mnist import motion_mnist, moving_mnist
+from lstmvision.data.video import (
+    load_npz_sequences,
+    parse_size,
+    probe,
+    read_clip,
+    read_frames,
+    ucf101_index,
+    uniform_indices,
+)
 from lstmvision.errors import DataError
 
 
@@ -59,8 +66,13 @@ def test_bad_videos_fail_with_one_clear_line(data_root, tmp_path):
     truncated.write_bytes((data_root / "video" / "vtest.avi").read_bytes()[:150_000])
     one = _write_video(tmp_path / "one.avi", 1)
     zero = _write_video(tmp_path / "zero.avi", 0)
-    cases = [(junk, "not a readable video"), (truncated, "the clip needs 16"), (one, "1 frame"),
-             (zero, "0 frame"), (tmp_path / "missing.mp4", "no such video file")]  # fmt: skip
+    cases = [
+        (junk, "not a readable video"),
+        (truncated, "the clip needs 16"),
+        (one, "1 frame"),
+        (zero, "0 frame"),
+        (tmp_path / "missing.mp4", "no such video file"),
+    ]
     for path, message in cases:
         with pytest.raises(DataError, match=message) as e:
             read_clip(path, 16)
@@ -125,6 +137,10 @@ def test_ucf101_layout_with_and_without_split_lists(data_root, tmp_path):
     (lists / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi 2\n")
     (lists / "testlist01.txt").write_text("Other/v_Other_g08_c01.avi\nOther/v_Other_g09_c01.avi\n")
     train, classes = ucf101_index(tmp_path / "videos", lists, "train")
-    assert classes == ["Other", "ApplyEyeMakeup"] and train == [(tmp_path / "videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", 1)]
-    with pytest.raises(DataError, match="v_Other_g09_c01.avi: listed in .*testlist01.txt but missing"):
+    assert classes == ["Other", "ApplyEyeMakeup"] and train == [
+        (tmp_path / "videos/ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi", 1)
+    ]
+    with pytest.raises(
+        DataError, match="v_Other_g09_c01.avi: listed in .*testlist01.txt but missing"
+    ):
         ucf101_index(tmp_path / "videos", lists, "test")

@@ -19,15 +19,23 @@ import typer
 
 from lstmvision.errors import LstmvisionError
 
-app = typer.Typer(help="Recurrent neural networks for computer vision.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)  # fmt: skip
-train_app = typer.Typer(help="Train a registered task (see `lstmvision tasks`).", no_args_is_help=True)
+app = typer.Typer(
+    help="Recurrent neural networks for computer vision.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(
+    help="Train a registered task (see `lstmvision tasks`).", no_args_is_help=True
+)
 bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
 transfer_app = typer.Typer(help="Transfer learning helpers.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
 app.add_typer(transfer_app, name="transfer")
-explain_app = typer.Typer(help="Pictures of what recurrent networks do inside.", no_args_is_help=True)
+explain_app = typer.Typer(
+    help="Pictures of what recurrent networks do inside.", no_args_is_help=True
+)
 app.add_typer(explain_app, name="explain")
 
 
@@ -42,7 +50,9 @@ def user_errors(fn):
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            typer.echo("interrupted (a training run continues with --out RUN_DIR --resume)", err=True)
+            typer.echo(
+                "interrupted (a training run continues with --out RUN_DIR --resume)", err=True
+            )
             raise typer.Exit(130) from None
 
     return wrapper
@@ -75,24 +85,46 @@ def models_command():
 
 def _train_command(task_cls):
     """Build ``train TASK`` with one option per config field (default shown, None = not given)."""
-    from lstmvision.tasks.config import field_docs, field_types
+    from lstmvision.tasks.config import field_docs, field_types, recipe_defaults, recipe_files
 
     docs, types_ = field_docs(task_cls.Config), field_types(task_cls.Config)
+    defaults = recipe_defaults(task_cls.Config)
     params = []
     for f in dataclasses.fields(task_cls.Config):
         tp = types_[f.name]
         flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-        decls = [f"{flag}/--no-{flag[2:]}"] if tp in (bool, Optional[bool]) else [flag]  # None: not given
+        decls = (
+            [f"{flag}/--no-{flag[2:]}"] if tp in (bool, Optional[bool]) else [flag]
+        )  # None: not given
         tp = tp if typing.get_origin(tp) is typing.Union else Optional[tp]
-        option = typer.Option(None, *decls, help=docs.get(f.name, ""), show_default=str(f.default))
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp))
+        option = typer.Option(
+            None, *decls, help=docs.get(f.name, ""), show_default=str(defaults[f.name])
+        )
+        params.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp)
+        )
     run_options = {
-        "out": (Optional[Path], typer.Option(None, "--out", help="run folder [default: runs/TASK/TIMESTAMP]")),
-        "config": (Optional[Path], typer.Option(None, "--config", help="YAML file of config keys (CLI flags win)")),
-        "resume": (bool, typer.Option(False, "--resume", help="continue the run in --out (default: the latest) from checkpoints/last.ckpt")),
-    }  # fmt: skip
+        "out": (
+            Optional[Path],
+            typer.Option(None, "--out", help="run folder [default: runs/TASK/TIMESTAMP]"),
+        ),
+        "config": (
+            Optional[Path],
+            typer.Option(None, "--config", help="YAML file of config keys (CLI flags win)"),
+        ),
+        "resume": (
+            bool,
+            typer.Option(
+                False,
+                "--resume",
+                help="continue the run in --out (default: the latest) from checkpoints/last.ckpt",
+            ),
+        ),
+    }
     for name, (tp, option) in run_options.items():
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp))
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=tp)
+        )
 
     @user_errors
     def command(**kwargs):
@@ -102,11 +134,24 @@ def _train_command(task_cls):
         overrides = {k: v for k, v in kwargs.items() if v is not None}
         result = train(task_cls.name, overrides, config_file=config, out=out, resume=resume)
         typer.echo(f"run folder: {result.run_dir}")
-        _print_metrics({k: v for k, v in result.metrics.items() if k.startswith(("test_", "val_", "train_s"))})
+        _print_metrics(
+            {k: v for k, v in result.metrics.items() if k.startswith(("test_", "val_", "train_s"))}
+        )
 
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = f"{task_cls.summary}\n\nDefaults are the recipe behind README's figure for this task."
+    recipes = recipe_files(task_cls.Config)
+    shown = defaults.get("dataset") or "the default data set"
+    where = (
+        "\n\nRecipe files (the defaults for each --dataset; other flags win over them):\n\n"
+        + "\n\n".join(f"{name}: {path}" for name, path in recipes.items())
+        if recipes
+        else ""
+    )
+    command.__doc__ = (
+        f"{task_cls.summary}\n\nThe defaults shown are the recipe of --dataset {shown}, the "
+        f"settings behind README's figure for it.{where}"
+    )
     return command
 
 
@@ -126,8 +171,13 @@ def evaluate_command(
     split: str = typer.Option("test", help="test or val"),
     data_root: Optional[Path] = typer.Option(None, help="data folder (default: as in training)"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
-    data: Optional[Path] = typer.Option(None, help="evaluate on this folder instead (textline: labels.tsv + lines/, or .gt.txt files)"),
-    out: Optional[Path] = typer.Option(None, help="folder for the task's report files (textline: per-line CSV)"),
+    data: Optional[Path] = typer.Option(
+        None,
+        help="evaluate on this folder instead (textline: labels.tsv + lines/, or .gt.txt files)",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, help="folder for the task's report files (textline: per-line CSV)"
+    ),
 ):
     """Evaluate a run's saved model; prints the same keys as metrics.json."""
     from lstmvision.tasks.runner import evaluate
@@ -139,22 +189,37 @@ def evaluate_command(
         _print_metrics(metrics)
 
 
-@app.command("transcribe", help="Transcribe text-line images with a textline run (same as predict).")
+@app.command(
+    "transcribe", help="Transcribe text-line images with a textline run (same as predict)."
+)
 @app.command("predict")
 @user_errors
 def predict_command(
     run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
-    inputs: Optional[list[Path]] = typer.Argument(None, help="input files (images: PNG/JPEG, any size and mode; videos)"),
+    inputs: Optional[list[Path]] = typer.Argument(
+        None, help="input files (images: PNG/JPEG, any size and mode; videos)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per input"),
     beam: Optional[int] = typer.Option(None, help="beam width (caption, textline); 1 = greedy"),
-    lm_weight: Optional[float] = typer.Option(None, help="weight of the run's lm.json in the beam search (textline; default: tuned; 0: off)"),
+    lm_weight: Optional[float] = typer.Option(
+        None,
+        help="weight of the run's lm.json in the beam search (textline; default: tuned; 0: off)",
+    ),
     prompt: Optional[str] = typer.Option(None, help="text to start from (char-lm)"),
     length: Optional[int] = typer.Option(None, help="characters to sample (char-lm)"),
     temperature: Optional[float] = typer.Option(None, help="sampling temperature (char-lm)"),
-    seed: Optional[int] = typer.Option(None, help="random seed of the sampling (char-lm; default: the run's seed)"),
-    page: Optional[Path] = typer.Option(None, help="page image whose --page-xml line regions to transcribe (textline)"),
-    page_xml: Optional[Path] = typer.Option(None, help="PAGE XML file; TextEquiv of each line is filled (textline)"),
-    out: Optional[Path] = typer.Option(None, help="folder for pictures/files the prediction writes (task-specific)"),
+    seed: Optional[int] = typer.Option(
+        None, help="random seed of the sampling (char-lm; default: the run's seed)"
+    ),
+    page: Optional[Path] = typer.Option(
+        None, help="page image whose --page-xml line regions to transcribe (textline)"
+    ),
+    page_xml: Optional[Path] = typer.Option(
+        None, help="PAGE XML file; TextEquiv of each line is filled (textline)"
+    ),
+    out: Optional[Path] = typer.Option(
+        None, help="folder for pictures/files the prediction writes (task-specific)"
+    ),
 ):
     """Predict with a run's saved model; one line (or JSON object) per input.
 
@@ -162,8 +227,17 @@ def predict_command(
     from lstmvision.tasks.runner import load, predict
 
     task, _, _ = load(run_dir)
-    options = dict(beam=beam, prompt=prompt, length=length, temperature=temperature, page=page,
-                   page_xml=page_xml, out=out, seed=seed, lm_weight=lm_weight)  # fmt: skip
+    options = dict(
+        beam=beam,
+        prompt=prompt,
+        length=length,
+        temperature=temperature,
+        page=page,
+        page_xml=page_xml,
+        out=out,
+        seed=seed,
+        lm_weight=lm_weight,
+    )
     predictions, errors = predict(run_dir, inputs or [], **options)
     if as_json:
         typer.echo(json.dumps(predictions, indent=2))
@@ -188,16 +262,25 @@ def textline_lm_command(
     weight on validation, write lm.json, merge the LM metrics into metrics.json; prints the CER."""
     from lstmvision.tasks.textline import add_lm
 
-    report = add_lm(run_dir, order, str(data_root) if data_root else None, progress=lambda t: typer.echo(t, err=True))
+    report = add_lm(
+        run_dir,
+        order,
+        str(data_root) if data_root else None,
+        progress=lambda t: typer.echo(t, err=True),
+    )
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
     typer.echo(f"{'':10}{'greedy':>8}{'beam+LM':>9}")
     for split in ("val", "test"):
         if report.get(f"{split}_cer_lm") is not None:
-            typer.echo(f"{split + ' CER':10}{report[f'{split}_cer_greedy']:8.4f}{report[f'{split}_cer_lm']:9.4f}")
-    typer.echo(f"lm_weight {report['lm_weight']:g}, length_bonus {report['length_bonus']:g} (tuned on validation); "
-               f"wrote {report['lm_file']}, metrics.json updated")  # fmt: skip
+            typer.echo(
+                f"{split + ' CER':10}{report[f'{split}_cer_greedy']:8.4f}{report[f'{split}_cer_lm']:9.4f}"
+            )
+    typer.echo(
+        f"lm_weight {report['lm_weight']:g}, length_bonus {report['length_bonus']:g} (tuned on validation); "
+        f"wrote {report['lm_file']}, metrics.json updated"
+    )
 
 
 @app.command("samples")
@@ -232,8 +315,12 @@ def bench_rnn_command(
 @bench_app.command("textline")
 @user_errors
 def bench_textline_command(
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="a textline run folder (default: an untrained recipe-size model)"),
-    images: Optional[list[Path]] = typer.Argument(None, help="line images (default: median and longest bronod lines)"),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run", help="a textline run folder (default: an untrained recipe-size model)"
+    ),
+    images: Optional[list[Path]] = typer.Argument(
+        None, help="line images (default: median and longest bronod lines)"
+    ),
     repeats: int = typer.Option(20, help="timed repetitions per line (median reported)"),
     beam: int = typer.Option(1, help="beam width (1 = greedy)"),
     threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
@@ -262,9 +349,15 @@ def bench_features_command(
 @bench_app.command("caption")
 @user_errors
 def bench_caption_command(
-    photo: Optional[Path] = typer.Argument(None, help="photo to caption [default: the first test photo of flickr8k-1k]"),
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="a `caption` run folder [default: untrained, recipe sizes]"),
-    model: str = typer.Option("show-attend-tell", help="untrained model when no --run: show-attend-tell or show-and-tell"),
+    photo: Optional[Path] = typer.Argument(
+        None, help="photo to caption [default: the first test photo of flickr8k-1k]"
+    ),
+    run_dir: Optional[Path] = typer.Option(
+        None, "--run", help="a `caption` run folder [default: untrained, recipe sizes]"
+    ),
+    model: str = typer.Option(
+        "show-attend-tell", help="untrained model when no --run: show-attend-tell or show-and-tell"
+    ),
     beam: list[int] = typer.Option([1, 3], help="beam widths to time (repeat the option)"),
     repeats: int = typer.Option(10, help="timed repetitions (median reported)"),
     data_root: Optional[Path] = typer.Option(None, help="data folder (for the default photo)"),
@@ -285,19 +378,36 @@ def bench_caption_command(
 @bench_app.command("video")
 @user_errors
 def bench_video_command(
-    path: Optional[Path] = typer.Argument(None, help="video file (default: the shared video/vtest.avi)"),
+    path: Optional[Path] = typer.Argument(
+        None, help="video file (default: the shared video/vtest.avi)"
+    ),
     repeats: int = typer.Option(3, help="timed whole-file passes (median reported)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    patch: Optional[int] = typer.Option(None, help="time the step with this --patch instead of the recipe's"),
-    hidden_sizes: Optional[str] = typer.Option(None, help="time the step with these --hidden-sizes instead of the recipe's"),
-    kernel_size: Optional[int] = typer.Option(None, help="time the step with this --kernel-size instead of the recipe's"),
-    readout_hidden: Optional[int] = typer.Option(None, help="time the step with this --readout-hidden instead of the recipe's"),
+    patch: Optional[int] = typer.Option(
+        None, help="time the step with this --patch instead of the recipe's"
+    ),
+    hidden_sizes: Optional[str] = typer.Option(
+        None, help="time the step with these --hidden-sizes instead of the recipe's"
+    ),
+    kernel_size: Optional[int] = typer.Option(
+        None, help="time the step with this --kernel-size instead of the recipe's"
+    ),
+    readout_hidden: Optional[int] = typer.Option(
+        None, help="time the step with this --readout-hidden instead of the recipe's"
+    ),
 ):
     """Video decoding throughput (frames/s) with PyAV: full-size RGB and 64x48 grey; seconds per Moving MNIST training step."""
     from lstmvision.bench import video
 
-    model = {"patch": patch, "hidden_sizes": hidden_sizes, "kernel_size": kernel_size, "readout_hidden": readout_hidden}
-    report = video.run(path, repeats=repeats, model={k: v for k, v in model.items() if v is not None})
+    model = {
+        "patch": patch,
+        "hidden_sizes": hidden_sizes,
+        "kernel_size": kernel_size,
+        "readout_hidden": readout_hidden,
+    }
+    report = video.run(
+        path, repeats=repeats, model={k: v for k, v in model.items() if v is not None}
+    )
     typer.echo(json.dumps(report, indent=2) if as_json else video.format_report(report))
 
 
@@ -305,7 +415,9 @@ def bench_video_command(
 @user_errors
 def transfer_advise_command(
     target_size: int = typer.Option(..., help="number of labelled target images"),
-    similarity: str = typer.Option(..., help="similarity of the target data to the source: high or low"),
+    similarity: str = typer.Option(
+        ..., help="similarity of the target data to the source: high or low"
+    ),
 ):
     """The seed's four-scenario rule of thumb: which transfer mode, and why."""
     from lstmvision.tasks.transfer import format_advice
@@ -321,7 +433,9 @@ def transfer_codes_command(
     split: str = typer.Option("train", help="train or test"),
     out: Path = typer.Option(..., help="safetensors file to write (codes, labels)"),
     limit: Optional[int] = typer.Option(None, help="only the first N images"),
-    image_size: Optional[int] = typer.Option(None, help="resize the images first (as the source was trained)"),
+    image_size: Optional[int] = typer.Option(
+        None, help="resize the images first (as the source was trained)"
+    ),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
     """Extract "CNN codes" (penultimate activations) of a data set to a file."""
@@ -338,12 +452,25 @@ def _csv_option(value: str) -> list[str]:
 @transfer_app.command("study")
 @user_errors
 def transfer_study_command(
-    out: Path = typer.Option(Path("runs/transfer-study"), help="study folder (run again to continue an interrupted study)"),
-    source_run: Optional[Path] = typer.Option(None, help="MNIST source run (default: train lenet5-modern on MNIST first)"),
-    sources: str = typer.Option("mnist,imagenet", help="comma list: mnist (our CNN), imagenet (EfficientNet-Lite0)"),
-    targets: str = typer.Option("usps,fashion-mnist", help="comma list: usps (similar to MNIST), fashion-mnist (different)"),
-    sizes: str = typer.Option("100,1000,all", help="comma list of labelled-image counts; all = the whole training split"),
-    modes: str = typer.Option("scratch,codes,finetune-top,finetune-all", help="comma list of modes"),
+    out: Path = typer.Option(
+        Path("runs/transfer-study"),
+        help="study folder (run again to continue an interrupted study)",
+    ),
+    source_run: Optional[Path] = typer.Option(
+        None, help="MNIST source run (default: train lenet5-modern on MNIST first)"
+    ),
+    sources: str = typer.Option(
+        "mnist,imagenet", help="comma list: mnist (our CNN), imagenet (EfficientNet-Lite0)"
+    ),
+    targets: str = typer.Option(
+        "usps,fashion-mnist", help="comma list: usps (similar to MNIST), fashion-mnist (different)"
+    ),
+    sizes: str = typer.Option(
+        "100,1000,all", help="comma list of labelled-image counts; all = the whole training split"
+    ),
+    modes: str = typer.Option(
+        "scratch,codes,finetune-top,finetune-all", help="comma list of modes"
+    ),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
@@ -354,9 +481,19 @@ def transfer_study_command(
     try:
         size_list = [None if s == "all" else int(s) for s in _csv_option(sizes)]
     except ValueError:
-        raise ConfigError(f"--sizes {sizes!r}: give numbers of labels or 'all', separated by commas") from None
-    rows = study(out, source_run, _csv_option(sources), _csv_option(targets), size_list, _csv_option(modes),
-                 str(data_root) if data_root else None, seed)  # fmt: skip
+        raise ConfigError(
+            f"--sizes {sizes!r}: give numbers of labels or 'all', separated by commas"
+        ) from None
+    rows = study(
+        out,
+        source_run,
+        _csv_option(sources),
+        _csv_option(targets),
+        size_list,
+        _csv_option(modes),
+        str(data_root) if data_root else None,
+        seed,
+    )
     typer.echo(format_markdown(rows))
     typer.echo(f"study folder: {out} (results.csv, results.md, study.png)")
 
@@ -383,7 +520,9 @@ def explain_gradients_command(
 @user_errors
 def explain_gates_command(
     run_dir: Path = typer.Argument(..., help="a row-lstm run folder (--cell lstm)"),
-    image: Path = typer.Argument(..., help="a digit image (PNG/JPEG), e.g. from `lstmvision samples mnist`"),
+    image: Path = typer.Argument(
+        ..., help="a digit image (PNG/JPEG), e.g. from `lstmvision samples mnist`"
+    ),
     out: Path = typer.Option(Path("gates.png"), help="PNG file to write"),
 ):
     """Input, forget and output gates and the cell state of a trained Row LSTM over one image's rows."""
@@ -395,20 +534,38 @@ def explain_gates_command(
 @app.command("compare")
 @user_errors
 def compare_command(
-    out: Path = typer.Option(Path("runs/compare"), help="folder of the runs and the table (rerun to continue)"),
-    tasks: str = typer.Option("row-mnist,seq-mnist,pmnist,adding-100,adding-400", help="comma list of benchmarks"),
+    out: Path = typer.Option(
+        Path("runs/compare"), help="folder of the runs and the table (rerun to continue)"
+    ),
+    tasks: str = typer.Option(
+        "row-mnist,seq-mnist,pmnist,adding-100,adding-400", help="comma list of benchmarks"
+    ),
     cells: str = typer.Option("rnn,lstm,gru", help="comma list of cells"),
-    epochs: Optional[int] = typer.Option(None, help="epochs of every run [default: each benchmark's recipe]"),
-    limit_train: Optional[int] = typer.Option(None, help="train on the first N examples only (a quick look)"),
+    epochs: Optional[int] = typer.Option(
+        None, help="epochs of every run [default: each benchmark's recipe]"
+    ),
+    limit_train: Optional[int] = typer.Option(
+        None, help="train on the first N examples only (a quick look)"
+    ),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
-    accelerator: str = typer.Option("cpu", help="cpu, gpu, mps or auto (Lightning); s/epoch is that device's"),
+    accelerator: str = typer.Option(
+        "cpu", help="cpu, gpu, mps or auto (Lightning); s/epoch is that device's"
+    ),
 ):
     """RNN vs LSTM vs GRU on sequential/permuted MNIST, row MNIST and the adding problem: one table."""
     from lstmvision.tasks.compare import compare, format_markdown
 
-    rows = compare(out, _csv_option(tasks), _csv_option(cells), epochs, limit_train, data_root, seed,
-                   accelerator=accelerator)  # fmt: skip
+    rows = compare(
+        out,
+        _csv_option(tasks),
+        _csv_option(cells),
+        epochs,
+        limit_train,
+        data_root,
+        seed,
+        accelerator=accelerator,
+    )
     typer.echo(format_markdown(rows))
     typer.echo(f"results: {out}/results.csv, {out}/results.md")
 
@@ -417,14 +574,20 @@ def compare_command(
 @user_errors
 def crossval_command(
     task: str = typer.Argument("text-classify", help="the task to cross-validate (text-classify)"),
-    out: Path = typer.Option(Path("runs/crossval-text-classify"), help="folder of the fold runs and the table"),
+    out: Path = typer.Option(
+        Path("runs/crossval-text-classify"), help="folder of the fold runs and the table"
+    ),
     folds: int = typer.Option(10, help="number of folds"),
     only: Optional[str] = typer.Option(None, help="comma list of the folds to run [default: all]"),
     embeddings: str = typer.Option("glove,scratch", help="comma list: glove, scratch"),
     epochs: Optional[int] = typer.Option(None, help="epochs per fold [default: the task's recipe]"),
-    ensemble: Optional[int] = typer.Option(None, help="BiLSTMs averaged per fold [default: the task's recipe]"),
+    ensemble: Optional[int] = typer.Option(
+        None, help="BiLSTMs averaged per fold [default: the task's recipe]"
+    ),
     adversarial: Optional[float] = typer.Option(
-        None, help="size of the adversarial move of the word vectors, 0: off [default: the task's recipe]"),
+        None,
+        help="size of the adversarial move of the word vectors, 0: off [default: the task's recipe]",
+    ),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
@@ -434,9 +597,13 @@ def crossval_command(
 
     if task != "text-classify":
         raise ConfigError(f"crossval: only text-classify is cross-validated, not {task!r}")
-    overrides = {"seed": seed, **({"epochs": epochs} if epochs else {}), **({"ensemble": ensemble} if ensemble else {}),
-                 **({"adversarial": adversarial} if adversarial is not None else {}),
-                 **({"data_root": str(data_root)} if data_root else {})}  # fmt: skip
+    overrides = {
+        "seed": seed,
+        **({"epochs": epochs} if epochs else {}),
+        **({"ensemble": ensemble} if ensemble else {}),
+        **({"adversarial": adversarial} if adversarial is not None else {}),
+        **({"data_root": str(data_root)} if data_root else {}),
+    }
     try:
         chosen = [int(k) for k in _csv_option(only)] if only else None
     except ValueError:

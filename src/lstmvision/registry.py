@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from lstmvision.errors import ConfigError
 
@@ -19,7 +20,9 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         def add(item: T) -> T:
             if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is already registered ({self._items[name]!r})")
+                raise ValueError(
+                    f"{self.kind} {name!r} is already registered ({self._items[name]!r})"
+                )
             self._items[name] = item
             return item
 

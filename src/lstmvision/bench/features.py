@@ -43,13 +43,29 @@ def run(models=SMALL + IMAGENET, repeats: int = 5) -> dict:
     for name in models:
         kwargs, shape = _case(name)
         batch = 256 if name in SMALL else 16
-        rows.append({"model": name, "input": "x".join(map(str, shape)), "batch": batch,
-                     "images_per_s": round(images_per_second(name, batch, repeats), 1)})  # fmt: skip
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows}
+        rows.append(
+            {
+                "model": name,
+                "input": "x".join(map(str, shape)),
+                "batch": batch,
+                "images_per_s": round(images_per_second(name, batch, repeats), 1),
+            }
+        )
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "rows": rows,
+    }
 
 
 def format_report(report: dict) -> str:
-    lines = [f"torch {report['torch']}, {report['threads']} thread(s), median of {report['repeats']}",
-             f"{'model':20} {'input':>10} {'batch':>6} {'images/s':>10}"]  # fmt: skip
-    lines += [f"{r['model']:20} {r['input']:>10} {r['batch']:>6} {r['images_per_s']:>10.1f}" for r in report["rows"]]
+    lines = [
+        f"torch {report['torch']}, {report['threads']} thread(s), median of {report['repeats']}",
+        f"{'model':20} {'input':>10} {'batch':>6} {'images/s':>10}",
+    ]
+    lines += [
+        f"{r['model']:20} {r['input']:>10} {r['batch']:>6} {r['images_per_s']:>10.1f}"
+        for r in report["rows"]
+    ]
     return "\n".join(lines)

@@ -93,8 +93,13 @@ def _time_cell(cell: str, shape: dict, repeats: int, warmup: int) -> dict[str, f
     return {name: 1e3 * statistics.median(seconds) for name, seconds in times.items()}
 
 
-def run(shapes: dict[str, dict] | None = None, repeats: int = 10, warmup: int = 2,
-        threads: int | None = None, cells: tuple[str, ...] = tuple(CELLS)) -> dict:  # fmt: skip
+def run(
+    shapes: dict[str, dict] | None = None,
+    repeats: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+    cells: tuple[str, ...] = tuple(CELLS),
+) -> dict:
     """Measure; returns a JSON-able report (see :func:`format_report`).
 
     Args:
@@ -119,16 +124,27 @@ def run(shapes: dict[str, dict] | None = None, repeats: int = 10, warmup: int = 
                 for variant in VARIANTS:
                     ms = milliseconds[variant]
                     gflops = flops / ms / 1e6
-                    results.append({
-                        "shape": shape_name, **shape, "cell": cell, "variant": variant, "ms": ms,
-                        "time_vs_torch": ms / milliseconds["torch"], "gflops": gflops,
-                        "fraction_of_matmul_peak": gflops / peak,
-                    })  # fmt: skip
+                    results.append(
+                        {
+                            "shape": shape_name,
+                            **shape,
+                            "cell": cell,
+                            "variant": variant,
+                            "ms": ms,
+                            "time_vs_torch": ms / milliseconds["torch"],
+                            "gflops": gflops,
+                            "fraction_of_matmul_peak": gflops / peak,
+                        }
+                    )
         return {
-            "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-            "matmul_gflops": peak, "repeats": repeats, "results": results,
-            "load_average_before": load_before, "load_average_after": _load_average(),
-        }  # fmt: skip
+            "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "matmul_gflops": peak,
+            "repeats": repeats,
+            "results": results,
+            "load_average_before": load_before,
+            "load_average_after": _load_average(),
+        }
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -159,7 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per variant and round")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON report, not the table")
     args = parser.parse_args(argv)
     report = run(repeats=args.repeats, warmup=args.warmup, threads=args.threads)

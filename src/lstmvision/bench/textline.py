@@ -31,9 +31,16 @@ def _model(run: Path | None):
     cfg = TextLineConfig()
     _dataset_defaults(cfg)  # bronod's
     charset = "".join(chr(c) for c in range(32, 122))  # 90 characters, as bronod's charset
-    return get_model("crnn", charset=charset, height=cfg.height, channels=_channels(cfg.channels),
-                     hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
-                     reduction=cfg.reduction)  # fmt: skip
+    return get_model(
+        "crnn",
+        charset=charset,
+        height=cfg.height,
+        channels=_channels(cfg.channels),
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        dropout=cfg.dropout,
+        reduction=cfg.reduction,
+    )
 
 
 def _bronod_lines(data_root) -> dict[str, Path]:
@@ -42,8 +49,14 @@ def _bronod_lines(data_root) -> dict[str, Path]:
     return {"median line": widths[len(widths) // 2][1], "longest line": widths[-1][1]}
 
 
-def run(run_dir: Path | None = None, images: list[Path] | None = None, repeats: int = 20, beam: int = 1,
-        threads: int | None = None, data_root=None) -> dict:  # fmt: skip
+def run(
+    run_dir: Path | None = None,
+    images: list[Path] | None = None,
+    repeats: int = 20,
+    beam: int = 1,
+    threads: int | None = None,
+    data_root=None,
+) -> dict:
     from lstmvision.tasks.textline import TextLineTask
 
     if threads:
@@ -55,7 +68,8 @@ def run(run_dir: Path | None = None, images: list[Path] | None = None, repeats: 
     named = {p.name: Path(p) for p in images} if images else _bronod_lines(data_root)
     rows = []
     for label, path in named.items():
-        def once() -> tuple[str, int]:
+
+        def once(path=path) -> tuple[str, int]:
             image = load_line(Line(path, ""), model.height)
             ((text, lp),) = task.transcribe(model, [image], beam, lm=lm)
             return text, image.size(1)
@@ -66,14 +80,32 @@ def run(run_dir: Path | None = None, images: list[Path] | None = None, repeats: 
             start = time.perf_counter()
             _, width = once()
             times.append(time.perf_counter() - start)
-        rows.append({"line": label, "file": str(path), "width": width, "ms": round(1000 * statistics.median(times), 2)})
-    return {"model": str(run_dir) if run_dir else "untrained recipe-size crnn", "threads": torch.get_num_threads(),
-            "beam": beam, "lm": lm is not None, "repeats": repeats, "load_average": list(os.getloadavg()), "lines": rows}  # fmt: skip
+        rows.append(
+            {
+                "line": label,
+                "file": str(path),
+                "width": width,
+                "ms": round(1000 * statistics.median(times), 2),
+            }
+        )
+    return {
+        "model": str(run_dir) if run_dir else "untrained recipe-size crnn",
+        "threads": torch.get_num_threads(),
+        "beam": beam,
+        "lm": lm is not None,
+        "repeats": repeats,
+        "load_average": list(os.getloadavg()),
+        "lines": rows,
+    }
 
 
 def format_report(report: dict) -> str:
     lm = " + the run's n-gram LM" if report.get("lm") else ""
-    head = (f"text-line transcription latency ({report['model']}, {report['threads']} threads, beam "
-            f"{report['beam']}{lm}, median of {report['repeats']}; load average {report['load_average'][0]:.2f})")  # fmt: skip
-    lines = [head] + [f"  {r['line']:>14}  width {r['width']:5d} px  {r['ms']:8.2f} ms" for r in report["lines"]]
+    head = (
+        f"text-line transcription latency ({report['model']}, {report['threads']} threads, beam "
+        f"{report['beam']}{lm}, median of {report['repeats']}; load average {report['load_average'][0]:.2f})"
+    )
+    lines = [head] + [
+        f"  {r['line']:>14}  width {r['width']:5d} px  {r['ms']:8.2f} ms" for r in report["lines"]
+    ]
     return "\n".join(lines)

@@ -30,7 +30,9 @@ def frames_per_second(path: Path, size, grey: bool, repeats: int) -> tuple[float
     return count / statistics.median(times), count
 
 
-def train_step_seconds(bf16: bool, repeats: int, batch: int = 16, model: dict | None = None) -> float:
+def train_step_seconds(
+    bf16: bool, repeats: int, batch: int = 16, model: dict | None = None
+) -> float:
     """``model``: next-frame settings that replace the recipe's (``patch``, ``hidden_sizes``, ...)."""
     import torch
 
@@ -40,10 +42,14 @@ def train_step_seconds(bf16: bool, repeats: int, batch: int = 16, model: dict | 
 
     task = get_task("next-frame")()
     # the recipe's model, as `train next-frame --dataset moving-mnist` builds it (epochs given: not timed twice)
-    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", "epochs": 1, **(model or {})})
+    cfg = resolve_config(
+        task.Config, None, {"dataset": "moving-mnist", "epochs": 1, **(model or {})}
+    )
     net = task.build_model(cfg)
     frames = torch.rand(batch, cfg.input_frames + cfg.output_frames, 1, *task.frame_size(cfg))
-    return step_seconds(net, frames, cfg.input_frames, "bf16-mixed" if bf16 else "32-true", repeats=repeats)
+    return step_seconds(
+        net, frames, cfg.input_frames, "bf16-mixed" if bf16 else "32-true", repeats=repeats
+    )
 
 
 def run(path: str | Path | None = None, repeats: int = 3, model: dict | None = None) -> dict:
@@ -60,18 +66,33 @@ def run(path: str | Path | None = None, repeats: int = 3, model: dict | None = N
     steps = {"32-true": round(train_step_seconds(False, repeats, model=model), 3)}
     if native_bf16("cpu"):
         steps["bf16-mixed"] = round(train_step_seconds(True, repeats, model=model), 3)
-    return {"file": str(path), "width": info.width, "height": info.height, "header_frames": info.header_frames,
-            "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows,
-            "model": model or {}, "moving_mnist_train_step_s": steps}  # fmt: skip
+    return {
+        "file": str(path),
+        "width": info.width,
+        "height": info.height,
+        "header_frames": info.header_frames,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "rows": rows,
+        "model": model or {},
+        "moving_mnist_train_step_s": steps,
+    }
 
 
 def format_report(report: dict) -> str:
-    lines = [f"{report['file']}: {report['width']}x{report['height']}, header {report['header_frames']} frames; "
-             f"{report['cpus']} CPU(s), median of {report['repeats']}",
-             f"{'decode':16} {'frames':>7} {'frames/s':>10}"]  # fmt: skip
-    lines += [f"{r['decode']:16} {r['frames']:>7} {r['frames_per_s']:>10.1f}" for r in report["rows"]]
+    lines = [
+        f"{report['file']}: {report['width']}x{report['height']}, header {report['header_frames']} frames; "
+        f"{report['cpus']} CPU(s), median of {report['repeats']}",
+        f"{'decode':16} {'frames':>7} {'frames/s':>10}",
+    ]
+    lines += [
+        f"{r['decode']:16} {r['frames']:>7} {r['frames_per_s']:>10.1f}" for r in report["rows"]
+    ]
     steps = ", ".join(f"{p} {s:.3f} s" for p, s in report["moving_mnist_train_step_s"].items())
     changed = ", ".join(f"{k} {v}" for k, v in report.get("model", {}).items())
     which = f"recipe with {changed}" if changed else "recipe"
-    lines.append(f"Moving MNIST {which}, one training step of batch 16 ({report['threads']} threads): {steps}")
+    lines.append(
+        f"Moving MNIST {which}, one training step of batch 16 ({report['threads']} threads): {steps}"
+    )
     return "\n".join(lines)

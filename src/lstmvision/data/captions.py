@@ -28,9 +28,9 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -78,10 +78,12 @@ class Vocabulary:
         self.index = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
-    def build(cls, captions: Iterable[str], min_count: int = 1) -> "Vocabulary":
+    def build(cls, captions: Iterable[str], min_count: int = 1) -> Vocabulary:
         """Words seen at least ``min_count`` times, most frequent first (ties alphabetical)."""
         counts = Counter(w for c in captions for w in tokenize(c))
-        kept = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        kept = sorted(
+            (w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls([*cls.SPECIALS, *kept])
 
     def __len__(self) -> int:
@@ -111,7 +113,7 @@ class Vocabulary:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Vocabulary":
+    def load(cls, path: str | Path) -> Vocabulary:
         path = Path(path)
         try:
             words = json.loads(path.read_text(encoding="utf-8"))
@@ -149,22 +151,30 @@ def read_captions_tsv(path: str | Path, images: str | Path) -> list[Photo]:
     lines = _read_lines(path)
     header = tuple(c.strip() for c in lines[0].split("\t"))
     if header != TSV_COLUMNS:
-        raise DataError(f"{path}: line 1 must be the header {' '.join(TSV_COLUMNS)} (tab-separated), got {' '.join(header)}")
+        raise DataError(
+            f"{path}: line 1 must be the header {' '.join(TSV_COLUMNS)} (tab-separated), got {' '.join(header)}"
+        )
     photos: dict[str, Photo] = {}
     for number, line in enumerate(lines[1:], 2):
         cells = line.split("\t")
         if len(cells) != 4 or not cells[0].strip() or not cells[3].strip():
-            raise DataError(f"{path}: line {number} has {len(cells)} columns (or an empty one); "
-                            f"expected 4: {', '.join(TSV_COLUMNS)}")  # fmt: skip
+            raise DataError(
+                f"{path}: line {number} has {len(cells)} columns (or an empty one); "
+                f"expected 4: {', '.join(TSV_COLUMNS)}"
+            )
         name, split, _, caption = (c.strip() for c in cells)
         if split not in (*SPLITS, "none"):
-            raise DataError(f"{path}: line {number}: split {split!r} is not train, dev, test or none")
+            raise DataError(
+                f"{path}: line {number}: split {split!r} is not train, dev, test or none"
+            )
         photo = photos.setdefault(name, Photo(name, images / name, split))
         photo.captions.append(caption)
     return list(photos.values())
 
 
-def read_flickr8k_tokens(path: str | Path, images: str | Path, splits: dict[str, str]) -> list[Photo]:
+def read_flickr8k_tokens(
+    path: str | Path, images: str | Path, splits: dict[str, str]
+) -> list[Photo]:
     """The official ``Flickr8k.token.txt`` (``name.jpg#k<TAB>caption``) with ``splits`` (name -> split)."""
     path, images = Path(path), Path(images)
     photos: dict[str, Photo] = {}
@@ -181,7 +191,11 @@ def read_flickr8k_tokens(path: str | Path, images: str | Path, splits: dict[str,
 def _read_split_list(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: missing split list (the official Flickr_8k.*Images.txt files)")
-    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.strip()
+    ]
 
 
 def _first_dir(root: Path, names: Iterable[str]) -> Path | None:
@@ -197,28 +211,36 @@ def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
     if dataset == "flickr8k-1k":
         tsv = folder / "captions.tsv"
         if not tsv.is_file():
-            raise DataError(f"{folder}: Flickr8k slice not found (expected images/*.jpg and captions.tsv there; "
-                            "set --data-root or $LSTMVISION_DATA to the folder that holds flickr8k-1k/)")  # fmt: skip
+            raise DataError(
+                f"{folder}: Flickr8k slice not found (expected images/*.jpg and captions.tsv there; "
+                "set --data-root or $LSTMVISION_DATA to the folder that holds flickr8k-1k/)"
+            )
         photos = read_captions_tsv(tsv, folder / "images")
     elif dataset == "flickr8k":
         text = _first_dir(folder, ["Flickr8k_text"]) or folder
         images = _first_dir(folder, ["Flicker8k_Dataset", "Flickr8k_Dataset", "images", "Images"])
         token = text / "Flickr8k.token.txt"
         if images is None or not token.is_file():
-            raise DataError(f"{folder}: full Flickr8k not found (expected Flicker8k_Dataset/*.jpg and "
-                            "Flickr8k.token.txt with the Flickr_8k.*Images.txt split lists, as in the official "
-                            "archives Flickr8k_Dataset.zip and Flickr8k_text.zip; research use only, by request)")  # fmt: skip
+            raise DataError(
+                f"{folder}: full Flickr8k not found (expected Flicker8k_Dataset/*.jpg and "
+                "Flickr8k.token.txt with the Flickr_8k.*Images.txt split lists, as in the official "
+                "archives Flickr8k_Dataset.zip and Flickr8k_text.zip; research use only, by request)"
+            )
         splits = {n: s for s in SPLITS for n in _read_split_list(text / f"Flickr_8k.{s}Images.txt")}
         photos = read_flickr8k_tokens(token, images, splits)
     else:
-        raise DataError(f"unknown captioning data set {dataset!r}; choose {' or '.join(CAPTION_DATASETS)}")
+        raise DataError(
+            f"unknown captioning data set {dataset!r}; choose {' or '.join(CAPTION_DATASETS)}"
+        )
     by_split = {s: [p for p in photos if p.split == s] for s in SPLITS}
     for split, items in by_split.items():
         if not items:
             raise DataError(f"{folder}: no {split} photos listed")
         missing = [p.path for p in items if not p.path.is_file()]
         if missing:
-            raise DataError(f"{missing[0]}: missing photo ({len(missing)} of the {split} split's are missing)")
+            raise DataError(
+                f"{missing[0]}: missing photo ({len(missing)} of the {split} split's are missing)"
+            )
     return by_split
 
 
@@ -228,13 +250,17 @@ def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
 def to_rgb(im: Image.Image) -> Image.Image:
     """Any PIL mode -> 8-bit RGB: grey is repeated, 16-bit and float images are rescaled,
     transparent pixels are composited over white, palette and CMYK images converted."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "RGBA", "LA", "PA") or (
+        im.mode == "P" and "transparency" in im.info
+    ):
         grey_only = im.mode in ("I;16", "I;16B", "I;16L", "I", "F", "LA")
         if grey_only:
             grey = (to_grey(im) * 255).round().astype(np.uint8)  # (H, W), scaled and composited
             return Image.fromarray(grey).convert("RGB")
         im = im.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im).convert("RGB")
+        return Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im).convert(
+            "RGB"
+        )
     return im.convert("RGB")
 
 
@@ -245,7 +271,9 @@ def load_photo(path: str | Path, size: int = 224) -> torch.Tensor:
     a tiny photo is enlarged the same way, a huge one reduced (JPEGs decode at reduced scale first).
     Unreadable or truncated files raise one DataError naming the file."""
     im = to_rgb(open_image(path)).resize((size, size), Image.BICUBIC, reducing_gap=3.0)
-    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)  # (3, size, size)
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(
+        2, 0, 1
+    )  # (3, size, size)
 
 
 def load_photos_tensor(paths: Iterable[Path], size: int = 224) -> torch.Tensor:
@@ -283,8 +311,12 @@ class FeatureCache:
         except (SafetensorError, OSError, ValueError):
             return {}  # a broken cache is rebuilt, never trusted
 
-    def get(self, paths: list[Path], encode: Callable[[torch.Tensor], torch.Tensor],
-            progress: Callable[[str], None] | None = None) -> torch.Tensor:  # fmt: skip
+    def get(
+        self,
+        paths: list[Path],
+        encode: Callable[[torch.Tensor], torch.Tensor],
+        progress: Callable[[str], None] | None = None,
+    ) -> torch.Tensor:
         from safetensors.torch import save_file
 
         keys = [file_digest(p) for p in paths]

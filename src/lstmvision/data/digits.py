@@ -38,8 +38,18 @@ class DatasetInfo:
 
 
 DIGITS = tuple(str(d) for d in range(10))
-FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+FASHION = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo("mnist", DIGITS, 28, 0.1307, 0.3081, frame=20 / 28),
@@ -146,20 +156,26 @@ def load_split(name: str, root: str | Path, split: str, download: bool = False):
         raise DataError(f"unknown split {split!r}; choose train or test")
     root, train = Path(root), split == "train"
     if not root.is_dir() and not download:
-        raise DataError(f"{root}: data root does not exist; pass --data-root or set LSTMVISION_DATA")
+        raise DataError(
+            f"{root}: data root does not exist; pass --data-root or set LSTMVISION_DATA"
+        )
     if name == "usps":
         images, labels = _usps_split(root, train, download)
     else:
         cls = MNIST if name == "mnist" else FashionMNIST
         images, labels = _idx_split(cls, info, root, train, download)
     if images.shape[1:] != (info.size, info.size):
-        raise DataError(f"{root}: {name} images are {tuple(images.shape[1:])}, expected {info.size}x{info.size}")
+        raise DataError(
+            f"{root}: {name} images are {tuple(images.shape[1:])}, expected {info.size}x{info.size}"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= len(info.classes)):
         raise DataError(f"{root}: {name} labels outside 0..{len(info.classes) - 1}")
     return images, labels
 
 
-def train_val_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def train_val_indices(
+    n: int, val_fraction: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Split ``range(n)`` into train and validation indices with a fixed permutation.
 
     The validation part comes from the training split only; the official test split is never used

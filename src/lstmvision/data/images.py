@@ -20,7 +20,13 @@ def open_image(path: str | Path) -> Image.Image:
         with Image.open(path) as im:
             im.load()  # decode now: a truncated file fails here, not later
             return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+    ) as e:
         raise DataError(f"{path}: not a readable image ({e})") from None
 
 
@@ -38,7 +44,9 @@ def to_grey(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
 
 
-def load_grey_image(path: str | Path, size: int, frame: float | None, light_on_dark: bool = True) -> torch.Tensor:
+def load_grey_image(
+    path: str | Path, size: int, frame: float | None, light_on_dark: bool = True
+) -> torch.Tensor:
     """Load an image as a model input like the training data: ``(size, size)`` float in [0, 1].
 
     - Polarity: if the border is lighter than the middle's opposite (mean border > 0.5), the image

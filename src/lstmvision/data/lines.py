@@ -72,7 +72,7 @@ class Charset:
         self.unknown: Counter = Counter()
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> "Charset":
+    def from_texts(cls, texts: Sequence[str]) -> Charset:
         return cls("".join(sorted(set("".join(texts)))))
 
     def __len__(self) -> int:
@@ -98,7 +98,9 @@ class Charset:
 # ------------------------------------------------------------------------------------- images
 
 
-def line_tensor(image: Image.Image | np.ndarray, height: int, max_width: int = 6000) -> torch.Tensor:
+def line_tensor(
+    image: Image.Image | np.ndarray, height: int, max_width: int = 6000
+) -> torch.Tensor:
     """A line image (any PIL mode: colour, 16-bit, alpha; or a grey array in [0, 1]) -> ``(height,
     W)`` float in [0, 1], ink bright (dark text on light paper is inverted; the polarity is
     guessed from the median, which is paper). The aspect ratio is kept (``W >= 1``); a line wider
@@ -206,8 +208,10 @@ def read_line_folder(folder: Path) -> list[Line]:
         for xml in sorted(folder.rglob("*.xml")):
             lines.extend(ln for ln in read_page_xml(xml) if ln.text)
     if not lines:
-        raise DataError(f"{folder}: no text lines found (expected labels.tsv with a lines/ folder, "
-                        "NAME.png + NAME.gt.txt files, or PAGE XML with its page images)")  # fmt: skip
+        raise DataError(
+            f"{folder}: no text lines found (expected labels.tsv with a lines/ folder, "
+            "NAME.png + NAME.gt.txt files, or PAGE XML with its page images)"
+        )
     return lines
 
 
@@ -245,7 +249,11 @@ def _box(line: ET.Element, xml: Path, size: tuple[int, int] | None) -> tuple[int
         if points is not None:
             xy = [tuple(map(float, p.split(","))) for p in points.split()]
         else:  # PAGE 2010: <Point x= y=/>
-            xy = [(float(p.get("x")), float(p.get("y"))) for p in coords[0] if _local(p.tag) == "Point"]
+            xy = [
+                (float(p.get("x")), float(p.get("y")))
+                for p in coords[0]
+                if _local(p.tag) == "Point"
+            ]
         xs, ys = [p[0] for p in xy], [p[1] for p in xy]
         box = (int(min(xs)), int(min(ys)), int(np.ceil(max(xs))) + 1, int(np.ceil(max(ys))) + 1)
     except (TypeError, ValueError, IndexError):
@@ -280,13 +288,17 @@ def read_page_xml(xml: Path, image: Path | None = None) -> list[Line]:
     xml = Path(xml)
     tree = _parse_page_xml(xml)
     if _local(tree.getroot().tag) != "PcGts":
-        raise DataError(f"{xml}: not a PAGE XML file (root <{_local(tree.getroot().tag)}>, expected <PcGts>)")
+        raise DataError(
+            f"{xml}: not a PAGE XML file (root <{_local(tree.getroot().tag)}>, expected <PcGts>)"
+        )
     page = _page_image(tree, xml, image)
     size = open_image(page).size if page.is_file() else None
     if size is None:
         raise DataError(f"{page}: no such page image (named by {xml})")
-    return [Line(page, _line_text(n), _box(n, xml, size), n.get("id", f"line{i}"))
-            for i, n in enumerate(_text_lines(tree))]  # fmt: skip
+    return [
+        Line(page, _line_text(n), _box(n, xml, size), n.get("id", f"line{i}"))
+        for i, n in enumerate(_text_lines(tree))
+    ]
 
 
 def write_page_xml(xml: Path, texts: dict[str, str], out: Path) -> Path:
@@ -341,13 +353,17 @@ def line_splits(dataset: str, root: Path) -> dict[str, list[Line]]:
     if dataset == "bronod":
         folder = Path(root) / "lines-bronod"
         if not (folder / "labels.tsv").is_file():
-            raise DataError(f"{folder / 'labels.tsv'}: bronod lines not found (expected lines-bronod/ "
-                            "with labels.tsv and lines/ under the data root; see --data-root)")  # fmt: skip
+            raise DataError(
+                f"{folder / 'labels.tsv'}: bronod lines not found (expected lines-bronod/ "
+                "with labels.tsv and lines/ under the data root; see --data-root)"
+            )
         lines = read_labels_tsv(folder / "labels.tsv")
         return split_by_group(lines, [page_of(ln) for ln in lines])
     folder = Path(root) / "lines-uw3" if dataset == "uw3" else Path(dataset)
     if dataset == "uw3" and not (folder / "train").is_dir():
-        raise DataError(f"{folder}: UW3 lines not found (expected train/ and test/ under the data root)")
+        raise DataError(
+            f"{folder}: UW3 lines not found (expected train/ and test/ under the data root)"
+        )
     if (folder / "train").is_dir():
         train = read_line_folder(folder / "train")
         val = read_line_folder(folder / "val") if (folder / "val").is_dir() else train[9::10]
@@ -359,7 +375,9 @@ def line_splits(dataset: str, root: Path) -> dict[str, list[Line]]:
     return split_by_group(lines, list(range(1, len(lines) + 1)))
 
 
-def shuffled_width_batches(widths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50) -> list[list[int]]:
+def shuffled_width_batches(
+    widths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50
+) -> list[list[int]]:
     """Batches of similar widths (less padding): shuffle, sort pools of ``pool`` batches by width,
     cut them into batches, shuffle the batches."""
     order = list(range(len(widths)))

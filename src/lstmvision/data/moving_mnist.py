@@ -52,8 +52,14 @@ def _trajectory(rng: np.random.Generator, num_frames: int, step_length: float) -
     return (out * (SIZE - DIGIT)).astype(np.int64)  # (T, 2) in [0, 36]
 
 
-def moving_mnist(digits: np.ndarray, count: int, seed: int, num_frames: int = 20, num_digits: int = 2,
-                 step_length: float = 0.1) -> np.ndarray:  # fmt: skip
+def moving_mnist(
+    digits: np.ndarray,
+    count: int,
+    seed: int,
+    num_frames: int = 20,
+    num_digits: int = 2,
+    step_length: float = 0.1,
+) -> np.ndarray:
     """``count`` sequences ``(count, num_frames, 64, 64)`` uint8 from ``digits`` ``(N, 28, 28)``."""
     rng = np.random.default_rng(seed)
     out = np.zeros((count, num_frames, SIZE, SIZE), np.uint8)
@@ -65,8 +71,9 @@ def moving_mnist(digits: np.ndarray, count: int, seed: int, num_frames: int = 20
     return out
 
 
-def motion_mnist(digits: np.ndarray, count: int, seed: int, num_frames: int = 10,
-                 size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def motion_mnist(
+    digits: np.ndarray, count: int, seed: int, num_frames: int = 10, size: int = SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """``count`` clips ``(count, num_frames, size, size)`` uint8 and labels (0 = left, 1 = right)."""
     rng = np.random.default_rng(seed)
     free = size - DIGIT
@@ -94,8 +101,16 @@ class MovingMNIST(torch.utils.data.Dataset):
     reseeds with ``seed + epoch`` so a run is repeatable), generated in chunks as they are read.
     """
 
-    def __init__(self, digits: np.ndarray, count: int, seed: int, fixed: bool = True, num_frames: int = 20,
-                 num_digits: int = 2, chunk: int = 256):  # fmt: skip
+    def __init__(
+        self,
+        digits: np.ndarray,
+        count: int,
+        seed: int,
+        fixed: bool = True,
+        num_frames: int = 20,
+        num_digits: int = 2,
+        chunk: int = 256,
+    ):
         self.digits, self.count, self.seed, self.fixed = digits, count, seed, fixed
         self.num_frames, self.num_digits, self.chunk = num_frames, num_digits, chunk
         self.epoch, self._cache = 0, {}
@@ -113,7 +128,14 @@ class MovingMNIST(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         k = i // self.chunk
         if k not in self._cache:
-            self._cache = {k: moving_mnist(self.digits, min(self.chunk, self.count - k * self.chunk),
-                                           [self.seed, self.epoch, k], self.num_frames, self.num_digits)}  # fmt: skip
+            self._cache = {
+                k: moving_mnist(
+                    self.digits,
+                    min(self.chunk, self.count - k * self.chunk),
+                    [self.seed, self.epoch, k],
+                    self.num_frames,
+                    self.num_digits,
+                )
+            }
         seq = self._cache[k][i - k * self.chunk]  # (T, 64, 64) uint8
         return torch.from_numpy(seq).unsqueeze(1).float().div_(255)  # (T, 1, 64, 64)

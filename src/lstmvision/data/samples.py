@@ -10,7 +10,9 @@ from lstmvision.data.digits import dataset_info, load_split
 from lstmvision.data.root import resolve_data_root
 
 
-def export_samples(name: str, out: Path, count: int = 8, split: str = "test", data_root=None) -> list[Path]:
+def export_samples(
+    name: str, out: Path, count: int = 8, split: str = "test", data_root=None
+) -> list[Path]:
     info = dataset_info(name)
     images, labels = load_split(name, resolve_data_root(data_root), split)
     out = Path(out)

@@ -41,14 +41,31 @@ CHARSET = "".join(chr(i) for i in range(32, 127))  # printable ASCII, space firs
 # ``_a*``: of Helvetica; ``co*``: of Courier); the Computer Modern files are left out (TeX encodings:
 # no < > | { }, no curly quotes)
 FONTS: tuple[tuple[str, float], ...] = (
-    ("_er_____.pfb", 4.0), ("_ei_____.pfb", 1.0), ("_eb_____.pfb", 0.7), ("_ebi____.pfb", 0.2),
-    ("STIXGeneral.ttf", 3.0), ("STIXGeneralItalic.ttf", 0.8), ("STIXGeneralBol.ttf", 0.5),
-    ("STIXGeneralBolIta.ttf", 0.15), ("DejaVuSerif.ttf", 0.8), ("DejaVuSerif-Italic.ttf", 0.3),
-    ("DejaVuSerif-Bold.ttf", 0.3), ("DejaVuSerif-BoldItalic.ttf", 0.1), ("DejaVuSans.ttf", 0.8),
-    ("DejaVuSans-Bold.ttf", 0.6), ("DejaVuSans-Oblique.ttf", 0.3), ("DejaVuSans-BoldOblique.ttf", 0.1),
-    ("_a______.pfb", 0.8), ("_ab_____.pfb", 0.5), ("_ai_____.pfb", 0.2), ("_abi____.pfb", 0.1),
-    ("com_____.pfb", 0.4), ("cob_____.pfb", 0.15), ("coo_____.pfb", 0.1), ("DejaVuSansMono.ttf", 0.2),
-)  # fmt: skip
+    ("_er_____.pfb", 4.0),
+    ("_ei_____.pfb", 1.0),
+    ("_eb_____.pfb", 0.7),
+    ("_ebi____.pfb", 0.2),
+    ("STIXGeneral.ttf", 3.0),
+    ("STIXGeneralItalic.ttf", 0.8),
+    ("STIXGeneralBol.ttf", 0.5),
+    ("STIXGeneralBolIta.ttf", 0.15),
+    ("DejaVuSerif.ttf", 0.8),
+    ("DejaVuSerif-Italic.ttf", 0.3),
+    ("DejaVuSerif-Bold.ttf", 0.3),
+    ("DejaVuSerif-BoldItalic.ttf", 0.1),
+    ("DejaVuSans.ttf", 0.8),
+    ("DejaVuSans-Bold.ttf", 0.6),
+    ("DejaVuSans-Oblique.ttf", 0.3),
+    ("DejaVuSans-BoldOblique.ttf", 0.1),
+    ("_a______.pfb", 0.8),
+    ("_ab_____.pfb", 0.5),
+    ("_ai_____.pfb", 0.2),
+    ("_abi____.pfb", 0.1),
+    ("com_____.pfb", 0.4),
+    ("cob_____.pfb", 0.15),
+    ("coo_____.pfb", 0.1),
+    ("DejaVuSansMono.ttf", 0.2),
+)
 
 SPLITS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}  # corpus fractions per split
 _QUOTES = (("``", "\u201c"), ("''", "\u201d"), ("`", "\u2018"), ("'", "\u2019"))  # label -> print
@@ -71,8 +88,10 @@ def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
     """One of :data:`FONTS` at ``size`` pixels per em (cached)."""
     path = font_dir(name) / name
     if not path.is_file():
-        raise DataError(f"{path}: font not found (it ships with {'reportlab' if name.endswith('.pfb') else 'matplotlib'}; "
-                        "reinstall it)")  # fmt: skip
+        raise DataError(
+            f"{path}: font not found (it ships with {'reportlab' if name.endswith('.pfb') else 'matplotlib'}; "
+            "reinstall it)"
+        )
     return ImageFont.truetype(str(path), size)
 
 
@@ -92,21 +111,30 @@ def _detokenize(line: str) -> str:
 
 
 def _ascii(text: str) -> str:
-    text = text.replace("\u2019", "'").replace("\u2018", "`").replace("\u201c", "``").replace("\u201d", "''")
+    text = (
+        text.replace("\u2019", "'")
+        .replace("\u2018", "`")
+        .replace("\u201c", "``")
+        .replace("\u201d", "''")
+    )
     return "".join(c for c in text if c in CHARSET)
 
 
 @functools.lru_cache(maxsize=4)
 def corpus_words(root: str, split: str) -> tuple[str, ...]:
     """The running words of ``split``'s blocks of the two corpora under the data root ``root``."""
-    sources = [Path(root) / CHAR_DATASETS["tinyshakespeare"],
-               *(Path(root) / POLARITY_FOLDER / f"rt-polarity.{kind}" for kind in ("pos", "neg"))]  # fmt: skip
+    sources = [
+        Path(root) / CHAR_DATASETS["tinyshakespeare"],
+        *(Path(root) / POLARITY_FOLDER / f"rt-polarity.{kind}" for kind in ("pos", "neg")),
+    ]
     lo, hi = SPLITS[split]
     words: list[str] = []
     for path in sources:
         if not path.is_file():
-            raise DataError(f"{path}: corpus for synth-print not found (expected {CHAR_DATASETS['tinyshakespeare']} "
-                            f"and {POLARITY_FOLDER}/ under the data root; see --data-root)")  # fmt: skip
+            raise DataError(
+                f"{path}: corpus for synth-print not found (expected {CHAR_DATASETS['tinyshakespeare']} "
+                f"and {POLARITY_FOLDER}/ under the data root; see --data-root)"
+            )
         lines = [ln for ln in read_text(path).splitlines() if ln.strip()]
         block = lines[int(lo * len(lines)) : int(hi * len(lines))]
         if path.parent.name == Path(POLARITY_FOLDER).name:
@@ -115,10 +143,53 @@ def corpus_words(root: str, split: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-_NAMES = ("Aho", "Hopcroft", "Ullman", "Tarjan", "Knuth", "Galil", "Even", "Karp", "Gabow", "Lawler",
-          "Smith", "Jones", "Miller", "Baker", "Cook", "Levin", "Edmonds", "Turing", "Dijkstra", "Floyd")  # fmt: skip
-_ABBREV = ("e.g.,", "i.e.,", "et al.", "etc.", "Fig.", "Eq.", "pp.", "vol.", "no.", "Sec.", "Ch.", "vs.",
-           "Dr.", "Prof.", "U.S.A.", "N.Y.", "Inc.", "Univ.", "Dept.", "Proc.", "ACM", "IEEE", "SIAM")  # fmt: skip
+_NAMES = (
+    "Aho",
+    "Hopcroft",
+    "Ullman",
+    "Tarjan",
+    "Knuth",
+    "Galil",
+    "Even",
+    "Karp",
+    "Gabow",
+    "Lawler",
+    "Smith",
+    "Jones",
+    "Miller",
+    "Baker",
+    "Cook",
+    "Levin",
+    "Edmonds",
+    "Turing",
+    "Dijkstra",
+    "Floyd",
+)
+_ABBREV = (
+    "e.g.,",
+    "i.e.,",
+    "et al.",
+    "etc.",
+    "Fig.",
+    "Eq.",
+    "pp.",
+    "vol.",
+    "no.",
+    "Sec.",
+    "Ch.",
+    "vs.",
+    "Dr.",
+    "Prof.",
+    "U.S.A.",
+    "N.Y.",
+    "Inc.",
+    "Univ.",
+    "Dept.",
+    "Proc.",
+    "ACM",
+    "IEEE",
+    "SIAM",
+)
 
 
 def _number(rng: random.Random) -> str:
@@ -143,23 +214,47 @@ def _token(rng: random.Random) -> str:
         year = rng.randint(1950, 1995)
         return f"[{rng.choice(_NAMES)} {rng.choice(('', 'et al. '))}{year}{rng.choice(('', 'a', 'b'))}]"
     if r < 0.40:
-        return f"({rng.choice('abcdefghi')})" if rng.random() < 0.5 else f"({rng.choice(('i', 'ii', 'iii', 'iv', 'v'))})"
+        return (
+            f"({rng.choice('abcdefghi')})"
+            if rng.random() < 0.5
+            else f"({rng.choice(('i', 'ii', 'iii', 'iv', 'v'))})"
+        )
     if r < 0.48:
         return ".".join(str(rng.randint(1, 9)) for _ in range(rng.randint(2, 3)))  # section number
     if r < 0.56:
         return rng.choice(_ABBREV)
     if r < 0.64:
         a, b = rng.randint(1, 500), rng.randint(1, 99)
-        return rng.choice((f"{a}-{a + b}", f"pp. {a}-{a + b}", f"{a}/{b}", f"{a}:{b}", f"[{b}]", f"[{a}, {b}]"))
+        return rng.choice(
+            (f"{a}-{a + b}", f"pp. {a}-{a + b}", f"{a}/{b}", f"{a}:{b}", f"[{b}]", f"[{a}, {b}]")
+        )
     if r < 0.72:
         x = rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-        return rng.choice((f"O({x})", f"{x} = {rng.randint(0, 99)}", f"{x}_{rng.randint(1, 9)}", f"{x}^2",
-                           f"{x} < {rng.randint(0, 99)}", f"{x} > {rng.randint(0, 99)}", f"{x}+1", f"{x}*{x}",
-                           f"|{x}|", f"{{{x}}}", f"#{rng.randint(1, 99)}", f"${rng.randint(1, 999)}",
-                           f"{x} & {rng.choice('abcxyz')}", f"@{x}", f"~{x}", f"\\{x}"))  # fmt: skip
+        return rng.choice(
+            (
+                f"O({x})",
+                f"{x} = {rng.randint(0, 99)}",
+                f"{x}_{rng.randint(1, 9)}",
+                f"{x}^2",
+                f"{x} < {rng.randint(0, 99)}",
+                f"{x} > {rng.randint(0, 99)}",
+                f"{x}+1",
+                f"{x}*{x}",
+                f"|{x}|",
+                f"{{{x}}}",
+                f"#{rng.randint(1, 99)}",
+                f"${rng.randint(1, 999)}",
+                f"{x} & {rng.choice('abcxyz')}",
+                f"@{x}",
+                f"~{x}",
+                f"\\{x}",
+            )
+        )
     if r < 0.86:
         return "".join(rng.choice(CHARSET[1:]) for _ in range(rng.randint(1, 6)))  # any character
-    return "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(rng.randint(2, 5)))  # acronym
+    return "".join(
+        rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(rng.randint(2, 5))
+    )  # acronym
 
 
 def synth_text(words: tuple[str, ...], rng: random.Random) -> str:
@@ -212,7 +307,9 @@ def print_text(text: str, rng: random.Random) -> str:
     return text
 
 
-def render_line(text: str, rng: random.Random, font: str | None = None, size: int | None = None) -> np.ndarray:
+def render_line(
+    text: str, rng: random.Random, font: str | None = None, size: int | None = None
+) -> np.ndarray:
     """``text`` printed and degraded like a binarised scan: uint8 ``(h, w)``, dark ink (0) on
     white paper (255), cropped to the ink with a margin of about 3 pixels (UW3's ``.bin.png``)."""
     font = font or rng.choices([f for f, _ in FONTS], [w for _, w in FONTS])[0]
@@ -220,7 +317,9 @@ def render_line(text: str, rng: random.Random, font: str | None = None, size: in
     face = load_font(font, size)
     words = print_text(text, rng).split(" ")
     r = rng.random()  # word spacing: the font's, or shrunk or stretched as in justified print
-    space = face.getlength(" ") * (1.0 if r < 0.4 else rng.uniform(0.75, 1.0) if r < 0.6 else rng.uniform(1.0, 2.2))
+    space = face.getlength(" ") * (
+        1.0 if r < 0.4 else rng.uniform(0.75, 1.0) if r < 0.6 else rng.uniform(1.0, 2.2)
+    )
     # letter spacing (tracking), pixels added between the letters of a word: none, tight or loose
     tracking = 0.0 if rng.random() < 0.5 else size * rng.uniform(-0.03, 0.12)
     ascent, descent = face.getmetrics()
@@ -235,7 +334,9 @@ def render_line(text: str, rng: random.Random, font: str | None = None, size: in
     for word in words:  # one word at a time: the word spacing varies as in justified print
         if tracking:
             for k, char in enumerate(word):  # one letter at a time: the letter spacing varies too
-                draw.text((x + face.getlength(word[:k]) + tracking * k, pad), char, font=face, fill=0)
+                draw.text(
+                    (x + face.getlength(word[:k]) + tracking * k, pad), char, font=face, fill=0
+                )
         else:
             draw.text((x, pad), word, font=face, fill=0)
         x += length(word) + space
@@ -253,9 +354,13 @@ def _distort(canvas: Image.Image, rng: random.Random) -> Image.Image:
     shear, angle = rng.gauss(0.0, 0.06), rng.gauss(0.0, 0.2)
     if abs(shear) > 0.01:
         w, h = canvas.size
-        canvas = canvas.transform((w + int(abs(shear) * h), h), Image.AFFINE,
-                                  (1, shear, -abs(shear) * h if shear > 0 else 0, 0, 1, 0),
-                                  Image.BILINEAR, fillcolor=255)  # fmt: skip
+        canvas = canvas.transform(
+            (w + int(abs(shear) * h), h),
+            Image.AFFINE,
+            (1, shear, -abs(shear) * h if shear > 0 else 0, 0, 1, 0),
+            Image.BILINEAR,
+            fillcolor=255,
+        )
     if abs(angle) > 0.05:
         canvas = canvas.rotate(angle, Image.BILINEAR, expand=True, fillcolor=255)
     return canvas
@@ -272,7 +377,9 @@ def _degrade(grey: np.ndarray, rng: random.Random) -> np.ndarray:
     if rng.random() < 0.7:
         grey = _blur(grey, rng.uniform(0.3, 1.0))
     grey = grey + noise.normal(0.0, rng.uniform(0.0, 0.1), grey.shape).astype(np.float32)
-    if rng.random() < 0.8:  # binarised, as UW3's .bin.png lines; the threshold sets the stroke weight
+    if (
+        rng.random() < 0.8
+    ):  # binarised, as UW3's .bin.png lines; the threshold sets the stroke weight
         grey = (grey > rng.uniform(0.4, 0.75)).astype(np.float32)
         if rng.random() < 0.3:  # specks
             specks = noise.random(grey.shape) < rng.uniform(0.0, 0.002)
@@ -315,7 +422,13 @@ def synth_line_splits(root: Path, sizes: dict[str, int], seed: int = 0) -> dict[
         lines = []
         for i in range(sizes.get(split, 0)):
             text = synth_text(words, random.Random(_line_seed(seed, split, i)))
-            lines.append(Line(Path(f"synth-print/{split}/{i:06d}"), text, id=f"synth-{split}-{i:06d}",
-                              draw=functools.partial(draw_line, seed, split, i, text)))  # fmt: skip
+            lines.append(
+                Line(
+                    Path(f"synth-print/{split}/{i:06d}"),
+                    text,
+                    id=f"synth-{split}-{i:06d}",
+                    draw=functools.partial(draw_line, seed, split, i, text),
+                )
+            )
         out[split] = lines
     return out

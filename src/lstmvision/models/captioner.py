@@ -28,7 +28,7 @@ Decoding (``caption``) is greedy or beam search (:mod:`lstmvision.nn.beam`); ``<
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,11 +50,18 @@ class Captioner(nn.Module):
     """Encoder, vocabulary and decoding shared by the captioners; subclasses give the decoder
     (``teacher_forced``, ``start``, ``step``)."""
 
-    def __init__(self, words: Sequence[str], cell: str = "lstm", encoder_weights: str | None = "imagenet",
-                 image_size: int = 224):  # fmt: skip
+    def __init__(
+        self,
+        words: Sequence[str],
+        cell: str = "lstm",
+        encoder_weights: str | None = "imagenet",
+        image_size: int = 224,
+    ):
         super().__init__()
         if tuple(words[:4]) != SPECIALS or len(words) < 5:
-            raise ConfigError(f"a captioner's words must start with {' '.join(SPECIALS)} and hold at least one word")
+            raise ConfigError(
+                f"a captioner's words must start with {' '.join(SPECIALS)} and hold at least one word"
+            )
         if cell not in CELLS:
             raise ConfigError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         self.words, self.cell = list(words), cell
@@ -75,7 +82,9 @@ class Captioner(nn.Module):
         """Teacher-forced word logits ``(B, T-1, V)`` for ``captions (B, T)`` (``<start>`` first)."""
         return self.teacher_forced(self.encode(images), captions)[0]
 
-    def teacher_forced(self, features: Tensor, captions: Tensor, rows: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def teacher_forced(
+        self, features: Tensor, captions: Tensor, rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """``(logits (N, T-1, V) predicting captions[:, 1:], attention (N, T-1, L) or None)`` for
         ``captions (N, T)``; caption ``n`` describes photo ``rows[n]`` of ``features (B, L, 1280)``
         (default: photo ``n``), so a photo's 5 captions share one pass through the feature layers.
@@ -86,17 +95,27 @@ class Captioner(nn.Module):
         """``(state, context)`` before the first word, for :mod:`lstmvision.nn.beam`."""
         raise NotImplementedError
 
-    def step(self, tokens: Tensor, state: tuple, context: tuple) -> tuple[Tensor, tuple, Tensor | None]:
+    def step(
+        self, tokens: Tensor, state: tuple, context: tuple
+    ) -> tuple[Tensor, tuple, Tensor | None]:
         """One word: ``(log-probabilities (N, V), state, attention (N, L) or None)``."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def caption(self, features: Tensor, beam: int = 1, max_len: int = 20, length_penalty: float = 0.0) -> Decoded:
+    def caption(
+        self, features: Tensor, beam: int = 1, max_len: int = 20, length_penalty: float = 0.0
+    ) -> Decoded:
         """Decode grid features ``(B, L, 1280)``: greedy (``beam=1``) or beam search; captions have
         at least one word and at most ``max_len - 1``; ``length_penalty`` is the search's ``alpha``."""
         state, context = self.start(features)
-        search = dict(start=START, end=END, max_len=max_len, banned=(PAD, START, UNK), alpha=length_penalty,
-                      min_len=2)  # fmt: skip
+        search = dict(
+            start=START,
+            end=END,
+            max_len=max_len,
+            banned=(PAD, START, UNK),
+            alpha=length_penalty,
+            min_len=2,
+        )
         if beam == 1:
             return greedy_search(self.step, state, context, **search)
         return beam_search(self.step, state, context, beam, **search)
@@ -112,8 +131,16 @@ class Captioner(nn.Module):
 class ShowAndTell(Captioner):
     """Vinyals et al. 2015: the image vector as the recurrent network's first input."""
 
-    def __init__(self, words: Sequence[str], cell: str = "lstm", embed_size: int = 256, hidden_size: int = 512,
-                 dropout: float = 0.5, encoder_weights: str | None = "imagenet", image_size: int = 224):  # fmt: skip
+    def __init__(
+        self,
+        words: Sequence[str],
+        cell: str = "lstm",
+        embed_size: int = 256,
+        hidden_size: int = 512,
+        dropout: float = 0.5,
+        encoder_weights: str | None = "imagenet",
+        image_size: int = 224,
+    ):
         super().__init__(words, cell, encoder_weights, image_size)
         self.image_proj = nn.Linear(NUM_FEATURES, embed_size)  # W_I
         self.embed = nn.Embedding(self.vocab_size, embed_size, padding_idx=PAD)  # W_e
@@ -151,12 +178,23 @@ class ShowAndTell(Captioner):
 class ShowAttendTell(Captioner):
     """Xu et al. 2015: soft attention over the encoder's grid at every word (see the module)."""
 
-    def __init__(self, words: Sequence[str], cell: str = "lstm", embed_size: int = 256, hidden_size: int = 512,
-                 feature_size: int = 512, attention_size: int = 256, dropout: float = 0.5,
-                 encoder_weights: str | None = "imagenet", image_size: int = 224):  # fmt: skip
+    def __init__(
+        self,
+        words: Sequence[str],
+        cell: str = "lstm",
+        embed_size: int = 256,
+        hidden_size: int = 512,
+        feature_size: int = 512,
+        attention_size: int = 256,
+        dropout: float = 0.5,
+        encoder_weights: str | None = "imagenet",
+        image_size: int = 224,
+    ):
         super().__init__(words, cell, encoder_weights, image_size)
         self.feature_proj = nn.Sequential(nn.Linear(NUM_FEATURES, feature_size), nn.ReLU())
-        self.init_state = nn.Linear(feature_size, hidden_size * (2 if cell == "lstm" else 1))  # W_init
+        self.init_state = nn.Linear(
+            feature_size, hidden_size * (2 if cell == "lstm" else 1)
+        )  # W_init
         self.attention = SoftAttention(feature_size, hidden_size, attention_size)
         self.f_beta = nn.Linear(hidden_size, 1)  # gating scalar β_t
         self.embed = nn.Embedding(self.vocab_size, embed_size, padding_idx=PAD)  # E
@@ -168,10 +206,14 @@ class ShowAttendTell(Captioner):
 
     def start(self, features):
         a = self.drop(self.feature_proj(features))  # (B, L, D)
-        state = tuple(torch.tanh(self.init_state(a.mean(1))).chunk(2 if self.cell == "lstm" else 1, dim=-1))
+        state = tuple(
+            torch.tanh(self.init_state(a.mean(1))).chunk(2 if self.cell == "lstm" else 1, dim=-1)
+        )
         return state, (a, self.attention.project(a))  # state: (h_0, c_0) or (h_0,), each (B, H)
 
-    def _advance(self, embedded: Tensor, state: tuple, context: tuple) -> tuple[Tensor, tuple, Tensor]:
+    def _advance(
+        self, embedded: Tensor, state: tuple, context: tuple
+    ) -> tuple[Tensor, tuple, Tensor]:
         """One decoder step from the embedded previous word ``(N, E)``: (deep output (N, V), state, α)."""
         a, projected = context
         h = state[0]
@@ -199,11 +241,16 @@ class ShowAttendTell(Captioner):
                 break
             state, context = tuple(s[:n] for s in state), tuple(c[:n] for c in context)
             step_logits, state, alpha = self._advance(embedded[:n, t], state, context)
-            logits.append(F.pad(step_logits, (0, 0, 0, len(rows) - n)))  # (N, V), zero rows past the end
+            logits.append(
+                F.pad(step_logits, (0, 0, 0, len(rows) - n))
+            )  # (N, V), zero rows past the end
             alphas.append(F.pad(alpha, (0, 0, 0, len(rows) - n)))  # (N, L)
         logits, alphas = torch.stack(logits, 1), torch.stack(alphas, 1)  # (N, t, V), (N, t, L)
         pad = embedded.shape[1] - logits.shape[1]
-        logits, alphas = F.pad(logits, (0, 0, 0, pad)), F.pad(alphas, (0, 0, 0, pad))  # (N, T-1, ...)
+        logits, alphas = (
+            F.pad(logits, (0, 0, 0, pad)),
+            F.pad(alphas, (0, 0, 0, pad)),
+        )  # (N, T-1, ...)
         unsort = order.argsort()
         return logits[unsort], alphas[unsort]
 

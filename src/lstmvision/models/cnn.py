@@ -18,8 +18,8 @@ prepared input and gives the last convolutional map ``(B, C, h, w)``. :func:`lay
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,9 @@ class _Classifier(nn.Module):
 def _per_channel(value: float | Sequence[float], channels: int, name: str) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=torch.float32).reshape(-1, 1, 1)  # (1 or C, 1, 1)
     if len(t) not in (1, channels):
-        raise ConfigError(f"{name} has {len(t)} values; give one, or one per input channel ({channels})")
+        raise ConfigError(
+            f"{name} has {len(t)} values; give one, or one per input channel ({channels})"
+        )
     return t
 
 
@@ -98,14 +100,25 @@ class LeNet5(_Classifier):
 
     size = 32
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, mean: float | Sequence[float] = 0.0,
-                 std: float | Sequence[float] = 1.0, modern: bool = False, dropout: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        mean: float | Sequence[float] = 0.0,
+        std: float | Sequence[float] = 1.0,
+        modern: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__(mean, std, in_channels)
         self.act = torch.relu if modern else torch.tanh
         self.c1 = nn.Conv2d(in_channels, 6, 5)
-        self.s2 = nn.MaxPool2d(2) if modern else nn.Sequential(TrainableSubsampling(6), nn.Sigmoid())
+        self.s2 = (
+            nn.MaxPool2d(2) if modern else nn.Sequential(TrainableSubsampling(6), nn.Sigmoid())
+        )
         self.c3 = nn.Conv2d(6, 16, 5)
-        self.s4 = nn.MaxPool2d(2) if modern else nn.Sequential(TrainableSubsampling(16), nn.Sigmoid())
+        self.s4 = (
+            nn.MaxPool2d(2) if modern else nn.Sequential(TrainableSubsampling(16), nn.Sigmoid())
+        )
         self.c5 = nn.Conv2d(16, 120, 5)
         self.f6 = nn.Linear(120, 84)
         self.dropout = dropout
@@ -133,8 +146,13 @@ class LeNet5(_Classifier):
 
 
 @register_model("lenet5-modern")
-def lenet5_modern(num_classes: int = 10, in_channels: int = 1, mean: float | Sequence[float] = 0.0,
-                  std: float | Sequence[float] = 1.0, dropout: float = 0.0) -> LeNet5:  # fmt: skip
+def lenet5_modern(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    mean: float | Sequence[float] = 0.0,
+    std: float | Sequence[float] = 1.0,
+    dropout: float = 0.0,
+) -> LeNet5:
     """LeNet-5's geometry with ReLU and 2x2 max pooling; see :class:`LeNet5` (``modern=True``)."""
     return LeNet5(num_classes, in_channels, mean, std, modern=True, dropout=dropout)
 
@@ -181,14 +199,25 @@ class _TorchvisionCNN(_Backbone):
     * ``num_classes`` other than the weights' 1000 replaces the last layer (``reset_classifier``).
     """
 
-    def __init__(self, arch: str, weights=None, num_classes: int = 1000, in_channels: int = 3,
-                 mean: float | Sequence[float] = IMAGENET_MEAN, std: float | Sequence[float] = IMAGENET_STD,
-                 input_size: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        arch: str,
+        weights=None,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        mean: float | Sequence[float] = IMAGENET_MEAN,
+        std: float | Sequence[float] = IMAGENET_STD,
+        input_size: int | None = None,
+    ):
         super().__init__(mean, std, channels=3)
         if in_channels not in (1, 3):
-            raise ConfigError(f"{arch} takes 1 (grey, repeated to RGB) or 3 input channels, not {in_channels}")
+            raise ConfigError(
+                f"{arch} takes 1 (grey, repeated to RGB) or 3 input channels, not {in_channels}"
+            )
         self.in_channels = in_channels
-        self.input_size = input_size or torchvision.models.get_model_weights(arch).DEFAULT.meta["min_size"][0]
+        self.input_size = (
+            input_size or torchvision.models.get_model_weights(arch).DEFAULT.meta["min_size"][0]
+        )
         head = {} if weights is not None else {"num_classes": num_classes}
         self.net = torchvision.models.get_model(arch, weights=weights, **head)
         if self._last_layer.out_features != num_classes:
@@ -200,7 +229,9 @@ class _TorchvisionCNN(_Backbone):
         return self.normalize(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.avgpool(self.feature_map(x)).flatten(1)  # (B, C, h', w') -> (B, num_features)
+        return self.net.avgpool(self.feature_map(x)).flatten(
+            1
+        )  # (B, C, h', w') -> (B, num_features)
 
 
 def _upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -208,7 +239,9 @@ def _upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
     short = min(x.shape[-2:])
     if short >= size:
         return x
-    return F.interpolate(x, size=[round(side * size / short) for side in x.shape[-2:]], mode="bilinear")
+    return F.interpolate(
+        x, size=[round(side * size / short) for side in x.shape[-2:]], mode="bilinear"
+    )
 
 
 class TorchvisionVGG(_TorchvisionCNN):
@@ -268,7 +301,13 @@ class TorchvisionResNet(_TorchvisionCNN):
 
     def stages(self) -> list[nn.Module]:
         n = self.net
-        return [nn.Sequential(n.conv1, n.bn1, n.relu, n.maxpool), n.layer1, n.layer2, n.layer3, n.layer4]
+        return [
+            nn.Sequential(n.conv1, n.bn1, n.relu, n.maxpool),
+            n.layer1,
+            n.layer2,
+            n.layer3,
+            n.layer4,
+        ]
 
 
 for _arch in ("alexnet", "vgg11", "vgg13", "vgg16", "vgg19"):
@@ -287,9 +326,16 @@ class SmallCNN(_Backbone):
     Features: the last stage's channels, averaged over space.
     """
 
-    def __init__(self, stages: list[nn.Module], num_features: int, num_classes: int = 10,
-                 in_channels: int = 1, mean: float | Sequence[float] = 0.0,
-                 std: float | Sequence[float] = 1.0, dropout: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        stages: list[nn.Module],
+        num_features: int,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        mean: float | Sequence[float] = 0.0,
+        std: float | Sequence[float] = 1.0,
+        dropout: float = 0.0,
+    ):
         super().__init__(mean, std, in_channels)
         self.body = nn.Sequential(*stages)
         self.dropout = nn.Dropout(dropout)
@@ -315,14 +361,19 @@ class SmallCNN(_Backbone):
         return list(self.body)
 
 
-def _cifar_resnet(in_channels: int, blocks: int, widths: tuple[int, ...] = (16, 32, 64)) -> list[nn.Module]:
+def _cifar_resnet(
+    in_channels: int, blocks: int, widths: tuple[int, ...] = (16, 32, 64)
+) -> list[nn.Module]:
     """He et al. (2016, sec. 4.2) CIFAR ResNet of depth ``6 * blocks + 2``: a 3x3 stem, then one
     stage of ``blocks`` torchvision ``BasicBlock``s per width, halving the size from the second.
     Where the shape changes the shortcut is a 1x1 convolution + BN (the paper's option B; its
     CIFAR nets used zero-padded identities, option A, with slightly fewer parameters).
     """
-    stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
-                         nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))  # fmt: skip
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+        nn.BatchNorm2d(widths[0]),
+        nn.ReLU(inplace=True),
+    )
     stages, width = [stem], widths[0]
     for i, out in enumerate(widths):
         stages.append(_resnet_stage(width, out, blocks, stride=1 if i == 0 else 2))
@@ -342,12 +393,19 @@ def _vgg_block(in_channels: int, out_channels: int, convs: int = 2) -> nn.Sequen
     """``convs`` x (3x3 conv, BN, ReLU), then 2x2 max pooling (halves the size)."""
     layers = []
     for i in range(convs):
-        layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False),
-                   nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]  # fmt: skip
+        layers += [
+            nn.Conv2d(
+                in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False
+            ),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
-def _alexnet_small(in_channels: int, widths: tuple[int, ...] = (32, 96, 192, 128, 128)) -> list[nn.Module]:
+def _alexnet_small(
+    in_channels: int, widths: tuple[int, ...] = (32, 96, 192, 128, 128)
+) -> list[nn.Module]:
     """AlexNet's five convolutions (5x5, 5x5, 3x3, 3x3, 3x3 here; 11x11/4 would erase a 32 px image)
     with ReLU and its overlapping 3x3/2 max pooling, narrowed; no LRN. 32 -> 16 -> 8 -> 4 px."""
     c1, c2, c3, c4, c5 = widths
@@ -358,10 +416,16 @@ def _alexnet_small(in_channels: int, widths: tuple[int, ...] = (32, 96, 192, 128
     return [
         nn.Sequential(nn.Conv2d(in_channels, c1, 5, padding=2), nn.ReLU(inplace=True), pool()),
         nn.Sequential(nn.Conv2d(c1, c2, 5, padding=2), nn.ReLU(inplace=True), pool()),
-        nn.Sequential(nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True),
-                      nn.Conv2d(c3, c4, 3, padding=1), nn.ReLU(inplace=True),
-                      nn.Conv2d(c4, c5, 3, padding=1), nn.ReLU(inplace=True), pool()),
-    ]  # fmt: skip
+        nn.Sequential(
+            nn.Conv2d(c2, c3, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c3, c4, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c4, c5, 3, padding=1),
+            nn.ReLU(inplace=True),
+            pool(),
+        ),
+    ]
 
 
 @register_model("resnet8-small")
@@ -383,20 +447,29 @@ def vgg_small(in_channels: int = 1, **kwargs) -> SmallCNN:
     """VGG-style: 3 blocks of two 3x3 conv-BN-ReLU and a 2x2 max pool (32, 64, 128 channels),
     ~0.29M parameters; 32 -> 4 px (28 -> 3). ``stages()``: the 3 blocks, the first is the stem."""
     widths = (in_channels, 32, 64, 128)
-    return SmallCNN([_vgg_block(a, b) for a, b in zip(widths, widths[1:])], 128, in_channels=in_channels, **kwargs)
+    return SmallCNN(
+        [_vgg_block(a, b) for a, b in zip(widths, widths[1:])],
+        128,
+        in_channels=in_channels,
+        **kwargs,
+    )
 
 
 @register_model("alexnet-small")
 def alexnet_small(in_channels: int = 1, dropout: float = 0.5, **kwargs) -> SmallCNN:
     """AlexNet narrowed for 28-32 px (see ``_alexnet_small``), ~0.6M parameters, dropout 0.5
     before the classifier as in AlexNet. ``stages()``: ``[conv1 (stem), conv2, conv3-5]``."""
-    return SmallCNN(_alexnet_small(in_channels), 128, in_channels=in_channels, dropout=dropout, **kwargs)
+    return SmallCNN(
+        _alexnet_small(in_channels), 128, in_channels=in_channels, dropout=dropout, **kwargs
+    )
 
 
 # ------------------------------------------------------------------------------------- summaries
 
 
-def layer_summary(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[str, tuple[int, ...], int]]:
+def layer_summary(
+    model: nn.Module, input_shape: Sequence[int]
+) -> list[tuple[str, tuple[int, ...], int]]:
     """``(name, output shape, parameter count)`` for each direct child of ``model``, in the order
     the forward pass calls them, from one pass over zeros of ``input_shape`` (eval mode, no
     gradient; the model's mode is restored). Parameter counts include the child's submodules.
@@ -406,7 +479,9 @@ def layer_summary(model: nn.Module, input_shape: Sequence[int]) -> list[tuple[st
     def record(name: str, module: nn.Module, _, output: torch.Tensor) -> None:
         rows.append((name, tuple(output.shape), sum(p.numel() for p in module.parameters())))
 
-    hooks = [child.register_forward_hook(partial(record, name)) for name, child in model.named_children()]
+    hooks = [
+        child.register_forward_hook(partial(record, name)) for name, child in model.named_children()
+    ]
     training, param = model.training, next(model.parameters())
     try:
         with torch.no_grad():

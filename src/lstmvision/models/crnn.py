@@ -17,8 +17,13 @@ from torch import Tensor, nn
 from lstmvision.models import register_model
 from lstmvision.nn import LSTM
 
+
 def _conv(cin: int, cout: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 @register_model("crnn")
@@ -33,8 +38,16 @@ class CRNN(nn.Module):
     dropout: before and between the LSTM layers and before the head.
     """
 
-    def __init__(self, charset: str = "ab", height: int = 32, channels: tuple[int, ...] = (16, 32, 64, 96),
-                 hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.2, reduction: int = 4):  # fmt: skip
+    def __init__(
+        self,
+        charset: str = "ab",
+        height: int = 32,
+        channels: tuple[int, ...] = (16, 32, 64, 96),
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.2,
+        reduction: int = 4,
+    ):
         super().__init__()
         if height % 16:
             raise ValueError(f"height must be a multiple of 16, got {height}")
@@ -45,14 +58,23 @@ class CRNN(nn.Module):
         self.charset, self.height, self.reduction = charset, height, reduction
         c1, c2, c3, c4 = channels
         self.cnn = nn.Sequential(
-            *_conv(1, c1), nn.MaxPool2d(2),          # (B, c1, H/2, W/2)
-            *_conv(c1, c2), nn.MaxPool2d((2, reduction // 2)),  # (B, c2, H/4, W/r)
-            *_conv(c2, c3), nn.MaxPool2d((2, 1)),    # (B, c3, H/8, W/r)
-            *_conv(c3, c4), nn.MaxPool2d((2, 1)),    # (B, c4, H/16, W/r)
-        )  # fmt: skip
+            *_conv(1, c1),
+            nn.MaxPool2d(2),  # (B, c1, H/2, W/2)
+            *_conv(c1, c2),
+            nn.MaxPool2d((2, reduction // 2)),  # (B, c2, H/4, W/r)
+            *_conv(c2, c3),
+            nn.MaxPool2d((2, 1)),  # (B, c3, H/8, W/r)
+            *_conv(c3, c4),
+            nn.MaxPool2d((2, 1)),  # (B, c4, H/16, W/r)
+        )
         self.dropout = nn.Dropout(dropout)
-        self.rnn = LSTM(c4 * (height // 16), hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0,
-                        bidirectional=True)  # fmt: skip
+        self.rnn = LSTM(
+            c4 * (height // 16),
+            hidden_size,
+            num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=True,
+        )
         self.head = nn.Linear(2 * hidden_size, len(charset) + 1)
 
     @property
@@ -75,7 +97,9 @@ class CRNN(nn.Module):
         feats = self.cnn(self.pad_width(images))  # (B, c4, H/16, T)
         seq = feats.flatten(1, 2).permute(2, 0, 1)  # (T, B, c4*H/16): each column a time step
         lengths = None if widths is None else self.output_lengths(widths).clamp(max=seq.size(0))
-        out, _ = self.rnn(self.dropout(seq), lengths=lengths)  # (T, B, 2*hidden), zero past each length
+        out, _ = self.rnn(
+            self.dropout(seq), lengths=lengths
+        )  # (T, B, 2*hidden), zero past each length
         return out
 
     def forward_head(self, features: Tensor) -> Tensor:

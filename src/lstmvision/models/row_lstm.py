@@ -18,8 +18,16 @@ class RowLSTMClassifier(nn.Module):
     :class:`lstmvision.nn.row.RowLSTM`.
     """
 
-    def __init__(self, num_classes: int = 10, image_size: int = 28, channels: int = 1,
-                 mean: float = 0.0, std: float = 1.0, head_dropout: float = 0.0, **reader):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int = 10,
+        image_size: int = 28,
+        channels: int = 1,
+        mean: float = 0.0,
+        std: float = 1.0,
+        head_dropout: float = 0.0,
+        **reader,
+    ):
         super().__init__()
         self.reader = RowLSTM(image_size, image_size, channels, **reader)
         self.register_buffer("mean", torch.tensor(float(mean)))

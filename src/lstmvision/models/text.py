@@ -46,13 +46,26 @@ class CharLM(nn.Module):
     encode prompts and decode samples with nothing else.
     """
 
-    def __init__(self, chars: str, embed_size: int = 64, hidden_size: int = 512, num_layers: int = 2,
-                 cell: str = "lstm", dropout: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        chars: str,
+        embed_size: int = 64,
+        hidden_size: int = 512,
+        num_layers: int = 2,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.chars, self.cell = chars, cell
         self.embed = nn.Embedding(len(chars), embed_size)
-        self.rnn = _layer(cell, embed_size, hidden_size, num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.rnn = _layer(
+            cell,
+            embed_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, len(chars))
 
@@ -70,8 +83,13 @@ class CharLM(nn.Module):
 
 
 @torch.no_grad()
-def sample(model: CharLM, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
-           generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def sample(
+    model: CharLM,
+    prompt_ids: torch.Tensor,
+    length: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``length`` ids drawn after the prompt ``(P,)`` (P >= 1) from ``softmax(logits / temperature)``;
     ``temperature`` 0 is greedy. The same ``generator`` seed gives the same ids."""
     model.eval()
@@ -107,11 +125,22 @@ class TextClassifier(nn.Module):
     the optimiser then carries state only for ``embed``, the trained words.
     """
 
-    def __init__(self, vocab_size: int | None = None, num_classes: int = 2, embed_size: int = 50,
-                 hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
-                 dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
-                 words: list[str] | None = None, classes: list[str] | None = None,
-                 fixed_words: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        vocab_size: int | None = None,
+        num_classes: int = 2,
+        embed_size: int = 50,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        embed_dropout: float = 0.0,
+        pooling: str = "last",
+        words: list[str] | None = None,
+        classes: list[str] | None = None,
+        fixed_words: int = 0,
+    ):
         super().__init__()
         if pooling not in ("last", "max"):
             raise ValueError(f"pooling must be last or max, not {pooling!r}")
@@ -122,24 +151,40 @@ class TextClassifier(nn.Module):
         if not 0 <= fixed_words < vocab_size:
             raise ValueError(f"fixed_words must be in [0, {vocab_size}), got {fixed_words}")
         self.embed = nn.Embedding(vocab_size - fixed_words, embed_size, padding_idx=0)
-        self.embed_fixed = nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
+        self.embed_fixed = (
+            nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
+        )
         self.embed_dropout = nn.Dropout(embed_dropout)
-        self.rnn = _layer(cell, embed_size, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional,
-                          dropout=dropout if num_layers > 1 else 0.0)  # fmt: skip
+        self.rnn = _layer(
+            cell,
+            embed_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.feature_dim = hidden_size * (2 if bidirectional else 1)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.feature_dim, num_classes)
 
-    def forward_features(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(
+        self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if lengths is None:
             lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
         return self.encode(self.embed_tokens(tokens), lengths)
 
     def encode(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, E)`` word vectors of sentences ``lengths`` long -> ``(B, feature_dim)``."""
-        out, state = self.rnn(self.embed_dropout(vectors), lengths=lengths.cpu())  # (B, T, D*H), 0 past ends
+        out, state = self.rnn(
+            self.embed_dropout(vectors), lengths=lengths.cpu()
+        )  # (B, T, D*H), 0 past ends
         if self.pooling == "max":
-            valid = torch.arange(vectors.size(1), device=vectors.device)[None] < lengths.to(vectors.device)[:, None]
+            valid = (
+                torch.arange(vectors.size(1), device=vectors.device)[None]
+                < lengths.to(vectors.device)[:, None]
+            )
             return out.masked_fill(~valid[..., None], float("-inf")).amax(1)  # (B, D*H)
         h_n = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
         if self.rnn.bidirectional:
@@ -185,9 +230,17 @@ class TextClassifierEnsemble(nn.Module):
     are :class:`TextClassifier`'s.
     """
 
-    def __init__(self, members: int = 5, vocab_size: int | None = None, num_classes: int = 2,
-                 embed_size: int = 50, words: list[str] | None = None, classes: list[str] | None = None,
-                 fixed_words: int = 0, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        members: int = 5,
+        vocab_size: int | None = None,
+        num_classes: int = 2,
+        embed_size: int = 50,
+        words: list[str] | None = None,
+        classes: list[str] | None = None,
+        fixed_words: int = 0,
+        **kwargs,
+    ):
         super().__init__()
         if members < 1:
             raise ValueError(f"members must be at least 1, got {members}")
@@ -197,9 +250,13 @@ class TextClassifierEnsemble(nn.Module):
         if not 0 <= fixed_words < vocab_size:
             raise ValueError(f"fixed_words must be in [0, {vocab_size}), got {fixed_words}")
         self.words, self.classes = words, classes
-        self.members = nn.ModuleList(TextClassifier(vocab_size - fixed_words, num_classes, embed_size, **kwargs)
-                                     for _ in range(members))  # fmt: skip
-        self.embed_fixed = nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
+        self.members = nn.ModuleList(
+            TextClassifier(vocab_size - fixed_words, num_classes, embed_size, **kwargs)
+            for _ in range(members)
+        )
+        self.embed_fixed = (
+            nn.Embedding(fixed_words, embed_size).requires_grad_(False) if fixed_words else None
+        )
 
     def member_vectors(self, tokens: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` ids -> ``(M, B, T, E)``: each member's word vectors (its own trained words, the
@@ -207,7 +264,11 @@ class TextClassifierEnsemble(nn.Module):
         trained = self.members[0].embed.num_embeddings
         fixed = tokens >= trained  # (B, T)
         ours = tokens.masked_fill(fixed, 0)
-        theirs = self.embed_fixed((tokens - trained).clamp(min=0)) if self.embed_fixed is not None else None
+        theirs = (
+            self.embed_fixed((tokens - trained).clamp(min=0))
+            if self.embed_fixed is not None
+            else None
+        )
         out = []
         for member in self.members:
             x = member.embed(ours)  # (B, T, E)
@@ -216,9 +277,13 @@ class TextClassifierEnsemble(nn.Module):
 
     def logits_from_vectors(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(M, B, T, E)`` word vectors, one set per member -> ``(M, B, num_classes)`` logits."""
-        return torch.stack([m.forward_head(m.encode(x, lengths)) for m, x in zip(self.members, vectors)])
+        return torch.stack(
+            [m.forward_head(m.encode(x, lengths)) for m, x in zip(self.members, vectors)]
+        )
 
-    def member_logits(self, tokens: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def member_logits(
+        self, tokens: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``(B, T)`` ids -> ``(M, B, num_classes)``: each member's logits."""
         if lengths is None:
             lengths = (tokens != 0).sum(1).clamp(min=1)  # (B,)
@@ -239,8 +304,14 @@ class AddingRegressor(nn.Module):
     state, and its gradient, survive long sequences from the first step; 0 keeps torch's init.
     """
 
-    def __init__(self, cell: str = "lstm", hidden_size: int = 128, input_size: int = 2,
-                 nonlinearity: str = "tanh", forget_bias: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        input_size: int = 2,
+        nonlinearity: str = "tanh",
+        forget_bias: float = 1.0,
+    ):
         super().__init__()
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = _layer(cell, input_size, hidden_size, batch_first=True, **extra)

@@ -24,7 +24,7 @@ probability ``teacher_prob`` (scheduled sampling, Bengio et al. 2015; 0 gives a 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,9 @@ class _ClipCNN(nn.Module):
 
     def __init__(self, backbone: str, in_channels: int, backbone_kwargs: dict | None):
         super().__init__()
-        self.cnn = get_model(backbone, num_classes=1, in_channels=in_channels, **(backbone_kwargs or {}))
+        self.cnn = get_model(
+            backbone, num_classes=1, in_channels=in_channels, **(backbone_kwargs or {})
+        )
         head = self.cnn.get_classifier()  # unused: forward_features stops before it
         name = next(n for n, m in self.cnn.named_modules() if m is head)
         parent, _, attr = name.rpartition(".")
@@ -71,9 +73,17 @@ class LRCN(_ClipCNN):
         dropout: before the head.
     """
 
-    def __init__(self, num_classes: int, backbone: str = "lenet5-modern", in_channels: int = 1,
-                 hidden_size: int = 128, num_layers: int = 1, cell: str = "lstm", dropout: float = 0.0,
-                 backbone_kwargs: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "lenet5-modern",
+        in_channels: int = 1,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        dropout: float = 0.0,
+        backbone_kwargs: dict | None = None,
+    ):
         super().__init__(backbone, in_channels, backbone_kwargs)
         if cell not in ("lstm", "gru"):
             raise ConfigError(f"cell must be lstm or gru, not {cell!r}")
@@ -92,8 +102,14 @@ class LRCN(_ClipCNN):
 class FrameAverage(_ClipCNN):
     """CNN per frame -> features averaged over the frames -> linear head (order-blind baseline)."""
 
-    def __init__(self, num_classes: int, backbone: str = "lenet5-modern", in_channels: int = 1,
-                 dropout: float = 0.0, backbone_kwargs: dict | None = None):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "lenet5-modern",
+        in_channels: int = 1,
+        dropout: float = 0.0,
+        backbone_kwargs: dict | None = None,
+    ):
         super().__init__(backbone, in_channels, backbone_kwargs)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.num_features, num_classes)
@@ -118,10 +134,14 @@ class _Forecaster(nn.Module):
 
     def check_frames(self, frames: Tensor) -> None:
         if frames.dim() != 5 or frames.shape[2] != self.channels:
-            raise ValueError(f"expected frames (B, T, {self.channels}, H, W), got {tuple(frames.shape)}")
+            raise ValueError(
+                f"expected frames (B, T, {self.channels}, H, W), got {tuple(frames.shape)}"
+            )
         h, w = frames.shape[-2:]
         if h % self.divisor or w % self.divisor:
-            raise ValueError(f"frame size {h}x{w}: height and width must be multiples of {self.divisor}")
+            raise ValueError(
+                f"frame size {h}x{w}: height and width must be multiples of {self.divisor}"
+            )
 
     def rollout(self, frames: Tensor, input_frames: int, teacher_prob: float = 0.0) -> Tensor:
         """Predictions of frames ``1 .. T-1`` of ``frames`` ``(B, T, C, H, W)``: ``(B, T-1, C, H, W)``.
@@ -144,7 +164,9 @@ class _Forecaster(nn.Module):
         """The ``future`` (default ``output_frames``) frames after ``frames`` ``(B, T_in, C, H, W)``."""
         future = self.output_frames if future is None else future
         b, t_in = frames.shape[:2]
-        padded = torch.cat([frames, frames.new_zeros(b, future, *frames.shape[2:])], 1)  # (B, T_in+future, ...)
+        padded = torch.cat(
+            [frames, frames.new_zeros(b, future, *frames.shape[2:])], 1
+        )  # (B, T_in+future, ...)
         return self.rollout(padded, t_in)[:, t_in - 1 :]  # (B, future, C, H, W)
 
 
@@ -186,31 +208,66 @@ class ConvLSTMForecaster(_Forecaster):
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
 
-    def __init__(self, channels: int = 1, hidden_sizes: Sequence[int] = (64, 64), kernel_size: int = 5,
-                 patch: int = 4, peephole: bool = False, output_frames: int = 10, residual: bool = False,
-                 flow: bool = False, measured_motion: bool = False, readout_kernel: int = 1, norm: bool = False, readout_hidden: int = 0,
-                 cell_init: str = "lstm", forget_bias: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        channels: int = 1,
+        hidden_sizes: Sequence[int] = (64, 64),
+        kernel_size: int = 5,
+        patch: int = 4,
+        peephole: bool = False,
+        output_frames: int = 10,
+        residual: bool = False,
+        flow: bool = False,
+        measured_motion: bool = False,
+        readout_kernel: int = 1,
+        norm: bool = False,
+        readout_hidden: int = 0,
+        cell_init: str = "lstm",
+        forget_bias: float = 0.0,
+    ):
         super().__init__()
         if readout_kernel % 2 == 0:
             raise ConfigError(f"readout_kernel {readout_kernel}: must be odd")
         if measured_motion and not flow:
-            raise ConfigError("measured_motion needs flow: it is the input from which the motion is forecast")
-        self.channels, self.patch, self.divisor, self.output_frames = channels, patch, patch, output_frames
+            raise ConfigError(
+                "measured_motion needs flow: it is the input from which the motion is forecast"
+            )
+        self.channels, self.patch, self.divisor, self.output_frames = (
+            channels,
+            patch,
+            patch,
+            output_frames,
+        )
         self.measured_motion = measured_motion
         c = channels * patch * patch
         inputs = (2 * c if flow else c) + (2 if measured_motion else 0)
-        self.convlstm = ConvLSTM(inputs, list(hidden_sizes), kernel_size, peephole=peephole, norm=norm,
-                                 init=cell_init, forget_bias=forget_bias)  # fmt: skip
+        self.convlstm = ConvLSTM(
+            inputs,
+            list(hidden_sizes),
+            kernel_size,
+            peephole=peephole,
+            norm=norm,
+            init=cell_init,
+            forget_bias=forget_bias,
+        )
         self.residual = residual
         if readout_hidden < 0:
-            raise ConfigError(f"readout_hidden {readout_hidden}: must be 0 (a linear read-out) or more")
+            raise ConfigError(
+                f"readout_hidden {readout_hidden}: must be 0 (a linear read-out) or more"
+            )
         self.out = None
         self._readout = None  # inside rollout: self.out with one weight gradient per sequence
         if residual or not flow:
             pad = readout_kernel // 2
-            self.out = (nn.Sequential(nn.Conv2d(hidden_sizes[-1], readout_hidden, readout_kernel, padding=pad),
-                                      nn.GELU(), nn.Conv2d(readout_hidden, c, 1))
-                        if readout_hidden else nn.Conv2d(hidden_sizes[-1], c, readout_kernel, padding=pad))  # fmt: skip
+            self.out = (
+                nn.Sequential(
+                    nn.Conv2d(hidden_sizes[-1], readout_hidden, readout_kernel, padding=pad),
+                    nn.GELU(),
+                    nn.Conv2d(readout_hidden, c, 1),
+                )
+                if readout_hidden
+                else nn.Conv2d(hidden_sizes[-1], c, readout_kernel, padding=pad)
+            )
         if residual:  # the last layer starts at zero: no change
             last = self.out[-1] if readout_hidden else self.out
             nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
@@ -228,17 +285,23 @@ class ConvLSTMForecaster(_Forecaster):
 
     def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
         lstm_state, anchor, total, prev = state if state is not None else (None, None, None, frame)
-        x = frame if self.flow is None else torch.cat([frame, frame - prev], 1)  # with the temporal difference
+        x = (
+            frame if self.flow is None else torch.cat([frame, frame - prev], 1)
+        )  # with the temporal difference
         x = F.pixel_unshuffle(x, self.patch)  # (B, C', H/p, W/p)
         if self.measured_motion:
-            a = robust_affine_params(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True))  # (B, 6)
+            a = robust_affine_params(
+                prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)
+            )  # (B, 6)
             moved = affine_field(a, *frame.shape[-2:])  # (B, 2, H, W)
             x = torch.cat([x, F.avg_pool2d(moved, self.patch)], 1)
         h, lstm_state = self.convlstm.step(x, lstm_state)  # (B, hidden, H/p, W/p)
         prev = frame
         if self.flow is not None:
             u = F.interpolate(self.flow(h), size=frame.shape[-2:], mode="bilinear")  # (B, 2, H, W)
-            if fed_back is not None and anchor is not None:  # forecasting: add up the fields since the last true frame
+            if (
+                fed_back is not None and anchor is not None
+            ):  # forecasting: add up the fields since the last true frame
                 keep = fed_back[:, None, None, None]
                 anchor, total = torch.where(keep, anchor, frame), torch.where(keep, total + u, u)
             else:
@@ -254,7 +317,9 @@ def sample_pixels(frames: Tensor, x: Tensor, y: Tensor) -> Tensor:
     """``frames`` ``(N, C, H, W)`` read at pixel coordinates ``x``, ``y`` ``(N, h, w)`` (pixel
     centres at integers): bilinear, border pixels repeated outside the frame -> ``(N, C, h, w)``."""
     height, width = frames.shape[-2:]
-    grid = torch.stack([(x + 0.5) * (2 / width) - 1, (y + 0.5) * (2 / height) - 1], -1)  # align_corners=False
+    grid = torch.stack(
+        [(x + 0.5) * (2 / width) - 1, (y + 0.5) * (2 / height) - 1], -1
+    )  # align_corners=False
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -282,7 +347,9 @@ def _affine_basis(h: int, w: int, like: Tensor) -> Tensor:
     xs = (torch.arange(w, device=like.device, dtype=like.dtype) - (w - 1) / 2) / scale
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
     one, zero = torch.ones_like(gx), torch.zeros_like(gx)
-    return torch.stack([torch.stack([gx, gy, one, zero, zero, zero]), torch.stack([zero, zero, zero, gx, gy, one])])
+    return torch.stack(
+        [torch.stack([gx, gy, one, zero, zero, zero]), torch.stack([zero, zero, zero, gx, gy, one])]
+    )
 
 
 def affine_field(params: Tensor, h: int, w: int) -> Tensor:
@@ -291,8 +358,13 @@ def affine_field(params: Tensor, h: int, w: int) -> Tensor:
 
 
 @torch.no_grad()
-def affine_params(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3), iterations: int = 4,
-                  margin: int = 4) -> Tensor:  # fmt: skip
+def affine_params(
+    prev: Tensor,
+    frame: Tensor,
+    blurs: Sequence[int] = (7, 5, 3),
+    iterations: int = 4,
+    margin: int = 4,
+) -> Tensor:
     """The global affine motion from ``prev`` to ``frame`` (grey ``(B, 1, H, W)``) as 6 parameters
     ``(B, 6)``: :func:`affine_field` turns them into a field in :func:`warp`'s convention,
     ``frame ≈ warp(prev, affine_field(a, H, W))``.
@@ -314,8 +386,16 @@ def affine_params(prev: Tensor, frame: Tensor, blurs: Sequence[int] = (7, 5, 3),
         for _ in range(iterations):
             moved = warp(src, torch.einsum("bk,ckhw->bchw", a, basis))  # (B, 1, H, W)
             padded = F.pad(moved, (1, 1, 1, 1), mode="replicate")
-            grad = torch.cat([padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2],
-                              padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]], 1) / 2  # (B, 2, H, W): d/dx, d/dy  # fmt: skip
+            grad = (
+                torch.cat(
+                    [
+                        padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2],
+                        padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1],
+                    ],
+                    1,
+                )
+                / 2
+            )  # (B, 2, H, W): d/dx, d/dy
             # warp samples src at p - field(p): d moved / d a = -grad . basis
             jac = -(grad[:, :, None] * basis).sum(1) * inside  # (B, 6, H, W)
             resid = (dst - moved)[:, 0] * inside  # (B, H, W)
@@ -334,7 +414,9 @@ def heat_blur(frames: Tensor, variance: Tensor, pad: int = 8) -> Tensor:
     h, w = x.shape[-2:]
     fy = torch.fft.fftfreq(h, device=x.device, dtype=x.dtype)
     fx = torch.fft.rfftfreq(w, device=x.device, dtype=x.dtype)
-    rate = (2 - 2 * torch.cos(2 * math.pi * fy))[:, None] + (2 - 2 * torch.cos(2 * math.pi * fx))[None, :]
+    rate = (2 - 2 * torch.cos(2 * math.pi * fy))[:, None] + (2 - 2 * torch.cos(2 * math.pi * fx))[
+        None, :
+    ]
     gain = torch.exp(-variance[:, None, None, None] / 2 * rate)  # (B, 1, h, w//2+1)
     x = torch.fft.irfft2(torch.fft.rfft2(x) * gain, s=(h, w))
     return x[..., pad : pad + frames.shape[-2], pad : pad + frames.shape[-1]]
@@ -392,22 +474,42 @@ class MotionLSTMForecaster(_Forecaster):
 
     def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
         b, _, h, w = frame.shape
-        fed = fed_back if fed_back is not None else torch.zeros(b, dtype=torch.bool, device=frame.device)
+        fed = (
+            fed_back
+            if fed_back is not None
+            else torch.zeros(b, dtype=torch.bool, device=frame.device)
+        )
         if state is None:  # no previous frame: no motion
-            lstm_state, anchor, total, var, prev, a_last, v = None, None, None, None, frame, frame.new_zeros(b, 6), None
+            lstm_state, anchor, total, var, prev, a_last, v = (
+                None,
+                None,
+                None,
+                None,
+                frame,
+                frame.new_zeros(b, 6),
+                None,
+            )
             a = frame.new_zeros(b, 6)
         else:
             lstm_state, anchor, total, var, prev, a_last, v = state
             a = v  # its own forecast where it reads its own prediction: nothing to measure
             if not fed.all():
-                a = torch.where(fed[:, None], v, robust_affine_params(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)))
+                a = torch.where(
+                    fed[:, None],
+                    v,
+                    robust_affine_params(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)),
+                )
         jerk = a - a_last
-        sizes = torch.stack([a[:, [2, 5]].norm(dim=1), jerk[:, [2, 5]].norm(dim=1)], 1)  # shift, its change: px
+        sizes = torch.stack(
+            [a[:, [2, 5]].norm(dim=1), jerk[:, [2, 5]].norm(dim=1)], 1
+        )  # shift, its change: px
         x = torch.cat([a, jerk, sizes, fed[:, None].to(frame.dtype)], 1)  # (B, 15)
         lstm_state = self.lstm(x, lstm_state)
         out = self.head(lstm_state[0])  # (B, 7)
         v, s = out[:, :6], F.softplus(out[:, 6])
-        if anchor is not None:  # forecasting rows add up since the last true frame; the others restart
+        if (
+            anchor is not None
+        ):  # forecasting rows add up since the last true frame; the others restart
             anchor = torch.where(fed[:, None, None, None], anchor, frame)
             total, var = torch.where(fed[:, None], total + v, v), torch.where(fed, var + s, s)
         else:
@@ -426,13 +528,22 @@ class CNNLSTMForecaster(_Forecaster):
     mirror decoder. ``frame_size`` fixes ``(H, W)`` (the linear layers depend on it).
     """
 
-    def __init__(self, channels: int = 1, frame_size: Sequence[int] = (64, 64), width: int = 16, depth: int = 3,
-                 hidden_size: int = 512, output_frames: int = 10):  # fmt: skip
+    def __init__(
+        self,
+        channels: int = 1,
+        frame_size: Sequence[int] = (64, 64),
+        width: int = 16,
+        depth: int = 3,
+        hidden_size: int = 512,
+        output_frames: int = 10,
+    ):
         super().__init__()
         self.channels, self.divisor, self.output_frames = channels, 2**depth, output_frames
         h, w = frame_size
         if h % self.divisor or w % self.divisor:
-            raise ConfigError(f"frame size {h}x{w}: height and width must be multiples of {self.divisor}")
+            raise ConfigError(
+                f"frame size {h}x{w}: height and width must be multiples of {self.divisor}"
+            )
         widths = [channels] + [width * 2**k for k in range(depth)]
         self.code_shape = (widths[-1], h // self.divisor, w // self.divisor)
         code = widths[-1] * self.code_shape[1] * self.code_shape[2]

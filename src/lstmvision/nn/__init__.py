@@ -20,10 +20,10 @@ from lstmvision.nn.cells import (
     RNNCell,
     RNNEquations,
 )
-from lstmvision.nn.recurrent import GRU, IMPLEMENTATIONS, LSTM, RNN
-from lstmvision.nn.pooling import AvgPool2d, MaxPool2d, SumPool2d, TrainableSubsampling
-from lstmvision.nn.row import READINGS, RowLSTM
 from lstmvision.nn.convlstm import ConvLSTM, ConvLSTMCell
+from lstmvision.nn.pooling import AvgPool2d, MaxPool2d, SumPool2d, TrainableSubsampling
+from lstmvision.nn.recurrent import GRU, IMPLEMENTATIONS, LSTM, RNN
+from lstmvision.nn.row import READINGS, RowLSTM
 
 __all__ = [
     "ConvLSTM",

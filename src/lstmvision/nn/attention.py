@@ -39,7 +39,9 @@ class SoftAttention(nn.Module):
     def forward(self, features: Tensor, projected: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
         """``(features (B, L, D), projected (B, L, A), query (B, H))`` -> ``(context (B, D), alpha (B, L))``."""
         # e_ti = w^T tanh(W_a a_i + W_h h_{t-1} + b)
-        e = self.score(torch.tanh(projected + self.query_proj(query)[:, None])).squeeze(-1)  # (B, L)
+        e = self.score(torch.tanh(projected + self.query_proj(query)[:, None])).squeeze(
+            -1
+        )  # (B, L)
         # α_ti = softmax_i(e_ti)
         alpha = e.softmax(dim=-1)  # (B, L)
         # ẑ_t = Σ_i α_ti a_i

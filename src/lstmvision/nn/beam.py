@@ -26,8 +26,8 @@ decoding; with ``k`` at least the number of possible prefixes it is an exhaustiv
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -46,7 +46,9 @@ class Decoded:
     extras: list[Tensor | None]
 
 
-def _mask(log_probs: Tensor, t: int, max_len: int, end: int, banned: Sequence[int], min_len: int) -> Tensor:
+def _mask(
+    log_probs: Tensor, t: int, max_len: int, end: int, banned: Sequence[int], min_len: int
+) -> Tensor:
     log_probs = log_probs.float().clone()
     if banned:
         log_probs[:, list(banned)] = float("-inf")
@@ -59,8 +61,17 @@ def _mask(log_probs: Tensor, t: int, max_len: int, end: int, banned: Sequence[in
     return log_probs
 
 
-def greedy_search(step: Step, state: tuple, context: tuple, start: int, end: int, max_len: int,
-                  banned: Sequence[int] = (), alpha: float = 0.0, min_len: int = 1) -> Decoded:  # fmt: skip
+def greedy_search(
+    step: Step,
+    state: tuple,
+    context: tuple,
+    start: int,
+    end: int,
+    max_len: int,
+    banned: Sequence[int] = (),
+    alpha: float = 0.0,
+    min_len: int = 1,
+) -> Decoded:
     """The most probable token at every step, for each of the ``N`` inputs at once."""
     n = state[0].shape[0] if state else context[0].shape[0]
     tokens = torch.full((n,), start, dtype=torch.long)
@@ -93,13 +104,25 @@ def greedy_search(step: Step, state: tuple, context: tuple, start: int, end: int
     return results
 
 
-def beam_search(step: Step, state: tuple, context: tuple, beam: int, start: int, end: int, max_len: int,
-                banned: Sequence[int] = (), alpha: float = 0.0, min_len: int = 1) -> Decoded:  # fmt: skip
+def beam_search(
+    step: Step,
+    state: tuple,
+    context: tuple,
+    beam: int,
+    start: int,
+    end: int,
+    max_len: int,
+    banned: Sequence[int] = (),
+    alpha: float = 0.0,
+    min_len: int = 1,
+) -> Decoded:
     """Beam search of width ``beam`` for each of the ``B`` inputs at once (``B * beam`` rows run)."""
     if beam < 1:
         raise ValueError(f"beam width must be at least 1, not {beam}")
     B, K = (state[0] if state else context[0]).shape[0], beam
-    state = tuple(s.repeat_interleave(K, 0) for s in state)  # (B*K, ...): row b*K + j = beam j of input b
+    state = tuple(
+        s.repeat_interleave(K, 0) for s in state
+    )  # (B*K, ...): row b*K + j = beam j of input b
     context = tuple(c.repeat_interleave(K, 0) for c in context)
     tokens = torch.full((B * K,), start, dtype=torch.long)
     scores = torch.full((B, K), float("-inf"))
@@ -121,20 +144,30 @@ def beam_search(step: Step, state: tuple, context: tuple, beam: int, start: int,
         flat_parent = (parent + offsets).view(-1)  # (B*K,) rows of the extended beams
         if extra is not None:
             step_extra = extra[flat_parent].view(B, K, 1, *extra.shape[1:])
-            old = extra_history[torch.arange(B)[:, None], parent] if extra_history is not None else step_extra[:, :, :0]
+            old = (
+                extra_history[torch.arange(B)[:, None], parent]
+                if extra_history is not None
+                else step_extra[:, :, :0]
+            )
         for b, j in (chosen & (word == end)).nonzero().tolist():
             normalized = float(top[b, j]) / float(t + 1) ** alpha
             if normalized > best[b][0]:
                 kept = old[b, j] if extra is not None else None
                 best[b] = (normalized, float(top[b, j]), history[b, parent[b, j]].tolist(), kept)
         going = chosen & (word != end)
-        live = live - (chosen & (word == end)).sum(1)  # each finished sequence takes one place for good
+        live = live - (chosen & (word == end)).sum(
+            1
+        )  # each finished sequence takes one place for good
         scores = torch.where(going, top, torch.full_like(top, float("-inf")))
-        history = torch.cat([history[torch.arange(B)[:, None], parent], word[:, :, None]], dim=2)  # (B, K, t+1)
+        history = torch.cat(
+            [history[torch.arange(B)[:, None], parent], word[:, :, None]], dim=2
+        )  # (B, K, t+1)
         if extra is not None:
             extra_history = torch.cat([old, step_extra], dim=2)  # (B, K, t+1, ...)
         if not going.any():
             break
         state = tuple(s[flat_parent] for s in state)
         tokens = word.view(-1)
-    return Decoded([b[2] for b in best], [b[1] for b in best], [b[0] for b in best], [b[3] for b in best])
+    return Decoded(
+        [b[2] for b in best], [b[1] for b in best], [b[0] for b in best], [b[3] for b in best]
+    )

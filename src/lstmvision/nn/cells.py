@@ -277,8 +277,15 @@ class RNNCell(torch.nn.RNNCell):
     ``forward(input (B, I) or (I,), hx=h or None) -> h'``; ``hx`` defaults to zeros.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None):  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ):
         RNNEquations(nonlinearity)  # validates
         super().__init__(input_size, hidden_size, bias, nonlinearity, device=device, dtype=dtype)
 

@@ -59,11 +59,15 @@ class _UnrolledConv:
 
     def __init__(self, weight: Tensor, bias: Tensor | None, dims: int, padding: int):
         device = weight.device.type
-        if torch.is_autocast_enabled(device):  # what autocast would do to the convolution at every step
+        if torch.is_autocast_enabled(
+            device
+        ):  # what autocast would do to the convolution at every step
             dtype = torch.get_autocast_dtype(device)
             weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
         self.weight, self.bias, self.dims, self.padding = weight, bias, dims, padding
-        self.pending: list[tuple[Tensor, Tensor]] = []  # (x_t, g_t) of the steps whose backward has run
+        self.pending: list[
+            tuple[Tensor, Tensor]
+        ] = []  # (x_t, g_t) of the steps whose backward has run
         self.token = _StepWeightGrad.apply(weight, bias, self)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -76,9 +80,21 @@ def unrolled_conv(conv: nn.Module | None) -> Iterator[_UnrolledConv | None]:
     function to apply at every step of one sequence instead, its weight gradient computed once for
     all steps (:class:`_UnrolledConv`); ``None`` without gradients or for another module."""
     dims = {nn.Conv1d: 1, nn.Conv2d: 2}.get(type(conv))
-    same = dims and conv.groups == 1 and set(conv.stride) == {1} and set(conv.dilation) == {1} and (
-        list(conv.padding) == [k // 2 for k in conv.kernel_size] and len(set(conv.kernel_size)) == 1)
-    yield _UnrolledConv(conv.weight, conv.bias, dims, conv.padding[0]) if same and torch.is_grad_enabled() else None
+    same = (
+        dims
+        and conv.groups == 1
+        and set(conv.stride) == {1}
+        and set(conv.dilation) == {1}
+        and (
+            list(conv.padding) == [k // 2 for k in conv.kernel_size]
+            and len(set(conv.kernel_size)) == 1
+        )
+    )
+    yield (
+        _UnrolledConv(conv.weight, conv.bias, dims, conv.padding[0])
+        if same and torch.is_grad_enabled()
+        else None
+    )
 
 
 class _StepWeightGrad(torch.autograd.Function):
@@ -94,12 +110,25 @@ class _StepWeightGrad(torch.autograd.Function):
         xs, gs = zip(*conv.pending)
         conv.pending = []
         if conv.weight.device.type == "cpu":
-            return (*_shifted_weight_grad(xs, gs, conv.weight.shape[2:], conv.padding, ctx.has_bias), None)
+            return (
+                *_shifted_weight_grad(xs, gs, conv.weight.shape[2:], conv.padding, ctx.has_bias),
+                None,
+            )
         d = conv.dims
         bias_sizes = [conv.weight.shape[0]] if ctx.has_bias else None
         _, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            torch.cat(gs), torch.cat(xs), conv.weight, bias_sizes, [1] * d, [conv.padding] * d, [1] * d, False,
-            [0] * d, 1, [False, True, ctx.has_bias])  # fmt: skip
+            torch.cat(gs),
+            torch.cat(xs),
+            conv.weight,
+            bias_sizes,
+            [1] * d,
+            [conv.padding] * d,
+            [1] * d,
+            False,
+            [0] * d,
+            1,
+            [False, True, ctx.has_bias],
+        )
         return grad_w, grad_b, None
 
 
@@ -144,7 +173,11 @@ class _StepConv(torch.autograd.Function):
         conv = ctx.conv
         if ctx.needs_input_grad[3]:  # the weights are trained: _StepWeightGrad sums this step in
             conv.pending.append((x, g))
-        grad_x = _CONV_T_FN[conv.dims](g, weight, padding=conv.padding) if ctx.needs_input_grad[0] else None
+        grad_x = (
+            _CONV_T_FN[conv.dims](g, weight, padding=conv.padding)
+            if ctx.needs_input_grad[0]
+            else None
+        )
         return grad_x, None, None, g.new_zeros(()), None
 
 
@@ -185,7 +218,9 @@ class _Gates(torch.autograd.Function):
         torch.mul(dc_total, g, out=di)  # i: dC ⊙ g ⊙ i(1 - i)
         torch.mul(dc_total, c_prev, out=df)  # f: dC ⊙ C_{t-1} ⊙ f(1 - f)
         torch.mul(dh, tanh_c, out=do)  # o: dh ⊙ tanh(C_t) ⊙ o(1 - o)
-        sig = gates * (1 - gates)  # σ' where the gate is a sigmoid (its g block is overwritten below)
+        sig = gates * (
+            1 - gates
+        )  # σ' where the gate is a sigmoid (its g block is overwritten below)
         d.mul_(sig)
         torch.mul(dc_total, i, out=dg).mul_(1 - g * g)  # g: dC ⊙ i ⊙ (1 - g²)
         return d.to(ctx.pre_dtype), dc_total.mul_(f)  # ∂L/∂C_{t-1} = dC ⊙ f
@@ -216,9 +251,18 @@ class ConvLSTMCell(nn.Module):
     a missing state is zeros.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, kernel_size: int = 3, dims: int = 2,
-                 bias: bool = True, peephole: bool = False, norm: bool = False, init: str = "lstm",
-                 forget_bias: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        kernel_size: int = 3,
+        dims: int = 2,
+        bias: bool = True,
+        peephole: bool = False,
+        norm: bool = False,
+        init: str = "lstm",
+        forget_bias: float = 0.0,
+    ):
         super().__init__()
         if init not in ("lstm", "fan-in"):
             raise ValueError(f"init must be 'lstm' or 'fan-in', not {init!r}")
@@ -227,12 +271,23 @@ class ConvLSTMCell(nn.Module):
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same-size maps), not {kernel_size}")
         conv = _CONV[dims]
-        self.input_size, self.hidden_size, self.kernel_size, self.dims = input_size, hidden_size, kernel_size, dims
-        self.conv_x = conv(input_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=bias)
-        self.conv_h = conv(hidden_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.input_size, self.hidden_size, self.kernel_size, self.dims = (
+            input_size,
+            hidden_size,
+            kernel_size,
+            dims,
+        )
+        self.conv_x = conv(
+            input_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=bias
+        )
+        self.conv_h = conv(
+            hidden_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=bias
+        )
         self.peephole = peephole
         if peephole:
-            self.w_ci, self.w_cf, self.w_co = (nn.Parameter(torch.zeros(hidden_size, *[1] * dims)) for _ in range(3))
+            self.w_ci, self.w_cf, self.w_co = (
+                nn.Parameter(torch.zeros(hidden_size, *[1] * dims)) for _ in range(3)
+            )
         if init == "lstm":
             bound = 1 / math.sqrt(hidden_size)
             for p in (*self.conv_x.parameters(), *self.conv_h.parameters()):
@@ -242,7 +297,10 @@ class ConvLSTMCell(nn.Module):
                 self.conv_x.bias[hidden_size : 2 * hidden_size] += forget_bias
         self.norm = norm
         if norm:
-            self.norm_x, self.norm_h = nn.GroupNorm(4, 4 * hidden_size), nn.GroupNorm(4, 4 * hidden_size)
+            self.norm_x, self.norm_h = (
+                nn.GroupNorm(4, 4 * hidden_size),
+                nn.GroupNorm(4, 4 * hidden_size),
+            )
             self.norm_c = nn.GroupNorm(1, hidden_size)
         self._unrolled: _UnrolledConv | None = None  # set by ConvLSTM.unrolled
 
@@ -252,8 +310,10 @@ class ConvLSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: State | None = None) -> State:
         if x.dim() != self.dims + 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"ConvLSTMCell: expected (B, {self.input_size}, {', '.join('*' * self.dims)}), "
-                             f"got {tuple(x.shape)}")  # fmt: skip
+            raise ValueError(
+                f"ConvLSTMCell: expected (B, {self.input_size}, {', '.join('*' * self.dims)}), "
+                f"got {tuple(x.shape)}"
+            )
         h_prev, c_prev = self.initial_state(x) if state is None else state
         if self.norm:  # LN(W_x * X_t) + LN(W_h * H_{t-1}), per gate
             pre = self.norm_x(self.conv_x(x)) + self.norm_h(self.conv_h(h_prev))
@@ -286,7 +346,9 @@ class ConvLSTMCell(nn.Module):
         if self._unrolled is not None and torch.is_grad_enabled():
             return self._unrolled(torch.cat([x, h], 1))
         weight, bias = self._joint_weights()
-        return _CONV_FN[self.dims](torch.cat([x, h], 1), weight, bias, padding=self.kernel_size // 2)
+        return _CONV_FN[self.dims](
+            torch.cat([x, h], 1), weight, bias, padding=self.kernel_size // 2
+        )
 
     def _joint_weights(self) -> tuple[Tensor, Tensor | None]:
         """``[W_x, W_h]`` ``(4H, I + H, *kernel)`` and ``b_ih + b_hh`` (``None`` without biases)."""
@@ -295,8 +357,10 @@ class ConvLSTMCell(nn.Module):
         return weight, bias
 
     def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, kernel_size={self.kernel_size}, dims={self.dims}"
-                f"{', peephole=True' if self.peephole else ''}{', norm=True' if self.norm else ''}")  # fmt: skip
+        return (
+            f"{self.input_size}, {self.hidden_size}, kernel_size={self.kernel_size}, dims={self.dims}"
+            f"{', peephole=True' if self.peephole else ''}{', norm=True' if self.norm else ''}"
+        )
 
 
 class ConvLSTM(nn.Module):
@@ -315,14 +379,31 @@ class ConvLSTM(nn.Module):
     predictions calls).
     """
 
-    def __init__(self, input_size: int, hidden_size: int | list[int], kernel_size: int = 3,
-                 num_layers: int = 1, dims: int = 2, bias: bool = True, peephole: bool = False,
-                 batch_first: bool = True, norm: bool = False, init: str = "lstm", forget_bias: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int | list[int],
+        kernel_size: int = 3,
+        num_layers: int = 1,
+        dims: int = 2,
+        bias: bool = True,
+        peephole: bool = False,
+        batch_first: bool = True,
+        norm: bool = False,
+        init: str = "lstm",
+        forget_bias: float = 0.0,
+    ):
         super().__init__()
-        sizes = list(hidden_size) if isinstance(hidden_size, (list, tuple)) else [hidden_size] * num_layers
+        sizes = (
+            list(hidden_size)
+            if isinstance(hidden_size, (list, tuple))
+            else [hidden_size] * num_layers
+        )
         ins = [input_size, *sizes[:-1]]
-        self.cells = nn.ModuleList(ConvLSTMCell(i, h, kernel_size, dims, bias, peephole, norm, init, forget_bias)
-                                   for i, h in zip(ins, sizes))  # fmt: skip
+        self.cells = nn.ModuleList(
+            ConvLSTMCell(i, h, kernel_size, dims, bias, peephole, norm, init, forget_bias)
+            for i, h in zip(ins, sizes)
+        )
         self.batch_first, self.dims = batch_first, dims
 
     @property
@@ -337,7 +418,9 @@ class ConvLSTM(nn.Module):
         inside autocast, around all the steps of one sequence; :meth:`forward` does."""
         for cell in self.cells:
             if not cell.norm and torch.is_grad_enabled():
-                cell._unrolled = _UnrolledConv(*cell._joint_weights(), cell.dims, cell.kernel_size // 2)
+                cell._unrolled = _UnrolledConv(
+                    *cell._joint_weights(), cell.dims, cell.kernel_size // 2
+                )
         try:
             yield
         finally:
@@ -356,12 +439,16 @@ class ConvLSTM(nn.Module):
 
     def forward(self, x: Tensor, states: list[State] | None = None) -> tuple[Tensor, list[State]]:
         if x.dim() != self.dims + 3:
-            raise ValueError(f"ConvLSTM: expected a sequence of {self.dims}-D maps ({self.dims + 3} dims), got {tuple(x.shape)}")
+            raise ValueError(
+                f"ConvLSTM: expected a sequence of {self.dims}-D maps ({self.dims + 3} dims), got {tuple(x.shape)}"
+            )
         seq = x.transpose(0, 1) if self.batch_first else x  # (T, B, C, *space)
         outputs = []
         with self.unrolled():
             for x_t in seq:
                 h, states = self.step(x_t, states)
                 outputs.append(h)
-        out = torch.stack(outputs, dim=1 if self.batch_first else 0)  # (B, T, H, *space) or (T, B, ...)
+        out = torch.stack(
+            outputs, dim=1 if self.batch_first else 0
+        )  # (B, T, H, *space) or (T, B, ...)
         return out, states

@@ -50,7 +50,9 @@ def _logaddexp(a: float, b: float) -> float:
     return m + math.log(math.exp(a - m) + math.exp(b - m))
 
 
-def greedy_decode(log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0) -> list[tuple[list[int], list[int]]]:
+def greedy_decode(
+    log_probs: Tensor, lengths: Tensor | None = None, blank: int = 0
+) -> list[tuple[list[int], list[int]]]:
     """Best-path decoding of ``(T, B, C)`` (or ``(T, C)``) scores; only the first ``lengths[b]``
     frames of sequence ``b`` count. Returns per sequence ``(labels, frames)``: the label indices and
     the frame at which each was first emitted."""
@@ -70,9 +72,15 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor | None = None, blank: int =
     return results
 
 
-def prefix_beam_search(log_probs: Tensor, beam: int = 10, blank: int = 0, prune: float | None = -12.0,
-                       lm: Callable[[tuple[int, ...], int | None], float] | None = None, lm_weight: float = 0.0,
-                       length_bonus: float = 0.0) -> list[tuple[list[int], float]]:  # fmt: skip
+def prefix_beam_search(
+    log_probs: Tensor,
+    beam: int = 10,
+    blank: int = 0,
+    prune: float | None = -12.0,
+    lm: Callable[[tuple[int, ...], int | None], float] | None = None,
+    lm_weight: float = 0.0,
+    length_bonus: float = 0.0,
+) -> list[tuple[list[int], float]]:
     """CTC prefix beam search over ``(T, C)`` log-probabilities (one sequence, its true length).
 
     Returns up to ``beam`` ``(labels, log p_ctc)`` best first. ``prune``: per frame, characters with
@@ -82,21 +90,29 @@ def prefix_beam_search(log_probs: Tensor, beam: int = 10, blank: int = 0, prune:
     ``log p(c | prefix)``, with ``c = None`` for the end of line. No ``lm`` (or ``lm_weight = 0``)
     and ``length_bonus = 0``: plain CTC ranking."""
     if log_probs.dim() != 2:
-        raise ValueError(f"prefix_beam_search wants (T, C) log-probabilities, got shape {tuple(log_probs.shape)}")
+        raise ValueError(
+            f"prefix_beam_search wants (T, C) log-probabilities, got shape {tuple(log_probs.shape)}"
+        )
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     use_lm = lm is not None and lm_weight != 0.0
     fused = use_lm or length_bonus != 0.0
     scores = log_probs.detach().double().cpu().tolist()
-    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}  # prefix -> (log p_b, log p_nb)
-    lm_scores: dict[tuple[int, ...], float] = {(): 0.0}  # prefix -> log p_lm(prefix) of the kept prefixes
+    beams: dict[tuple[int, ...], tuple[float, float]] = {
+        (): (0.0, NEG_INF)
+    }  # prefix -> (log p_b, log p_nb)
+    lm_scores: dict[tuple[int, ...], float] = {
+        (): 0.0
+    }  # prefix -> log p_lm(prefix) of the kept prefixes
 
     def rank(kv) -> float:  # log p_ctc + α log p_lm + β |l|
         prefix, (pb, pnb) = kv
         return _logaddexp(pb, pnb) + lm_weight * lm_scores[prefix] + length_bonus * len(prefix)
 
     for frame in scores:
-        candidates = [c for c, s in enumerate(frame) if c != blank and (prune is None or s >= prune)]
+        candidates = [
+            c for c, s in enumerate(frame) if c != blank and (prune is None or s >= prune)
+        ]
         nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
         for prefix, (pb, pnb) in beams.items():
             total = _logaddexp(pb, pnb)

@@ -64,7 +64,7 @@ class CharNGram:
     # ------------------------------------------------------------------------------ building
 
     @classmethod
-    def fit(cls, texts: Iterable[str], order: int = 5, chars: str | None = None) -> "CharNGram":
+    def fit(cls, texts: Iterable[str], order: int = 5, chars: str | None = None) -> CharNGram:
         """Count the n-grams of ``texts`` (one line each). ``chars``: the characters the model
         predicts (default: those of ``texts``); others are context only."""
         texts = list(texts)
@@ -84,17 +84,25 @@ class CharNGram:
 
     def to_dict(self) -> dict:
         """Plain JSON-able description (the highest-order counts): :meth:`from_dict` rebuilds it."""
-        return {"format": FORMAT, "order": self.order, "chars": self.chars, "bos": self.BOS, "eos": self.EOS,
-                "counts": {h: dict(sorted(f.items())) for h, f in sorted(self.counts.items())}}  # fmt: skip
+        return {
+            "format": FORMAT,
+            "order": self.order,
+            "chars": self.chars,
+            "bos": self.BOS,
+            "eos": self.EOS,
+            "counts": {h: dict(sorted(f.items())) for h, f in sorted(self.counts.items())},
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CharNGram":
+    def from_dict(cls, d: dict) -> CharNGram:
         """The model :meth:`to_dict` described; ``ValueError`` for anything else."""
         try:
             if d.get("format") != FORMAT or d["bos"] != cls.BOS or d["eos"] != cls.EOS:
                 raise ValueError(f"not a {FORMAT} description")
             order, chars = int(d["order"]), str(d["chars"])
-            counts = {str(h): {str(c): int(n) for c, n in f.items()} for h, f in d["counts"].items()}
+            counts = {
+                str(h): {str(c): int(n) for c, n in f.items()} for h, f in d["counts"].items()
+            }
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not a {FORMAT} description ({e!r})") from None
         if any(len(h) != order - 1 for h in counts):
@@ -147,13 +155,18 @@ class CharNGram:
 
     def score(self, text: str) -> float:
         """``log P(text ⟨/s⟩) = Σ_i log P(c_i | c_<i) + log P(⟨/s⟩ | text)``."""
-        return sum(self.log_prob(text[:i], c) for i, c in enumerate(text)) + self.log_prob(text, self.EOS)
+        return sum(self.log_prob(text[:i], c) for i, c in enumerate(text)) + self.log_prob(
+            text, self.EOS
+        )
 
     def ctc_scorer(self, charset: Sequence[str]) -> Callable[[tuple[int, ...], int | None], float]:
         """``lm(prefix, c) = log P(c | prefix)`` over CTC class indices (``charset[i - 1]`` is class
         ``i``; ``c = None`` asks for the end of line), as :func:`lstmvision.nn.ctc.prefix_beam_search`
         wants it; memoised per context of ``n - 1`` classes."""
-        width, symbols = self.order - 1, [self.EOS, *charset]  # class 0 (blank) never asked: EOS stands in
+        width, symbols = (
+            self.order - 1,
+            [self.EOS, *charset],
+        )  # class 0 (blank) never asked: EOS stands in
         memo: dict[tuple[int, ...], list[float]] = {}
 
         def lm(prefix: tuple[int, ...], c: int | None) -> float:
@@ -161,7 +174,9 @@ class CharNGram:
             row = memo.get(key)
             if row is None:
                 dist = self._log_dist(self.context("".join(symbols[i] for i in key)))
-                row = self._remember(memo, key, [dist.get(s, self.log_floor) for s in symbols])  # [0]: end
+                row = self._remember(
+                    memo, key, [dist.get(s, self.log_floor) for s in symbols]
+                )  # [0]: end
             return row[0 if c is None else c]
 
         return lm

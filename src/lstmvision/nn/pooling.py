@@ -21,7 +21,9 @@ class SumPool2d(nn.AvgPool2d):
     ``kernel_size`` (non-overlapping windows), as in torch's pooling layers.
     """
 
-    def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None):
+    def __init__(
+        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+    ):
         super().__init__(kernel_size, stride, divisor_override=1)
 
 

@@ -80,13 +80,17 @@ class _Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state):
+    def forward(
+        ctx, equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state
+    ):
         num_steps, batch, _ = x.shape
         padded = batch_sizes[-1] < batch
         folded = equations.sums_parts and bias_hh is not None
         if folded:  # b_hh reaches the step only through x_part + h_part: add it once, not per step
             bias_ih, bias_hh = bias_ih + bias_hh, None
-        x_part = F.linear(x, weight_ih, bias_ih)  # (T, B, G*H): x W_ih^T + b_ih for every step at once
+        x_part = F.linear(
+            x, weight_ih, bias_ih
+        )  # (T, B, G*H): x W_ih^T + b_ih for every step at once
         output = _buffer(x, (num_steps, batch, weight_hh.size(1)), padded)  # (T, B, H)
         h_prevs, caches = [], []
         for t in _time_order(num_steps, reverse):
@@ -110,9 +114,13 @@ class _Recurrence(torch.autograd.Function):
         batch_sizes, num_steps = ctx.batch_sizes, len(ctx.batch_sizes)
         h_prevs, caches = saved[:num_steps], saved[num_steps:]
         cache_size = len(caches) // num_steps
-        d_x_part = _buffer(d_output, (*d_output.shape[:2], weight_hh.size(0)), ctx.padded)  # (T, B, G*H)
+        d_x_part = _buffer(
+            d_output, (*d_output.shape[:2], weight_hh.size(0)), ctx.padded
+        )  # (T, B, G*H)
         d_weight_hh = torch.zeros_like(weight_hh)  # (G*H, H)
-        d_bias_hh = weight_hh.new_zeros(weight_hh.size(0)) if ctx.has_bias and not ctx.folded else None
+        d_bias_hh = (
+            weight_hh.new_zeros(weight_hh.size(0)) if ctx.has_bias and not ctx.folded else None
+        )
         for k, t in reversed(list(enumerate(_time_order(num_steps, ctx.reverse)))):
             rows = batch_sizes[t]
             # ∂L/∂state_t: through the next step (d_state) and, for h_t, the output at t
@@ -127,8 +135,12 @@ class _Recurrence(torch.autograd.Function):
             if d_bias_hh is not None:
                 d_bias_hh += d_h.sum(0)
             # ∂L/∂h_{t-1} = ∂L/∂h_part W_hh (+ the step's direct path, if any)
-            d_h_prev = d_h @ weight_hh if d_direct[0] is None else torch.addmm(d_direct[0], d_h, weight_hh)
-            d_state = tuple(_with_rows(n, s) for n, s in zip((d_h_prev, *d_direct[1:]), d_state, strict=True))
+            d_h_prev = (
+                d_h @ weight_hh if d_direct[0] is None else torch.addmm(d_direct[0], d_h, weight_hh)
+            )
+            d_state = tuple(
+                _with_rows(n, s) for n, s in zip((d_h_prev, *d_direct[1:]), d_state, strict=True)
+            )
         d_x = d_x_part @ weight_ih if ctx.needs_input_grad[3] else None  # (T, B, I)
         # ∂L/∂W_ih = Σ_t ∂L/∂x_part_t^T x_t in one product, as (x^T ∂L/∂x_part)^T: (I, T*B) @ (T*B, G*H)
         # is MKL's faster operand order
@@ -164,7 +176,9 @@ def _check_lengths(lengths: Tensor | Sequence[int], batch: int, num_steps: int) 
             f"lengths must hold one length per sequence ({batch}), got shape {tuple(lengths.shape)}"
         )
     if lengths.min() < 1 or lengths.max() > num_steps:
-        raise ValueError(f"lengths must lie in [1, {num_steps}] (the padded length), got {lengths.tolist()}")
+        raise ValueError(
+            f"lengths must lie in [1, {num_steps}] (the padded length), got {lengths.tolist()}"
+        )
     return lengths
 
 
@@ -214,7 +228,9 @@ class _RecurrentLayer:
     def _forward_padded(self, input, hx, lengths):
         """A padded batch with lengths: pack it, run, pad the output back to ``T`` steps."""
         if isinstance(input, PackedSequence) or input.dim() != 3:
-            raise ValueError("lengths= needs a padded batched 3-D tensor (a PackedSequence has its lengths)")
+            raise ValueError(
+                "lengths= needs a padded batched 3-D tensor (a PackedSequence has its lengths)"
+            )
         time_dim = 1 if self.batch_first else 0
         num_steps = input.size(time_dim)
         lengths = _check_lengths(lengths, input.size(1 - time_dim), num_steps)
@@ -240,7 +256,9 @@ class _RecurrentLayer:
         state = self._initial_states(hx, x)
         self.check_forward_args(input, self._to_hx(state), None)
         output, state = self._run_layers(x, [x.size(1)] * x.size(0), state)  # (T, B, D*H)
-        output = output.transpose(0, 1) if self.batch_first else output  # (B, T, D*H) or (T, B, D*H)
+        output = (
+            output.transpose(0, 1) if self.batch_first else output
+        )  # (B, T, D*H) or (T, B, D*H)
         if not batched:
             output, state = output.squeeze(batch_dim), [s.squeeze(1) for s in state]
         return output, self._to_hx(state)
@@ -282,7 +300,9 @@ class _RecurrentLayer:
             x = outputs[0] if directions == 1 else torch.cat(outputs, dim=2)  # (T, B, D*H)
         return x, tuple(torch.stack(s) for s in zip(*final, strict=True))  # each (L*D, B, H)
 
-    def _weights(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def _weights(
+        self, layer: int, direction: int
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """``weight_ih, weight_hh, bias_ih, bias_hh`` of one layer and direction (biases may be None)."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         weights = tuple(getattr(self, f"weight_{kind}{suffix}") for kind in ("ih", "hh"))
@@ -329,20 +349,41 @@ _LAYER_ARGS = """
 class LSTM(_RecurrentLayer, torch.nn.LSTM):
     __doc__ = (
         "LSTM layer(s) from :class:`~lstmvision.nn.cells.LSTMEquations` or torch's kernel; a drop-in "
-        "for :class:`torch.nn.LSTM` (without ``proj_size``).\n" + _LAYER_ARGS.format(nonlinearity="")
+        "for :class:`torch.nn.LSTM` (without ``proj_size``).\n"
+        + _LAYER_ARGS.format(nonlinearity="")
     )
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, implementation: str = "auto"):  # fmt: skip
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device=device, dtype=dtype)  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        implementation: str = "auto",
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+        )
         self.implementation = implementation
 
     _equations = LSTM_EQUATIONS
 
     @torch.no_grad()
-    def set_forget_bias(self, value: float) -> "LSTM":
+    def set_forget_bias(self, value: float) -> LSTM:
         """Start every forget gate's bias at ``value`` (``bias_ih`` rows ``H..2H``, gate order i, f,
         g, o; ``bias_hh``'s zeroed), in every layer and direction. At 1 (Gers et al. 2000,
         Jozefowicz et al. 2015) ``f_t`` starts near σ(1) = 0.73 rather than 0.5, so the cell state
@@ -356,7 +397,7 @@ class LSTM(_RecurrentLayer, torch.nn.LSTM):
         return self
 
     @torch.no_grad()
-    def set_chrono_bias(self, max_steps: int, generator: torch.Generator | None = None) -> "LSTM":
+    def set_chrono_bias(self, max_steps: int, generator: torch.Generator | None = None) -> LSTM:
         """Chrono initialisation (Tallec & Ollivier 2018): each unit's forget bias is
         ``log(u)``, ``u ~ U(1, max_steps - 1)``, and its input bias the opposite, so the units'
         memory spans start spread over 1 .. ``max_steps`` steps (``bias_hh``'s i and f zeroed)."""
@@ -377,11 +418,31 @@ class GRU(_RecurrentLayer, torch.nn.GRU):
         "for :class:`torch.nn.GRU`.\n" + _LAYER_ARGS.format(nonlinearity="")
     )
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, implementation: str = "auto"):  # fmt: skip
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         device=device, dtype=dtype)  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        implementation: str = "auto",
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+        )
         self.implementation = implementation
 
     _equations = GRU_EQUATIONS
@@ -394,13 +455,34 @@ class RNN(_RecurrentLayer, torch.nn.RNN):
         + _LAYER_ARGS.format(nonlinearity='nonlinearity: ``"tanh"`` or ``"relu"``.\n        ')
     )
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, *,
-                 implementation: str = "auto"):  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        implementation: str = "auto",
+    ):
         RNNEquations(nonlinearity)  # validates
-        super().__init__(input_size, hidden_size, num_layers, nonlinearity, bias, batch_first, dropout,
-                         bidirectional, device=device, dtype=dtype)  # fmt: skip
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            nonlinearity,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+        )
         self.implementation = implementation
 
     @property

@@ -41,24 +41,52 @@ class RowLSTM(nn.Module):
             (:meth:`LSTM.set_chrono_bias`).
     """
 
-    def __init__(self, height: int, width: int, channels: int = 1, hidden_size: int = 128,
-                 num_layers: int = 1, cell: str = "lstm", bidirectional: bool = True,
-                 reading: str = "rows", dropout: float = 0.0, implementation: str = "auto",
-                 permutation_seed: int = 0, forget_bias: float = 0.0, chrono: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        channels: int = 1,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = True,
+        reading: str = "rows",
+        dropout: float = 0.0,
+        implementation: str = "auto",
+        permutation_seed: int = 0,
+        forget_bias: float = 0.0,
+        chrono: bool = False,
+    ):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         if reading not in READINGS:
             raise ValueError(f"reading must be one of {', '.join(READINGS)}, not {reading!r}")
         self.reading, self.cell = reading, cell
-        rows, columns, pixels = (channels * width, height), (channels * height, width), (channels, height * width)
-        shapes = {"rows": [rows], "columns": [columns], "rows+columns": [rows, columns],
-                  "pixels": [pixels], "permuted-pixels": [pixels]}[reading]  # (step size, steps) per reader  # fmt: skip
+        rows, columns, pixels = (
+            (channels * width, height),
+            (channels * height, width),
+            (channels, height * width),
+        )
+        shapes = {
+            "rows": [rows],
+            "columns": [columns],
+            "rows+columns": [rows, columns],
+            "pixels": [pixels],
+            "permuted-pixels": [pixels],
+        }[reading]  # (step size, steps) per reader
         self.readers = nn.ModuleList(
-            CELLS[cell](size, hidden_size, num_layers, batch_first=True, dropout=dropout,
-                        bidirectional=bidirectional, implementation=implementation)
+            CELLS[cell](
+                size,
+                hidden_size,
+                num_layers,
+                batch_first=True,
+                dropout=dropout,
+                bidirectional=bidirectional,
+                implementation=implementation,
+            )
             for size, _ in shapes
-        )  # fmt: skip
+        )
         for reader, (_, num_steps) in zip(self.readers, shapes):
             if cell == "lstm" and chrono:
                 reader.set_chrono_bias(num_steps)

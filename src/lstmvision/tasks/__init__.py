@@ -17,10 +17,16 @@ def get_task(name: str) -> type[Task]:
     return TASKS.get(name)
 
 
-from lstmvision.tasks import cnn, row_lstm  # noqa: E402,F401  (registers the tasks)
-from lstmvision.tasks import textline  # noqa: E402,F401
-from lstmvision.tasks import caption  # noqa: E402,F401
-from lstmvision.tasks import clip_classify, next_frame  # noqa: E402,F401
-from lstmvision.tasks import adding, char_lm, text_classify  # noqa: E402,F401
+from lstmvision.tasks import (  # noqa: E402,F401  (registers the tasks)  # noqa: E402,F401  # noqa: E402,F401
+    adding,
+    caption,  # noqa: E402,F401
+    char_lm,
+    clip_classify,
+    cnn,
+    next_frame,
+    row_lstm,
+    text_classify,
+    textline,  # noqa: E402,F401
+)
 
 __all__ = ["Task", "TrainConfig", "register_task", "list_tasks", "get_task"]

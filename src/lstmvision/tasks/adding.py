@@ -56,9 +56,15 @@ class AddingData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        sizes = {"train": self.cfg.limit_train or self.cfg.train_size, "val": self.cfg.val_size, "test": self.cfg.test_size}
+        sizes = {
+            "train": self.cfg.limit_train or self.cfg.train_size,
+            "val": self.cfg.val_size,
+            "test": self.cfg.test_size,
+        }
         for k, (split, n) in enumerate(sizes.items()):
-            data = adding_problem(n, self.cfg.seq_len, seed=self.cfg.seed * 10 + k + 1)  # a seed per split
+            data = adding_problem(
+                n, self.cfg.seq_len, seed=self.cfg.seed * 10 + k + 1
+            )  # a seed per split
             self.sets[split] = TensorDataset(data.x, data.y)
 
     def train_dataloader(self):
@@ -94,7 +100,9 @@ class RegressionModule(SplitSteps, L.LightningModule):
 @register_task("adding")
 class AddingTask(Task):
     name = "adding"
-    summary = "the adding problem (T = 100/400): RNN vs LSTM vs GRU on a long dependency; many-to-one"
+    summary = (
+        "the adding problem (T = 100/400): RNN vs LSTM vs GRU on a long dependency; many-to-one"
+    )
     Config = AddingConfig
 
     def model_spec(self, cfg):

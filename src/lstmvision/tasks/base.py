@@ -29,7 +29,9 @@ def one_cycle(module: L.LightningModule, opt, pct_start: float = 0.3) -> dict:
 
     total = max(1, int(module.trainer.estimated_stepping_batches))
     peaks = [g["lr"] for g in opt.param_groups]
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=total, pct_start=pct_start)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=peaks, total_steps=total, pct_start=pct_start
+    )
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -39,7 +41,10 @@ def stretch_one_cycle(sched, total: int) -> None:
     would. Its totals are part of its ``state_dict``, so a checkpoint keeps the new length."""
     import torch
 
-    if not isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) or len(sched._schedule_phases) != 2:
+    if (
+        not isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
+        or len(sched._schedule_phases) != 2
+    ):
         raise TypeError(f"stretch_one_cycle: a two-phase OneCycleLR, not {type(sched).__name__}")
     warmup = sched._schedule_phases[0]["end_step"] + 1  # float(pct_start * total_steps)
     share = warmup / sched.total_steps
@@ -85,11 +90,18 @@ class Task:
     # options of `lstmvision predict` this task understands (name -> help), passed to predict();
     # the CLI refuses the others with a clear line
     predict_options: ClassVar[dict[str, str]] = {}
-    predict_needs_inputs: ClassVar[bool] = True  # False: e.g. a language model sampling from --prompt
+    predict_needs_inputs: ClassVar[bool] = (
+        True  # False: e.g. a language model sampling from --prompt
+    )
     # True: `evaluate` on the run's own test/val split also records its scores in metrics.json
     # (the same keys training wrote, refreshed), beside the files write_outputs leaves
     evaluate_records_metrics: ClassVar[bool] = False
     run_dir: Path | None = None  # the run folder of a loaded run (set by runner.load)
+
+    def resolve(self, cfg) -> None:
+        """The one resolve step, after the defaults, the recipe file, ``--config`` and the flags
+        are merged and before any data is read or model built: refuse bad values with a clear
+        line, and fill the settings derived from others, so config.yaml records what ran."""
 
     def model_spec(self, cfg) -> tuple[str, dict[str, Any]]:
         """Registered model name and keyword arguments; saved as model.json beside the weights."""
@@ -122,12 +134,16 @@ class Task:
         """Lines to print after ``evaluate`` (e.g. the worst examples); files go to ``out`` if given."""
         return []
 
-    def write_outputs(self, cfg, module: L.LightningModule, run_dir: Path, split: str) -> list[Path]:
+    def write_outputs(
+        self, cfg, module: L.LightningModule, run_dir: Path, split: str
+    ) -> list[Path]:
         """Files a finished test/validation pass leaves in the run folder (after training's test and
         after ``evaluate``), e.g. per-example predictions. Default: none."""
         return []
 
-    def pictures(self, cfg, model: nn.Module, datamodule: L.LightningDataModule, run_dir: Path) -> list[Path]:
+    def pictures(
+        self, cfg, model: nn.Module, datamodule: L.LightningDataModule, run_dir: Path
+    ) -> list[Path]:
         """Write task-specific pictures of the trained model into the run folder (rank 0 only)."""
         return []
 

@@ -131,7 +131,9 @@ class CaptionData(L.LightningDataModule):
         self.cfg = cfg
         self.photos: dict = {}
         self.vocab: Vocabulary | None = None
-        self.inputs: torch.Tensor | None = None  # (N, ...) every photo's features or pixels, by index
+        self.inputs: torch.Tensor | None = (
+            None  # (N, ...) every photo's features or pixels, by index
+        )
         self.sets: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -140,8 +142,13 @@ class CaptionData(L.LightningDataModule):
         cfg = self.cfg
         photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))
         photos["train"] = photos["train"][: cfg.limit_train]
-        photos["dev"], photos["test"] = photos["dev"][: cfg.limit_eval], photos["test"][: cfg.limit_eval]
-        self.order = [p for s in ("train", "dev", "test") for p in photos[s]]  # index into self.inputs
+        photos["dev"], photos["test"] = (
+            photos["dev"][: cfg.limit_eval],
+            photos["test"][: cfg.limit_eval],
+        )
+        self.order = [
+            p for s in ("train", "dev", "test") for p in photos[s]
+        ]  # index into self.inputs
         self.photos = photos
 
     def bind(self, model) -> None:
@@ -152,12 +159,21 @@ class CaptionData(L.LightningDataModule):
         first = 0
         for split in ("train", "dev", "test"):
             items = self.photos[split]
-            captions = [p.captions if split == "train" else p.captions[:1] for p in items]  # dev/test: the first
+            captions = [
+                p.captions if split == "train" else p.captions[:1] for p in items
+            ]  # dev/test: the first
             most = max(len(c) for c in captions)
-            ids = [torch.tensor(self.vocab.encode(c) if c is not None else [Vocabulary.PAD])
-                   for cs in captions for c in cs + [None] * (most - len(cs))]  # fmt: skip
-            padded = nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=Vocabulary.PAD)  # (P*C, T)
-            self.sets[split] = TensorDataset(torch.arange(first, first + len(items)), padded.view(len(items), most, -1))
+            ids = [
+                torch.tensor(self.vocab.encode(c) if c is not None else [Vocabulary.PAD])
+                for cs in captions
+                for c in cs + [None] * (most - len(cs))
+            ]
+            padded = nn.utils.rnn.pad_sequence(
+                ids, batch_first=True, padding_value=Vocabulary.PAD
+            )  # (P*C, T)
+            self.sets[split] = TensorDataset(
+                torch.arange(first, first + len(items)), padded.view(len(items), most, -1)
+            )
             first += len(items)
         paths = [p.path for p in self.order]
         if self.cfg.finetune_encoder is not None:
@@ -165,8 +181,14 @@ class CaptionData(L.LightningDataModule):
             return
         was_training = model.training
         model.encoder.eval()
-        folder = Path(self.cfg.feature_cache).expanduser() if self.cfg.feature_cache else CACHE / "features"
-        cache = FeatureCache(folder, ENCODER_TAG.format(size=self.cfg.image_size), self.cfg.image_size)
+        folder = (
+            Path(self.cfg.feature_cache).expanduser()
+            if self.cfg.feature_cache
+            else CACHE / "features"
+        )
+        cache = FeatureCache(
+            folder, ENCODER_TAG.format(size=self.cfg.image_size), self.cfg.image_size
+        )
         with torch.no_grad():
             features = cache.get(paths, lambda u8: model.encode(u8.float() / 255), progress=print)
         self.inputs = features.half()  # (N, L, 1280), float16 to halve the memory
@@ -175,23 +197,44 @@ class CaptionData(L.LightningDataModule):
     def _collate(self, split: str, items) -> dict:
         index = torch.stack([i for i, _ in items])  # (B,) photos
         captions = torch.stack([c for _, c in items])  # (B, C, T): C captions per photo
-        rows = torch.arange(len(index)).repeat_interleave(captions.shape[1])  # (B*C,) photo of each caption
+        rows = torch.arange(len(index)).repeat_interleave(
+            captions.shape[1]
+        )  # (B*C,) photo of each caption
         captions = captions.flatten(0, 1)  # (B*C, T)
-        real = captions[:, 0] == Vocabulary.START  # a photo with fewer captions has empty padding rows
+        real = (
+            captions[:, 0] == Vocabulary.START
+        )  # a photo with fewer captions has empty padding rows
         captions, rows = captions[real], rows[real]
-        captions = captions[:, : int((captions != Vocabulary.PAD).sum(1).max())]  # (N, T): no all-pad columns
+        captions = captions[
+            :, : int((captions != Vocabulary.PAD).sum(1).max())
+        ]  # (N, T): no all-pad columns
         inputs = self.inputs[index].float()  # (B, L, 1280) features, or (B, 3, S, S) photos
         if self.cfg.finetune_encoder is not None:
             inputs = inputs / 255  # photos in [0, 1]
         photos = [self.order[i] for i in index.tolist()]
-        refs = [[" ".join(tokenize(c)) for c in p.captions] for p in photos] if split != "train" else None
-        return {"inputs": inputs, "captions": captions, "rows": rows, "refs": refs, "names": [p.name for p in photos]}
+        refs = (
+            [[" ".join(tokenize(c)) for c in p.captions] for p in photos]
+            if split != "train"
+            else None
+        )
+        return {
+            "inputs": inputs,
+            "captions": captions,
+            "rows": rows,
+            "refs": refs,
+            "names": [p.name for p in photos],
+        }
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         from functools import partial
 
-        return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle,
-                          collate_fn=partial(self._collate, split), num_workers=0)  # fmt: skip
+        return DataLoader(
+            self.sets[split],
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            collate_fn=partial(self._collate, split),
+            num_workers=0,
+        )
 
     def train_dataloader(self):
         return self._loader("train", True)
@@ -239,9 +282,13 @@ class CaptionModule(L.LightningModule):
         return self.model.encode(x) if self.cfg.finetune_encoder is not None else x  # (B, L, 1280)
 
     def _loss(self, features, captions, rows) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, alphas = self.model.teacher_forced(features, captions, rows)  # (N, T-1, V), (N, T-1, L)
+        logits, alphas = self.model.teacher_forced(
+            features, captions, rows
+        )  # (N, T-1, V), (N, T-1, L)
         target = captions[:, 1:]
-        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=Vocabulary.PAD)
+        ce = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=Vocabulary.PAD
+        )
         if alphas is None or not self.cfg.attention_reg:
             return ce, ce
         coverage = alphas.sum(1)  # (N, L): Σ_t α_ti (the model's α is 0 after <end>)
@@ -253,18 +300,33 @@ class CaptionModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, ce = self._loss(self._features(batch), batch["captions"], batch["rows"])
-        self.log("train_loss", ce, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["captions"]))
+        self.log(
+            "train_loss",
+            ce,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["captions"]),
+        )
         return loss
 
     def _decode(self, features, beam: int) -> list[str]:
-        out = self.model.caption(features, beam=beam, max_len=self.cfg.max_len, length_penalty=self.cfg.length_penalty)
+        out = self.model.caption(
+            features, beam=beam, max_len=self.cfg.max_len, length_penalty=self.cfg.length_penalty
+        )
         return [self.model.to_text(t) for t in out.tokens]
 
     def _score(self, key: str, hyps: list[str], refs: list[list[str]]) -> None:
         for n, metric in enumerate(self.bleu[key], 1):
             metric.update(hyps, refs)
-            self.log(f"{key}_bleu{n}", metric, on_step=False, on_epoch=True, prog_bar=n == 4 and key == "val",
-                     batch_size=len(hyps))  # fmt: skip
+            self.log(
+                f"{key}_bleu{n}",
+                metric,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=n == 4 and key == "val",
+                batch_size=len(hyps),
+            )
         self.decoded.setdefault(key, []).extend(zip(hyps, refs))
 
     def validation_step(self, batch, batch_idx):
@@ -274,7 +336,9 @@ class CaptionModule(L.LightningModule):
         hyps = self._decode(features, 1)
         self._score("val", hyps, batch["refs"])
         for name, h, refs in zip(batch["names"], hyps, batch["refs"]):
-            self.rows.append({"image": name, "caption": h, "greedy_caption": h, "references": " | ".join(refs)})
+            self.rows.append(
+                {"image": name, "caption": h, "greedy_caption": h, "references": " | ".join(refs)}
+            )
 
     def test_step(self, batch, batch_idx):
         features = self._features(batch)
@@ -283,7 +347,9 @@ class CaptionModule(L.LightningModule):
         self._score("test", hyps, batch["refs"])
         self._score("test_greedy", greedy, batch["refs"])
         for name, h, g, refs in zip(batch["names"], hyps, greedy, batch["refs"]):
-            self.rows.append({"image": name, "caption": h, "greedy_caption": g, "references": " | ".join(refs)})
+            self.rows.append(
+                {"image": name, "caption": h, "greedy_caption": g, "references": " | ".join(refs)}
+            )
 
     def _log_cider(self):
         for key, pairs in self.decoded.items():
@@ -305,8 +371,13 @@ class CaptionModule(L.LightningModule):
     def configure_optimizers(self):
         encoder = {id(p) for p in self.model.encoder.parameters()}
         trainable = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in trainable if id(p) not in encoder], "lr": self.cfg.lr},
-                  {"params": [p for p in trainable if id(p) in encoder], "lr": self.cfg.lr * self.cfg.encoder_lr_scale}]  # fmt: skip
+        groups = [
+            {"params": [p for p in trainable if id(p) not in encoder], "lr": self.cfg.lr},
+            {
+                "params": [p for p in trainable if id(p) in encoder],
+                "lr": self.cfg.lr * self.cfg.encoder_lr_scale,
+            },
+        ]
         groups = [g for g in groups if g["params"]]
         opt = torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         return one_cycle(self, opt)
@@ -322,8 +393,10 @@ class CaptionTask(Task):
     summary = "image captioning (Flickr8k): EfficientNet encoder + LSTM/GRU decoder, attention, beam search"
     Config = CaptionConfig
     monitor, monitor_mode = "val_bleu4", "max"
-    predict_options = {"beam": "beam width (1 = greedy; default: the run's --beam)",
-                       "out": "folder for the attention pictures (default: RUN_DIR/predictions)"}  # fmt: skip
+    predict_options = {
+        "beam": "beam width (1 = greedy; default: the run's --beam)",
+        "out": "folder for the attention pictures (default: RUN_DIR/predictions)",
+    }
 
     def __init__(self):
         self._vocab_key, self._vocab = None, None
@@ -332,21 +405,37 @@ class CaptionTask(Task):
         """Built from the training captions only (memoised per data set, limit and min count)."""
         key = (cfg.dataset, str(resolve_data_root(cfg.data_root)), cfg.limit_train, cfg.min_count)
         if key != self._vocab_key:
-            photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["train"][: cfg.limit_train]
-            self._vocab_key, self._vocab = key, Vocabulary.build((c for p in photos for c in p.captions), cfg.min_count)
+            photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["train"][
+                : cfg.limit_train
+            ]
+            self._vocab_key, self._vocab = (
+                key,
+                Vocabulary.build((c for p in photos for c in p.captions), cfg.min_count),
+            )
         return self._vocab
 
     def _check(self, cfg: CaptionConfig) -> None:
         if cfg.beam < 1 or cfg.max_len < 2 or cfg.min_count < 1:
-            raise ConfigError(f"--beam {cfg.beam}, --max-len {cfg.max_len}, --min-count {cfg.min_count}: "
-                              "need beam >= 1, max_len >= 2, min_count >= 1")  # fmt: skip
+            raise ConfigError(
+                f"--beam {cfg.beam}, --max-len {cfg.max_len}, --min-count {cfg.min_count}: "
+                "need beam >= 1, max_len >= 2, min_count >= 1"
+            )
         if cfg.finetune_encoder is not None and not 0 <= cfg.finetune_encoder <= 8:
-            raise ConfigError(f"--finetune-encoder {cfg.finetune_encoder}: EfficientNet-Lite0 has stages 0 (stem) to 8")
+            raise ConfigError(
+                f"--finetune-encoder {cfg.finetune_encoder}: EfficientNet-Lite0 has stages 0 (stem) to 8"
+            )
 
     def model_spec(self, cfg: CaptionConfig):
         self._check(cfg)
-        kwargs = dict(words=self.vocabulary(cfg).words, cell=cfg.cell, embed_size=cfg.embed_size,
-                      hidden_size=cfg.hidden_size, dropout=cfg.dropout, encoder_weights=None, image_size=cfg.image_size)  # fmt: skip
+        kwargs = dict(
+            words=self.vocabulary(cfg).words,
+            cell=cfg.cell,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size,
+            dropout=cfg.dropout,
+            encoder_weights=None,
+            image_size=cfg.image_size,
+        )
         if cfg.model == "show-attend-tell":
             kwargs.update(feature_size=cfg.feature_size, attention_size=cfg.attention_size)
         return cfg.model, kwargs  # the encoder's weights are in the saved state dict
@@ -360,7 +449,9 @@ class CaptionTask(Task):
 
     def frozen(self, cfg: CaptionConfig, model) -> list[nn.Module]:
         stages = model.encoder.stages()
-        return stages[: cfg.finetune_encoder] if cfg.finetune_encoder is not None else [model.encoder]
+        return (
+            stages[: cfg.finetune_encoder] if cfg.finetune_encoder is not None else [model.encoder]
+        )
 
     def datamodule(self, cfg):
         self._check(cfg)
@@ -381,21 +472,29 @@ class CaptionTask(Task):
         written = [self.vocabulary(cfg).save(Path(run_dir) / "vocab.json")]
         if cfg.model == "show-attend-tell":
             for photo in datamodule.photos["test"][:3]:
-                written.append(self._caption_photo(cfg, model, photo.path, cfg.beam, Path(run_dir) / "attention")["attention"])
+                written.append(
+                    self._caption_photo(
+                        cfg, model, photo.path, cfg.beam, Path(run_dir) / "attention"
+                    )["attention"]
+                )
         return written
 
     @torch.no_grad()
     def _caption_photo(self, cfg, model, path: Path, beam: int, out: Path | None) -> dict:
         pixels = load_photo(path, model.image_size)  # uint8 (3, S, S)
         features = model.eval().encode(pixels[None].float() / 255)  # (1, L, 1280)
-        decoded = model.caption(features, beam=beam, max_len=cfg.max_len, length_penalty=cfg.length_penalty)
+        decoded = model.caption(
+            features, beam=beam, max_len=cfg.max_len, length_penalty=cfg.length_penalty
+        )
         words = [model.words[t] for t in decoded.tokens[0]]
         result = {"image": str(path), "caption": " ".join(words)}
         if decoded.extras[0] is not None and out is not None:
             from lstmvision.viz.attention import plot_attention
 
             out.mkdir(parents=True, exist_ok=True)
-            picture = plot_attention(pixels, words, decoded.extras[0], out / f"{Path(path).stem}_attention.png")
+            picture = plot_attention(
+                pixels, words, decoded.extras[0], out / f"{Path(path).stem}_attention.png"
+            )
             result["attention"] = str(picture)
         return result
 
@@ -403,7 +502,15 @@ class CaptionTask(Task):
         beam = cfg.beam if beam is None else beam
         if beam < 1:
             raise ConfigError(f"--beam {beam}: the beam width must be at least 1")
-        folder = Path(out) if out else (Path(self.run_dir) / "predictions" if getattr(self, "run_dir", None) else Path("predictions"))
+        folder = (
+            Path(out)
+            if out
+            else (
+                Path(self.run_dir) / "predictions"
+                if getattr(self, "run_dir", None)
+                else Path("predictions")
+            )
+        )
         return [self._caption_photo(cfg, model, Path(p), beam, folder) for p in inputs]
 
     def format_prediction(self, prediction: dict) -> str:

@@ -93,12 +93,18 @@ class CharStreams(L.LightningDataModule):
             train = train[: self.cfg.limit_train]
         self.vocab = CharVocab(text)  # all characters: a validation character is never unknown
         b, n = self.cfg.batch_size, self.cfg.seq_len
-        self.sets["train"] = StreamWindows(self.vocab.encode(train, str(path)), b, n, what=f"{path} (training part)")
-        self.sets["val"] = StreamWindows(self.vocab.encode(val, str(path)), b, n, what=f"{path} (validation part)")
+        self.sets["train"] = StreamWindows(
+            self.vocab.encode(train, str(path)), b, n, what=f"{path} (training part)"
+        )
+        self.sets["val"] = StreamWindows(
+            self.vocab.encode(val, str(path)), b, n, what=f"{path} (validation part)"
+        )
         self.val_text = val
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.sets["train"], batch_size=None, shuffle=False)  # in order: the state carries over
+        return DataLoader(
+            self.sets["train"], batch_size=None, shuffle=False
+        )  # in order: the state carries over
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.sets["val"], batch_size=None, shuffle=False)
@@ -119,11 +125,19 @@ class CharLMModule(L.LightningModule):
         if batch_idx == 0:
             self.state = None  # a new pass over the streams starts from zeros
         logits, state = self.model.run(x, self.state)  # (B, L, V)
-        self.state = detach_state(state)  # truncated BPTT: no gradient flows into the previous window
+        self.state = detach_state(
+            state
+        )  # truncated BPTT: no gradient flows into the previous window
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())  # nats per character
         on_step = split == "train"
         self.log(f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
-        self.log(f"{split}_bpc", loss / math.log(2), on_step=False, on_epoch=True, prog_bar=split != "train")
+        self.log(
+            f"{split}_bpc",
+            loss / math.log(2),
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split != "train",
+        )
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -139,13 +153,18 @@ class CharLMModule(L.LightningModule):
         self.state = None
 
     def on_validation_epoch_start(self):
-        self._train_state, self.state = self.state, None  # validation does not disturb training's state
+        self._train_state, self.state = (
+            self.state,
+            None,
+        )  # validation does not disturb training's state
 
     def on_validation_epoch_end(self):
         self.state = getattr(self, "_train_state", None)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
         return one_cycle(self, opt, pct_start=0.1)
 
 
@@ -154,8 +173,12 @@ class CharLMTask(Task):
     name = "char-lm"
     summary = "character language model (tiny Shakespeare), truncated BPTT; many-to-many, samples one-to-many"
     Config = CharLMConfig
-    predict_options = {"prompt": "text to start from", "length": "characters to sample",
-                       "temperature": "sampling temperature (0: greedy)", "seed": "random seed of the sampling"}  # fmt: skip
+    predict_options = {
+        "prompt": "text to start from",
+        "length": "characters to sample",
+        "temperature": "sampling temperature (0: greedy)",
+        "seed": "random seed of the sampling",
+    }
     predict_needs_inputs = False
 
     def datamodule(self, cfg) -> CharStreams:
@@ -164,8 +187,14 @@ class CharLMTask(Task):
     def model_spec(self, cfg):
         dm = self.datamodule(cfg)
         dm.setup()
-        return "char-lm", dict(chars=dm.vocab.chars, embed_size=cfg.embed_size, hidden_size=cfg.hidden_size,
-                               num_layers=cfg.num_layers, cell=cfg.cell, dropout=cfg.dropout)  # fmt: skip
+        return "char-lm", dict(
+            chars=dm.vocab.chars,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            cell=cfg.cell,
+            dropout=cfg.dropout,
+        )
 
     def module(self, cfg, model) -> CharLMModule:
         return CharLMModule(model, cfg)
@@ -177,23 +206,40 @@ class CharLMTask(Task):
         vocab = CharVocab(model.chars)
         with torch.no_grad():
             acts = model.hidden_states(vocab.encode(text)[None])[0]  # (T, H)
-        return [plot_text_activations(text, acts, run_dir / "activations.png", units=4,
-                                      title=f"char-lm {cfg.cell}: hidden units of the last layer over validation text")]  # fmt: skip
+        return [
+            plot_text_activations(
+                text,
+                acts,
+                run_dir / "activations.png",
+                units=4,
+                title=f"char-lm {cfg.cell}: hidden units of the last layer over validation text",
+            )
+        ]
 
-    def predict(self, cfg, model, inputs, prompt=None, length=None, temperature=None, seed=None, **options):
+    def predict(
+        self, cfg, model, inputs, prompt=None, length=None, temperature=None, seed=None, **options
+    ):
         prompt = "\n" if prompt is None else prompt
         length = 300 if length is None else length
         temperature = cfg.temperature if temperature is None else temperature
         if not prompt:
             raise ConfigError("--prompt: give at least one character")
         if length < 0 or temperature < 0:
-            raise ConfigError(f"--length {length} / --temperature {temperature}: neither may be negative")
+            raise ConfigError(
+                f"--length {length} / --temperature {temperature}: neither may be negative"
+            )
         vocab = CharVocab(model.chars)
         ids = vocab.encode(prompt, what=f"--prompt {prompt!r}")
         g = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
         out = sample(model, ids, length, temperature, generator=g)
-        return [{"prompt": prompt, "text": prompt + vocab.decode(out), "temperature": temperature,
-                 "seed": cfg.seed if seed is None else seed}]  # fmt: skip
+        return [
+            {
+                "prompt": prompt,
+                "text": prompt + vocab.decode(out),
+                "temperature": temperature,
+                "seed": cfg.seed if seed is None else seed,
+            }
+        ]
 
     def format_prediction(self, prediction: dict) -> str:
         return prediction["text"]

@@ -31,8 +31,16 @@ class TensorImageData(L.LightningDataModule):
     the images themselves (for pictures).
     """
 
-    def __init__(self, load, batch_size: int, val_fraction: float, limit_train: int | None = None,
-                 num_workers: int = 0, image_size: int | None = None, epoch_size: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        load,
+        batch_size: int,
+        val_fraction: float,
+        limit_train: int | None = None,
+        num_workers: int = 0,
+        image_size: int | None = None,
+        epoch_size: int | None = None,
+    ):
         super().__init__()
         self.load, self.batch_size, self.num_workers = load, batch_size, num_workers
         self.val_fraction, self.limit_train, self.image_size = val_fraction, limit_train, image_size
@@ -69,7 +77,9 @@ class TensorImageData(L.LightningDataModule):
             if split in self.images:
                 continue
             images, labels = data.tensors
-            codes = torch.cat([fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+            codes = torch.cat(
+                [fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+            )
             self.images[split], self.sets[split] = data, TensorDataset(codes, labels)
 
     def image_loader(self, split: str) -> DataLoader:
@@ -77,14 +87,26 @@ class TensorImageData(L.LightningDataModule):
         return DataLoader(self.images.get(split, self.sets[split]), batch_size=self.batch_size)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.sets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)  # fmt: skip
+        return DataLoader(
+            self.sets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         if self.epoch_size:
-            sampler = torch.utils.data.RandomSampler(self.sets["train"], num_samples=self.epoch_size)
-            return DataLoader(self.sets["train"], batch_size=self.batch_size, sampler=sampler,
-                              num_workers=self.num_workers, persistent_workers=self.num_workers > 0)  # fmt: skip
+            sampler = torch.utils.data.RandomSampler(
+                self.sets["train"], num_samples=self.epoch_size
+            )
+            return DataLoader(
+                self.sets["train"],
+                batch_size=self.batch_size,
+                sampler=sampler,
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+            )
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
@@ -102,21 +124,41 @@ class ClassifierModule(SplitSteps, L.LightningModule):
     ``{train,val,test}_accuracy``. ``augment`` transforms training batches only.
     """
 
-    def __init__(self, model: nn.Module, num_classes: int, lr: float, weight_decay: float = 0.0,
-                 augment=None, optimizer: str = "adamw", momentum: float = 0.9, loss: str = "ce",
-                 body_lr_scale: float = 1.0, frozen: list[nn.Module] = (), codes: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        lr: float,
+        weight_decay: float = 0.0,
+        augment=None,
+        optimizer: str = "adamw",
+        momentum: float = 0.9,
+        loss: str = "ce",
+        body_lr_scale: float = 1.0,
+        frozen: list[nn.Module] = (),
+        codes: bool = False,
+    ):
         super().__init__()
         if optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be adamw or sgd, not {optimizer!r}")
         self.model, self.lr, self.weight_decay, self.augment = model, lr, weight_decay, augment
         self.optimizer_name, self.momentum, self.body_lr_scale = optimizer, momentum, body_lr_scale
-        self.frozen = list(frozen)  # kept in eval mode: frozen batch-norm statistics stay as they are
-        self.codes = codes  # batches hold the model's features (TensorImageData.encode): train the head only
+        self.frozen = list(
+            frozen
+        )  # kept in eval mode: frozen batch-norm statistics stay as they are
+        self.codes = (
+            codes  # batches hold the model's features (TensorImageData.encode): train the head only
+        )
         if codes and augment is not None:
             raise ValueError("augmentation does not apply to precomputed codes")
         # "ce": softmax classifier; "hinge": multi-class linear SVM loss (Crammer-Singer style margins)
         self.criterion = {"ce": nn.CrossEntropyLoss(), "hinge": nn.MultiMarginLoss()}[loss]
-        self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in ("train", "val", "test")})
+        self.acc = nn.ModuleDict(
+            {
+                f"{s}_acc": MulticlassAccuracy(num_classes, average="micro")
+                for s in ("train", "val", "test")
+            }
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(x) if self.codes else self.model(x)
@@ -129,8 +171,21 @@ class ClassifierModule(SplitSteps, L.LightningModule):
         loss = self.criterion(logits, y)
         self.acc[f"{split}_acc"](logits, y)
         on_step = split == "train"
-        self.log(f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
-        self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
+        self.log(
+            f"{split}_loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=not on_step,
+        )
+        self.log(
+            f"{split}_accuracy",
+            self.acc[f"{split}_acc"],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split != "train",
+        )
         return loss
 
     def on_train_epoch_start(self):
@@ -143,21 +198,27 @@ class ClassifierModule(SplitSteps, L.LightningModule):
         head_ids = {id(p) for p in head.parameters()} if head is not None else set()
         trainable = [p for p in self.parameters() if p.requires_grad]
         body = [p for p in trainable if id(p) not in head_ids]
-        groups = [{"params": [p for p in trainable if id(p) in head_ids], "lr": self.lr},
-                  {"params": body, "lr": self.lr * self.body_lr_scale}]  # fmt: skip
+        groups = [
+            {"params": [p for p in trainable if id(p) in head_ids], "lr": self.lr},
+            {"params": body, "lr": self.lr * self.body_lr_scale},
+        ]
         return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):
         groups = self._param_groups()
         if self.optimizer_name == "sgd":
-            opt = torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            opt = torch.optim.SGD(
+                groups, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
         else:
             opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         return one_cycle(self, opt)
 
 
 @torch.no_grad()
-def predict_all(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def predict_all(
+    model: nn.Module, loader: DataLoader
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images, labels and predicted probabilities over a whole loader, in eval mode."""
     was_training = model.training
     model.eval()
@@ -168,7 +229,9 @@ def predict_all(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, tor
     return torch.cat(xs), torch.cat(ys), torch.cat(ps)
 
 
-def classification_pictures(model: nn.Module, loader: DataLoader, classes, run_dir: Path, title: str) -> list[Path]:
+def classification_pictures(
+    model: nn.Module, loader: DataLoader, classes, run_dir: Path, title: str
+) -> list[Path]:
     """Confusion matrix and a grid of test images with predicted/true labels."""
     from lstmvision.viz import plot_confusion_matrix, plot_prediction_grid
 
@@ -177,9 +240,16 @@ def classification_pictures(model: nn.Module, loader: DataLoader, classes, run_d
     cm = MulticlassConfusionMatrix(len(classes))(preds, labels)
     return [
         plot_confusion_matrix(cm, classes, run_dir / "confusion_matrix.png", title=title),
-        plot_prediction_grid(images, labels, preds, probs.max(-1).values, classes,
-                             run_dir / "predictions.png", title=title),
-    ]  # fmt: skip
+        plot_prediction_grid(
+            images,
+            labels,
+            preds,
+            probs.max(-1).values,
+            classes,
+            run_dir / "predictions.png",
+            title=title,
+        ),
+    ]
 
 
 @dataclass
@@ -214,16 +284,34 @@ class ImageClassificationTask(Task):
     monitor, monitor_mode = "val_accuracy", "max"
 
     def datamodule(self, cfg) -> TensorImageData:
-        load = partial(load_split, cfg.dataset, resolve_data_root(cfg.data_root), download=cfg.download)
-        return TensorImageData(load, cfg.batch_size, cfg.val_fraction, cfg.limit_train, cfg.num_workers,
-                               cfg.image_size, cfg.epoch_size)  # fmt: skip
+        load = partial(
+            load_split, cfg.dataset, resolve_data_root(cfg.data_root), download=cfg.download
+        )
+        return TensorImageData(
+            load,
+            cfg.batch_size,
+            cfg.val_fraction,
+            cfg.limit_train,
+            cfg.num_workers,
+            cfg.image_size,
+            cfg.epoch_size,
+        )
 
     def module(self, cfg, model) -> ClassifierModule:
         augment = partial(random_shift, pad=cfg.shift) if cfg.shift else None
-        return ClassifierModule(model, len(dataset_info(cfg.dataset).classes), cfg.lr, cfg.weight_decay,
-                                augment, optimizer=cfg.optimizer, momentum=cfg.momentum, loss=cfg.loss,
-                                body_lr_scale=self.body_lr_scale(cfg), frozen=self.frozen(cfg, model),
-                                codes=self.trains_on_codes(cfg))  # fmt: skip
+        return ClassifierModule(
+            model,
+            len(dataset_info(cfg.dataset).classes),
+            cfg.lr,
+            cfg.weight_decay,
+            augment,
+            optimizer=cfg.optimizer,
+            momentum=cfg.momentum,
+            loss=cfg.loss,
+            body_lr_scale=self.body_lr_scale(cfg),
+            frozen=self.frozen(cfg, model),
+            codes=self.trains_on_codes(cfg),
+        )
 
     def trains_on_codes(self, cfg) -> bool:
         """True: the data module holds the frozen model's features (see ``bind``); only the head trains."""
@@ -243,21 +331,34 @@ class ImageClassificationTask(Task):
 
     def pictures(self, cfg, model, datamodule, run_dir: Path):
         info = dataset_info(cfg.dataset)
-        return classification_pictures(model, datamodule.image_loader("test"), info.classes, run_dir,
-                                       title=f"{self.name} {cfg.dataset}")  # fmt: skip
+        return classification_pictures(
+            model,
+            datamodule.image_loader("test"),
+            info.classes,
+            run_dir,
+            title=f"{self.name} {cfg.dataset}",
+        )
 
     @torch.no_grad()
     def predict(self, cfg, model, inputs, **options):
         info = dataset_info(cfg.dataset)
-        images = torch.stack([load_grey_image(p, info.size, info.frame) for p in inputs])  # (N, H, W)
+        images = torch.stack(
+            [load_grey_image(p, info.size, info.frame) for p in inputs]
+        )  # (N, H, W)
         images = resize_images(images.unsqueeze(1), cfg.image_size)  # (N, 1, H', W')
         probs = model.eval()(images).softmax(-1)  # (N, classes)
         results = []
         for path, p in zip(inputs, probs):
             top = int(p.argmax())
-            results.append({"image": str(path), "label": info.classes[top], "class_index": top,
-                            "confidence": round(float(p[top]), 4),
-                            "probabilities": {c: round(float(q), 4) for c, q in zip(info.classes, p)}})  # fmt: skip
+            results.append(
+                {
+                    "image": str(path),
+                    "label": info.classes[top],
+                    "class_index": top,
+                    "confidence": round(float(p[top]), 4),
+                    "probabilities": {c: round(float(q), 4) for c, q in zip(info.classes, p)},
+                }
+            )
         return results
 
     def format_prediction(self, prediction: dict) -> str:

@@ -104,7 +104,9 @@ class VideoClips(Dataset):
 
 def load_clip(path, cfg: ClipConfig) -> torch.Tensor:
     """A video file as the task's clip ``(T, C, H, W)`` floats in [0, 1]."""
-    clip = read_clip(path, cfg.num_frames, cfg.sampling, cfg.frame_step, parse_size(cfg.frame_size), cfg.grey)
+    clip = read_clip(
+        path, cfg.num_frames, cfg.sampling, cfg.frame_step, parse_size(cfg.frame_size), cfg.grey
+    )
     x = torch.from_numpy(clip).float().div(255)  # (T, H, W) or (T, H, W, 3)
     return x.unsqueeze(1) if cfg.grey else x.permute(0, 3, 1, 2)  # (T, C, H, W)
 
@@ -114,10 +116,14 @@ def motion_clips(digits: torch.Tensor, count: int, seed: int, cfg: ClipConfig) -
     x = torch.from_numpy(clips).float().div_(255).flatten(0, 1).unsqueeze(1)  # (N*T, 1, 64, 64)
     size = parse_size(cfg.frame_size)
     if tuple(x.shape[-2:]) != size:
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
+        x = F.interpolate(
+            x, size=size, mode="bilinear", antialias=True, align_corners=False
+        ).clamp_(0, 1)
     if not cfg.grey:
         x = x.expand(-1, 3, -1, -1)
-    return TensorDataset(x.reshape(count, cfg.num_frames, *x.shape[1:]).contiguous(), torch.from_numpy(labels))
+    return TensorDataset(
+        x.reshape(count, cfg.num_frames, *x.shape[1:]).contiguous(), torch.from_numpy(labels)
+    )
 
 
 def dataset_classes(cfg: ClipConfig) -> list[str]:
@@ -141,23 +147,36 @@ class ClipData(SplitLoaders, L.LightningDataModule):
             test, _ = load_split("mnist", root, "test", download=cfg.download)
             train_idx, val_idx = train_val_indices(len(train), cfg.val_fraction)
             count = cfg.limit_train or cfg.train_size
-            self.sets = {"train": motion_clips(train[train_idx], count, SEEDS["train"] + cfg.seed, cfg),
-                         "val": motion_clips(train[val_idx], cfg.val_size, SEEDS["val"], cfg),
-                         "test": motion_clips(test, cfg.test_size, SEEDS["test"], cfg)}  # fmt: skip
+            self.sets = {
+                "train": motion_clips(train[train_idx], count, SEEDS["train"] + cfg.seed, cfg),
+                "val": motion_clips(train[val_idx], cfg.val_size, SEEDS["val"], cfg),
+                "test": motion_clips(test, cfg.test_size, SEEDS["test"], cfg),
+            }
             self.classes = list(MOTION_CLASSES)
             return
         items, self.classes = ucf101_index(cfg.dataset, cfg.split_lists, "train")
         test, _ = ucf101_index(cfg.dataset, cfg.split_lists, "test")
         train_idx, val_idx = train_val_indices(len(items), cfg.val_fraction)
         train_items = [items[i] for i in train_idx][: cfg.limit_train or None]
-        val_items = [items[i] for i in val_idx] or train_items[:1]  # a tiny set: validate on a training clip
-        self.sets = {"train": VideoClips(train_items, cfg), "val": VideoClips(val_items, cfg), "test": VideoClips(test, cfg)}
+        val_items = [items[i] for i in val_idx] or train_items[
+            :1
+        ]  # a tiny set: validate on a training clip
+        self.sets = {
+            "train": VideoClips(train_items, cfg),
+            "val": VideoClips(val_items, cfg),
+            "test": VideoClips(test, cfg),
+        }
         if not test:
             raise ConfigError(f"{cfg.dataset}: no test clip (groups 1-7, or testlist01.txt)")
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle,
-                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)  # fmt: skip
+        return DataLoader(
+            self.sets[split],
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
 
 @register_task("clip-classify")
@@ -171,13 +190,23 @@ class ClipClassifyTask(Task):
         if cfg.num_frames < 1:
             raise ConfigError(f"--num-frames {cfg.num_frames}: a clip needs at least 1 frame")
         parse_size(cfg.frame_size)
-        if cfg.pretrained and cfg.backbone not in PRETRAINED and not cfg.backbone.startswith(("resnet", "vgg", "alexnet")):
+        if (
+            cfg.pretrained
+            and cfg.backbone not in PRETRAINED
+            and not cfg.backbone.startswith(("resnet", "vgg", "alexnet"))
+        ):
             raise ConfigError(f"--pretrained: no ImageNet weights for {cfg.backbone}")
         classes = dataset_classes(cfg)
-        kwargs = dict(num_classes=len(classes), backbone=cfg.backbone, in_channels=1 if cfg.grey else 3,
-                      dropout=cfg.dropout)  # fmt: skip
+        kwargs = dict(
+            num_classes=len(classes),
+            backbone=cfg.backbone,
+            in_channels=1 if cfg.grey else 3,
+            dropout=cfg.dropout,
+        )
         if cfg.backbone == "efficientnet-lite0":
-            kwargs["backbone_kwargs"] = {"weights": None}  # the weights, if any, are loaded by build_model
+            kwargs["backbone_kwargs"] = {
+                "weights": None
+            }  # the weights, if any, are loaded by build_model
         if cfg.model == "lrcn":
             kwargs.update(hidden_size=cfg.hidden_size, cell=cfg.cell)
         return cfg.model, kwargs
@@ -220,9 +249,15 @@ class ClipClassifyTask(Task):
         for path in inputs:
             probs = model.eval()(load_clip(path, cfg).unsqueeze(0)).softmax(-1)[0]  # (classes,)
             top = int(probs.argmax())
-            results.append({"image": str(path), "label": classes[top], "class_index": top,
-                            "confidence": round(float(probs[top]), 4),
-                            "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)}})  # fmt: skip
+            results.append(
+                {
+                    "image": str(path),
+                    "label": classes[top],
+                    "class_index": top,
+                    "confidence": round(float(probs[top]), 4),
+                    "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
+                }
+            )
         return results
 
     def format_prediction(self, p: dict) -> str:
@@ -240,6 +275,15 @@ def _pictures(model, loader, classes, run_dir: Path, title: str) -> list[Path]:
     clips, labels, probs = predict_all(model, loader)  # clips (N, T, C, H, W)
     preds = probs.argmax(-1)
     cm = MulticlassConfusionMatrix(len(classes))(preds, labels)
-    return [plot_confusion_matrix(cm, classes, run_dir / "confusion_matrix.png", title=title),
-            plot_prediction_grid(clips[:, -1], labels, preds, probs.max(-1).values, classes,
-                                 run_dir / "predictions.png", title=title)]  # fmt: skip
+    return [
+        plot_confusion_matrix(cm, classes, run_dir / "confusion_matrix.png", title=title),
+        plot_prediction_grid(
+            clips[:, -1],
+            labels,
+            preds,
+            probs.max(-1).values,
+            classes,
+            run_dir / "predictions.png",
+            title=title,
+        ),
+    ]

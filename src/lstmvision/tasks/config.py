@@ -1,7 +1,11 @@
-"""Task configurations: dataclass defaults < ``--config file.yaml`` < ``--key value``.
+"""Task configurations: dataclass defaults < the data set's recipe file < ``--config file.yaml``
+< ``--key value``.
 
-An unknown key (in a file or an override) is an error naming the key and the valid ones; the
-resolved configuration is saved with the run as ``config.yaml``.
+A recipe is a YAML file of config keys, ``lstmvision/recipes/<task>/<dataset>.yaml`` (the same
+format ``--config`` takes): the settings behind README's figure for that data set. The data set is
+the one given (``--dataset``, or ``dataset:`` in the ``--config`` file), else the config's default.
+An unknown key (in a recipe, a file or an override) is an error naming the key and the valid
+ones; the resolved configuration is saved with the run as ``config.yaml``, the complete record.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 import yaml
 
@@ -21,6 +25,12 @@ from lstmvision.errors import ConfigError
 @dataclass
 class TrainConfig:
     """What every task's training shares. Task configs subclass it and override defaults."""
+
+    recipes: ClassVar[str] = ""
+    """the task's folder of per-data-set recipe files under lstmvision/recipes/ ("": none)"""
+    retired_keys: ClassVar[frozenset[str]] = frozenset()
+    """keys that older versions wrote to a run's config.yaml and that no longer exist: ignored
+    when a saved run is read, refused anywhere else"""
 
     dataset: str = ""
     """data set name (task-specific choices)"""
@@ -87,7 +97,9 @@ def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
         return _coerce(name, value, inner[0], where)
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{where}: {name}={value!r} is not one of {', '.join(map(str, args))}")
+            raise ConfigError(
+                f"{where}: {name}={value!r} is not one of {', '.join(map(str, args))}"
+            )
         return value
     try:
         if tp is bool:
@@ -100,23 +112,81 @@ def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
             raise ValueError
         return tp(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {name}={value!r} is not a valid {getattr(tp, '__name__', tp)}") from None
+        raise ConfigError(
+            f"{where}: {name}={value!r} is not a valid {getattr(tp, '__name__', tp)}"
+        ) from None
 
 
-def resolve_config(cls: type, file: str | Path | None = None, overrides: dict | None = None):
-    """Build ``cls`` from its defaults, then a YAML file, then explicit overrides."""
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def recipe_file(cls: type, dataset: str) -> Path | None:
+    """The recipe file of ``dataset`` for the config class ``cls``, if there is one."""
+    if not cls.recipes or not dataset or "/" in dataset or dataset.startswith("."):
+        return None  # a path given as the data set (e.g. a folder of videos) has no recipe
+    path = RECIPES / cls.recipes / f"{dataset}.yaml"
+    return path if path.is_file() else None
+
+
+def recipe_files(cls: type) -> dict[str, Path]:
+    """Every recipe file of ``cls``'s task, by data set name."""
+    folder = RECIPES / cls.recipes if cls.recipes else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def recipe_defaults(cls: type, dataset: str | None = None) -> dict[str, Any]:
+    """The defaults of ``cls`` for ``dataset`` (default: its default data set): the dataclass
+    defaults with the data set's recipe file over them (what ``--help`` shows)."""
+    defaults = {f.name: f.default for f in fields(cls)}
+    chosen = dataset or defaults.get("dataset", "")
+    recipe = recipe_file(cls, chosen)
+    if recipe is not None:
+        for key, value in load_yaml_mapping(recipe).items():
+            defaults[key.replace("-", "_")] = value
+    return defaults
+
+
+def _given_dataset(sources: list[tuple[str, dict]]) -> str | None:
+    dataset = None
+    for _, mapping in sources:
+        for key, value in mapping.items():
+            if key.replace("-", "_") == "dataset" and value is not None:
+                dataset = str(value)
+    return dataset
+
+
+def resolve_config(
+    cls: type,
+    file: str | Path | None = None,
+    overrides: dict | None = None,
+    saved_run: bool = False,
+):
+    """Build ``cls`` from its defaults, then the chosen data set's recipe file, then a YAML file,
+    then explicit overrides. ``saved_run``: ``file`` is a run's complete config.yaml (no recipe
+    is read under it; keys in ``retired_keys`` are dropped)."""
     names = {f.name for f in fields(cls)}
     types_ = field_types(cls)
     values: dict[str, Any] = {}
     sources = []
     if file is not None:
-        sources.append((str(file), load_yaml_mapping(file)))
+        mapping = load_yaml_mapping(file)
+        if saved_run:
+            mapping = {k: v for k, v in mapping.items() if k not in cls.retired_keys}
+        sources.append((str(file), mapping))
     sources.append(("command line", overrides or {}))
+    if not saved_run:
+        recipe = recipe_file(cls, _given_dataset(sources) or getattr(cls, "dataset", ""))
+        if recipe is not None:
+            sources.insert(0, (str(recipe), load_yaml_mapping(recipe)))
     for where, mapping in sources:
         for key, value in mapping.items():
             key = key.replace("-", "_")
             if key not in names:
-                raise ConfigError(f"{where}: unknown config key {key!r}; valid keys: {', '.join(sorted(names))}")
+                raise ConfigError(
+                    f"{where}: unknown config key {key!r}; valid keys: {', '.join(sorted(names))}"
+                )
             values[key] = _coerce(key, value, types_[key], where)
     return cls(**values)
 

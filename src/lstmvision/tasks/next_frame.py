@@ -183,8 +183,14 @@ class MotionWindows(Windows):
     stretches; this fills the training set with the motions a forecaster must learn to continue.
     """
 
-    def __init__(self, seqs: list[torch.Tensor], length: int, size: tuple[int, int], strength: float = 1.0,
-                 still: float = 0.25):  # fmt: skip
+    def __init__(
+        self,
+        seqs: list[torch.Tensor],
+        length: int,
+        size: tuple[int, int],
+        strength: float = 1.0,
+        still: float = 0.25,
+    ):
         super().__init__(seqs, length)
         self.size, self.strength, self.still = size, strength, still
 
@@ -196,16 +202,26 @@ class MotionWindows(Windows):
             velocity, turn, zoom = torch.zeros(t, 2), torch.zeros(t), torch.zeros(t)
         else:
             s = self.strength
-            speed = s * math.exp(torch.empty(()).uniform_(math.log(0.05), math.log(3.0)).item())  # log-uniform
+            speed = s * math.exp(
+                torch.empty(()).uniform_(math.log(0.05), math.log(3.0)).item()
+            )  # log-uniform
             heading = torch.rand(()) * 2 * math.pi
             start = speed * torch.stack([torch.cos(heading), torch.sin(heading)])
-            shake = s * math.exp(torch.empty(()).uniform_(math.log(0.02), math.log(1.0)).item())  # hand tremor
+            shake = s * math.exp(
+                torch.empty(()).uniform_(math.log(0.02), math.log(1.0)).item()
+            )  # hand tremor
             velocity = start + torch.cumsum(torch.randn(t, 2) * shake, 0)  # (T, 2) output px/frame
-            turn = torch.randn(()) * 0.005 * s + torch.cumsum(torch.randn(t) * 0.001 * s, 0)  # rad/frame
-            zoom = torch.randn(()) * 0.005 * s + torch.cumsum(torch.randn(t) * 0.001 * s, 0)  # log-scale/frame
+            turn = torch.randn(()) * 0.005 * s + torch.cumsum(
+                torch.randn(t) * 0.001 * s, 0
+            )  # rad/frame
+            zoom = torch.randn(()) * 0.005 * s + torch.cumsum(
+                torch.randn(t) * 0.001 * s, 0
+            )  # log-scale/frame
         offset = torch.cumsum(velocity, 0) * k  # (T, 2) in source pixels
         offset = offset - offset[0]
-        margin = torch.tensor([src[1] - self.size[1] * k, src[0] - self.size[0] * k]).clamp(min=0) / 2
+        margin = (
+            torch.tensor([src[1] - self.size[1] * k, src[0] - self.size[0] * k]).clamp(min=0) / 2
+        )
         low = -margin - offset.min(0).values  # where the start may lie, keeping the path in frame
         high = margin - offset.max(0).values
         start = torch.where(low <= high, low + torch.rand(2) * (high - low), (low + high) / 2)
@@ -222,14 +238,19 @@ class MotionWindows(Windows):
         ys = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
         xs = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (h, w) output pixels about the centre
-        cos, sin = (torch.cos(angle) * scale)[:, None, None], (torch.sin(angle) * scale)[:, None, None]
+        cos, sin = (
+            (torch.cos(angle) * scale)[:, None, None],
+            (torch.sin(angle) * scale)[:, None, None],
+        )
         sx = centre[:, 0, None, None] + cos * gx - sin * gy  # (T, h, w) source pixels
         sy = centre[:, 1, None, None] + sin * gx + cos * gy
         return sample_pixels(frames, sx, sy)  # (T, 1, h, w)
 
 
 SOURCE_SCALE = 2  # training frames are stored at twice the output size ...
-CROP_SCALE = 0.75  # ... and cut out 1.33x zoomed in, leaving a margin for the camera path to move in
+CROP_SCALE = (
+    0.75  # ... and cut out 1.33x zoomed in, leaving a margin for the camera path to move in
+)
 
 
 def _resize(seq: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -256,8 +277,12 @@ def real_sequences(cfg, root: Path, scale: int = 1) -> dict[str, list[torch.Tens
         seqs = load_npz_sequences(path)
         missing = [n for names in VISP_SPLIT.values() for n in names if n not in seqs]
         if missing:
-            raise DataError(f"{path}: lacks the sequence(s) {', '.join(missing)} (has {', '.join(seqs)})")
-        return {split: [_resize(seqs[n], size) for n in names] for split, names in VISP_SPLIT.items()}
+            raise DataError(
+                f"{path}: lacks the sequence(s) {', '.join(missing)} (has {', '.join(seqs)})"
+            )
+        return {
+            split: [_resize(seqs[n], size) for n in names] for split, names in VISP_SPLIT.items()
+        }
     videos = find_videos(cfg.dataset)
     frames = [torch.from_numpy(read_frames(v, cfg.frame_step, size, grey=True)) for v in videos]
     if len(frames) >= 3:
@@ -286,37 +311,55 @@ class NextFrameData(L.LightningDataModule):
             train, _ = load_split("mnist", root, "train", download=cfg.download)
             test, _ = load_split("mnist", root, "test", download=cfg.download)
             train_idx, val_idx = train_val_indices(len(train), cfg.val_fraction)
-            digits = {"train": train[train_idx].numpy(), "val": train[val_idx].numpy(), "test": test.numpy()}
+            digits = {
+                "train": train[train_idx].numpy(),
+                "val": train[val_idx].numpy(),
+                "test": test.numpy(),
+            }
             if cfg.limit_train:
                 digits["train"] = digits["train"][: cfg.limit_train]
             self.sets = {
-                "train": MovingMNIST(digits["train"], cfg.train_size, cfg.seed, fixed=False, num_frames=self.length),
-                **{s: MovingMNIST(digits[s], n, MOVING_MNIST_SEEDS[s], num_frames=self.length)
-                   for s, n in (("val", cfg.val_size), ("test", cfg.test_size))},
-            }  # fmt: skip
+                "train": MovingMNIST(
+                    digits["train"], cfg.train_size, cfg.seed, fixed=False, num_frames=self.length
+                ),
+                **{
+                    s: MovingMNIST(digits[s], n, MOVING_MNIST_SEEDS[s], num_frames=self.length)
+                    for s, n in (("val", cfg.val_size), ("test", cfg.test_size))
+                },
+            }
             return
         size = parse_size(cfg.frame_size or "48x64")
         motion = motion_augment(cfg)
         seqs = real_sequences(cfg, root, SOURCE_SCALE if motion else 1)
         source = seqs["train"]
         if motion:
-            seqs = {split: [_resize(p.numpy(), size) for p in parts] for split, parts in seqs.items()}
+            seqs = {
+                split: [_resize(p.numpy(), size) for p in parts] for split, parts in seqs.items()
+            }
         for split, parts in seqs.items():
             windows = Windows(parts, self.length)
             if split == "train" and motion:
                 windows = MotionWindows(source, self.length, size, motion)
             if len(windows) == 0:
                 longest = max((len(p) for p in parts), default=0)
-                raise DataError(f"{cfg.dataset}: the {split} split's longest sequence has {longest} frame(s); "
-                                f"a window needs {self.length} (input_frames + output_frames)")  # fmt: skip
+                raise DataError(
+                    f"{cfg.dataset}: the {split} split's longest sequence has {longest} frame(s); "
+                    f"a window needs {self.length} (input_frames + output_frames)"
+                )
             self.sets[split] = windows
         if cfg.limit_train:
             self.sets["train"].index = self.sets["train"].index[: cfg.limit_train]
 
     def train_dataloader(self) -> DataLoader:
-        moving = isinstance(self.sets["train"], MovingMNIST)  # fresh random sequences: order is already random
-        return DataLoader(self.sets["train"], batch_size=self.cfg.batch_size, shuffle=not moving,
-                          num_workers=self.cfg.num_workers)  # fmt: skip
+        moving = isinstance(
+            self.sets["train"], MovingMNIST
+        )  # fresh random sequences: order is already random
+        return DataLoader(
+            self.sets["train"],
+            batch_size=self.cfg.batch_size,
+            shuffle=not moving,
+            num_workers=self.cfg.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.sets["val"], batch_size=self.cfg.batch_size)
@@ -331,7 +374,9 @@ def native_bf16(accelerator: str) -> bool:
     and slower than float32."""
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     try:
-        return on_cpu and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # oneDNN's own check (a private torch function)
+        return on_cpu and bool(
+            torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )  # oneDNN's own check (a private torch function)
     except (AttributeError, RuntimeError):  # a torch build without it: keep float32
         return False
 
@@ -349,8 +394,14 @@ about 5 % from one process to the next. Before the first change the ratio was 1.
 MAX_BUDGET_EPOCHS = 200
 
 
-def step_seconds(model: torch.nn.Module, frames: torch.Tensor, input_frames: int, precision: str = "32-true",
-                 repeats: int = 3, warmup: int = 2) -> float:
+def step_seconds(
+    model: torch.nn.Module,
+    frames: torch.Tensor,
+    input_frames: int,
+    precision: str = "32-true",
+    repeats: int = 3,
+    warmup: int = 2,
+) -> float:
     """Median seconds of one training step of a forecaster on ``frames`` ``(B, T, C, H, W)`` (its
     rollout, mean squared error, backward and an Adam step; autocast as Lightning's ``precision``),
     after ``warmup`` steps. The model is trained by it: time a copy you mean to keep."""
@@ -390,7 +441,9 @@ def sampling_steps(cfg: NextFrameConfig, epochs: int) -> int:
     return int(epochs * train_batches(cfg) * cfg.sampling_share)
 
 
-def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tuple[int, int], log=None) -> int:
+def budget_epochs(
+    cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tuple[int, int], log=None
+) -> int:
     """The epochs of ``cfg.train_size`` sequences (and a validation of ``cfg.val_size``) that fit in
     ``cfg.budget_minutes`` of training on this machine, from a few timed steps of the model; at
     least 1, at most ``MAX_BUDGET_EPOCHS``."""
@@ -405,10 +458,13 @@ def budget_epochs(cfg: NextFrameConfig, name: str, kwargs: dict, frame_size: tup
         frames = torch.rand(cfg.batch_size, cfg.input_frames + cfg.output_frames, 1, *frame_size)
         step = step_seconds(model, frames, cfg.input_frames, cfg.precision)
     batches = train_batches(cfg) + EVAL_STEP_COST * math.ceil(cfg.val_size / cfg.batch_size)
-    epochs = max(1, min(MAX_BUDGET_EPOCHS, int(cfg.budget_minutes * 60 // (STEP_OVERHEAD * step * batches))))
+    epochs = max(
+        1, min(MAX_BUDGET_EPOCHS, int(cfg.budget_minutes * 60 // (STEP_OVERHEAD * step * batches)))
+    )
     (log or _stderr)(
         f"next-frame: a training step takes {step:.3f} s here ({cfg.precision}, {torch.get_num_threads()} threads): "
-        f"{epochs} epoch(s) fit in --budget-minutes {cfg.budget_minutes:g} (--epochs sets them)")
+        f"{epochs} epoch(s) fit in --budget-minutes {cfg.budget_minutes:g} (--epochs sets them)"
+    )
     return epochs
 
 
@@ -445,7 +501,9 @@ class EpochBudget(L.Callback):
         # a resumed run: config.yaml's count wins over a checkpoint saved before its last refit
         self._apply(trainer, self.cfg.epochs)
 
-    def on_validation_end(self, trainer, pl_module) -> None:  # before ModelCheckpoint saves (it runs last)
+    def on_validation_end(
+        self, trainer, pl_module
+    ) -> None:  # before ModelCheckpoint saves (it runs last)
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         done, seconds = trainer.current_epoch + 1, self.clock.seconds
@@ -454,7 +512,8 @@ class EpochBudget(L.Callback):
             return
         self.say(
             f"next-frame: {done} epoch(s) took {seconds:.0f} s: {epochs} epochs in all fit in "
-            f"--budget-minutes {self.cfg.budget_minutes:g} (were {self.cfg.epochs})")
+            f"--budget-minutes {self.cfg.budget_minutes:g} (were {self.cfg.epochs})"
+        )
         self._apply(trainer, epochs)
         if trainer.is_global_zero:
             from lstmvision.tasks import runs
@@ -463,7 +522,9 @@ class EpochBudget(L.Callback):
 
     def _apply(self, trainer, epochs: int) -> None:
         cfg = self.cfg
-        if cfg.scheduled_sampling == sampling_steps(cfg, cfg.epochs):  # the default share, not a given count
+        if cfg.scheduled_sampling == sampling_steps(
+            cfg, cfg.epochs
+        ):  # the default share, not a given count
             cfg.scheduled_sampling = sampling_steps(cfg, epochs)
         cfg.epochs = trainer.fit_loop.max_epochs = epochs
         for config in trainer.lr_scheduler_configs:
@@ -474,7 +535,9 @@ def motion_augment(cfg) -> float:
     """The ``--motion-augment`` strength: default 1 on real videos; moving-mnist has none."""
     if cfg.dataset == "moving-mnist":
         if cfg.motion_augment:
-            raise ConfigError("--motion-augment: moving-mnist has no camera; it applies to real videos")
+            raise ConfigError(
+                "--motion-augment: moving-mnist has no camera; it applies to real videos"
+            )
         return 0.0
     return 1.0 if cfg.motion_augment is None else float(cfg.motion_augment)
 
@@ -512,7 +575,9 @@ class NextFrameModule(L.LightningModule):
     def __init__(self, model, cfg: NextFrameConfig):
         super().__init__()
         self.model, self.cfg = model, cfg
-        self.scores = torch.nn.ModuleDict({k: FrameMetrics() for k in ("val", "val_baseline", "test", "baseline")})
+        self.scores = torch.nn.ModuleDict(
+            {k: FrameMetrics() for k in ("val", "val_baseline", "test", "baseline")}
+        )
 
     def teacher_prob(self) -> float:
         n = self.cfg.scheduled_sampling
@@ -524,7 +589,9 @@ class NextFrameModule(L.LightningModule):
             data.set_epoch(self.current_epoch)
 
     def training_step(self, frames, batch_idx):
-        preds = self.model.rollout(frames, self.cfg.input_frames, self.teacher_prob())  # (B, T-1, C, H, W)
+        preds = self.model.rollout(
+            frames, self.cfg.input_frames, self.teacher_prob()
+        )  # (B, T-1, C, H, W)
         loss = F.mse_loss(preds, frames[:, 1:])
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
@@ -539,7 +606,13 @@ class NextFrameModule(L.LightningModule):
         self.scores[base].update(copy, truth)
         for key in (split, base):
             for name, metric in self.scores[key].items():
-                self.log(f"{key}_{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "mse" and key == split)
+                self.log(
+                    f"{key}_{name}",
+                    metric,
+                    on_step=False,
+                    on_epoch=True,
+                    prog_bar=name == "mse" and key == split,
+                )
 
     def validation_step(self, frames, batch_idx):
         self._evaluate(frames, "val")
@@ -561,17 +634,23 @@ def _int_list(text: str, name: str) -> list[int]:
     except ValueError:
         values = []
     if not values or min(values) < 1:
-        raise ConfigError(f"--{name.replace('_', '-')} {text!r}: give positive integers separated by commas")
+        raise ConfigError(
+            f"--{name.replace('_', '-')} {text!r}: give positive integers separated by commas"
+        )
     return values
 
 
 @register_task("next-frame")
 class NextFrameTask(Task):
     name = "next-frame"
-    summary = "next-frame prediction (ConvLSTM or CNN+LSTM; Moving MNIST, ViSP, videos); many-to-many"
+    summary = (
+        "next-frame prediction (ConvLSTM or CNN+LSTM; Moving MNIST, ViSP, videos); many-to-many"
+    )
     Config = NextFrameConfig
     monitor, monitor_mode = "val_mse", "min"
-    predict_options = {"out": "folder for the GIF and PNG of the predicted frames (default: current folder)"}
+    predict_options = {
+        "out": "folder for the GIF and PNG of the predicted frames (default: current folder)"
+    }
 
     def frame_size(self, cfg) -> tuple[int, int]:
         return parse_size(cfg.frame_size or ("64x64" if cfg.dataset == "moving-mnist" else "48x64"))
@@ -587,7 +666,13 @@ class NextFrameTask(Task):
         if cfg.refit_epochs is None:
             cfg.refit_epochs = mnist and cfg.epochs is None and cfg.max_steps < 0
         if cfg.epochs is None:
-            cfg.epochs = budget_epochs(cfg, name, kwargs, self.frame_size(cfg)) if mnist else 16 if cfg.model == "motion-lstm" else 2
+            cfg.epochs = (
+                budget_epochs(cfg, name, kwargs, self.frame_size(cfg))
+                if mnist
+                else 16
+                if cfg.model == "motion-lstm"
+                else 2
+            )
         if cfg.scheduled_sampling is None:  # the first --sampling-share of the steps (70 %)
             cfg.scheduled_sampling = sampling_steps(cfg, cfg.epochs) if mnist else 0
         return name, kwargs
@@ -599,7 +684,9 @@ class NextFrameTask(Task):
         if not 0 <= cfg.sampling_share <= 1:
             raise ConfigError(f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1")
         if cfg.refit_epochs and cfg.max_steps >= 0:
-            raise ConfigError("--refit-epochs fits epochs to the time budget; it does not go with --max-steps")
+            raise ConfigError(
+                "--refit-epochs fits epochs to the time budget; it does not go with --max-steps"
+            )
         # defaults per data set and model, recorded in config.yaml
         mnist = cfg.dataset == "moving-mnist"
         if cfg.model is None:
@@ -621,29 +708,53 @@ class NextFrameTask(Task):
             if cfg.patch < 1:
                 raise ConfigError(f"--patch {cfg.patch}: must be positive")
             if h % cfg.patch or w % cfg.patch:
-                raise ConfigError(f"--frame-size {h}x{w}: both sides must be multiples of --patch {cfg.patch}")
+                raise ConfigError(
+                    f"--frame-size {h}x{w}: both sides must be multiples of --patch {cfg.patch}"
+                )
             for name in ("kernel_size", "readout_kernel"):
                 if getattr(cfg, name) % 2 == 0 or getattr(cfg, name) < 1:
-                    raise ConfigError(f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be odd and positive")
+                    raise ConfigError(
+                        f"--{name.replace('_', '-')} {getattr(cfg, name)}: must be odd and positive"
+                    )
             if cfg.readout_hidden < 0:
-                raise ConfigError(f"--readout-hidden {cfg.readout_hidden}: must be 0 (a linear read-out) or more")
+                raise ConfigError(
+                    f"--readout-hidden {cfg.readout_hidden}: must be 0 (a linear read-out) or more"
+                )
             flow = self.real_video_default(cfg.flow, cfg)
             if cfg.measured_motion and not flow:
-                raise ConfigError("--measured-motion needs --flow: it is the input the motion field is forecast from")
-            return "convlstm-forecaster", dict(channels=1, hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
-                                               kernel_size=cfg.kernel_size, patch=cfg.patch, peephole=cfg.peephole,
-                                               output_frames=cfg.output_frames, residual=self.real_video_default(cfg.residual, cfg),
-                                               flow=flow, measured_motion=cfg.measured_motion,
-                                               readout_kernel=cfg.readout_kernel, norm=cfg.norm,
-                                               readout_hidden=cfg.readout_hidden, cell_init=cfg.cell_init,
-                                               forget_bias=cfg.forget_bias)  # fmt: skip
+                raise ConfigError(
+                    "--measured-motion needs --flow: it is the input the motion field is forecast from"
+                )
+            return "convlstm-forecaster", dict(
+                channels=1,
+                hidden_sizes=_int_list(cfg.hidden_sizes, "hidden_sizes"),
+                kernel_size=cfg.kernel_size,
+                patch=cfg.patch,
+                peephole=cfg.peephole,
+                output_frames=cfg.output_frames,
+                residual=self.real_video_default(cfg.residual, cfg),
+                flow=flow,
+                measured_motion=cfg.measured_motion,
+                readout_kernel=cfg.readout_kernel,
+                norm=cfg.norm,
+                readout_hidden=cfg.readout_hidden,
+                cell_init=cfg.cell_init,
+                forget_bias=cfg.forget_bias,
+            )
         if cfg.model == "motion-lstm":
             if cfg.dataset == "moving-mnist":
-                raise ConfigError("--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a real video)")
-            return "motion-lstm-forecaster", dict(channels=1, hidden_size=cfg.hidden_size or 64,
-                                                  output_frames=cfg.output_frames)  # fmt: skip
-        return "cnn-lstm-forecaster", dict(channels=1, frame_size=[h, w], hidden_size=cfg.hidden_size or 256,
-                                           output_frames=cfg.output_frames)  # fmt: skip
+                raise ConfigError(
+                    "--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a real video)"
+                )
+            return "motion-lstm-forecaster", dict(
+                channels=1, hidden_size=cfg.hidden_size or 64, output_frames=cfg.output_frames
+            )
+        return "cnn-lstm-forecaster", dict(
+            channels=1,
+            frame_size=[h, w],
+            hidden_size=cfg.hidden_size or 256,
+            output_frames=cfg.output_frames,
+        )
 
     def callbacks(self, cfg, clock) -> list:
         return [EpochBudget(cfg, clock)] if cfg.refit_epochs else []
@@ -681,20 +792,34 @@ class NextFrameTask(Task):
         folder = Path(out) if out is not None else Path(".")
         folder.mkdir(parents=True, exist_ok=True)
         for path in inputs:
-            frames = read_frames(path, cfg.frame_step, self.frame_size(cfg), grey=True,
-                                 max_frames=cfg.input_frames + cfg.output_frames)  # fmt: skip
+            frames = read_frames(
+                path,
+                cfg.frame_step,
+                self.frame_size(cfg),
+                grey=True,
+                max_frames=cfg.input_frames + cfg.output_frames,
+            )
             if len(frames) < cfg.input_frames:
-                raise DataError(f"{path}: {len(frames)} frame(s) at step {cfg.frame_step}; "
-                                f"the model needs {cfg.input_frames} to predict from")  # fmt: skip
+                raise DataError(
+                    f"{path}: {len(frames)} frame(s) at step {cfg.frame_step}; "
+                    f"the model needs {cfg.input_frames} to predict from"
+                )
             x = torch.from_numpy(frames).float().div(255)[None, :, None]  # (1, N, 1, H, W)
             png, gif = self._draw(cfg, model, x, folder / f"{Path(path).stem}_next_frames")
-            result = {"image": str(path), "predicted_frames": cfg.output_frames, "png": str(png), "gif": str(gif)}
+            result = {
+                "image": str(path),
+                "predicted_frames": cfg.output_frames,
+                "png": str(png),
+                "gif": str(gif),
+            }
             truth = x[:, cfg.input_frames :]
             if truth.shape[1] == cfg.output_frames:
                 pred = model(x[:, : cfg.input_frames], cfg.output_frames).clamp(0, 1)
                 copy = x[:, cfg.input_frames - 1 : cfg.input_frames]
                 result["mse"] = round(float((pred - truth).square().sum((2, 3, 4)).mean()), 3)
-                result["baseline_mse"] = round(float((copy - truth).square().sum((2, 3, 4)).mean()), 3)
+                result["baseline_mse"] = round(
+                    float((copy - truth).square().sum((2, 3, 4)).mean()), 3
+                )
             results.append(result)
         return results
 

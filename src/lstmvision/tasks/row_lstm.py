@@ -53,9 +53,20 @@ class RowLSTMTask(ImageClassificationTask):
     def model_spec(self, cfg: RowLSTMConfig):
         info = dataset_info(cfg.dataset)
         return "row-lstm", dict(
-            num_classes=len(info.classes), image_size=cfg.image_size or info.size, channels=1, mean=info.mean, std=info.std,
-            head_dropout=cfg.head_dropout, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
-            cell=cfg.cell, bidirectional=cfg.bidirectional, reading=cfg.reading, dropout=cfg.dropout,
-            implementation=cfg.implementation, permutation_seed=0, forget_bias=cfg.forget_bias,
+            num_classes=len(info.classes),
+            image_size=cfg.image_size or info.size,
+            channels=1,
+            mean=info.mean,
+            std=info.std,
+            head_dropout=cfg.head_dropout,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            cell=cfg.cell,
+            bidirectional=cfg.bidirectional,
+            reading=cfg.reading,
+            dropout=cfg.dropout,
+            implementation=cfg.implementation,
+            permutation_seed=0,
+            forget_bias=cfg.forget_bias,
             chrono=cfg.chrono,
-        )  # fmt: skip
+        )

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    ModelCheckpoint,
+    OnExceptionCheckpoint,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lstmvision.errors import LstmvisionError
@@ -29,12 +34,17 @@ from lstmvision.viz import plot_training_curves
 
 RUN_DIR_ENV = "LSTMVISION_RUN_DIR"  # lets DDP worker processes find the parent's run folder
 
-for _pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*isinstance.*treespec.*",
-                 ".*ckpt_path.*", ".*Checkpoint directory.*exists and is not empty.*",
-                 ".*You're resuming from a checkpoint that ended before the epoch ended.*",
-                 ".*The number of training batches.*is smaller than the logging interval.*",
-                 ".*could not find the monitored key in the returned metrics.*",
-                 ".*module\\(s\\) in eval mode at the start of training.*"):  # fmt: skip
+for _pattern in (
+    ".*does not have many workers.*",
+    ".*LeafSpec.*",
+    ".*isinstance.*treespec.*",
+    ".*ckpt_path.*",
+    ".*Checkpoint directory.*exists and is not empty.*",
+    ".*You're resuming from a checkpoint that ended before the epoch ended.*",
+    ".*The number of training batches.*is smaller than the logging interval.*",
+    ".*could not find the monitored key in the returned metrics.*",
+    ".*module\\(s\\) in eval mode at the start of training.*",
+):
     warnings.filterwarnings("ignore", _pattern)
 
 
@@ -103,10 +113,18 @@ class PlainProgress(Callback):
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
             return
-        shown = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_") or k == "train_loss"}
+        shown = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("val_") or k == "train_loss"
+        }
         text = " ".join(f"{k} {v:.4f}" for k, v in sorted(shown.items()))
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {trainer.global_step} "
-              f"{text} ({self.clock.seconds:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {trainer.global_step} "
+            f"{text} ({self.clock.seconds:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 class ProgressBar(TQDMProgressBar):
@@ -129,7 +147,13 @@ def _devices(value: str):
 
 
 def _quiet_lightning() -> None:
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning"):
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "lightning_fabric",
+        "pytorch_lightning",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -151,32 +175,67 @@ def _prepare(task, cfg):
     return dm, model
 
 
-def _trainer(task, cfg, run_dir: Path, clock: TrainClock, quiet: bool, extra: list[Callback]) -> tuple[L.Trainer, ModelCheckpoint]:
+def _trainer(
+    task, cfg, run_dir: Path, clock: TrainClock, quiet: bool, extra: list[Callback]
+) -> tuple[L.Trainer, ModelCheckpoint]:
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=task.monitor, mode=task.monitor_mode,
-                           save_top_k=1, save_last=True, enable_version_counter=False)  # fmt: skip
-    every = ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=cfg.checkpoint_every,
-                            save_top_k=0, save_last=True, enable_version_counter=False)  # fmt: skip
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=task.monitor,
+        mode=task.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    every = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="last",
+        every_n_train_steps=cfg.checkpoint_every,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,
+    )
     tty = sys.stderr.isatty() and not quiet
-    version = f"version_{len(list((run_dir / 'logs').glob('version_*')))}"  # one per (re)start of the run
+    version = (
+        f"version_{len(list((run_dir / 'logs').glob('version_*')))}"  # one per (re)start of the run
+    )
     on_crash = OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")  # Ctrl+C or an error
     callbacks = [clock, best, every, on_crash, *extra]
     if not quiet:
         callbacks.append(ProgressBar() if tty else PlainProgress(clock))
     trainer = L.Trainer(
-        default_root_dir=run_dir, max_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        accelerator=cfg.accelerator, devices=_devices(cfg.devices), strategy=cfg.strategy, precision=cfg.precision,
-        callbacks=callbacks, enable_progress_bar=tty, enable_model_summary=False,
-        logger=[CSVLogger(run_dir, name="logs", version=version), TensorBoardLogger(run_dir, name="logs", version=version)],
-        log_every_n_steps=10, gradient_clip_val=getattr(cfg, "grad_clip", None) or None,
-        num_sanity_val_steps=0, deterministic=False,
-    )  # fmt: skip
+        default_root_dir=run_dir,
+        max_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        accelerator=cfg.accelerator,
+        devices=_devices(cfg.devices),
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+        callbacks=callbacks,
+        enable_progress_bar=tty,
+        enable_model_summary=False,
+        logger=[
+            CSVLogger(run_dir, name="logs", version=version),
+            TensorBoardLogger(run_dir, name="logs", version=version),
+        ],
+        log_every_n_steps=10,
+        gradient_clip_val=getattr(cfg, "grad_clip", None) or None,
+        num_sanity_val_steps=0,
+        deterministic=False,
+    )
     return trainer, best
 
 
-def train(task_name: str, overrides: dict | None = None, config_file: str | Path | None = None,
-          out: str | Path | None = None, resume: bool = False, quiet: bool = False,
-          callbacks: list[Callback] | None = None) -> TrainResult:  # fmt: skip
+def train(
+    task_name: str,
+    overrides: dict | None = None,
+    config_file: str | Path | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    callbacks: list[Callback] | None = None,
+) -> TrainResult:
     """Train a task; return the run folder and its metrics. See ``runs`` for the folder layout.
 
     ``overrides`` are config keys (they win over ``config_file``, which wins over the task's
@@ -202,6 +261,7 @@ def train(task_name: str, overrides: dict | None = None, config_file: str | Path
         _check_same_schedule(run_dir, runs.load_run_config(run_dir, task), cfg)
     else:
         ckpt_path, cfg = None, resolve_config(task.Config, config_file, overrides)
+    task.resolve(cfg)
     _set_threads(cfg)
     dm, model = _prepare(task, cfg)
     module = task.module(cfg, model)
@@ -225,24 +285,33 @@ def _check_same_schedule(run_dir: Path, saved, cfg) -> None:
         )
 
 
-def _fit(task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]) -> TrainResult:
+def _fit(
+    task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]
+) -> TrainResult:
     clock, ctrl_c = TrainClock(), CtrlC()
-    trainer, best = _trainer(task, cfg, run_dir, clock, quiet, [*task.callbacks(cfg, clock), *callbacks, ctrl_c])
+    trainer, best = _trainer(
+        task, cfg, run_dir, clock, quiet, [*task.callbacks(cfg, clock), *callbacks, ctrl_c]
+    )
     try:
         with ctrl_c:
             trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     except SystemExit:  # Lightning turns Ctrl+C into exit(1) after OnExceptionCheckpoint saved
         pass
     if trainer.interrupted:
-        raise LstmvisionError(f"{run_dir}: training interrupted; continue with `lstmvision train "
-                              f"{task.name} --out {run_dir} --resume`")  # fmt: skip
+        raise LstmvisionError(
+            f"{run_dir}: training interrupted; continue with `lstmvision train "
+            f"{task.name} --out {run_dir} --resume`"
+        )
     seconds = clock.seconds  # before validate/test: loading a checkpoint restores the clock too
     chosen = best.best_model_path or None  # None: no validation ran (e.g. max_steps inside epoch 1)
     metrics = dict(trainer.validate(module, datamodule=dm, ckpt_path=chosen, verbose=False)[0])
     metrics.update(trainer.test(module, datamodule=dm, ckpt_path=chosen, verbose=False)[0])
-    metrics.update(train_seconds=round(seconds, 2), epochs=trainer.current_epoch,
-                   global_step=trainer.global_step,
-                   checkpoint=Path(chosen).name if chosen else "final weights")  # fmt: skip
+    metrics.update(
+        train_seconds=round(seconds, 2),
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        checkpoint=Path(chosen).name if chosen else "final weights",
+    )
     if trainer.is_global_zero:
         task.write_outputs(cfg, module, run_dir, "test")
         _finish(task, cfg, module.model, dm, run_dir, metrics)
@@ -264,7 +333,10 @@ def _close_process_group() -> None:
 def _finish(task, cfg, model, dm, run_dir: Path, metrics: dict) -> None:
     name, kwargs = task.model_spec(cfg)
     runs.save_model(run_dir, name, kwargs, model)
-    csvs = sorted((run_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    csvs = sorted(
+        (run_dir / "logs").glob("version_*/metrics.csv"),
+        key=lambda p: int(p.parent.name.split("_")[1]),
+    )
     plot_training_curves(csvs, run_dir / "training_curves.png", title=f"{task.name} {cfg.dataset}")
     task.pictures(cfg, model.eval(), dm, run_dir)
     runs.save_metrics(run_dir, metrics)
@@ -276,14 +348,21 @@ def load(run_dir: str | Path):
     task_name, _ = runs.read_run_config(run_dir)
     task = TASKS.get(task_name)()
     cfg = runs.load_run_config(run_dir, task)
-    fallback = None if (run_dir / "model.json").is_file() else task.model_spec(cfg)  # a spec may read data
+    fallback = (
+        None if (run_dir / "model.json").is_file() else task.model_spec(cfg)
+    )  # a spec may read data
     model = runs.load_model(run_dir, fallback_spec=fallback)
     task.run_dir = run_dir
     return task, cfg, model
 
 
-def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = None,
-             data: str | Path | None = None, out: str | Path | None = None) -> dict:  # fmt: skip
+def evaluate(
+    run_dir: str | Path,
+    split: str = "test",
+    data_root: str | None = None,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+) -> dict:
     """Metrics of a run's saved model on ``split`` (``test`` or ``val``), or on the folder ``data``
     (the task's ``evaluation_datamodule``); the task's report goes to stderr (its files to ``out``).
     Tasks with ``evaluate_records_metrics`` also refresh those keys in the run's metrics.json."""
@@ -297,8 +376,14 @@ def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = N
     dm = task.evaluation_datamodule(cfg, Path(data)) if data is not None else task.datamodule(cfg)
     dm.setup("test" if split == "test" else "validate")
     task.bind(cfg, model, dm)
-    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False)  # fmt: skip
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
+    )
     run = trainer.test if split == "test" else trainer.validate
     module = task.module(cfg, model)
     metrics = dict(run(module, datamodule=dm, verbose=False)[0])
@@ -310,7 +395,9 @@ def evaluate(run_dir: str | Path, split: str = "test", data_root: str | None = N
     return metrics
 
 
-def predict(run_dir: str | Path, inputs: list[str | Path], **options) -> tuple[list[dict], list[str]]:
+def predict(
+    run_dir: str | Path, inputs: list[str | Path], **options
+) -> tuple[list[dict], list[str]]:
     """Predictions for the readable inputs, and one error line for each unreadable one.
 
     ``options`` (None values dropped) must be among the task's ``predict_options``."""
@@ -320,7 +407,9 @@ def predict(run_dir: str | Path, inputs: list[str | Path], **options) -> tuple[l
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
         accepted = ", ".join("--" + k.replace("_", "-") for k in task.predict_options) or "none"
-        raise LstmvisionError(f"{run_dir}: a {task.name!r} run does not take {flags} (its options: {accepted})")
+        raise LstmvisionError(
+            f"{run_dir}: a {task.name!r} run does not take {flags} (its options: {accepted})"
+        )
     if not inputs:
         if task.predict_needs_inputs:
             raise LstmvisionError(f"{run_dir}: name at least one input file to predict on")

@@ -62,7 +62,10 @@ def default_run_dir(task: str, root: Path = Path("runs")) -> Path:
 
 
 def save_config(run_dir: Path, task: str, cfg) -> None:
-    write_atomic(run_dir / "config.yaml", yaml.safe_dump({"task": task, **config_to_dict(cfg)}, sort_keys=False))
+    write_atomic(
+        run_dir / "config.yaml",
+        yaml.safe_dump({"task": task, **config_to_dict(cfg)}, sort_keys=False),
+    )
 
 
 def save_metrics(run_dir: Path, metrics: dict) -> None:
@@ -82,7 +85,9 @@ def save_model(run_dir: Path, name: str, kwargs: dict, model: nn.Module) -> None
     os.close(fd)
     save_file(state, tmp, metadata={"model": name})
     os.replace(tmp, run_dir / "model.safetensors")
-    write_atomic(run_dir / "model.json", json.dumps({"name": name, "kwargs": kwargs}, indent=2) + "\n")
+    write_atomic(
+        run_dir / "model.json", json.dumps({"name": name, "kwargs": kwargs}, indent=2) + "\n"
+    )
 
 
 def read_run_config(run_dir: Path) -> tuple[str, dict]:
@@ -101,7 +106,7 @@ def read_run_config(run_dir: Path) -> tuple[str, dict]:
 
 def load_run_config(run_dir: Path, task_cls, overrides: dict | None = None):
     read_run_config(run_dir)  # clear errors for a missing folder or a file that is no run config
-    return resolve_config(task_cls.Config, run_dir / "config.yaml", overrides)
+    return resolve_config(task_cls.Config, run_dir / "config.yaml", overrides, saved_run=True)
 
 
 def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
@@ -110,7 +115,7 @@ def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
     except Exception as e:
         raise DataError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
     prefix = "model."
-    return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
 
 
 def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> nn.Module:
@@ -147,7 +152,9 @@ def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> 
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise DataError(f"{weights}: weights do not fit model {name!r} ({str(e).splitlines()[0]})") from None
+        raise DataError(
+            f"{weights}: weights do not fit model {name!r} ({str(e).splitlines()[0]})"
+        ) from None
     return model.eval()
 
 
@@ -161,15 +168,23 @@ def check_new_run_dir(run_dir: Path) -> None:
 
 def last_checkpoint(run_dir: Path) -> Path:
     """The newest of checkpoints/last.ckpt (periodic) and interrupted.ckpt (saved on Ctrl+C/error)."""
-    found = [p for p in (Path(run_dir) / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt")) if p.is_file()]
+    found = [
+        p
+        for p in (Path(run_dir) / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt"))
+        if p.is_file()
+    ]
     if not found:
         raise LstmvisionError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
     return max(found, key=lambda p: p.stat().st_mtime)
 
 
 def latest_run(task: str, root: Path = Path("runs")) -> Path:
-    runs = sorted((p for p in (root / task).glob("*") if (p / "checkpoints" / "last.ckpt").is_file()),
-                  key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime)  # fmt: skip
+    runs = sorted(
+        (p for p in (root / task).glob("*") if (p / "checkpoints" / "last.ckpt").is_file()),
+        key=lambda p: (p / "checkpoints" / "last.ckpt").stat().st_mtime,
+    )
     if not runs:
-        raise LstmvisionError(f"{root / task}: no run with a checkpoint to resume; pass --out RUN_DIR")
+        raise LstmvisionError(
+            f"{root / task}: no run with a checkpoint to resume; pass --out RUN_DIR"
+        )
     return runs[-1]

@@ -33,8 +33,16 @@ from torch.utils.data import DataLoader
 from torchmetrics.classification import MulticlassAccuracy
 
 from lstmvision.data import resolve_data_root
-from lstmvision.data.text import (IMDB, WordVocab, glove_words, kfold_indices, load_glove, load_polarity, read_text,
-                                  tokenize_words)  # fmt: skip
+from lstmvision.data.text import (
+    IMDB,
+    WordVocab,
+    glove_words,
+    kfold_indices,
+    load_glove,
+    load_polarity,
+    read_text,
+    tokenize_words,
+)
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
 from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, one_cycle, register_task
@@ -95,7 +103,11 @@ class TextClassifyConfig(TrainConfig):
 def _collate(batch):
     ids, labels = zip(*batch)
     lengths = torch.tensor([len(t) for t in ids])
-    return pad_sequence(list(ids), batch_first=True), lengths, torch.tensor(labels)  # (B, T), (B,), (B,)
+    return (
+        pad_sequence(list(ids), batch_first=True),
+        lengths,
+        torch.tensor(labels),
+    )  # (B, T), (B,), (B,)
 
 
 class SentenceData(SplitLoaders, L.LightningDataModule):
@@ -118,7 +130,9 @@ class SentenceData(SplitLoaders, L.LightningDataModule):
             test = (list(test_texts), torch.tensor(test_labels))
         else:
             texts, labels = load_polarity(root)
-            train_idx, test_idx = kfold_indices(len(texts), cfg.folds, cfg.fold, seed=0)  # fixed folds
+            train_idx, test_idx = kfold_indices(
+                len(texts), cfg.folds, cfg.fold, seed=0
+            )  # fixed folds
             train_texts, train_labels = [texts[i] for i in train_idx], labels[train_idx]
             test = ([texts[i] for i in test_idx], labels[test_idx])
         order = torch.randperm(len(train_texts), generator=torch.Generator().manual_seed(cfg.seed))
@@ -133,16 +147,23 @@ class SentenceData(SplitLoaders, L.LightningDataModule):
         if self.sets:
             return
         splits = self._texts()
-        self.vocab = WordVocab.build(splits["train"][0], self.cfg.min_freq)  # never validation or test
+        self.vocab = WordVocab.build(
+            splits["train"][0], self.cfg.min_freq
+        )  # never validation or test
         self.trained_words = len(self.vocab)  # ids past these: GloVe's words that training lacks
         if self.cfg.embeddings == "glove" and self.cfg.glove_words > 0:
             self.vocab = self.vocab.extended(glove_words(self.cfg.glove_words))
         for split, (texts, labels) in splits.items():
-            ids = [torch.tensor(self.vocab.encode(t[: self.cfg.max_tokens] or ["<unk>"])) for t in texts]
+            ids = [
+                torch.tensor(self.vocab.encode(t[: self.cfg.max_tokens] or ["<unk>"]))
+                for t in texts
+            ]
             self.sets[split] = list(zip(ids, labels.tolist()))
 
     def _loader(self, split, shuffle=False):
-        return DataLoader(self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle, collate_fn=_collate)
+        return DataLoader(
+            self.sets[split], batch_size=self.cfg.batch_size, shuffle=shuffle, collate_fn=_collate
+        )
 
 
 class SentenceClassifierModule(SplitSteps, L.LightningModule):
@@ -152,7 +173,12 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
     def __init__(self, model, cfg: TextClassifyConfig):
         super().__init__()
         self.model, self.cfg = model, cfg
-        self.acc = torch.nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(len(CLASSES), average="micro") for s in ("train", "val", "test")})
+        self.acc = torch.nn.ModuleDict(
+            {
+                f"{s}_acc": MulticlassAccuracy(len(CLASSES), average="micro")
+                for s in ("train", "val", "test")
+            }
+        )
 
     def _step(self, batch, split):
         ids, lengths, y = batch
@@ -162,13 +188,21 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
             loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
             if self.cfg.adversarial > 0:
                 loss = loss + self._adversarial_loss(vectors, lengths, y, loss)
-            logits = members.log_softmax(-1).logsumexp(0)  # the ensemble's (unnormalised) log-probabilities
+            logits = members.log_softmax(-1).logsumexp(
+                0
+            )  # the ensemble's (unnormalised) log-probabilities
         else:
             logits = self.model(ids, lengths)  # (B, 2)
             loss = F.cross_entropy(logits, y)
         self.acc[f"{split}_acc"](logits, y)
         self.log(f"{split}_loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True)
-        self.log(f"{split}_accuracy", self.acc[f"{split}_acc"], on_step=False, on_epoch=True, prog_bar=split != "train")
+        self.log(
+            f"{split}_accuracy",
+            self.acc[f"{split}_acc"],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split != "train",
+        )
         return loss
 
     def _adversarial_loss(self, vectors, lengths, y, loss):
@@ -182,7 +216,9 @@ class SentenceClassifierModule(SplitSteps, L.LightningModule):
             loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
         (grad,) = torch.autograd.grad(loss, vectors, retain_graph=True)  # (M, B, T, E)
         norm = grad.flatten(2).norm(dim=2).clamp(min=1e-12)[..., None, None]  # (M, B, 1, 1)
-        moved = self.model.logits_from_vectors(vectors + self.cfg.adversarial * grad / norm, lengths)
+        moved = self.model.logits_from_vectors(
+            vectors + self.cfg.adversarial * grad / norm, lengths
+        )
         return F.cross_entropy(moved.flatten(0, 1), y.repeat(len(moved)))
 
     def configure_optimizers(self):
@@ -203,11 +239,25 @@ class TextClassifyTask(Task):
 
     def datamodule(self, cfg) -> SentenceData:
         if cfg.embeddings == "glove" and cfg.embed_size != 50:
-            raise ConfigError(f"--embed-size {cfg.embed_size}: GloVe 6B 50d vectors have 50 dimensions")
+            raise ConfigError(
+                f"--embed-size {cfg.embed_size}: GloVe 6B 50d vectors have 50 dimensions"
+            )
         if cfg.ensemble < 1:
             raise ConfigError(f"--ensemble {cfg.ensemble}: must be at least 1 (one BiLSTM)")
-        key = (cfg.dataset, cfg.data_root, cfg.folds, cfg.fold, cfg.seed, cfg.val_fraction, cfg.limit_train,
-               cfg.min_freq, cfg.max_tokens, cfg.batch_size, cfg.embeddings, cfg.glove_words)  # fmt: skip
+        key = (
+            cfg.dataset,
+            cfg.data_root,
+            cfg.folds,
+            cfg.fold,
+            cfg.seed,
+            cfg.val_fraction,
+            cfg.limit_train,
+            cfg.min_freq,
+            cfg.max_tokens,
+            cfg.batch_size,
+            cfg.embeddings,
+            cfg.glove_words,
+        )
         if key not in self._data:
             self._data[key] = SentenceData(cfg)
         return self._data[key]
@@ -215,10 +265,19 @@ class TextClassifyTask(Task):
     def model_spec(self, cfg):
         dm = self.datamodule(cfg)
         dm.setup()
-        kwargs = dict(words=dm.vocab.words, classes=CLASSES, embed_size=cfg.embed_size, hidden_size=cfg.hidden_size,
-                      num_layers=cfg.num_layers, cell=cfg.cell, bidirectional=cfg.bidirectional,
-                      dropout=cfg.dropout, embed_dropout=cfg.embed_dropout, pooling=cfg.pooling,
-                      fixed_words=len(dm.vocab) - dm.trained_words)  # fmt: skip
+        kwargs = dict(
+            words=dm.vocab.words,
+            classes=CLASSES,
+            embed_size=cfg.embed_size,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            cell=cfg.cell,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout,
+            embed_dropout=cfg.embed_dropout,
+            pooling=cfg.pooling,
+            fixed_words=len(dm.vocab) - dm.trained_words,
+        )
         if cfg.ensemble > 1:
             return "text-bilstm-ensemble", dict(members=cfg.ensemble, **kwargs)
         return "text-bilstm", kwargs
@@ -226,7 +285,9 @@ class TextClassifyTask(Task):
     def build_model(self, cfg):
         name, kwargs = self.model_spec(cfg)
         model = get_model(name, **kwargs)
-        embeds = [m.embed for m in model.members] if cfg.ensemble > 1 else [model.embed]  # the trained words
+        embeds = (
+            [m.embed for m in model.members] if cfg.ensemble > 1 else [model.embed]
+        )  # the trained words
         if cfg.embeddings == "glove":
             vectors, _ = load_glove(kwargs["words"])
             trained = embeds[0].num_embeddings
@@ -254,11 +315,19 @@ class TextClassifyTask(Task):
             if not lines:
                 raise DataError(f"{path}: no sentences (one per line)")
             for line in lines:
-                ids = torch.tensor([vocab.encode(tokenize_words(line)[: cfg.max_tokens] or ["<unk>"])])
+                ids = torch.tensor(
+                    [vocab.encode(tokenize_words(line)[: cfg.max_tokens] or ["<unk>"])]
+                )
                 p = model.eval()(ids).softmax(-1)[0]
                 top = int(p.argmax())
-                results.append({"image": str(path), "text": line, "label": CLASSES[top],
-                                "confidence": round(float(p[top]), 4)})  # fmt: skip
+                results.append(
+                    {
+                        "image": str(path),
+                        "text": line,
+                        "label": CLASSES[top],
+                        "confidence": round(float(p[top]), 4),
+                    }
+                )
         return results
 
     def format_prediction(self, prediction: dict) -> str:

@@ -46,9 +46,17 @@ from torchmetrics.functional.text import char_error_rate, word_error_rate
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from lstmvision.data import resolve_data_root
-from lstmvision.data.lines import (Charset, Line, line_splits, load_line, read_line_folder,
-                                   read_page_xml, shuffled_width_batches, write_page_xml)  # fmt: skip
 from lstmvision.data.images import open_image
+from lstmvision.data.lines import (
+    Charset,
+    Line,
+    line_splits,
+    load_line,
+    read_line_folder,
+    read_page_xml,
+    shuffled_width_batches,
+    write_page_xml,
+)
 from lstmvision.data.synth_lines import CHARSET as SYNTH_CHARSET
 from lstmvision.data.synth_lines import synth_line_splits
 from lstmvision.errors import ConfigError, DataError
@@ -57,7 +65,6 @@ from lstmvision.nn.ngram import CharNGram
 from lstmvision.tasks import runs
 from lstmvision.tasks.base import Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
-
 
 # ------------------------------------------------------------------------------- augmentation
 
@@ -72,8 +79,12 @@ def elastic(x: torch.Tensor, pixels: float, sigma: float = 6.0) -> torch.Tensor:
     k = 2 * int(2 * sigma) + 1
     field = TF.gaussian_blur(torch.rand(2, 1, h, w) * 2 - 1, [k, k], [sigma, sigma])  # (2, 1, H, W)
     field = field / field.std().clamp(min=1e-6) * pixels  # in pixels, about N(0, pixels)
-    scale = torch.tensor([2.0 / max(w, 2), 2.0 / max(h, 2)]).view(2, 1, 1, 1)  # pixels -> grid units
-    displacement = (field * scale).squeeze(1).permute(1, 2, 0).unsqueeze(0)  # (1, H, W, 2): (dx, dy)
+    scale = torch.tensor([2.0 / max(w, 2), 2.0 / max(h, 2)]).view(
+        2, 1, 1, 1
+    )  # pixels -> grid units
+    displacement = (
+        (field * scale).squeeze(1).permute(1, 2, 0).unsqueeze(0)
+    )  # (1, H, W, 2): (dx, dy)
     return TF.elastic(x, displacement)
 
 
@@ -86,8 +97,12 @@ class LineAugment:
         from torchvision.transforms import v2
 
         s = self.strength = strength
-        self.affine = v2.RandomAffine(degrees=1.0 * s, translate=(0.0, 0.04 * s), scale=(1 - 0.08 * s, 1 + 0.04 * s),
-                                      shear=(-8 * s, 8 * s))  # fmt: skip
+        self.affine = v2.RandomAffine(
+            degrees=1.0 * s,
+            translate=(0.0, 0.04 * s),
+            scale=(1 - 0.08 * s, 1 + 0.04 * s),
+            shear=(-8 * s, 8 * s),
+        )
         self.jitter = v2.ColorJitter(brightness=0.3 * s, contrast=0.4 * s)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,9 +153,15 @@ def collate_lines(items) -> dict:
     batch = images[0].new_zeros(len(images), 1, images[0].size(1), int(widths.max()))
     for b, im in enumerate(images):
         batch[b, :, :, : im.size(-1)] = im
-    return {"images": batch, "widths": widths, "targets": torch.cat(targets),
-            "target_lengths": torch.tensor([len(t) for t in targets]), "texts": list(texts),
-            "names": list(names), "unknown": torch.tensor(unknown)}  # fmt: skip
+    return {
+        "images": batch,
+        "widths": widths,
+        "targets": torch.cat(targets),
+        "target_lengths": torch.tensor([len(t) for t in targets]),
+        "texts": list(texts),
+        "names": list(names),
+        "unknown": torch.tensor(unknown),
+    }
 
 
 class WidthBatches(torch.utils.data.Sampler):
@@ -151,7 +172,11 @@ class WidthBatches(torch.utils.data.Sampler):
 
     def __iter__(self):
         self.epoch += 1
-        return iter(shuffled_width_batches(self.widths, self.batch_size, random.Random(self.seed * 1000 + self.epoch)))
+        return iter(
+            shuffled_width_batches(
+                self.widths, self.batch_size, random.Random(self.seed * 1000 + self.epoch)
+            )
+        )
 
     def __len__(self) -> int:
         return -(-len(self.widths) // self.batch_size)
@@ -160,10 +185,23 @@ class WidthBatches(torch.utils.data.Sampler):
 class TextLineData(L.LightningDataModule):
     """``splits`` maps train/val/test to line lists (a missing split is empty)."""
 
-    def __init__(self, splits: dict[str, list[Line]], charset: Charset, height: int, batch_size: int,
-                 augment: float, seed: int, num_workers: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        splits: dict[str, list[Line]],
+        charset: Charset,
+        height: int,
+        batch_size: int,
+        augment: float,
+        seed: int,
+        num_workers: int = 0,
+    ):
         super().__init__()
-        self.splits, self.charset, self.height, self.batch_size = splits, charset, height, batch_size
+        self.splits, self.charset, self.height, self.batch_size = (
+            splits,
+            charset,
+            height,
+            batch_size,
+        )
         self.augment, self.seed, self.num_workers = augment, seed, num_workers
         self.sets: dict[str, LineSet] = {}
 
@@ -174,7 +212,9 @@ class TextLineData(L.LightningDataModule):
         return self.sets[split]
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, ("train", "val", "test"))
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
+            stage, ("train", "val", "test")
+        )
         for split in wanted:
             self._set(split)
 
@@ -182,11 +222,15 @@ class TextLineData(L.LightningDataModule):
         data = self._set(split)
         if split == "train":
             sampler = WidthBatches(data.widths, self.batch_size, self.seed)
-            return DataLoader(data, batch_sampler=sampler, collate_fn=collate_lines, num_workers=self.num_workers)
+            return DataLoader(
+                data, batch_sampler=sampler, collate_fn=collate_lines, num_workers=self.num_workers
+            )
         # evaluation: sorted by width, so batches pad little; order does not change the metrics
         order = sorted(range(len(data)), key=lambda i: data.widths[i])
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        return DataLoader(data, batch_sampler=batches, collate_fn=collate_lines, num_workers=self.num_workers)
+        return DataLoader(
+            data, batch_sampler=batches, collate_fn=collate_lines, num_workers=self.num_workers
+        )
 
     def train_dataloader(self):
         return self._loader("train")
@@ -201,12 +245,21 @@ class TextLineData(L.LightningDataModule):
 # ------------------------------------------------------------------------------------- module
 
 
-def decode_batch(model: nn.Module, images: torch.Tensor, widths: torch.Tensor | None = None, beam: int = 1,
-                 lm: "LineLM | None" = None):  # fmt: skip
+def decode_batch(
+    model: nn.Module,
+    images: torch.Tensor,
+    widths: torch.Tensor | None = None,
+    beam: int = 1,
+    lm: LineLM | None = None,
+):
     """Texts of a batch and the per-line ``(T_b, C)`` log-probabilities (greedy, or beam search
     with the language model ``lm`` fused in when one is given)."""
     log_probs = model(images, widths).log_softmax(-1)  # (T, B, C)
-    lengths = model.output_lengths(widths) if widths is not None else torch.full((images.size(0),), log_probs.size(0))
+    lengths = (
+        model.output_lengths(widths)
+        if widths is not None
+        else torch.full((images.size(0),), log_probs.size(0))
+    )
     lengths = lengths.clamp(max=log_probs.size(0))
     per_line = [log_probs[: int(n), b] for b, n in enumerate(lengths)]  # (T_b, C) each
     if beam > 1:
@@ -217,7 +270,7 @@ def decode_batch(model: nn.Module, images: torch.Tensor, widths: torch.Tensor | 
     return texts, per_line
 
 
-def beam_decode(log_probs: torch.Tensor, charset: str, beam: int, lm: "LineLM | None" = None) -> str:
+def beam_decode(log_probs: torch.Tensor, charset: str, beam: int, lm: LineLM | None = None) -> str:
     """The best labelling of one line's ``(T, C)`` log-probabilities by prefix beam search, with
     ``lm``'s n-gram, weight and length bonus fused in (shallow fusion) when given."""
     fusion = lm.fusion(charset) if lm is not None else {}
@@ -233,7 +286,9 @@ class TextLineModule(L.LightningModule):
     (:func:`tune_lm`); the LM figures are logged with the test metrics and the tuned model is
     left in ``lm`` (the task writes it to ``lm.json``)."""
 
-    def __init__(self, model: nn.Module, lr: float, weight_decay: float = 0.0, lm_order: int | None = None):
+    def __init__(
+        self, model: nn.Module, lr: float, weight_decay: float = 0.0, lm_order: int | None = None
+    ):
         super().__init__()
         self.model, self.lr, self.weight_decay, self.lm_order = model, lr, weight_decay, lm_order
         self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
@@ -249,13 +304,27 @@ class TextLineModule(L.LightningModule):
         log_probs = logits.log_softmax(-1)
         lengths = self.model.output_lengths(batch["widths"]).clamp(max=logits.size(0))
         # zero_infinity: a line with more labels than time steps gives no (infinite) loss
-        loss = F.ctc_loss(log_probs.float(), batch["targets"], lengths, batch["target_lengths"], blank=0,
-                          reduction="mean", zero_infinity=True)  # fmt: skip
+        loss = F.ctc_loss(
+            log_probs.float(),
+            batch["targets"],
+            lengths,
+            batch["target_lengths"],
+            blank=0,
+            reduction="mean",
+            zero_infinity=True,
+        )
         return loss, log_probs, lengths
 
     def training_step(self, batch, batch_idx):
         loss, _, _ = self._loss(batch)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["texts"]))
+        self.log(
+            "train_loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["texts"]),
+        )
         return loss
 
     def _evaluate(self, batch, split: str) -> None:
@@ -269,21 +338,44 @@ class TextLineModule(L.LightningModule):
         self.log(f"{split}_cer", self.cer[split], on_epoch=True, prog_bar=True, batch_size=n)
         self.log(f"{split}_wer", self.wer[split], on_epoch=True, batch_size=n)
         if split == "test":
-            self.log("test_unknown_chars", batch["unknown"].sum().float(), on_epoch=True, reduce_fx="sum", batch_size=n)
-            for name, target, pred, unknown in zip(batch["names"], batch["texts"], preds, batch["unknown"].tolist()):
+            self.log(
+                "test_unknown_chars",
+                batch["unknown"].sum().float(),
+                on_epoch=True,
+                reduce_fx="sum",
+                batch_size=n,
+            )
+            for name, target, pred, unknown in zip(
+                batch["names"], batch["texts"], preds, batch["unknown"].tolist()
+            ):
                 cer = float(char_error_rate(pred, target)) if target else float(len(pred) > 0)
-                self.line_results.append({"line": name, "cer": round(cer, 4), "target": target,
-                                          "prediction": pred, "unknown_chars": unknown})  # fmt: skip
+                self.line_results.append(
+                    {
+                        "line": name,
+                        "cer": round(cer, 4),
+                        "target": target,
+                        "prediction": pred,
+                        "unknown_chars": unknown,
+                    }
+                )
 
     def on_test_epoch_start(self):
         self.line_results = []
 
     def on_test_epoch_end(self):
         data = self.trainer.datamodule
-        if self.lm_order is None or not isinstance(data, TextLineData) or not data.splits.get("val"):
+        if (
+            self.lm_order is None
+            or not isinstance(data, TextLineData)
+            or not data.splits.get("val")
+        ):
             return
-        ngram = CharNGram.fit([ln.text for ln in data.splits["train"]], self.lm_order, self.model.charset)
-        self.lm, metrics = tune_lm(self.model, ngram, data._set("val"), data._set("test"), batch_size=data.batch_size)
+        ngram = CharNGram.fit(
+            [ln.text for ln in data.splits["train"]], self.lm_order, self.model.charset
+        )
+        self.lm, metrics = tune_lm(
+            self.model, ngram, data._set("val"), data._set("test"), batch_size=data.batch_size
+        )
         self.lm.info["train_lines"] = len(data.splits["train"])
         for key, value in metrics.items():  # float64: lm_weight 0.6 stays 0.6 in metrics.json
             self.log(key, torch.tensor(value, dtype=torch.float64))
@@ -304,7 +396,9 @@ def write_line_results(results: list[dict], path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["line", "cer", "unknown_chars", "target", "prediction"])
+        writer = csv.DictWriter(
+            f, fieldnames=["line", "cer", "unknown_chars", "target", "prediction"]
+        )
         writer.writeheader()
         writer.writerows(sorted(results, key=lambda r: -r["cer"]))
     return path
@@ -335,16 +429,24 @@ class LineLM:
             return {}
         if charset not in self._scorers:
             self._scorers[charset] = self.ngram.ctc_scorer(charset)
-        return {"lm": self._scorers[charset], "lm_weight": self.lm_weight, "length_bonus": self.length_bonus}
+        return {
+            "lm": self._scorers[charset],
+            "lm_weight": self.lm_weight,
+            "length_bonus": self.length_bonus,
+        }
 
     def save(self, path: Path) -> Path:
-        data = {"lm_weight": self.lm_weight, "length_bonus": self.length_bonus, **self.info,
-                "ngram": self.ngram.to_dict()}  # fmt: skip
+        data = {
+            "lm_weight": self.lm_weight,
+            "length_bonus": self.length_bonus,
+            **self.info,
+            "ngram": self.ngram.to_dict(),
+        }
         runs.write_atomic(Path(path), json.dumps(data, ensure_ascii=False) + "\n")
         return Path(path)
 
     @classmethod
-    def load(cls, path: Path) -> "LineLM":
+    def load(cls, path: Path) -> LineLM:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             ngram = CharNGram.from_dict(data.pop("ngram"))
@@ -355,10 +457,16 @@ class LineLM:
 
 
 @torch.no_grad()
-def line_log_probs(model: nn.Module, lines: "LineSet | list[Line]", batch_size: int = 16) -> list[torch.Tensor]:
+def line_log_probs(
+    model: nn.Module, lines: LineSet | list[Line], batch_size: int = 16
+) -> list[torch.Tensor]:
     """Per line (in order) the ``(T, C)`` CPU log-probabilities of ``model`` (eval mode), batched
     by width like the evaluation loader."""
-    data = lines if isinstance(lines, LineSet) else LineSet(lines, model.height, Charset(model.charset))
+    data = (
+        lines
+        if isinstance(lines, LineSet)
+        else LineSet(lines, model.height, Charset(model.charset))
+    )
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     order = sorted(range(len(data)), key=lambda i: data.widths[i])
@@ -378,12 +486,20 @@ def error_rates(preds: list[str], targets: list[str]) -> tuple[float, float]:
     return float(char_error_rate(preds, targets)), float(word_error_rate(preds, targets))
 
 
-def _texts(lines: "LineSet | list[Line]") -> list[str]:
+def _texts(lines: LineSet | list[Line]) -> list[str]:
     return [ln.text for ln in (lines.lines if isinstance(lines, LineSet) else lines)]
 
 
-def tune_lm(model: nn.Module, ngram: CharNGram, lines_val: "LineSet | list[Line]", lines_test: "LineSet | list[Line]",
-            grid=LM_GRID, beam: int = LM_BEAM, batch_size: int = 16, progress=None) -> tuple[LineLM, dict]:  # fmt: skip
+def tune_lm(
+    model: nn.Module,
+    ngram: CharNGram,
+    lines_val: LineSet | list[Line],
+    lines_test: LineSet | list[Line],
+    grid=LM_GRID,
+    beam: int = LM_BEAM,
+    batch_size: int = 16,
+    progress=None,
+) -> tuple[LineLM, dict]:
     """Choose ``(lm_weight, length_bonus)`` from ``grid`` by the CER of beam search (width
     ``beam``) on the **validation** lines only, then decode the test lines once with that choice.
 
@@ -394,7 +510,9 @@ def tune_lm(model: nn.Module, ngram: CharNGram, lines_val: "LineSet | list[Line]
     say = progress or (lambda text: None)
     charset = Charset(model.charset)
 
-    def rates(log_probs: list[torch.Tensor], texts: list[str], lm: LineLM | None) -> tuple[float, float]:
+    def rates(
+        log_probs: list[torch.Tensor], texts: list[str], lm: LineLM | None
+    ) -> tuple[float, float]:
         if lm is None:  # greedy
             return error_rates([charset.decode(greedy_decode(lp)[0][0]) for lp in log_probs], texts)
         return error_rates([beam_decode(lp, model.charset, beam, lm) for lp in log_probs], texts)
@@ -403,26 +521,50 @@ def tune_lm(model: nn.Module, ngram: CharNGram, lines_val: "LineSet | list[Line]
     tried = []
     for weight, bonus in grid:
         cer, wer = rates(val, val_texts, LineLM(ngram, float(weight), float(bonus)))
-        tried.append({"lm_weight": float(weight), "length_bonus": float(bonus), "val_cer": cer, "val_wer": wer})
-        say(f"lm_weight {weight:g} length_bonus {bonus:g}: val CER {cer:.4f} ({len(val)} lines, beam {beam})")
+        tried.append(
+            {
+                "lm_weight": float(weight),
+                "length_bonus": float(bonus),
+                "val_cer": cer,
+                "val_wer": wer,
+            }
+        )
+        say(
+            f"lm_weight {weight:g} length_bonus {bonus:g}: val CER {cer:.4f} ({len(val)} lines, beam {beam})"
+        )
     best = min(tried, key=lambda r: (r["val_cer"], r["val_wer"]))  # equals: the first in the grid
-    info = {"beam": beam, "val_cer_lm": best["val_cer"], "val_cer_greedy": rates(val, val_texts, None)[0], "grid": tried}
+    info = {
+        "beam": beam,
+        "val_cer_lm": best["val_cer"],
+        "val_cer_greedy": rates(val, val_texts, None)[0],
+        "grid": tried,
+    }
     lm = LineLM(ngram, best["lm_weight"], best["length_bonus"], info)
-    metrics = {"val_cer_lm": best["val_cer"], "val_wer_lm": best["val_wer"], "lm_weight": lm.lm_weight,
-               "length_bonus": lm.length_bonus}  # fmt: skip
+    metrics = {
+        "val_cer_lm": best["val_cer"],
+        "val_wer_lm": best["val_wer"],
+        "lm_weight": lm.lm_weight,
+        "length_bonus": lm.length_bonus,
+    }
     test, test_texts = line_log_probs(model, lines_test, batch_size), _texts(lines_test)
     if test:
         metrics["test_cer_lm"], metrics["test_wer_lm"] = rates(test, test_texts, lm)
-        info.update(test_cer_lm=metrics["test_cer_lm"], test_cer_greedy=rates(test, test_texts, None)[0])
-    say(f"chose lm_weight {lm.lm_weight:g} length_bonus {lm.length_bonus:g}"
-        + (f": test CER {metrics['test_cer_lm']:.4f}" if test else ""))  # fmt: skip
+        info.update(
+            test_cer_lm=metrics["test_cer_lm"], test_cer_greedy=rates(test, test_texts, None)[0]
+        )
+    say(
+        f"chose lm_weight {lm.lm_weight:g} length_bonus {lm.length_bonus:g}"
+        + (f": test CER {metrics['test_cer_lm']:.4f}" if test else "")
+    )
     return lm, metrics
 
 
 # ----------------------------------------------------------------------------------- pictures
 
 
-def plot_alignment(image: torch.Tensor, log_probs: torch.Tensor, charset: str, out: Path, title: str = "") -> Path:
+def plot_alignment(
+    image: torch.Tensor, log_probs: torch.Tensor, charset: str, out: Path, title: str = ""
+) -> Path:
     """The CTC alignment of one line: the image with each emitted character written above the
     column strip (``reduction`` pixels per frame) that emitted it, and below it the per-frame probabilities of
     the blank and of the characters the line's decoding uses."""
@@ -431,22 +573,35 @@ def plot_alignment(image: torch.Tensor, log_probs: torch.Tensor, charset: str, o
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (labels, frames), = greedy_decode(log_probs)
+    ((labels, frames),) = greedy_decode(log_probs)
     probs = log_probs.exp().T.cpu().numpy()  # (C, T)
     rows = [0] + sorted(set(labels))
     names = ["blank"] + [{" ": "space"}.get(charset[i - 1], charset[i - 1]) for i in rows[1:]]
     height, width = image.shape[-2:]
     reduction = -(-width // max(1, probs.shape[1]))  # image columns per time step
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(min(40, max(6, width / 60)), 2 + 0.18 * len(rows)),
-                                      gridspec_kw={"height_ratios": [1.3, max(1, 0.2 * len(rows))]})  # fmt: skip
-    top.imshow(1 - image.reshape(height, width).cpu().numpy(), cmap="gray", aspect="auto", vmin=0, vmax=1)
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(min(40, max(6, width / 60)), 2 + 0.18 * len(rows)),
+        gridspec_kw={"height_ratios": [1.3, max(1, 0.2 * len(rows))]},
+    )
+    top.imshow(
+        1 - image.reshape(height, width).cpu().numpy(), cmap="gray", aspect="auto", vmin=0, vmax=1
+    )
     for label, t in zip(labels, frames):
         x = reduction * (t + 0.5)
         top.axvline(x, color="tab:red", lw=0.5, alpha=0.6)
         top.text(x, -2, charset[label - 1], ha="center", va="bottom", fontsize=7, color="tab:red")
     top.set_xlim(0, width), top.set_yticks([]), top.set_title(title, fontsize=8, pad=12)
-    bottom.imshow(probs[rows], aspect="auto", cmap="viridis", interpolation="nearest",
-                  extent=(0, probs.shape[1] * reduction, len(rows) - 0.5, -0.5), vmin=0, vmax=1)  # fmt: skip
+    bottom.imshow(
+        probs[rows],
+        aspect="auto",
+        cmap="viridis",
+        interpolation="nearest",
+        extent=(0, probs.shape[1] * reduction, len(rows) - 0.5, -0.5),
+        vmin=0,
+        vmax=1,
+    )
     bottom.set_yticks(range(len(rows)), names, fontsize=6)
     bottom.set_xlim(0, width), bottom.set_xlabel(f"image column ({reduction} per time step)")
     fig.tight_layout()
@@ -463,10 +618,12 @@ def plot_alignment(image: torch.Tensor, log_probs: torch.Tensor, charset: str, o
 # steps; handwriting underfits at 128 LSTM units (training loss above validation loss at 40
 # epochs); synth-print keeps uw3's 128 units so that `--dataset uw3 --from` fine-tunes its run,
 # and its lines x epochs fit 40 minutes of one CPU thread
-DATASET_DEFAULTS = {"bronod": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
-                    "uw3": {"epochs": 300, "batch_size": 4, "hidden_size": 128},
-                    "synth-print": {"epochs": 3, "batch_size": 16, "hidden_size": 128, "lines": 20000},
-                    "folder": {"epochs": 60, "batch_size": 16, "hidden_size": 192}}  # fmt: skip
+DATASET_DEFAULTS = {
+    "bronod": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
+    "uw3": {"epochs": 300, "batch_size": 4, "hidden_size": 128},
+    "synth-print": {"epochs": 3, "batch_size": 16, "hidden_size": 128, "lines": 20000},
+    "folder": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
+}
 SYNTH_EVAL_LINES = 400  # synth-print validation and test lines (at most a tenth of --lines each)
 
 
@@ -545,14 +702,18 @@ def _source(cfg):
 @register_task("textline")
 class TextLineTask(Task):
     name = "textline"
-    summary = "Text-line recognition: CNN + BiLSTM + CTC (bronod handwriting, UW3 print, your lines)"
+    summary = (
+        "Text-line recognition: CNN + BiLSTM + CTC (bronod handwriting, UW3 print, your lines)"
+    )
     Config = TextLineConfig
     monitor, monitor_mode = "val_cer", "min"
-    predict_options = {"beam": "beam width of the CTC prefix beam search (1 = greedy)",
-                       "lm_weight": "weight of the run's lm.json n-gram in the beam search (default: tuned; 0: off)",
-                       "page": "page image whose --page-xml line regions are transcribed",
-                       "page_xml": "PAGE XML whose TextLine TextEquiv are filled (written to --out)",
-                       "out": "folder for the alignment pictures and the filled PAGE XML"}  # fmt: skip
+    predict_options = {
+        "beam": "beam width of the CTC prefix beam search (1 = greedy)",
+        "lm_weight": "weight of the run's lm.json n-gram in the beam search (default: tuned; 0: off)",
+        "page": "page image whose --page-xml line regions are transcribed",
+        "page_xml": "PAGE XML whose TextLine TextEquiv are filled (written to --out)",
+        "out": "folder for the alignment pictures and the filled PAGE XML",
+    }
     predict_needs_inputs = False  # --page --page-xml instead of line images
 
     def _splits(self, cfg) -> dict[str, list[Line]]:
@@ -585,9 +746,15 @@ class TextLineTask(Task):
         if cfg.charset is None:
             self._resolve_charset(cfg, self._splits(cfg))
         _dataset_defaults(cfg)
-        return "crnn", dict(charset=cfg.charset, height=cfg.height, channels=_channels(cfg.channels),
-                            hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, dropout=cfg.dropout,
-                            reduction=cfg.reduction)  # fmt: skip
+        return "crnn", dict(
+            charset=cfg.charset,
+            height=cfg.height,
+            channels=_channels(cfg.channels),
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            dropout=cfg.dropout,
+            reduction=cfg.reduction,
+        )
 
     def build_model(self, cfg):
         model = super().build_model(cfg)
@@ -597,33 +764,48 @@ class TextLineTask(Task):
             try:
                 model.load_state_dict(source.state_dict())
             except RuntimeError as e:
-                raise ConfigError(f"{cfg.from_run}: its model does not fit this config ({str(e).splitlines()[0]}); "
-                                  "use the same --height, --channels, --hidden-size and --num-layers") from None
+                raise ConfigError(
+                    f"{cfg.from_run}: its model does not fit this config ({str(e).splitlines()[0]}); "
+                    "use the same --height, --channels, --hidden-size and --num-layers"
+                ) from None
         return model
 
     def datamodule(self, cfg) -> TextLineData:
         splits = self._splits(cfg)
         if not splits["train"] or not splits["val"]:
-            raise DataError(f"{cfg.dataset}: need training and validation lines, found "
-                            f"{len(splits['train'])} and {len(splits['val'])}")  # fmt: skip
+            raise DataError(
+                f"{cfg.dataset}: need training and validation lines, found "
+                f"{len(splits['train'])} and {len(splits['val'])}"
+            )
         self._resolve_charset(cfg, splits)
         _dataset_defaults(cfg)
         if cfg.limit_train:
             splits = {**splits, "train": splits["train"][: cfg.limit_train]}
-        return TextLineData(splits, Charset(cfg.charset), cfg.height, cfg.batch_size, cfg.augment, cfg.seed,
-                            cfg.num_workers)  # fmt: skip
+        return TextLineData(
+            splits,
+            Charset(cfg.charset),
+            cfg.height,
+            cfg.batch_size,
+            cfg.augment,
+            cfg.seed,
+            cfg.num_workers,
+        )
 
     def evaluation_datamodule(self, cfg, data: Path) -> TextLineData:
         """All lines of ``data`` (its ``test/`` subfolder if it has one) as the test split."""
         data = Path(data)
         lines = read_line_folder(data / "test" if (data / "test").is_dir() else data)
-        return TextLineData({"test": lines}, Charset(cfg.charset), cfg.height, cfg.batch_size, 0.0, cfg.seed)
+        return TextLineData(
+            {"test": lines}, Charset(cfg.charset), cfg.height, cfg.batch_size, 0.0, cfg.seed
+        )
 
     def module(self, cfg, model) -> TextLineModule:
         if cfg.lm_order < 1:
             raise ConfigError(f"lm_order={cfg.lm_order}: must be at least 1")
         training = self.run_dir is None  # a loaded run's evaluate leaves its lm.json alone
-        return TextLineModule(model, cfg.lr, cfg.weight_decay, lm_order=cfg.lm_order if cfg.lm and training else None)
+        return TextLineModule(
+            model, cfg.lr, cfg.weight_decay, lm_order=cfg.lm_order if cfg.lm and training else None
+        )
 
     def write_outputs(self, cfg, module: TextLineModule, run_dir: Path, split: str) -> list[Path]:
         """``lm.json`` after training's test (the n-gram and its weights tuned on validation)."""
@@ -634,9 +816,14 @@ class TextLineTask(Task):
     def evaluation_report(self, cfg, module: TextLineModule, out: Path | None) -> list[str]:
         """The worst lines (and, with ``out``, the per-line CSV ``out/lines.csv``)."""
         results = sorted(module.line_results, key=lambda r: -r["cer"])
-        report = [f"worst line {r['line']} cer {r['cer']:.3f}: {r['target']!r} -> {r['prediction']!r}" for r in results[:5]]
+        report = [
+            f"worst line {r['line']} cer {r['cer']:.3f}: {r['target']!r} -> {r['prediction']!r}"
+            for r in results[:5]
+        ]
         if out is not None and results:
-            report.append(f"per-line results: {write_line_results(results, Path(out) / 'lines.csv')}")
+            report.append(
+                f"per-line results: {write_line_results(results, Path(out) / 'lines.csv')}"
+            )
         return report
 
     def pictures(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
@@ -645,23 +832,40 @@ class TextLineTask(Task):
         with torch.no_grad():
             for batch in datamodule.test_dataloader():
                 preds, _ = decode_batch(model, batch["images"], batch["widths"])
-                for name, target, pred, unknown in zip(batch["names"], batch["texts"], preds, batch["unknown"].tolist()):
+                for name, target, pred, unknown in zip(
+                    batch["names"], batch["texts"], preds, batch["unknown"].tolist()
+                ):
                     cer = float(char_error_rate(pred, target)) if target else float(len(pred) > 0)
-                    results.append({"line": name, "cer": round(cer, 4), "target": target, "prediction": pred,
-                                    "unknown_chars": unknown})  # fmt: skip
+                    results.append(
+                        {
+                            "line": name,
+                            "cer": round(cer, 4),
+                            "target": target,
+                            "prediction": pred,
+                            "unknown_chars": unknown,
+                        }
+                    )
             paths = [write_line_results(results, run_dir / "test_lines.csv")] if results else []
             for k, i in enumerate(range(0, len(val), max(1, len(val) // 3))[:3]):
                 image = val[i][0]  # (1, H, W)
                 _, (lp,) = decode_batch(model, image[None])
-                paths.append(plot_alignment(image, lp, model.charset, run_dir / f"alignment_{k}.png",
-                                            title=f"{val.lines[i].name}: {val.lines[i].text}"))  # fmt: skip
+                paths.append(
+                    plot_alignment(
+                        image,
+                        lp,
+                        model.charset,
+                        run_dir / f"alignment_{k}.png",
+                        title=f"{val.lines[i].name}: {val.lines[i].text}",
+                    )
+                )
         return paths
 
     # ------------------------------------------------------------------------------- predict
 
     @torch.no_grad()
-    def transcribe(self, model, images: list[torch.Tensor], beam: int = 1,
-                   lm: LineLM | None = None) -> list[tuple[str, torch.Tensor]]:  # fmt: skip
+    def transcribe(
+        self, model, images: list[torch.Tensor], beam: int = 1, lm: LineLM | None = None
+    ) -> list[tuple[str, torch.Tensor]]:
         """Texts and log-probabilities of ``(H, W)`` line tensors (one at a time: no padding);
         ``lm`` is fused into the beam search (``beam > 1``)."""
         model.eval()
@@ -679,19 +883,34 @@ class TextLineTask(Task):
         path = self.run_dir / "lm.json" if self.run_dir is not None else None
         if beam == 1 or lm_weight == 0:
             if lm_weight:
-                raise ConfigError("--lm-weight needs --beam 2 or more: the language model is fused into the beam search")
+                raise ConfigError(
+                    "--lm-weight needs --beam 2 or more: the language model is fused into the beam search"
+                )
             return None
         if path is None or not path.is_file():
             if lm_weight is not None:
-                raise ConfigError(f"{self.run_dir}: no lm.json to weigh (train with --lm, or add one with "
-                                  f"`lstmvision textline-lm {self.run_dir}`)")  # fmt: skip
+                raise ConfigError(
+                    f"{self.run_dir}: no lm.json to weigh (train with --lm, or add one with "
+                    f"`lstmvision textline-lm {self.run_dir}`)"
+                )
             return None
         lm = LineLM.load(path)
         if lm_weight is not None:
             lm.lm_weight = float(lm_weight)
         return lm
 
-    def predict(self, cfg, model, inputs, beam=None, lm_weight=None, page=None, page_xml=None, out=None, **options):
+    def predict(
+        self,
+        cfg,
+        model,
+        inputs,
+        beam=None,
+        lm_weight=None,
+        page=None,
+        page_xml=None,
+        out=None,
+        **options,
+    ):
         beam = 1 if beam is None else int(beam)
         if beam < 1:
             raise ConfigError(f"--beam {beam}: must be at least 1")
@@ -701,14 +920,18 @@ class TextLineTask(Task):
                 raise ConfigError("give line images or --page with --page-xml, not both")
             return self._predict_page(model, page, page_xml, out, beam, lm)
         if not inputs:
-            raise ConfigError("name line images to transcribe, or --page PAGE.png --page-xml PAGE.xml")
+            raise ConfigError(
+                "name line images to transcribe, or --page PAGE.png --page-xml PAGE.xml"
+            )
         results = []
         for path in inputs:
             image = load_line(Line(Path(path), ""), model.height)
             ((text, lp),) = self.transcribe(model, [image], beam, lm)
             result = {"image": str(path), "text": text}
             if out is not None:
-                picture = plot_alignment(image, lp, model.charset, Path(out) / f"{Path(path).stem}.alignment.png", text)
+                picture = plot_alignment(
+                    image, lp, model.charset, Path(out) / f"{Path(path).stem}.alignment.png", text
+                )
                 result["alignment"] = str(picture)
             results.append(result)
         return results
@@ -725,14 +948,19 @@ class TextLineTask(Task):
             target = target.with_name(Path(page_xml).stem + ".transcribed.xml")
         target.parent.mkdir(parents=True, exist_ok=True)
         write_page_xml(Path(page_xml), {ln.id: t for ln, t in zip(lines, texts)}, target)
-        return [{"image": str(ln.image), "line": ln.id, "text": t, "page_xml": str(target)} for ln, t in zip(lines, texts)]
+        return [
+            {"image": str(ln.image), "line": ln.id, "text": t, "page_xml": str(target)}
+            for ln, t in zip(lines, texts)
+        ]
 
     def format_prediction(self, prediction: dict) -> str:
         where = prediction["image"] + (f"#{prediction['line']}" if "line" in prediction else "")
         return f"{where}\t{prediction['text']}"
 
 
-def add_lm(run_dir: Path, order: int | None = None, data_root: str | None = None, progress=None) -> dict:
+def add_lm(
+    run_dir: Path, order: int | None = None, data_root: str | None = None, progress=None
+) -> dict:
     """Give a finished textline run its language model, as training with ``--lm`` does: fit the
     character n-gram on the run's **training** lines (its config's data set and ``limit_train``),
     tune its weights on the validation lines (:func:`tune_lm`), write ``lm.json`` and merge the LM
@@ -741,7 +969,9 @@ def add_lm(run_dir: Path, order: int | None = None, data_root: str | None = None
     task_name, _ = runs.read_run_config(run_dir)
     if task_name != "textline":
         raise ConfigError(f"{run_dir}: a {task_name!r} run, not a textline run")
-    cfg = runs.load_run_config(run_dir, TextLineTask, {"data_root": data_root} if data_root else None)
+    cfg = runs.load_run_config(
+        run_dir, TextLineTask, {"data_root": data_root} if data_root else None
+    )
     order = cfg.lm_order if order is None else order
     if order < 1:
         raise ConfigError(f"--order {order}: must be at least 1")
@@ -751,9 +981,21 @@ def add_lm(run_dir: Path, order: int | None = None, data_root: str | None = None
     if not splits["val"]:
         raise DataError(f"{cfg.dataset}: no validation lines to tune the language model on")
     ngram = CharNGram.fit([ln.text for ln in train], order, model.charset)
-    lm, metrics = tune_lm(model, ngram, splits["val"], splits["test"], batch_size=cfg.batch_size or 16, progress=progress)
+    lm, metrics = tune_lm(
+        model,
+        ngram,
+        splits["val"],
+        splits["test"],
+        batch_size=cfg.batch_size or 16,
+        progress=progress,
+    )
     lm.info["train_lines"] = len(train)
     lm.save(run_dir / "lm.json")
     runs.update_metrics(run_dir, metrics)
-    return {**metrics, "val_cer_greedy": lm.info["val_cer_greedy"], "test_cer_greedy": lm.info.get("test_cer_greedy"),
-            "train_lines": len(train), "lm_file": str(run_dir / "lm.json")}  # fmt: skip
+    return {
+        **metrics,
+        "val_cer_greedy": lm.info["val_cer_greedy"],
+        "test_cer_greedy": lm.info.get("test_cer_greedy"),
+        "train_lines": len(train),
+        "lm_file": str(run_dir / "lm.json"),
+    }

@@ -38,35 +38,41 @@ class Advice:
 
 _ADVICE = {
     ("small", "high"): Advice(
-        "(i) small target, similar to the source", "codes",
+        "(i) small target, similar to the source",
+        "codes",
         "--transfer codes",
         "with little data, fine-tuning the CNN would overfit; the source's top-level features should "
         "fit this similar data too, so train a linear classifier (softmax or linear SVM) on the CNN codes",
     ),
     ("large", "high"): Advice(
-        "(ii) large target, similar to the source", "finetune-all",
+        "(ii) large target, similar to the source",
+        "finetune-all",
         "--transfer finetune --freeze-depth 0",
         "with enough data, fine-tuning the full network is unlikely to overfit and adapts every layer",
     ),
     ("small", "low"): Advice(
-        "(iii) small target, very different from the source", "codes-early",
+        "(iii) small target, very different from the source",
+        "codes-early",
         "--transfer codes (from an earlier stage)",
         "with little data only a linear classifier is safe, but the top layers are specific to the "
         "source data, so train it (an SVM) on activations from earlier in the network",
     ),
     ("large", "low"): Advice(
-        "(iv) large target, very different from the source", "finetune-all",
+        "(iv) large target, very different from the source",
+        "finetune-all",
         "--transfer finetune --freeze-depth 0 (or --transfer scratch)",
         "there is enough data to train from scratch, yet starting from the pretrained weights and "
         "fine-tuning the entire network is very often better in practice",
     ),
-}  # fmt: skip
+}
 
 
 def advise(target_size: int, similarity: str) -> Advice:
     """The seed's rule of thumb for ``target_size`` labelled images and ``similarity`` high|low."""
     if target_size < 1:
-        raise ConfigError(f"--target-size must be a positive number of labelled images, not {target_size}")
+        raise ConfigError(
+            f"--target-size must be a positive number of labelled images, not {target_size}"
+        )
     if similarity not in ("high", "low"):
         raise ConfigError(f"--similarity must be high or low, not {similarity!r}")
     return _ADVICE[("small" if target_size < SMALL_BELOW else "large", similarity)]
@@ -75,18 +81,28 @@ def advise(target_size: int, similarity: str) -> Advice:
 def format_advice(target_size: int, similarity: str) -> str:
     a = advise(target_size, similarity)
     size = "small" if target_size < SMALL_BELOW else "large"
-    return (f"scenario: {a.scenario}\n"
-            f"  ({target_size} labelled images counts as {size}: the threshold here is {SMALL_BELOW}, "
-            f"an assumption; the seed gives none)\n"
-            f"recommended mode: {a.mode}  [{a.command_hint}]\n"
-            f"why: {a.why}")  # fmt: skip
+    return (
+        f"scenario: {a.scenario}\n"
+        f"  ({target_size} labelled images counts as {size}: the threshold here is {SMALL_BELOW}, "
+        f"an assumption; the seed gives none)\n"
+        f"recommended mode: {a.mode}  [{a.command_hint}]\n"
+        f"why: {a.why}"
+    )
 
 
 # ------------------------------------------------------------------ CNN codes (fixed features)
 
 
-def extract_codes(source: str, dataset: str, split: str, out, data_root=None, limit: int | None = None,
-                  image_size: int | None = None, batch_size: int = 256) -> dict:  # fmt: skip
+def extract_codes(
+    source: str,
+    dataset: str,
+    split: str,
+    out,
+    data_root=None,
+    limit: int | None = None,
+    image_size: int | None = None,
+    batch_size: int = 256,
+) -> dict:
     """Write the "CNN codes" (``forward_features``: the penultimate activations) of ``dataset``'s
     ``split`` through ``source`` (a run folder, or ``imagenet`` for EfficientNet-Lite0) to a
     safetensors file ``{"codes": (N, F) float32, "labels": (N,) int64}``; return a summary."""
@@ -100,7 +116,9 @@ def extract_codes(source: str, dataset: str, split: str, out, data_root=None, li
     from lstmvision.models import get_model
     from lstmvision.tasks import runs
 
-    model = get_model("efficientnet-lite0") if source == "imagenet" else runs.load_model(Path(source))
+    model = (
+        get_model("efficientnet-lite0") if source == "imagenet" else runs.load_model(Path(source))
+    )
     images, labels = load_split(dataset, resolve_data_root(data_root), split)
     images, labels = images[:limit], labels[:limit]
     codes = []
@@ -111,6 +129,9 @@ def extract_codes(source: str, dataset: str, split: str, out, data_root=None, li
     codes = torch.cat(codes)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"codes": codes.contiguous(), "labels": labels.contiguous()}, str(out),
-              metadata={"source": str(source), "dataset": dataset, "split": split})  # fmt: skip
+    save_file(
+        {"codes": codes.contiguous(), "labels": labels.contiguous()},
+        str(out),
+        metadata={"source": str(source), "dataset": dataset, "split": split},
+    )
     return {"file": str(out), "examples": len(codes), "features": codes.shape[1]}

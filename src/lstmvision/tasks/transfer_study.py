@@ -35,13 +35,16 @@ from pathlib import Path
 
 from lstmvision.errors import ConfigError
 from lstmvision.tasks import runs
-from lstmvision.tasks.transfer import SMALL_BELOW, advise
+from lstmvision.tasks.transfer import advise
 
 TARGETS = {"usps": "high", "fashion-mnist": "low"}  # similarity to the MNIST source
 SOURCES = ("mnist", "imagenet")
 MODES = ("scratch", "codes", "finetune-top", "finetune-all")
 SIZES = (100, 1000, None)
-TRAIN_SPLIT = {"usps": 7291, "fashion-mnist": 60000}  # images in the official training splits  # None: every training label (after the validation hold-out)
+TRAIN_SPLIT = {
+    "usps": 7291,
+    "fashion-mnist": 60000,
+}  # images in the official training splits  # None: every training label (after the validation hold-out)
 SMALL_MODEL, IMAGENET_MODEL, IMAGENET_SIZE = "lenet5-modern", "efficientnet-lite0", 64
 TOP_STAGES = 2  # "fine-tune top": the last two stages of model.stages() and the head train
 ADVICE_TO_MODE = {"codes": "codes", "codes-early": "codes", "finetune-all": "finetune-all"}
@@ -102,7 +105,10 @@ def overrides(cell: Cell, source_run: Path, data_root: str | None, seed: int) ->
         cfg["transfer"] = "codes"
     elif cell.mode.startswith("finetune"):
         model = IMAGENET_MODEL if cell.source == "imagenet" else SMALL_MODEL
-        cfg.update(transfer="finetune", freeze_depth=_freeze_depth(model) if cell.mode == "finetune-top" else 0)
+        cfg.update(
+            transfer="finetune",
+            freeze_depth=_freeze_depth(model) if cell.mode == "finetune-top" else 0,
+        )
     return {k: v for k, v in cfg.items() if v is not None}
 
 
@@ -123,7 +129,11 @@ def _train_source(out: Path, data_root: str | None, seed: int, log) -> Path:
         if run.exists():
             shutil.rmtree(run)  # an unfinished source run: start it again
         log(f"training the MNIST source: lstmvision train cnn --model {SMALL_MODEL} --seed {seed}")
-        cfg = {"model": SMALL_MODEL, "seed": seed, **({"data_root": data_root} if data_root else {})}
+        cfg = {
+            "model": SMALL_MODEL,
+            "seed": seed,
+            **({"data_root": data_root} if data_root else {}),
+        }
         runner.train("cnn", cfg, out=run, quiet=True)
     return run
 
@@ -142,16 +152,31 @@ def run_cell(cell: Cell, out: Path, source_run: Path, data_root: str | None, see
         start = time.perf_counter()
         metrics = runner.train("cnn", cfg, out=run, quiet=True).metrics
         wall = round(time.perf_counter() - start, 1)
-        (run / "study.json").write_text(json.dumps({"wall_seconds": wall, **asdict(cell)}), encoding="utf-8")
-        shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays; saves disk
-    similarity = TARGETS[cell.target] if cell.source == "mnist" else ("low" if cell.source == "imagenet" else "")
+        (run / "study.json").write_text(
+            json.dumps({"wall_seconds": wall, **asdict(cell)}), encoding="utf-8"
+        )
+        shutil.rmtree(
+            run / "checkpoints", ignore_errors=True
+        )  # model.safetensors stays; saves disk
+    similarity = (
+        TARGETS[cell.target]
+        if cell.source == "mnist"
+        else ("low" if cell.source == "imagenet" else "")
+    )
     return {
-        "source": cell.source, "target": cell.target, "similarity": similarity,
-        "labels": cell.size or "all", "train_examples": _train_examples(run, cell), "mode": cell.mode,
-        "test_accuracy": round(metrics["test_accuracy"], 4), "val_accuracy": round(metrics["val_accuracy"], 4),
-        "train_seconds": round(metrics["train_seconds"], 1), "wall_seconds": wall, "seed": seed,
+        "source": cell.source,
+        "target": cell.target,
+        "similarity": similarity,
+        "labels": cell.size or "all",
+        "train_examples": _train_examples(run, cell),
+        "mode": cell.mode,
+        "test_accuracy": round(metrics["test_accuracy"], 4),
+        "val_accuracy": round(metrics["val_accuracy"], 4),
+        "train_seconds": round(metrics["train_seconds"], 1),
+        "wall_seconds": wall,
+        "seed": seed,
         "command": command_line(cfg),
-    }  # fmt: skip
+    }
 
 
 def _train_examples(run: Path, cell: Cell) -> int:
@@ -159,17 +184,31 @@ def _train_examples(run: Path, cell: Cell) -> int:
     from lstmvision.data import train_val_indices
 
     cfg = (run / "config.yaml").read_text(encoding="utf-8")
-    fraction = float(next(line.split(":", 1)[1] for line in cfg.splitlines() if line.startswith("val_fraction:")))
+    fraction = float(
+        next(line.split(":", 1)[1] for line in cfg.splitlines() if line.startswith("val_fraction:"))
+    )
     available = len(train_val_indices(TRAIN_SPLIT[cell.target], fraction)[0])
     return min(cell.size, available) if cell.size else available
 
 
-def study(out: str | Path | None = None, source_run: str | Path | None = None, sources=SOURCES,
-          targets=tuple(TARGETS), sizes=SIZES, modes=MODES, data_root: str | None = None, seed: int = 0,
-          log=None) -> list[dict]:  # fmt: skip
+def study(
+    out: str | Path | None = None,
+    source_run: str | Path | None = None,
+    sources=SOURCES,
+    targets=tuple(TARGETS),
+    sizes=SIZES,
+    modes=MODES,
+    data_root: str | None = None,
+    seed: int = 0,
+    log=None,
+) -> list[dict]:
     """Run (or continue) the study in ``out``; return the rows of ``results.csv``."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    for name, given, valid in (("source", sources, SOURCES), ("target", targets, TARGETS), ("mode", modes, MODES)):
+    for name, given, valid in (
+        ("source", sources, SOURCES),
+        ("target", targets, TARGETS),
+        ("mode", modes, MODES),
+    ):
         bad = [g for g in given if g not in valid]
         if bad:
             raise ConfigError(f"unknown {name} {', '.join(bad)}; choose from {', '.join(valid)}")
@@ -179,13 +218,19 @@ def study(out: str | Path | None = None, source_run: str | Path | None = None, s
     out.mkdir(parents=True, exist_ok=True)
     if "mnist" in sources and source_run is None:
         source_run = _train_source(out, data_root, seed, log)
-    grid = [c for c in cells(sources, targets, sizes, modes) if c.source != "mnist" or source_run is not None]
+    grid = [
+        c
+        for c in cells(sources, targets, sizes, modes)
+        if c.source != "mnist" or source_run is not None
+    ]
     rows = []
     for i, cell in enumerate(grid, 1):
         row = run_cell(cell, out, Path(source_run) if source_run else Path(), data_root, seed)
         rows.append(row)
-        log(f"[{i:2d}/{len(grid)}] {cell.source:>8} -> {cell.target:13} {str(row['labels']):>5} labels "
-            f"{cell.mode:13} test {row['test_accuracy']:.2%}  ({row['wall_seconds']:.0f} s)")  # fmt: skip
+        log(
+            f"[{i:2d}/{len(grid)}] {cell.source:>8} -> {cell.target:13} {str(row['labels']):>5} labels "
+            f"{cell.mode:13} test {row['test_accuracy']:.2%}  ({row['wall_seconds']:.0f} s)"
+        )
         write_results(rows, out)  # after every cell: a partial table is still a table
     plot_study(rows, out / "study.png")
     return rows
@@ -197,20 +242,40 @@ def advice_check(rows: list[dict]) -> list[dict]:
     checks = []
     keyed = {(r["source"], r["target"], str(r["labels"]), r["mode"]): r for r in rows}
     for target, similarity in TARGETS.items():
-        for labels in sorted({str(r["labels"]) for r in rows if r["target"] == target}, key=_size_key):
-            measured = {m: keyed[(s, target, labels, m)]["test_accuracy"] for s, m in
-                        [("none", "scratch")] + [("mnist", m) for m in MODES[1:]] if (s, target, labels, m) in keyed}
+        for labels in sorted(
+            {str(r["labels"]) for r in rows if r["target"] == target}, key=_size_key
+        ):
+            measured = {
+                m: keyed[(s, target, labels, m)]["test_accuracy"]
+                for s, m in [("none", "scratch")] + [("mnist", m) for m in MODES[1:]]
+                if (s, target, labels, m) in keyed
+            }
             if len(measured) < 2:
                 continue
-            n = next(r["train_examples"] for r in rows if r["target"] == target and str(r["labels"]) == labels)
+            n = next(
+                r["train_examples"]
+                for r in rows
+                if r["target"] == target and str(r["labels"]) == labels
+            )
             a = advise(n, similarity)
             advised = ADVICE_TO_MODE[a.mode]
             best = max(measured, key=measured.get)
             gap = measured[best] - measured.get(advised, float("nan"))
             verdict = "held" if gap <= 0.01 else "did not hold"
-            checks.append({"target": target, "similarity": similarity, "labels": labels, "train_examples": n,
-                           "scenario": a.scenario, "advised": advised, "advised_accuracy": measured.get(advised),
-                           "best": best, "best_accuracy": measured[best], "verdict": verdict})  # fmt: skip
+            checks.append(
+                {
+                    "target": target,
+                    "similarity": similarity,
+                    "labels": labels,
+                    "train_examples": n,
+                    "scenario": a.scenario,
+                    "advised": advised,
+                    "advised_accuracy": measured.get(advised),
+                    "best": best,
+                    "best_accuracy": measured[best],
+                    "verdict": verdict,
+                }
+            )
     return checks
 
 
@@ -224,8 +289,10 @@ def write_results(rows: list[dict], out: Path) -> None:
 
 def format_markdown(rows: list[dict]) -> str:
     """Test accuracy per (source, target, labels) and mode, then where the seed's advice held."""
-    lines = ["| source | target (similarity) | labels | " + " | ".join(MODES) + " | seconds |",
-             "|---|---|---|" + "---|" * len(MODES) + "---|"]  # fmt: skip
+    lines = [
+        "| source | target (similarity) | labels | " + " | ".join(MODES) + " | seconds |",
+        "|---|---|---|" + "---|" * len(MODES) + "---|",
+    ]
     groups: dict[tuple, dict] = {}
     for r in rows:
         source = "none (scratch)" if r["source"] == "none" else r["source"]
@@ -239,11 +306,21 @@ def format_markdown(rows: list[dict]) -> str:
         lines.append(f"| {source} | {target}{sim} | {labels} | {accs} | {g['seconds']:.0f} |")
     checks = advice_check(rows)
     if checks:
-        lines += ["", "| target | labels | seed's scenario | advised | best measured | verdict |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| target | labels | seed's scenario | advised | best measured | verdict |",
+            "|---|---|---|---|---|---|",
+        ]
         for c in checks:
-            advised = f"{c['advised']} {c['advised_accuracy']:.2%}" if c["advised_accuracy"] is not None else c["advised"]
-            lines.append(f"| {c['target']} | {c['labels']} | {c['scenario']} | {advised} | "
-                         f"{c['best']} {c['best_accuracy']:.2%} | {c['verdict']} |")  # fmt: skip
+            advised = (
+                f"{c['advised']} {c['advised_accuracy']:.2%}"
+                if c["advised_accuracy"] is not None
+                else c["advised"]
+            )
+            lines.append(
+                f"| {c['target']} | {c['labels']} | {c['scenario']} | {advised} | "
+                f"{c['best']} {c['best_accuracy']:.2%} | {c['verdict']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -256,6 +333,14 @@ def plot_study(rows: list[dict], path: Path) -> Path | None:
     panels: dict[str, dict[str, list]] = {}
     for r in rows:
         label = "scratch" if r["mode"] == "scratch" else f"{r['source']}: {r['mode']}"
-        panels.setdefault(r["target"], {}).setdefault(label, []).append((r["train_examples"], r["test_accuracy"]))
-    return plot_series_panels(panels, path, xlabel="labelled training images (log scale)", ylabel="test accuracy",
-                              title="transfer study", logx=True)  # fmt: skip
+        panels.setdefault(r["target"], {}).setdefault(label, []).append(
+            (r["train_examples"], r["test_accuracy"])
+        )
+    return plot_series_panels(
+        panels,
+        path,
+        xlabel="labelled training images (log scale)",
+        ylabel="test accuracy",
+        title="transfer study",
+        logx=True,
+    )

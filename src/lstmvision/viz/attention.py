@@ -14,8 +14,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 
-def plot_attention(photo: torch.Tensor, words: list[str], alphas: torch.Tensor, path: str | Path,
-                   columns: int = 5) -> Path:  # fmt: skip
+def plot_attention(
+    photo: torch.Tensor, words: list[str], alphas: torch.Tensor, path: str | Path, columns: int = 5
+) -> Path:
     """``photo`` uint8 ``(3, S, S)``, ``alphas`` ``(len(words), L)`` with ``L`` a square grid -> PNG."""
     path = Path(path)
     grid = math.isqrt(alphas.shape[-1]) if len(alphas) else 1
@@ -30,7 +31,9 @@ def plot_attention(photo: torch.Tensor, words: list[str], alphas: torch.Tensor, 
     fig.suptitle(" ".join(words) or "(empty caption)", fontsize=11)
     for ax, word, alpha in zip(axes.flat[1:], words, alphas):
         heat = alpha.float().view(1, 1, grid, grid)
-        heat = F.interpolate(heat, size=photo.shape[-2:], mode="bilinear", align_corners=False)[0, 0]  # (S, S)
+        heat = F.interpolate(heat, size=photo.shape[-2:], mode="bilinear", align_corners=False)[
+            0, 0
+        ]  # (S, S)
         ax.imshow(image)
         ax.imshow(heat.numpy(), cmap="jet", alpha=0.5)
         ax.set_title(word, fontsize=10)

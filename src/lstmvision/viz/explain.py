@@ -58,14 +58,17 @@ def lstm_gates(layer, seq: torch.Tensor) -> dict[str, torch.Tensor]:
     rows = {k: [] for k in ("input", "forget", "output", "cell")}
     for x_t in seq:  # (I,)
         # the step of LSTMEquations: i, f, g, o from x W_ih^T + b_ih + h W_hh^T + b_hh
-        state, (i, f, _g, o, _c_prev, c) = LSTM_EQUATIONS.step(F.linear(x_t[None], w_ih, b_ih),
-                                                               F.linear(state[0], w_hh, b_hh), state)  # fmt: skip
+        state, (i, f, _g, o, _c_prev, c) = LSTM_EQUATIONS.step(
+            F.linear(x_t[None], w_ih, b_ih), F.linear(state[0], w_hh, b_hh), state
+        )
         for key, value in (("input", i), ("forget", f), ("output", o), ("cell", c)):
             rows[key].append(value[0])
     return {k: torch.stack(v) for k, v in rows.items()}  # each (T, H)
 
 
-def plot_gates(image: torch.Tensor, gates: dict[str, torch.Tensor], out: Path, title: str = "") -> Path:
+def plot_gates(
+    image: torch.Tensor, gates: dict[str, torch.Tensor], out: Path, title: str = ""
+) -> Path:
     """The image and, beside it, each gate/cell-state map as (row t) x (unit) heat maps."""
     fig, axes = plt.subplots(1, 1 + len(gates), figsize=(3.2 * (1 + len(gates)), 3.6))
     axes[0].imshow(image, cmap="gray")
@@ -74,8 +77,14 @@ def plot_gates(image: torch.Tensor, gates: dict[str, torch.Tensor], out: Path, t
     for ax, (name, values) in zip(axes[1:], gates.items()):
         cell = name == "cell"
         lim = float(values.abs().max()) if cell else 1.0
-        im = ax.imshow(values, aspect="auto", cmap="coolwarm" if cell else "viridis",
-                       vmin=-lim if cell else 0.0, vmax=lim, interpolation="nearest")  # fmt: skip
+        im = ax.imshow(
+            values,
+            aspect="auto",
+            cmap="coolwarm" if cell else "viridis",
+            vmin=-lim if cell else 0.0,
+            vmax=lim,
+            interpolation="nearest",
+        )
         ax.set_title(f"{name} {'state C_t' if cell else 'gate'}")
         ax.set_xlabel("unit")
         fig.colorbar(im, ax=ax, fraction=0.046)
@@ -83,21 +92,34 @@ def plot_gates(image: torch.Tensor, gates: dict[str, torch.Tensor], out: Path, t
     return _save(fig, out)
 
 
-def plot_text_activations(text: str, acts: torch.Tensor, out: Path, units: int = 4, width: int = 80,
-                          title: str = "") -> Path:  # fmt: skip
+def plot_text_activations(
+    text: str, acts: torch.Tensor, out: Path, units: int = 4, width: int = 80, title: str = ""
+) -> Path:
     """``acts`` ``(T, H)`` over the ``T`` characters of ``text``: the ``units`` units that vary most,
     one panel each, every character on a background coloured by the unit's value (blue -1, red +1)."""
     chosen = acts.std(0).argsort(descending=True)[:units].tolist()
     lines = -(-len(text) // width)
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(width * 0.11, (lines * 0.22 + 0.4) * len(chosen)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(chosen), 1, figsize=(width * 0.11, (lines * 0.22 + 0.4) * len(chosen)), squeeze=False
+    )
     cmap = plt.get_cmap("coolwarm")
     for ax, unit in zip(axes[:, 0], chosen):
         values = acts[:, unit].clamp(-1, 1)
         for k, ch in enumerate(text):
             row, col = divmod(k, width)
             shown = {"\n": "⏎", " ": " ", "\t": "→"}.get(ch, ch)
-            ax.text(col, -row, shown, ha="center", va="center", family="monospace", fontsize=7,
-                    bbox=dict(boxstyle="square,pad=0.12", fc=cmap((float(values[k]) + 1) / 2), ec="none"))  # fmt: skip
+            ax.text(
+                col,
+                -row,
+                shown,
+                ha="center",
+                va="center",
+                family="monospace",
+                fontsize=7,
+                bbox=dict(
+                    boxstyle="square,pad=0.12", fc=cmap((float(values[k]) + 1) / 2), ec="none"
+                ),
+            )
         ax.set_xlim(-1, width)
         ax.set_ylim(-lines, 1)
         ax.axis("off")
@@ -106,8 +128,15 @@ def plot_text_activations(text: str, acts: torch.Tensor, out: Path, units: int =
     return _save(fig, out)
 
 
-def gradient_study(out: Path, seq_len: int = 100, steps: int = 1500, hidden_size: int = 64, cells=("rnn", "lstm", "gru"),
-                   batch_size: int = 50, seed: int = 0) -> tuple[Path, dict[str, torch.Tensor]]:  # fmt: skip
+def gradient_study(
+    out: Path,
+    seq_len: int = 100,
+    steps: int = 1500,
+    hidden_size: int = 64,
+    cells=("rnn", "lstm", "gru"),
+    batch_size: int = 50,
+    seed: int = 0,
+) -> tuple[Path, dict[str, torch.Tensor]]:
     """Train each cell briefly (``steps`` Adam steps) on the adding problem of length ``seq_len``,
     then measure ``||∂L/∂x_t||`` on 200 fresh sequences; plot the curves into ``out``."""
     from lstmvision.data.text import adding_problem
@@ -128,9 +157,13 @@ def gradient_study(out: Path, seq_len: int = 100, steps: int = 1500, hidden_size
             opt.step()
         with torch.no_grad():
             finals[cell] = float(F.mse_loss(model(test.x), test.y))
-        curves[f"{cell} (test MSE {finals[cell]:.3f})"] = input_gradient_norms(model, test.x, test.y, F.mse_loss)
-    title = (f"adding problem, T = {seq_len}: gradient of the loss with respect to each input step "
-             f"after {steps} training steps (hidden {hidden_size})")
+        curves[f"{cell} (test MSE {finals[cell]:.3f})"] = input_gradient_norms(
+            model, test.x, test.y, F.mse_loss
+        )
+    title = (
+        f"adding problem, T = {seq_len}: gradient of the loss with respect to each input step "
+        f"after {steps} training steps (hidden {hidden_size})"
+    )
     return plot_gradient_norms(curves, out, title=title), curves
 
 
@@ -141,9 +174,15 @@ def gates_of_run(run_dir: Path, image_path: Path, out: Path) -> Path:
     from lstmvision.tasks.runner import load
 
     task, cfg, model = load(run_dir)
-    if task.name != "row-lstm" or cfg.cell != "lstm" or cfg.reading not in ("rows", "columns", "pixels", "permuted-pixels"):
-        raise ConfigError(f"{run_dir}: gates need a row-lstm run with --cell lstm and a single reading "
-                          f"(this is {task.name}, cell {getattr(cfg, 'cell', '?')}, reading {getattr(cfg, 'reading', '?')})")  # fmt: skip
+    if (
+        task.name != "row-lstm"
+        or cfg.cell != "lstm"
+        or cfg.reading not in ("rows", "columns", "pixels", "permuted-pixels")
+    ):
+        raise ConfigError(
+            f"{run_dir}: gates need a row-lstm run with --cell lstm and a single reading "
+            f"(this is {task.name}, cell {getattr(cfg, 'cell', '?')}, reading {getattr(cfg, 'reading', '?')})"
+        )
     info = dataset_info(cfg.dataset)
     image = load_grey_image(image_path, info.size, info.frame)  # (H, W) in [0, 1]
     x = (image[None, None] - model.mean) / model.std  # (1, 1, H, W), as the model normalises
@@ -152,6 +191,8 @@ def gates_of_run(run_dir: Path, image_path: Path, out: Path) -> Path:
     with torch.no_grad():
         probs = model.eval()(image[None, None]).softmax(-1)[0]
     top = int(probs.argmax())
-    title = (f"{image_path.name}: predicted {info.classes[top]} ({float(probs[top]):.0%}); first LSTM layer, "
-             f"forward direction, one step per {cfg.reading.rstrip('s')} ({run_dir})")
+    title = (
+        f"{image_path.name}: predicted {info.classes[top]} ({float(probs[top]):.0%}); first LSTM layer, "
+        f"forward direction, one step per {cfg.reading.rstrip('s')} ({run_dir})"
+    )
     return plot_gates(image, gates, out, title=title)

@@ -43,13 +43,23 @@ def plot_training_curves(metrics_csvs: list[Path], out: Path, title: str = "") -
     if not series:
         return None
     losses = {k: v for k, v in series.items() if "loss" in k and not k.startswith("test")}
-    others = {k: v for k, v in series.items() if k not in losses and not k.startswith(("test", "lr"))}
+    others = {
+        k: v for k, v in series.items() if k not in losses and not k.startswith(("test", "lr"))
+    }
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, group, label in ((axes[0], losses, "loss"), (axes[1], others, "metric")):
         for key, points in sorted(group.items()):
             steps, values = zip(*points)
             style = "-" if len(points) > 20 else "o-"
-            ax.plot(steps, values, style, label=key, lw=1, ms=3, alpha=0.5 if key.endswith("_step") else 1)
+            ax.plot(
+                steps,
+                values,
+                style,
+                label=key,
+                lw=1,
+                ms=3,
+                alpha=0.5 if key.endswith("_step") else 1,
+            )
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -71,7 +81,15 @@ def plot_confusion_matrix(cm: torch.Tensor, classes, out: Path, title: str = "")
             value = int(cm[i, j])
             if value:
                 dark = cm[i, j] > 0.5 * cm[i].sum()
-                ax.text(j, i, value, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+                ax.text(
+                    j,
+                    i,
+                    value,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
     ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(n), classes, fontsize=8)
     ax.set_xlabel("predicted")
@@ -81,8 +99,9 @@ def plot_confusion_matrix(cm: torch.Tensor, classes, out: Path, title: str = "")
     return _save(fig, out)
 
 
-def plot_prediction_grid(images, labels, preds, confidences, classes, out: Path, title: str = "",
-                         count: int = 32) -> Path:  # fmt: skip
+def plot_prediction_grid(
+    images, labels, preds, confidences, classes, out: Path, title: str = "", count: int = 32
+) -> Path:
     """``pred (conf)`` over ``true`` for the first ``count // 2`` images (a fair sample), then up
     to ``count // 2`` mistakes (what goes wrong), in red."""
     sample = torch.arange(min(count // 2, len(labels)))
@@ -97,14 +116,23 @@ def plot_prediction_grid(images, labels, preds, confidences, classes, out: Path,
         img = images[i]
         ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray")
         ok = preds[i] == labels[i]
-        ax.set_title(f"{classes[preds[i]]} ({confidences[i]:.0%})\ntrue {classes[labels[i]]}",
-                     fontsize=7, color="black" if ok else "red")  # fmt: skip
+        ax.set_title(
+            f"{classes[preds[i]]} ({confidences[i]:.0%})\ntrue {classes[labels[i]]}",
+            fontsize=7,
+            color="black" if ok else "red",
+        )
     fig.suptitle(f"{title} test predictions: first {len(sample)} images, then mistakes (red)")
     return _save(fig, out)
 
 
-def plot_series_panels(panels: dict[str, dict[str, list[tuple[float, float]]]], out: Path, xlabel: str = "",
-                       ylabel: str = "", title: str = "", logx: bool = False) -> Path:  # fmt: skip
+def plot_series_panels(
+    panels: dict[str, dict[str, list[tuple[float, float]]]],
+    out: Path,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    logx: bool = False,
+) -> Path:
     """One panel per key of ``panels``; in each, one line per ``{label: [(x, y), ...]}``."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, (name, lines) in zip(axes[0], panels.items()):

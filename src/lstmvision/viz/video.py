@@ -26,7 +26,9 @@ def _image(frame: np.ndarray, scale: int) -> Image.Image:
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale != 1 else img
 
 
-def frame_grid(rows: dict[str, object], out: Path, scale: int = 1, offsets: dict[str, int] | None = None) -> Path:
+def frame_grid(
+    rows: dict[str, object], out: Path, scale: int = 1, offsets: dict[str, int] | None = None
+) -> Path:
     """One row per ``{label: frames}``; ``offsets[label]`` shifts a row right by that many cells (a
     prediction of frames 11-20 under the truth of frames 11-20). Writes and returns ``out`` (PNG)."""
     offsets = offsets or {}
@@ -39,12 +41,16 @@ def frame_grid(rows: dict[str, object], out: Path, scale: int = 1, offsets: dict
     for r, (label, seq) in enumerate(seqs.items()):
         draw.text((4, r * cell_h + cell_h // 2 - 5), label, fill="black")
         for t, frame in enumerate(seq):
-            canvas.paste(_image(frame, scale), (LABEL_W + (t + offsets.get(label, 0)) * cell_w, r * cell_h))
+            canvas.paste(
+                _image(frame, scale), (LABEL_W + (t + offsets.get(label, 0)) * cell_w, r * cell_h)
+            )
     canvas.save(out)
     return Path(out)
 
 
-def frames_gif(panels: dict[str, object], out: Path, scale: int = 2, duration_ms: int = 200) -> Path:
+def frames_gif(
+    panels: dict[str, object], out: Path, scale: int = 2, duration_ms: int = 200
+) -> Path:
     """An animated GIF with one labelled panel per ``{label: frames}`` side by side (all the same
     length), looping. Writes and returns ``out``."""
     seqs = {k: _to_uint8(v) for k, v in panels.items()}
