@@ -8,7 +8,7 @@ run folder, checkpoints, resume, metrics.json, model.safetensors, pictures.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import lightning as L
 from torch import nn
@@ -53,6 +53,14 @@ def stretch_one_cycle(sched, total: int) -> None:
     sched._schedule_phases[1]["end_step"] = sched.total_steps - 1
 
 
+class PredictOption(NamedTuple):
+    """An option of ``lstmvision predict`` that a task takes: the type its value is read as, and
+    its help line. The CLI builds ``--name`` from it; a run of another task refuses it."""
+
+    type: type
+    help: str
+
+
 class SplitSteps:
     """Lightning's training/validation/test steps as one ``self._step(batch, split)`` per module."""
 
@@ -89,7 +97,7 @@ class Task:
     monitor_mode: ClassVar[str] = "min"
     # options of `lstmvision predict` this task understands (name -> help), passed to predict();
     # the CLI refuses the others with a clear line
-    predict_options: ClassVar[dict[str, str]] = {}
+    predict_options: ClassVar[dict[str, PredictOption]] = {}
     predict_needs_inputs: ClassVar[bool] = (
         True  # False: e.g. a language model sampling from --prompt
     )

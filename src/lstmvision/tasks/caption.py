@@ -56,7 +56,7 @@ from lstmvision.data.captions import (
 from lstmvision.data.root import CACHE
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import Task, one_cycle, register_task
+from lstmvision.tasks.base import PredictOption, Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 ENCODER_TAG = "efficientnet-lite0-imagenet-{size}px-grid"
@@ -394,8 +394,10 @@ class CaptionTask(Task):
     Config = CaptionConfig
     monitor, monitor_mode = "val_bleu4", "max"
     predict_options = {
-        "beam": "beam width (1 = greedy; default: the run's --beam)",
-        "out": "folder for the attention pictures (default: RUN_DIR/predictions)",
+        "beam": PredictOption(int, "beam width (1 = greedy; default: the run's --beam)"),
+        "out": PredictOption(
+            Path, "folder for the attention pictures (default: RUN_DIR/predictions)"
+        ),
     }
 
     def __init__(self):

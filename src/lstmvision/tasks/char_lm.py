@@ -32,7 +32,7 @@ from lstmvision.data import resolve_data_root
 from lstmvision.data.text import CharVocab, StreamWindows, char_corpus_path, read_text, split_text
 from lstmvision.errors import ConfigError
 from lstmvision.models.text import detach_state, sample
-from lstmvision.tasks.base import Task, one_cycle, register_task
+from lstmvision.tasks.base import PredictOption, Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 
@@ -174,10 +174,10 @@ class CharLMTask(Task):
     summary = "character language model (tiny Shakespeare), truncated BPTT; many-to-many, samples one-to-many"
     Config = CharLMConfig
     predict_options = {
-        "prompt": "text to start from",
-        "length": "characters to sample",
-        "temperature": "sampling temperature (0: greedy)",
-        "seed": "random seed of the sampling",
+        "prompt": PredictOption(str, "text to start from"),
+        "length": PredictOption(int, "characters to sample"),
+        "temperature": PredictOption(float, "sampling temperature (0: greedy)"),
+        "seed": PredictOption(int, "random seed of the sampling"),
     }
     predict_needs_inputs = False
 

@@ -75,7 +75,7 @@ from lstmvision.data.moving_mnist import MovingMNIST
 from lstmvision.data.video import find_videos, load_npz_sequences, parse_size, read_frames
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models.video import sample_pixels
-from lstmvision.tasks.base import Task, one_cycle, register_task, stretch_one_cycle
+from lstmvision.tasks.base import PredictOption, Task, one_cycle, register_task, stretch_one_cycle
 from lstmvision.tasks.config import TrainConfig
 
 VISP_FILE = "video/visp_sequences_h96.npz"
@@ -649,7 +649,9 @@ class NextFrameTask(Task):
     Config = NextFrameConfig
     monitor, monitor_mode = "val_mse", "min"
     predict_options = {
-        "out": "folder for the GIF and PNG of the predicted frames (default: current folder)"
+        "out": PredictOption(
+            Path, "folder for the GIF and PNG of the predicted frames (default: current folder)"
+        )
     }
 
     def frame_size(self, cfg) -> tuple[int, int]:

@@ -63,7 +63,7 @@ from lstmvision.errors import ConfigError, DataError
 from lstmvision.nn.ctc import greedy_decode, prefix_beam_search
 from lstmvision.nn.ngram import CharNGram
 from lstmvision.tasks import runs
-from lstmvision.tasks.base import Task, one_cycle, register_task
+from lstmvision.tasks.base import PredictOption, Task, one_cycle, register_task
 from lstmvision.tasks.config import TrainConfig
 
 # ------------------------------------------------------------------------------- augmentation
@@ -708,11 +708,15 @@ class TextLineTask(Task):
     Config = TextLineConfig
     monitor, monitor_mode = "val_cer", "min"
     predict_options = {
-        "beam": "beam width of the CTC prefix beam search (1 = greedy)",
-        "lm_weight": "weight of the run's lm.json n-gram in the beam search (default: tuned; 0: off)",
-        "page": "page image whose --page-xml line regions are transcribed",
-        "page_xml": "PAGE XML whose TextLine TextEquiv are filled (written to --out)",
-        "out": "folder for the alignment pictures and the filled PAGE XML",
+        "beam": PredictOption(int, "beam width of the CTC prefix beam search (1 = greedy)"),
+        "lm_weight": PredictOption(
+            float, "weight of the run's lm.json n-gram in the beam search (default: tuned; 0: off)"
+        ),
+        "page": PredictOption(Path, "page image whose --page-xml line regions are transcribed"),
+        "page_xml": PredictOption(
+            Path, "PAGE XML whose TextLine TextEquiv are filled (written to --out)"
+        ),
+        "out": PredictOption(Path, "folder for the alignment pictures and the filled PAGE XML"),
     }
     predict_needs_inputs = False  # --page --page-xml instead of line images
 
