@@ -1,16 +1,33 @@
-"""ConvLSTM (Shi 2015): shapes, gradients, and equality with our LSTM on 1x1 maps."""
+"""ConvLSTM (Shi 2015): shapes, gradients, equality with our LSTM on 1x1 maps, and the fast
+path (``implementation="fast"``, :mod:`lstmvision.nn.convlstm_fast`) equal to the equations."""
+
+import copy
 
 import pytest
 import torch
 
-from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell
+from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell, convlstm_fast
+
+IMPLEMENTATIONS = ["equations", "fast"]
 
 
+def _equations_copy(layer: ConvLSTM) -> ConvLSTM:
+    """The same layer, weights included, on the reference path."""
+    reference = copy.deepcopy(layer)
+    reference.implementation = "equations"
+    return reference
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("dims,space", [(1, (7,)), (2, (5, 6))])
-@pytest.mark.parametrize("peephole,norm", [(False, False), (True, False), (False, True)])
-def test_cell_shapes_and_every_parameter_gets_gradient(dims, space, peephole, norm):
+@pytest.mark.parametrize(
+    "peephole,norm", [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_cell_shapes_and_every_parameter_gets_gradient(dims, space, peephole, norm, implementation):
     torch.manual_seed(0)
-    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, peephole=peephole, norm=norm)
+    cell = ConvLSTMCell(
+        3, 4, kernel_size=3, dims=dims, peephole=peephole, norm=norm, implementation=implementation
+    )
     x = torch.randn(2, 3, *space)
     h, c = cell(x)
     assert h.shape == c.shape == (2, 4, *space)
@@ -35,9 +52,11 @@ def test_layer_shapes_states_and_batch_first():
     assert torch.allclose(out_t.transpose(0, 1), out, atol=1e-6)
 
 
-def test_1x1_kernels_on_1x1_maps_equal_our_lstm_with_the_same_weights():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_1x1_kernels_on_1x1_maps_equal_our_lstm_with_the_same_weights(implementation):
     torch.manual_seed(0)
-    conv = ConvLSTM(5, 7, kernel_size=1, num_layers=2, dims=2).double()
+    conv = ConvLSTM(5, 7, kernel_size=1, num_layers=2, dims=2, implementation=implementation)
+    conv = conv.double()
     lstm = LSTM(5, 7, num_layers=2, batch_first=True, implementation="equations").double()
     with torch.no_grad():
         for k, cell in enumerate(conv.cells):
@@ -56,7 +75,7 @@ def test_1x1_kernels_on_1x1_maps_equal_our_lstm_with_the_same_weights():
     g_ref = torch.autograd.grad(ref.sum(), x)[0]
     assert torch.allclose(g_ours, g_ref, atol=1e-10)
     # and the 1-D cell on length-1 signals is the same cell
-    conv1 = ConvLSTMCell(5, 7, kernel_size=1, dims=1).double()
+    conv1 = ConvLSTMCell(5, 7, kernel_size=1, dims=1, implementation=implementation).double()
     conv1.conv_x.weight.data.copy_(conv.cells[0].conv_x.weight.data[..., 0])
     conv1.conv_h.weight.data.copy_(conv.cells[0].conv_h.weight.data[..., 0])
     conv1.conv_x.bias.data.copy_(conv.cells[0].conv_x.bias.data)
@@ -83,13 +102,16 @@ def test_layer_norm_makes_the_step_blind_to_the_scale_of_its_input_and_recurrent
     )  # eps aside
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize(
     "dims,space,bias", [(1, (7,), True), (2, (5, 6), True), (2, (5, 6), False)]
 )
-def test_one_joint_convolution_equals_the_two_convolutions_of_the_equations(dims, space, bias):
-    """The step convolves [X, H] with [W_x, W_h] once; the gates must be those of W_x * X + W_h * H."""
+def test_the_step_gives_the_gates_of_the_two_convolutions(dims, space, bias, implementation):
+    """The fast step convolves [X, H] with [W_x, W_h] once; the gates must be those of
+    W_x * X + W_h * H, written out here term by term."""
     torch.manual_seed(0)
-    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, bias=bias).double()
+    cell = ConvLSTMCell(3, 4, kernel_size=3, dims=dims, bias=bias, implementation=implementation)
+    cell = cell.double()
     x, h0, c0 = (
         torch.randn(2, 3, *space).double(),
         torch.randn(2, 4, *space).double(),
@@ -103,7 +125,8 @@ def test_one_joint_convolution_equals_the_two_convolutions_of_the_equations(dims
 
 
 def _step_by_step(layer, x):
-    """The layer's outputs, each step through the cells as a plain function (no ``unrolled``)."""
+    """The layer's outputs, each step through the cells as a plain function (outside
+    ``batched_weight_grads``)."""
     states, outs = [None] * len(layer.cells), []
     for x_t in x.unbind(1):
         h, states = layer.step(x_t, states)
@@ -111,72 +134,117 @@ def _step_by_step(layer, x):
     return torch.stack(outs, 1)
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize(
-    "dims,space,bias,peephole",
-    [(1, (7,), True, False), (2, (5, 6), True, True), (2, (5, 6), False, False)],
+    "dims,space,bias,peephole,norm",
+    [
+        (1, (7,), True, False, False),
+        (2, (5, 6), True, True, False),
+        (2, (5, 6), False, False, False),
+        (2, (5, 6), True, True, True),
+    ],
 )
-def test_unrolled_weight_gradients_equal_the_step_by_step_ones(dims, space, bias, peephole):
-    """``forward`` computes each cell's weight gradient once over all steps (``unrolled``); the
-    gradients of the weights, the input and the first state must be those of the steps taken one by one."""
+def test_forward_gradients_equal_the_equations_step_by_step(
+    dims, space, bias, peephole, norm, implementation
+):
+    """``forward`` on the fast path computes each cell's weight gradient once over all steps
+    (``batched_weight_grads``) and the gates' derivatives written out; on either path the
+    gradients of the weights, the input and the first state must be those of the equations'
+    steps taken one by one."""
     torch.manual_seed(0)
-    layer = ConvLSTM(3, [4, 5], kernel_size=3, dims=dims, bias=bias, peephole=peephole).double()
+    layer = ConvLSTM(
+        3,
+        [4, 5],
+        kernel_size=3,
+        dims=dims,
+        bias=bias,
+        peephole=peephole,
+        norm=norm,
+        implementation=implementation,
+    ).double()
+    reference = _equations_copy(layer)
     x = torch.randn(2, 6, 3, *space, dtype=torch.double, requires_grad=True)
     target = torch.randn(2, 6, 5, *space, dtype=torch.double)
     grads = []
-    for run in (lambda: layer(x)[0], lambda: _step_by_step(layer, x)):
-        layer.zero_grad()
+    for model, run in (
+        (layer, lambda: layer(x)[0]),
+        (reference, lambda: _step_by_step(reference, x)),
+    ):
         x.grad = None
         ((run() - target).square().sum()).backward()
-        grads.append([x.grad.clone()] + [p.grad.clone() for p in layer.parameters()])
-    for a, b in zip(*grads):
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
         assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-10, rtol=1e-9)
-    assert all(cell._unrolled is None for cell in layer.cells)  # left as it was
+    assert all(cell._batched_conv is None for cell in layer.cells)  # left as it was
 
 
-def test_unrolled_under_bf16_autocast_matches_the_step_by_step_gradients():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_under_bf16_autocast_forward_matches_the_equations_step_by_step(implementation):
     torch.manual_seed(0)
-    layer = ConvLSTM(3, [8, 8], kernel_size=3)
+    layer = ConvLSTM(3, [8, 8], kernel_size=3, implementation=implementation)
+    reference = _equations_copy(layer)
     x = torch.rand(4, 5, 3, 6, 6)
     grads = []
-    for run in (lambda: layer(x)[0], lambda: _step_by_step(layer, x)):
-        layer.zero_grad()
+    for model, run in (
+        (layer, lambda: layer(x)[0]),
+        (reference, lambda: _step_by_step(reference, x)),
+    ):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = run()
         out.float().square().mean().backward()
-        grads.append([p.grad.clone() for p in layer.parameters()])
-    for a, b in zip(*grads):
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
         assert a.dtype == torch.float32 and (a - b).abs().max() <= 0.02 * b.abs().max()
 
 
-def test_forward_takes_the_unrolled_path_once_per_cell(monkeypatch):
-    """The speed of ``forward`` rests on it: one weight-gradient computation per cell and sequence."""
-    from lstmvision.nn import convlstm
-
-    calls = []
-    real = convlstm._shifted_weight_grad
+@pytest.mark.parametrize(
+    "implementation,calls", [("auto", [5, 5]), ("fast", [5, 5]), ("equations", [])]
+)
+def test_fast_forward_computes_one_weight_gradient_per_cell_and_sequence(
+    monkeypatch, implementation, calls
+):
+    """The speed of the fast path rests on it: one weight-gradient computation per cell and
+    sequence; the equations take none of it."""
+    seen = []
+    real = convlstm_fast._shifted_weight_grad
     monkeypatch.setattr(
-        convlstm, "_shifted_weight_grad", lambda xs, *a: calls.append(len(xs)) or real(xs, *a)
+        convlstm_fast,
+        "_shifted_weight_grad",
+        lambda xs, *a: seen.append(len(xs)) or real(xs, *a),
     )
-    layer = ConvLSTM(2, [3, 4], kernel_size=3)
+    layer = ConvLSTM(2, [3, 4], kernel_size=3, implementation=implementation)
     layer(torch.randn(2, 5, 2, 4, 4))[0].sum().backward()
-    assert calls == [5, 5]  # each of the 2 cells: the 5 steps at once
+    assert seen == calls  # fast: each of the 2 cells, the 5 steps at once
 
 
-def test_unrolled_without_gradients_is_the_plain_step():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_without_gradients_forward_is_the_plain_step(implementation):
     torch.manual_seed(0)
-    layer = ConvLSTM(2, [4], kernel_size=3)
+    layer = ConvLSTM(2, [4], kernel_size=3, implementation=implementation)
     x = torch.randn(2, 3, 2, 5, 5)
     with torch.no_grad():
         out = layer(x)[0]
     assert torch.equal(out, _step_by_step(layer, x).detach())
 
 
+def test_implementation_is_checked_shown_and_set_on_every_cell():
+    layer = ConvLSTM(2, [3, 4], kernel_size=3)
+    assert layer.implementation == "auto" and "implementation" not in repr(layer)
+    layer.implementation = "equations"
+    assert [cell.implementation for cell in layer.cells] == ["equations"] * 2
+    assert "implementation='equations'" in repr(layer)
+    with pytest.raises(ValueError, match="implementation"):
+        layer.implementation = "fused"
+    with pytest.raises(ValueError, match="implementation"):
+        ConvLSTMCell(1, 2, implementation="quick")
+
+
 @pytest.mark.parametrize("dims", [1, 2])
 def test_gradcheck_float64_of_the_written_out_gate_derivatives(dims):
-    """Without peepholes the gates' backward is written by hand (``_Gates``); gradcheck compares it
-    with finite differences, through ``h`` and ``C`` together."""
+    """On the fast path, without peepholes, the gates' backward is written by hand (``_Gates``);
+    gradcheck compares it with finite differences, through ``h`` and ``C`` together."""
     torch.manual_seed(0)
-    cell = ConvLSTMCell(2, 3, kernel_size=3, dims=dims).double()
+    cell = ConvLSTMCell(2, 3, kernel_size=3, dims=dims, implementation="fast").double()
     space = (4,) if dims == 1 else (3, 4)
     x = torch.randn(2, 2, *space, dtype=torch.double, requires_grad=True)
     h0, c0 = (torch.randn(2, 3, *space, dtype=torch.double, requires_grad=True) for _ in range(2))
@@ -185,9 +253,10 @@ def test_gradcheck_float64_of_the_written_out_gate_derivatives(dims):
         assert torch.autograd.gradcheck(lambda a, b, c, k=k: cell(a, (b, c))[k], (x, h0, c0))
 
 
-def test_gradcheck_float64_with_peepholes():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_gradcheck_float64_with_peepholes(implementation):
     torch.manual_seed(0)
-    cell = ConvLSTMCell(2, 2, kernel_size=3, peephole=True).double()
+    cell = ConvLSTMCell(2, 2, kernel_size=3, peephole=True, implementation=implementation).double()
     for p in (cell.w_ci, cell.w_cf, cell.w_co):
         p.data.normal_()
     x = torch.randn(1, 2, 3, 3, dtype=torch.double, requires_grad=True)

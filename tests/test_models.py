@@ -95,7 +95,11 @@ EXAMPLES = {
         (
             dict(hidden_sizes=[4, 3], kernel_size=3, patch=2, peephole=True, output_frames=3),
             (2, 4, 1, 8, 8),
-        )
+        ),
+        (  # the reference path, with layer-normalised cells
+            dict(hidden_sizes=[4], patch=2, norm=True, output_frames=2, implementation="equations"),
+            (2, 3, 1, 8, 8),
+        ),
     ],
     "cnn-lstm-forecaster": [
         (
@@ -144,8 +148,8 @@ OUTPUT_SHAPES.update(
         for name in ("convlstm-forecaster", "cnn-lstm-forecaster", "motion-lstm-forecaster")
     }
 )  # (B, T_out, C, H, W)
-# models whose output layer starts at zero (untrained, they copy the last frame): no gradient reaches
-# the layers before it until it moves, so the example moves it first
+# models whose output layer starts at zero (untrained, they copy the last frame): no gradient
+# reaches the layers before it until it moves, so the example moves it first
 ZERO_START = {
     "motion-lstm-forecaster": lambda model: torch.nn.init.normal_(model.head.weight, std=0.1)
 }

@@ -15,6 +15,8 @@ Clips and frame sequences are ``(B, T, C, H, W)`` floats in [0, 1].
   the camera motion measured between frames (a global affine fit) forecasts the motion and its
   uncertainty; the last frame is warped and blurred accordingly.
 
+The geometry (warping, affine motion fits, blurs) lives in :mod:`lstmvision.nn.geometry`.
+
 The forecasters run one recurrent stack through time (:meth:`_Forecaster.rollout`): it reads the
 given frames ("encoding", each step predicting the next frame) and then feeds back its own
 predictions ("forecasting"); in training, a true frame replaces a fed-back prediction with
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +36,8 @@ from torch import Tensor, nn
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model, register_model
 from lstmvision.nn import GRU, LSTM, ConvLSTM, LSTMCell
-from lstmvision.nn.convlstm import unrolled_conv
+from lstmvision.nn.convlstm_fast import batched_weight_grad_conv
+from lstmvision.nn.geometry import affine_field, heat_blur, robust_affine_params, warp
 
 # ------------------------------------------------------------------------------- clip classifiers
 
@@ -69,7 +73,8 @@ class LRCN(_ClipCNN):
         backbone: a registered CNN with ``forward_features`` (e.g. ``lenet5-modern``, ``resnet18``,
             ``efficientnet-lite0``); ``backbone_kwargs`` are passed to it (``weights=...``).
         in_channels: 1 (grey) or 3 (RGB) frames.
-        hidden_size, num_layers, cell: the recurrence (``"lstm"`` or ``"gru"``: lstmvision's layers).
+        hidden_size, num_layers, cell: the recurrence (``"lstm"`` or ``"gru"``: lstmvision's
+            layers).
         dropout: before the head.
     """
 
@@ -123,7 +128,8 @@ class FrameAverage(_ClipCNN):
 
 
 class _Forecaster(nn.Module):
-    """Shared rollout; a subclass gives ``step(frame (B, C, H, W), state) -> (next frame, state)``."""
+    """Shared rollout; a subclass gives ``step(frame (B, C, H, W), state) -> (next frame,
+    state)``, its state a named tuple (``None`` before the first step)."""
 
     output_frames: int
 
@@ -144,7 +150,8 @@ class _Forecaster(nn.Module):
             )
 
     def rollout(self, frames: Tensor, input_frames: int, teacher_prob: float = 0.0) -> Tensor:
-        """Predictions of frames ``1 .. T-1`` of ``frames`` ``(B, T, C, H, W)``: ``(B, T-1, C, H, W)``.
+        """Predictions of frames ``1 .. T-1`` of ``frames`` ``(B, T, C, H, W)``: ``(B, T-1, C, H,
+        W)``.
 
         Step ``t`` reads the true frame ``t`` while ``t < input_frames``, afterwards its own
         prediction of frame ``t`` or, with probability ``teacher_prob`` (per sequence and step),
@@ -161,13 +168,27 @@ class _Forecaster(nn.Module):
         return torch.stack(preds, 1)  # (B, T-1, C, H, W)
 
     def forward(self, frames: Tensor, future: int | None = None) -> Tensor:
-        """The ``future`` (default ``output_frames``) frames after ``frames`` ``(B, T_in, C, H, W)``."""
+        """The ``future`` (default ``output_frames``) frames after ``frames`` ``(B, T_in, C, H,
+        W)``."""
         future = self.output_frames if future is None else future
         b, t_in = frames.shape[:2]
         padded = torch.cat(
             [frames, frames.new_zeros(b, future, *frames.shape[2:])], 1
         )  # (B, T_in+future, ...)
         return self.rollout(padded, t_in)[:, t_in - 1 :]  # (B, future, C, H, W)
+
+
+class ConvLSTMForecastState(NamedTuple):
+    """What :class:`ConvLSTMForecaster` carries from one step to the next."""
+
+    lstm: list[tuple[Tensor, Tensor]] | None
+    """each ConvLSTM layer's ``(h, C)``, ``(B, hidden, H/p, W/p)`` each (None: zeros)"""
+    anchor: Tensor | None
+    """with ``flow``: the frame the summed fields warp (the last true frame read), else None"""
+    flow_sum: Tensor | None
+    """with ``flow``: the motion fields ``(B, 2, H, W)`` added up since ``anchor``, else None"""
+    prev_frame: Tensor
+    """the frame read at this step ``(B, C, H, W)``: the next step's previous frame"""
 
 
 @register_model("convlstm-forecaster")
@@ -186,24 +207,29 @@ class ConvLSTMForecaster(_Forecaster):
             layer starts at zero, so the untrained model is the copy-last-frame baseline).
         flow: predict a motion field ``u`` (in pixels, per ``patch x patch`` block, upsampled
             bilinearly) from the frame and its difference from the previous one, and warp by it
-            (Patraucean et al. 2016's idea): ``x_{t+1} = warp(x_t, u)``, plus ``Δ`` if ``residual``. While the model forecasts from its own predictions, the
-            fields add up and warp the last frame it read, ``x_{t+k} = warp(x_t, u_1 + ... + u_k)``,
-            so a slow drift is not blurred by one bilinear resampling per step. ``u`` starts at
+            (Patraucean et al. 2016's idea): ``x_{t+1} = warp(x_t, u)``, plus ``Δ`` if
+            ``residual``. While the model forecasts from its own predictions, the fields add up
+            and warp the last frame it read, ``x_{t+k} = warp(x_t, u_1 + ... + u_k)``, so a slow
+            drift is not blurred by one bilinear resampling per step. ``u`` starts at
             zero: the untrained model is the copy-last-frame baseline. Camera motion moves every
             pixel; warping moves them at once, where a change ``Δ`` must redraw every edge.
         readout_kernel: side of the convolution that reads each frame patch out of the last layer's
             ``h`` (odd; 1: each ``patch x patch`` block from its own cell alone, as OpenSTL).
         measured_motion: (with ``flow``) also give the ConvLSTM the motion measured between the
-            previous frame and this one (:func:`robust_affine_params` as a global affine field,
-            averaged per block: 2 more input channels), so that it learns to *forecast* motion
-            from its history (how fast, how steady) instead of having to learn to measure it from
-            pixels. While forecasting, the pair is its own last prediction and the frame before.
+            previous frame and this one (:func:`lstmvision.nn.geometry.robust_affine_params` as
+            a global affine field, averaged per block: 2 more input channels), so that it learns
+            to *forecast* motion from its history (how fast, how steady) instead of having to
+            learn to measure it from pixels. While forecasting, the pair is its own last
+            prediction and the frame before.
         norm: layer-normalised ConvLSTM cells (:class:`lstmvision.nn.ConvLSTMCell`'s ``norm``).
         readout_hidden: channels of a hidden layer in the read-out: the ``readout_kernel``
             convolution to that many channels, a GELU, then a 1x1 convolution to the patch pixels
             (a nonlinear decoder of each patch); 0: the read-out is one linear convolution.
         cell_init, forget_bias: the cells' ``init`` and ``forget_bias``
             (:class:`lstmvision.nn.ConvLSTMCell`).
+        implementation: the ConvLSTM's (:mod:`lstmvision.nn.convlstm`): ``"auto"`` (default) and
+            ``"fast"`` also compute the read-out's weight gradient once per sequence;
+            ``"equations"`` runs every step as the plain equations.
 
     The prediction is linear (no squashing), as in OpenSTL; metrics clamp it to [0, 1].
     """
@@ -224,6 +250,7 @@ class ConvLSTMForecaster(_Forecaster):
         readout_hidden: int = 0,
         cell_init: str = "lstm",
         forget_bias: float = 0.0,
+        implementation: str = "auto",
     ):
         super().__init__()
         if readout_kernel % 2 == 0:
@@ -249,6 +276,7 @@ class ConvLSTMForecaster(_Forecaster):
             norm=norm,
             init=cell_init,
             forget_bias=forget_bias,
+            implementation=implementation,
         )
         self.residual = residual
         if readout_hidden < 0:
@@ -276,32 +304,36 @@ class ConvLSTMForecaster(_Forecaster):
             nn.init.zeros_(self.flow.weight), nn.init.zeros_(self.flow.bias)
 
     def rollout(self, frames: Tensor, input_frames: int, teacher_prob: float = 0.0) -> Tensor:
-        # the weight gradients of all steps at once (less time), the cells' and the read-out's
-        with self.convlstm.unrolled(), unrolled_conv(self.out) as self._readout:
+        if self.convlstm.implementation == "equations":
+            return super().rollout(frames, input_frames, teacher_prob)
+        # the fast path: the weight gradients of all steps at once, the cells' and the read-out's
+        readout = batched_weight_grad_conv(self.out)
+        with self.convlstm.batched_weight_grads(), readout as self._readout:
             try:
                 return super().rollout(frames, input_frames, teacher_prob)
             finally:
                 self._readout = None
 
-    def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
-        lstm_state, anchor, total, prev = state if state is not None else (None, None, None, frame)
-        x = (
-            frame if self.flow is None else torch.cat([frame, frame - prev], 1)
-        )  # with the temporal difference
+    def step(
+        self, frame: Tensor, state: ConvLSTMForecastState | None, fed_back: Tensor | None = None
+    ) -> tuple[Tensor, ConvLSTMForecastState]:
+        if state is None:  # the first step: no previous frame, no fields yet
+            state = ConvLSTMForecastState(lstm=None, anchor=None, flow_sum=None, prev_frame=frame)
+        lstm_state, anchor, total, prev = state.lstm, state.anchor, state.flow_sum, state.prev_frame
+        # with flow, the frame and its temporal difference
+        x = frame if self.flow is None else torch.cat([frame, frame - prev], 1)
         x = F.pixel_unshuffle(x, self.patch)  # (B, C', H/p, W/p)
         if self.measured_motion:
-            a = robust_affine_params(
-                prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)
-            )  # (B, 6)
+            grey_prev, grey = prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)
+            a = robust_affine_params(grey_prev, grey)  # (B, 6)
             moved = affine_field(a, *frame.shape[-2:])  # (B, 2, H, W)
             x = torch.cat([x, F.avg_pool2d(moved, self.patch)], 1)
         h, lstm_state = self.convlstm.step(x, lstm_state)  # (B, hidden, H/p, W/p)
         prev = frame
         if self.flow is not None:
             u = F.interpolate(self.flow(h), size=frame.shape[-2:], mode="bilinear")  # (B, 2, H, W)
-            if (
-                fed_back is not None and anchor is not None
-            ):  # forecasting: add up the fields since the last true frame
+            if fed_back is not None and anchor is not None:
+                # forecasting: add up the fields since the last true frame
                 keep = fed_back[:, None, None, None]
                 anchor, total = torch.where(keep, anchor, frame), torch.where(keep, total + u, u)
             else:
@@ -310,127 +342,26 @@ class ConvLSTMForecaster(_Forecaster):
         if self.out is not None:
             out = F.pixel_shuffle((self._readout or self.out)(h), self.patch)  # (B, C, H, W)
             frame = frame + out if self.residual else out
-        return frame, (lstm_state, anchor, total, prev)
+        return frame, ConvLSTMForecastState(lstm_state, anchor, total, prev)
 
 
-def sample_pixels(frames: Tensor, x: Tensor, y: Tensor) -> Tensor:
-    """``frames`` ``(N, C, H, W)`` read at pixel coordinates ``x``, ``y`` ``(N, h, w)`` (pixel
-    centres at integers): bilinear, border pixels repeated outside the frame -> ``(N, C, h, w)``."""
-    height, width = frames.shape[-2:]
-    grid = torch.stack(
-        [(x + 0.5) * (2 / width) - 1, (y + 0.5) * (2 / height) - 1], -1
-    )  # align_corners=False
-    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+class MotionForecastState(NamedTuple):
+    """What :class:`MotionLSTMForecaster` carries from one step to the next."""
 
-
-def warp(frames: Tensor, flow: Tensor) -> Tensor:
-    """``frames`` ``(B, C, H, W)`` moved by ``flow`` ``(B, 2, H, W)`` (x, y in pixels): output pixel
-    ``p`` is the input at ``p - flow(p)``, bilinear, border pixels repeated outside the frame."""
-    h, w = frames.shape[-2:]
-    ys = torch.arange(h, device=frames.device, dtype=frames.dtype)
-    xs = torch.arange(w, device=frames.device, dtype=frames.dtype)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W) each
-    return sample_pixels(frames, gx - flow[:, 0], gy - flow[:, 1])
-
-
-def _blur(frames: Tensor, k: int) -> Tensor:
-    """Box blur of side ``k`` (odd), borders repeated: ``(B, C, H, W)`` -> same shape."""
-    return F.avg_pool2d(F.pad(frames, (k // 2,) * 4, mode="replicate"), k, 1)
-
-
-def _affine_basis(h: int, w: int, like: Tensor) -> Tensor:
-    """``(2, 6, H, W)``: the field of affine parameters ``a`` is ``basis @ a`` (x, y in pixels).
-    Coordinates run from the centre in [-1, 1] of the longer side, so the 6 parameters are
-    comparable: ``a[2]``, ``a[5]`` are the x, y shifts in pixels, the others pixels per half-side."""
-    scale = max(h, w) / 2
-    ys = (torch.arange(h, device=like.device, dtype=like.dtype) - (h - 1) / 2) / scale
-    xs = (torch.arange(w, device=like.device, dtype=like.dtype) - (w - 1) / 2) / scale
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
-    one, zero = torch.ones_like(gx), torch.zeros_like(gx)
-    return torch.stack(
-        [torch.stack([gx, gy, one, zero, zero, zero]), torch.stack([zero, zero, zero, gx, gy, one])]
-    )
-
-
-def affine_field(params: Tensor, h: int, w: int) -> Tensor:
-    """Affine parameters ``(B, 6)`` (:func:`affine_params`' convention) -> field ``(B, 2, H, W)`` in pixels."""
-    return torch.einsum("bk,ckhw->bchw", params, _affine_basis(h, w, params))
-
-
-@torch.no_grad()
-def affine_params(
-    prev: Tensor,
-    frame: Tensor,
-    blurs: Sequence[int] = (7, 5, 3),
-    iterations: int = 4,
-    margin: int = 4,
-) -> Tensor:
-    """The global affine motion from ``prev`` to ``frame`` (grey ``(B, 1, H, W)``) as 6 parameters
-    ``(B, 6)``: :func:`affine_field` turns them into a field in :func:`warp`'s convention,
-    ``frame ≈ warp(prev, affine_field(a, H, W))``.
-
-    Lucas & Kanade's image alignment (forward additive, Gauss-Newton) of the 6 affine parameters,
-    coarse to fine: ``iterations`` steps on box-blurred frames for each blur side in ``blurs``
-    (wide blurs first, so motions of a few pixels are caught); ``margin`` pixels at the borders are
-    left out of the fit. A still pair gives zero; a frame with no texture (zero gradients) too.
-    Camera motion in a hand-held video is close to affine between consecutive frames.
-    """
-    b, _, h, w = frame.shape
-    basis = _affine_basis(h, w, frame)  # (2, 6, H, W)
-    inside = torch.zeros(h, w, device=frame.device, dtype=frame.dtype)
-    inside[margin : h - margin, margin : w - margin] = 1
-    a = frame.new_zeros(b, 6)
-    ridge = 1e-4 * torch.eye(6, device=frame.device, dtype=frame.dtype)
-    for k in blurs:
-        src, dst = _blur(prev, k), _blur(frame, k)
-        for _ in range(iterations):
-            moved = warp(src, torch.einsum("bk,ckhw->bchw", a, basis))  # (B, 1, H, W)
-            padded = F.pad(moved, (1, 1, 1, 1), mode="replicate")
-            grad = (
-                torch.cat(
-                    [
-                        padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2],
-                        padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1],
-                    ],
-                    1,
-                )
-                / 2
-            )  # (B, 2, H, W): d/dx, d/dy
-            # warp samples src at p - field(p): d moved / d a = -grad . basis
-            jac = -(grad[:, :, None] * basis).sum(1) * inside  # (B, 6, H, W)
-            resid = (dst - moved)[:, 0] * inside  # (B, H, W)
-            hess = torch.einsum("bihw,bjhw->bij", jac, jac) + ridge
-            a = a + torch.linalg.solve(hess, torch.einsum("bihw,bhw->bi", jac, resid))
-    return a
-
-
-def heat_blur(frames: Tensor, variance: Tensor, pad: int = 8) -> Tensor:
-    """``frames`` ``(B, C, H, W)`` blurred by the discrete Gaussian (heat) kernel of ``variance``
-    ``(B,)`` pixels² along each axis, computed in the Fourier domain (gain ``exp(-variance * (2 -
-    2 cos 2πf) / 2)`` per axis), after ``pad`` border pixels repeated. Unlike a sampled Gaussian its
-    weights move linearly with a small variance, so the variance learns from zero: variance 0 is
-    the identity."""
-    x = F.pad(frames, (pad,) * 4, mode="replicate")
-    h, w = x.shape[-2:]
-    fy = torch.fft.fftfreq(h, device=x.device, dtype=x.dtype)
-    fx = torch.fft.rfftfreq(w, device=x.device, dtype=x.dtype)
-    rate = (2 - 2 * torch.cos(2 * math.pi * fy))[:, None] + (2 - 2 * torch.cos(2 * math.pi * fx))[
-        None, :
-    ]
-    gain = torch.exp(-variance[:, None, None, None] / 2 * rate)  # (B, 1, h, w//2+1)
-    x = torch.fft.irfft2(torch.fft.rfft2(x) * gain, s=(h, w))
-    return x[..., pad : pad + frames.shape[-2], pad : pad + frames.shape[-1]]
-
-
-@torch.no_grad()
-def robust_affine_params(prev: Tensor, frame: Tensor) -> Tensor:
-    """:func:`affine_params` of grey ``(B, 1, H, W)`` pairs, set to zero where warping ``prev`` by
-    them matches ``frame`` worse than ``prev`` itself does (a failed fit: a jump too large to
-    align, a change of scene or light)."""
-    a = affine_params(prev, frame)
-    moved = warp(prev, affine_field(a, *frame.shape[-2:]))
-    worse = (moved - frame).square().mean((1, 2, 3)) > (prev - frame).square().mean((1, 2, 3))
-    return torch.where(worse[:, None], torch.zeros_like(a), a)
+    lstm: tuple[Tensor, Tensor]
+    """the LSTM cell's ``(h, c)``, ``(B, hidden)`` each"""
+    anchor: Tensor
+    """the frame the summed motions warp and blur (the last true frame read) ``(B, C, H, W)``"""
+    motion_sum: Tensor
+    """the forecast affine motions ``(B, 6)`` added up since ``anchor``"""
+    variance_sum: Tensor
+    """the blur variances ``(B,)`` (pixels²) added up since ``anchor``"""
+    prev_frame: Tensor
+    """the frame read at this step ``(B, C, H, W)``: the next step measures motion from it"""
+    motion: Tensor
+    """the motion read at this step ``a_t`` ``(B, 6)`` (measured, or its own forecast)"""
+    forecast: Tensor
+    """the motion forecast to the next frame ``v`` ``(B, 6)``"""
 
 
 @register_model("motion-lstm-forecaster")
@@ -472,50 +403,39 @@ class MotionLSTMForecaster(_Forecaster):
         with torch.no_grad():
             self.head.bias[6] = math.log(math.expm1(self.START_VARIANCE))  # softplus^-1
 
-    def step(self, frame: Tensor, state, fed_back: Tensor | None = None):
+    def step(
+        self, frame: Tensor, state: MotionForecastState | None, fed_back: Tensor | None = None
+    ) -> tuple[Tensor, MotionForecastState]:
         b, _, h, w = frame.shape
-        fed = (
-            fed_back
-            if fed_back is not None
-            else torch.zeros(b, dtype=torch.bool, device=frame.device)
-        )
+        fed = fed_back
+        if fed is None:
+            fed = torch.zeros(b, dtype=torch.bool, device=frame.device)
         if state is None:  # no previous frame: no motion
-            lstm_state, anchor, total, var, prev, a_last, v = (
-                None,
-                None,
-                None,
-                None,
-                frame,
-                frame.new_zeros(b, 6),
-                None,
-            )
-            a = frame.new_zeros(b, 6)
+            lstm_state, anchor, total, var = None, None, None, None
+            a_last = a = frame.new_zeros(b, 6)
         else:
-            lstm_state, anchor, total, var, prev, a_last, v = state
-            a = v  # its own forecast where it reads its own prediction: nothing to measure
+            lstm_state, anchor, a_last = state.lstm, state.anchor, state.motion
+            total, var = state.motion_sum, state.variance_sum
+            # where it reads its own prediction, its own forecast: nothing to measure
+            a = state.forecast
             if not fed.all():
-                a = torch.where(
-                    fed[:, None],
-                    v,
-                    robust_affine_params(prev.mean(1, keepdim=True), frame.mean(1, keepdim=True)),
-                )
+                grey_prev = state.prev_frame.mean(1, keepdim=True)  # (B, 1, H, W)
+                measured = robust_affine_params(grey_prev, frame.mean(1, keepdim=True))  # (B, 6)
+                a = torch.where(fed[:, None], a, measured)
         jerk = a - a_last
-        sizes = torch.stack(
-            [a[:, [2, 5]].norm(dim=1), jerk[:, [2, 5]].norm(dim=1)], 1
-        )  # shift, its change: px
+        # the sizes of the shift and of its change: px
+        sizes = torch.stack([a[:, [2, 5]].norm(dim=1), jerk[:, [2, 5]].norm(dim=1)], 1)  # (B, 2)
         x = torch.cat([a, jerk, sizes, fed[:, None].to(frame.dtype)], 1)  # (B, 15)
         lstm_state = self.lstm(x, lstm_state)
         out = self.head(lstm_state[0])  # (B, 7)
         v, s = out[:, :6], F.softplus(out[:, 6])
-        if (
-            anchor is not None
-        ):  # forecasting rows add up since the last true frame; the others restart
+        if anchor is not None:  # forecasting rows add up since the last true frame; others restart
             anchor = torch.where(fed[:, None, None, None], anchor, frame)
             total, var = torch.where(fed[:, None], total + v, v), torch.where(fed, var + s, s)
         else:
             anchor, total, var = frame, v, s
         pred = heat_blur(warp(anchor, affine_field(total, h, w)), var)
-        return pred, (lstm_state, anchor, total, var, frame, a, v)
+        return pred, MotionForecastState(lstm_state, anchor, total, var, frame, a, v)
 
 
 @register_model("cnn-lstm-forecaster")
@@ -524,8 +444,8 @@ class CNNLSTMForecaster(_Forecaster):
 
     The encoder halves the frame ``depth`` times (3x3 stride-2 convolutions, ReLU; ``width``
     doubling per level); the code ``(width*2^(depth-1), H/2^depth, W/2^depth)`` is flattened into
-    our LSTM cell (``hidden_size``), whose ``h`` a linear layer maps back to the code's shape for the
-    mirror decoder. ``frame_size`` fixes ``(H, W)`` (the linear layers depend on it).
+    our LSTM cell (``hidden_size``), whose ``h`` a linear layer maps back to the code's shape for
+    the mirror decoder. ``frame_size`` fixes ``(H, W)`` (the linear layers depend on it).
     """
 
     def __init__(

@@ -8,7 +8,9 @@ it imports nothing else from lstmvision).
   derivative, the code both the cells and the layers run.
 * :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`SumPool2d`, :class:`TrainableSubsampling`
   (LeNet-5's subsampling): pooling layers.
-* :class:`ConvLSTMCell`, :class:`ConvLSTM`: convolutional LSTM (Shi 2015), 1D or 2D maps.
+* :class:`ConvLSTMCell`, :class:`ConvLSTM`: convolutional LSTM (Shi 2015), 1D or 2D maps, with
+  ``implementation="auto" | "equations" | "fast"`` (fast path: :mod:`lstmvision.nn.convlstm_fast`).
+* :mod:`lstmvision.nn.geometry`: warping by motion fields, affine motion fits, blurs.
 * :class:`RowLSTM`: an image read as a sequence of rows, columns or pixels by one of the layers.
 """
 

@@ -1,0 +1,263 @@
+r"""The fast path of :class:`lstmvision.nn.ConvLSTM` (``implementation="fast"``, the default
+through ``"auto"``): the same sums as the equations of :mod:`lstmvision.nn.convlstm`, in less
+time on a CPU, where a ConvLSTM's maps are small and each of autograd's many small operations
+costs more to dispatch than to compute. Three changes, each checked equal to the equations by
+``tests/test_convlstm.py``:
+
+* **One joined convolution per step**: ``W_x * X + W_h * H + b_ih + b_hh`` as one convolution
+  of ``[X, H]`` (channels stacked) with ``[W_x, W_h]`` (:func:`joint_weights`); the parameters
+  stay ``conv_x`` and ``conv_h``.
+* **One weight gradient per sequence** (:func:`batched_weight_grads`): over the steps of one
+  sequence the joined weights are built (and, under autocast, cast) once, and their gradient,
+  a sum over the steps, is computed once for all steps when the graph runs backward
+  (:class:`BatchedWeightGradConv`); on a CPU as one matrix product per kernel offset
+  (:func:`_shifted_weight_grad`).
+* **Gate derivatives written out** (:class:`_Gates`) for cells without peepholes or
+  normalisation: the backward of the gate equations in a few whole-map operations (as
+  :meth:`lstmvision.nn.cells.LSTMEquations.step_backward`) instead of autograd's graph of a few
+  dozen small ones.
+
+A cell with ``norm`` normalises each convolution apart, so it has nothing to join: its step is
+the equations; with peepholes the joined convolution is used and the gates are the equations'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lstmvision.nn.cells import tanh
+
+if TYPE_CHECKING:
+    from lstmvision.nn.convlstm import ConvLSTMCell
+
+_CONV_FN = {1: F.conv1d, 2: F.conv2d}
+_CONV_T_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
+
+
+def fast_step(
+    cell: ConvLSTMCell, x: Tensor, h_prev: Tensor, c_prev: Tensor
+) -> tuple[Tensor, Tensor]:
+    """One step of ``cell`` on the fast path: ``x`` ``(B, I, *space)``, ``(H_{t-1}, C_{t-1})``
+    -> ``(H_t, C_t)``, each ``(B, H, *space)``."""
+    if cell.norm:  # LN of each convolution apart: nothing to join
+        return cell.equations(x, h_prev, c_prev)
+    xh = torch.cat([x, h_prev], 1)  # (B, I + H, *space)
+    if cell._batched_conv is not None and torch.is_grad_enabled():  # in batched_weight_grads
+        pre = cell._batched_conv(xh)
+    else:
+        weight, bias = joint_weights(cell)
+        pre = _CONV_FN[cell.dims](xh, weight, bias, padding=cell.kernel_size // 2)
+    # pre: (B, 4H, *space) = W_x * X_t + W_h * H_{t-1} + b
+    if cell.peephole:
+        return cell.gates(pre, c_prev)
+    return _Gates.apply(pre, c_prev)
+
+
+def joint_weights(cell: ConvLSTMCell) -> tuple[Tensor, Tensor | None]:
+    """``[W_x, W_h]`` ``(4H, I + H, *kernel)`` and ``b_ih + b_hh`` (``None`` without biases)."""
+    weight = torch.cat([cell.conv_x.weight, cell.conv_h.weight], 1)
+    bias = cell.conv_x.bias + cell.conv_h.bias if cell.conv_x.bias is not None else None
+    return weight, bias
+
+
+@contextlib.contextmanager
+def batched_weight_grads(cells: Iterable[ConvLSTMCell]) -> Iterator[None]:
+    """Within: the steps of ``cells`` on the fast path (and without ``norm``) share each cell's
+    joined (under autocast, cast) weights, and each cell's weight gradient is computed once for
+    all steps (:class:`BatchedWeightGradConv`). Enter it inside autocast, around all the steps
+    of one sequence. Without gradients it changes nothing."""
+    cells = list(cells)
+    for cell in cells:
+        if cell.implementation != "equations" and not cell.norm and torch.is_grad_enabled():
+            weight, bias = joint_weights(cell)
+            cell._batched_conv = BatchedWeightGradConv(
+                weight, bias, cell.dims, cell.kernel_size // 2
+            )
+    try:
+        yield
+    finally:
+        for cell in cells:
+            cell._batched_conv = None
+
+
+class BatchedWeightGradConv:
+    """One "same" convolution applied at every step of a sequence, whose weight gradient is
+    computed once for all steps instead of once per step.
+
+    The weight's gradient is the sum over steps of ``conv_weight_grad(x_t, g_t)``, which is one
+    call on the steps stacked as a batch, ``conv_weight_grad([x_1..x_T], [g_1..g_T])``; on a CPU
+    many per-step calls on small maps take longer than one stacked call. Each step's backward
+    (:class:`_StepConv`) computes only the gradient of its input and leaves ``(x_t, g_t)``; a node
+    that all steps read (:class:`_StepWeightGrad`, through a scalar ``token`` whose gradient is
+    zero) runs after the last of them, so autograd itself orders the work, and turns the stack
+    into the weight's and bias's gradients (on a CPU as matrix products,
+    :func:`_shifted_weight_grad`, faster still). The weights are cast once (under autocast, to its
+    type) rather than at every step.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, dims: int, padding: int):
+        device = weight.device.type
+        if torch.is_autocast_enabled(device):  # what autocast would do to the convolution each step
+            dtype = torch.get_autocast_dtype(device)
+            weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
+        self.weight, self.bias, self.dims, self.padding = weight, bias, dims, padding
+        self.pending: list[tuple[Tensor, Tensor]] = []  # (x_t, g_t) of the steps whose backward ran
+        self.token = _StepWeightGrad.apply(weight, bias, self)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _StepConv.apply(x.to(self.weight.dtype), self.weight, self.bias, self.token, self)
+
+
+@contextlib.contextmanager
+def batched_weight_grad_conv(conv: nn.Module | None) -> Iterator[BatchedWeightGradConv | None]:
+    """Within: for ``conv`` (a ``Conv1d``/``Conv2d`` of stride 1, "same" padding, one group) the
+    function to apply at every step of one sequence instead, its weight gradient computed once for
+    all steps (:class:`BatchedWeightGradConv`); ``None`` without gradients or for another
+    module."""
+    dims = {nn.Conv1d: 1, nn.Conv2d: 2}.get(type(conv))
+    same = (
+        dims
+        and conv.groups == 1
+        and set(conv.stride) == {1}
+        and set(conv.dilation) == {1}
+        and list(conv.padding) == [k // 2 for k in conv.kernel_size]
+        and len(set(conv.kernel_size)) == 1
+    )
+    yield (
+        BatchedWeightGradConv(conv.weight, conv.bias, dims, conv.padding[0])
+        if same and torch.is_grad_enabled()
+        else None
+    )
+
+
+class _StepWeightGrad(torch.autograd.Function):
+    """The node every step's convolution reads (through ``token``): its backward runs after all
+    the steps' and computes the weight and bias gradients of the whole sequence at once."""
+
+    @staticmethod
+    def forward(ctx, weight, bias, conv):
+        ctx.conv, ctx.has_bias = conv, bias is not None
+        return weight.new_zeros(())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, _):
+        conv = ctx.conv
+        xs, gs = zip(*conv.pending)
+        conv.pending = []
+        if conv.weight.device.type == "cpu":
+            kernel = conv.weight.shape[2:]
+            return (*_shifted_weight_grad(xs, gs, kernel, conv.padding, ctx.has_bias), None)
+        d = conv.dims
+        bias_sizes = [conv.weight.shape[0]] if ctx.has_bias else None
+        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            torch.cat(gs),  # (T*B, O, *space): the steps stacked as a batch
+            torch.cat(xs),  # (T*B, I, *space)
+            conv.weight,
+            bias_sizes,
+            [1] * d,  # stride
+            [conv.padding] * d,
+            [1] * d,  # dilation
+            False,  # not transposed
+            [0] * d,  # output padding
+            1,  # groups
+            [False, True, ctx.has_bias],  # input, weight, bias gradients
+        )
+        return grad_w, grad_b, None
+
+
+def _shifted_weight_grad(xs, gs, kernel, padding: int, bias: bool) -> tuple[Tensor, Tensor | None]:
+    """The weight and bias gradients of a stride-1 convolution from its inputs ``xs`` and output
+    gradients ``gs`` (lists of ``(B, I, *space)`` and ``(B, O, *space)``, summed over the list), as
+    one matrix product per kernel offset: ``dW[:, :, k] = G @ X_k`` with ``G`` the gradients
+    ``(O, positions)`` and ``X_k`` the inputs moved by ``k``, ``(positions, I)`` (from one
+    zero-padded channels-last copy). On a CPU oneDNN's weight gradient of many small maps runs
+    well below the matrix-multiplication speed that these products reach."""
+    n = sum(x.shape[0] for x in xs)
+    space, cin, cout = xs[0].shape[2:], xs[0].shape[1], gs[0].shape[1]
+    padded = xs[0].new_zeros(n, *(s + 2 * padding for s in space), cin)  # channels last
+    grads = gs[0].new_empty(cout, n, *space)  # (O, N, *space)
+    inner = tuple(slice(padding, padding + s) for s in space)
+    start = 0
+    for x, g in zip(xs, gs):
+        stop = start + x.shape[0]
+        padded[(slice(start, stop), *inner)] = x.movedim(1, -1)
+        grads[:, start:stop] = g.movedim(1, 0)
+        start = stop
+    grads = grads.reshape(cout, -1)  # (O, N * positions)
+    grad_w = grads.new_empty(cout, *kernel, cin)  # (O, *kernel, I)
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = padded[(slice(None), *(slice(k, k + s) for k, s in zip(offset, space)))]
+        torch.mm(grads, window.reshape(-1, cin), out=grad_w[(slice(None), *offset)])
+    return grad_w.movedim(-1, 1), grads.sum(1) if bias else None  # (O, I, *kernel), (O,)
+
+
+class _StepConv(torch.autograd.Function):
+    """One step's convolution: its backward gives the input's gradient and leaves ``(x_t, g_t)``
+    for :class:`_StepWeightGrad`."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, token, conv):
+        ctx.conv = conv
+        ctx.save_for_backward(x, weight)
+        return _CONV_FN[conv.dims](x, weight, bias, padding=conv.padding)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        conv = ctx.conv
+        if ctx.needs_input_grad[3]:  # the weights are trained: _StepWeightGrad sums this step in
+            conv.pending.append((x, g))
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _CONV_T_FN[conv.dims](g, weight, padding=conv.padding)
+        return grad_x, None, None, g.new_zeros(()), None
+
+
+class _Gates(torch.autograd.Function):
+    """The gate equations of a cell without peepholes or normalisation, pre-activations ``(B, 4H,
+    *space)`` and ``C_{t-1}`` -> ``(h_t, C_t)``, with their derivatives written out in few
+    whole-map operations. The gates are computed in ``C``'s type (float32 under autocast)."""
+
+    @staticmethod
+    def forward(ctx, pre, c_prev):
+        ctx.pre_dtype = pre.dtype
+        gates = pre.to(torch.promote_types(pre.dtype, c_prev.dtype), copy=True)  # (B, 4H, *space)
+        i, f, g, o = gates.chunk(4, 1)
+        g.mul_(2)
+        gates.sigmoid_()  # i, f, o = σ(.), and σ(2 g)
+        g.mul_(2).sub_(1)  # g = tanh(.) = 2σ(2 .) - 1
+        c = torch.addcmul(f * c_prev, i, g)  # C_t = f ⊙ C_{t-1} + i ⊙ g
+        tanh_c = tanh(c)
+        ctx.save_for_backward(gates, c_prev, tanh_c)
+        return o * tanh_c, c  # h_t = o ⊙ tanh(C_t)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dh, dc):
+        gates, c_prev, tanh_c = ctx.saved_tensors
+        i, f, g, o = gates.chunk(4, 1)
+        d = torch.empty_like(gates)
+        di, df, dg, do = d.chunk(4, 1)
+        if dh is None:
+            dh = torch.zeros_like(tanh_c)
+        # ∂L/∂C_t, total: dC_t + dh_t ⊙ o ⊙ (1 - tanh²C_t)
+        dc_total = dh * o
+        dc_total.mul_(1 - tanh_c * tanh_c)
+        if dc is not None:
+            dc_total.add_(dc)
+        torch.mul(dc_total, g, out=di)  # i: dC ⊙ g ⊙ i(1 - i)
+        torch.mul(dc_total, c_prev, out=df)  # f: dC ⊙ C_{t-1} ⊙ f(1 - f)
+        torch.mul(dh, tanh_c, out=do)  # o: dh ⊙ tanh(C_t) ⊙ o(1 - o)
+        sig = gates * (1 - gates)  # σ' where the gate is a sigmoid (its g block is overwritten)
+        d.mul_(sig)
+        torch.mul(dc_total, i, out=dg).mul_(1 - g * g)  # g: dC ⊙ i ⊙ (1 - g²)
+        return d.to(ctx.pre_dtype), dc_total.mul_(f)  # ∂L/∂C_{t-1} = dC ⊙ f
