@@ -1,10 +1,25 @@
-"""Video decoding, Moving MNIST generation, UCF101 layout, bad inputs: real files from ../shared/data."""
+"""Video decoding, Moving MNIST generation, frame windows, UCF101 layout, bad inputs: real files
+from ../shared/data."""
 
 import numpy as np
 import pytest
+import torch
 
 from lstmvision.data import load_split
-from lstmvision.data.moving_mnist import motion_mnist, moving_mnist
+from lstmvision.data.frame_windows import (
+    SOURCE_SCALE,
+    MotionWindows,
+    Windows,
+    real_sequences,
+    time_split,
+    window_splits,
+)
+from lstmvision.data.moving_mnist import (
+    SPLIT_SEEDS,
+    motion_mnist,
+    moving_mnist,
+    moving_mnist_splits,
+)
 from lstmvision.data.video import (
     load_npz_sequences,
     parse_size,
@@ -144,3 +159,58 @@ def test_ucf101_layout_with_and_without_split_lists(data_root, tmp_path):
         DataError, match="v_Other_g09_c01.avi: listed in .*testlist01.txt but missing"
     ):
         ucf101_index(tmp_path / "videos", lists, "test")
+
+
+def test_motion_windows_follow_a_camera_path():
+    torch.manual_seed(0)
+    # a still scene at twice the output size
+    still_frames = (torch.rand(1, 32, 48) * 255).to(torch.uint8).repeat(12, 1, 1)
+    still = MotionWindows([still_frames], 6, (16, 24), strength=1.0, still=1.0)
+    x = still[0]
+    assert x.shape == (6, 1, 16, 24) and 0 <= x.min() and x.max() <= 1
+    assert torch.allclose(x, x[:1].expand_as(x))  # the crop does not move
+    moving = MotionWindows([still_frames], 6, (16, 24), strength=1.0, still=0.0)
+    assert len(moving) == 7
+    frames = torch.stack([moving[i] for i in range(7)])
+    assert (frames[:, 1:] - frames[:, :1]).abs().mean() > 0.01  # the view changes along the window
+    for _ in range(20):  # the crop's centre stays on the source frame
+        centre, angle, scale = moving.path((32, 48))
+        assert centre.shape == (6, 2) and angle.shape == scale.shape == (6,)
+        assert centre[:, 0].min() >= 0 and centre[:, 0].max() <= 48 and centre[:, 1].max() <= 32
+
+
+def test_windows_of_visp_split_by_sequence_and_of_one_video_by_time(data_root):
+    splits = window_splits("visp", data_root, (24, 32), length=20)
+    # train mire2 (501 frames), mbt_cube (218), line (33); validation ellipse1 (50); test cube (80)
+    counts = {s: len(w) for s, w in splits.items()}
+    assert counts == {"train": 482 + 199 + 14, "val": 31, "test": 61}
+    assert splits["test"][0].shape == (20, 1, 24, 32) and type(splits["train"]) is Windows
+    moving = window_splits("visp", data_root, (24, 32), length=20, motion=1.0, limit_train=5)
+    assert isinstance(moving["train"], MotionWindows) and len(moving["train"]) == 5
+    assert moving["train"].seqs[0].shape[1:] == (24 * SOURCE_SCALE, 32 * SOURCE_SCALE)
+    # evaluation windows stay the plain frames (read at twice the size and resized)
+    assert (moving["test"][3] - splits["test"][3]).abs().mean() < 0.02
+    clip = data_root / "video" / "carphone_pristine.mp4"  # 120 frames: 96 / 12 / 12 in time
+    seqs = real_sequences(str(clip), data_root, (16, 16))
+    assert [len(s) for split in ("train", "val", "test") for s in seqs[split]] == [96, 12, 12]
+    assert {k: len(v) for k, v in time_split(torch.arange(10)).items()} == {
+        "train": 8,
+        "val": 1,
+        "test": 1,
+    }
+    with pytest.raises(DataError, match="window needs 20"):
+        window_splits(str(clip), data_root, (16, 16), length=20)
+
+
+def test_moving_mnist_splits_fixed_evaluation_fresh_training(data_root):
+    sets = moving_mnist_splits(data_root, 6, train_size=4, val_size=3, test_size=2, limit_train=50)
+    assert {s: len(d) for s, d in sets.items()} == {"train": 4, "val": 3, "test": 2}
+    assert len(sets["train"].digits) == 50 and not sets["train"].fixed
+    again = moving_mnist_splits(data_root, 6, train_size=4, val_size=3, test_size=2)
+    for split in ("val", "test"):  # fixed by SPLIT_SEEDS
+        assert sets[split].seed == SPLIT_SEEDS[split] and torch.equal(
+            sets[split][1], again[split][1]
+        )
+    first = sets["train"][0]
+    sets["train"].set_epoch(1)
+    assert first.shape == (6, 1, 64, 64) and not torch.equal(first, sets["train"][0])

@@ -33,20 +33,21 @@ def frames_per_second(path: Path, size, grey: bool, repeats: int) -> tuple[float
 def train_step_seconds(
     bf16: bool, repeats: int, batch: int = 16, model: dict | None = None
 ) -> float:
-    """``model``: next-frame settings that replace the recipe's (``patch``, ``hidden_sizes``, ...)."""
+    """Seconds of one training step of the Moving MNIST recipe's model on ``batch`` sequences;
+    ``model``: next-frame settings that replace the recipe's (``patch``, ``hidden_sizes``, ...)."""
     import torch
 
+    from lstmvision.data.video import parse_size
     from lstmvision.tasks import get_task
+    from lstmvision.tasks.budget import step_seconds
     from lstmvision.tasks.config import resolve_config
-    from lstmvision.tasks.next_frame import step_seconds
 
     task = get_task("next-frame")()
-    # the recipe's model, as `train next-frame --dataset moving-mnist` builds it (epochs given: not timed twice)
-    cfg = resolve_config(
-        task.Config, None, {"dataset": "moving-mnist", "epochs": 1, **(model or {})}
-    )
+    # the recipe's model, as `train next-frame --dataset moving-mnist` builds it
+    cfg = resolve_config(task.Config, None, {"dataset": "moving-mnist", **(model or {})})
+    task.resolve(cfg)
     net = task.build_model(cfg)
-    frames = torch.rand(batch, cfg.input_frames + cfg.output_frames, 1, *task.frame_size(cfg))
+    frames = torch.rand(batch, cfg.input_frames + cfg.output_frames, 1, *parse_size(cfg.frame_size))
     return step_seconds(
         net, frames, cfg.input_frames, "bf16-mixed" if bf16 else "32-true", repeats=repeats
     )
@@ -55,7 +56,7 @@ def train_step_seconds(
 def run(path: str | Path | None = None, repeats: int = 3, model: dict | None = None) -> dict:
     import torch
 
-    from lstmvision.tasks.next_frame import native_bf16
+    from lstmvision.tasks.budget import native_bf16
 
     path = Path(path) if path else resolve_data_root() / "video" / "vtest.avi"
     info = probe(path)
@@ -82,7 +83,8 @@ def run(path: str | Path | None = None, repeats: int = 3, model: dict | None = N
 
 def format_report(report: dict) -> str:
     lines = [
-        f"{report['file']}: {report['width']}x{report['height']}, header {report['header_frames']} frames; "
+        f"{report['file']}: {report['width']}x{report['height']}, "
+        f"header {report['header_frames']} frames; "
         f"{report['cpus']} CPU(s), median of {report['repeats']}",
         f"{'decode':16} {'frames':>7} {'frames/s':>10}",
     ]
@@ -92,7 +94,6 @@ def format_report(report: dict) -> str:
     steps = ", ".join(f"{p} {s:.3f} s" for p, s in report["moving_mnist_train_step_s"].items())
     changed = ", ".join(f"{k} {v}" for k, v in report.get("model", {}).items())
     which = f"recipe with {changed}" if changed else "recipe"
-    lines.append(
-        f"Moving MNIST {which}, one training step of batch 16 ({report['threads']} threads): {steps}"
-    )
+    step = f"one training step of batch 16 ({report['threads']} threads)"
+    lines.append(f"Moving MNIST {which}, {step}: {steps}")
     return "\n".join(lines)

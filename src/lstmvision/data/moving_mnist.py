@@ -16,14 +16,24 @@ clip drawn from the same distribution: any order-blind model (frame averaging) i
 Both are pure functions of ``(digits, seed)``: the same seed gives the same sequences, byte for
 byte. :class:`MovingMNIST` serves fresh sequences each epoch (training) or a fixed set (seeded
 validation/test sets); digits come from :func:`lstmvision.data.load_split` (``mnist``).
+
+:func:`moving_mnist_splits`: next-frame's three sets. Training sequences are fresh every epoch,
+from the digits of MNIST's training split minus a held-out ``val_fraction``; validation: fixed
+sequences (seed 1) of the held-out digits; test: fixed sequences (seed 2015) of MNIST's test
+digits.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from lstmvision.data.digits import load_split, train_val_indices
+
 SIZE, DIGIT = 64, 28
+SPLIT_SEEDS = {"val": 1, "test": 2015}
 MOTION_CLASSES = ("left", "right")
 
 
@@ -74,7 +84,8 @@ def moving_mnist(
 def motion_mnist(
     digits: np.ndarray, count: int, seed: int, num_frames: int = 10, size: int = SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` clips ``(count, num_frames, size, size)`` uint8 and labels (0 = left, 1 = right)."""
+    """``count`` clips ``(count, num_frames, size, size)`` uint8 and their labels (0 = left,
+    1 = right)."""
     rng = np.random.default_rng(seed)
     free = size - DIGIT
     clips = np.zeros((count, num_frames, size, size), np.uint8)
@@ -139,3 +150,35 @@ class MovingMNIST(torch.utils.data.Dataset):
             }
         seq = self._cache[k][i - k * self.chunk]  # (T, 64, 64) uint8
         return torch.from_numpy(seq).unsqueeze(1).float().div_(255)  # (T, 1, 64, 64)
+
+
+def moving_mnist_splits(
+    root: Path,
+    num_frames: int,
+    train_size: int,
+    val_size: int,
+    test_size: int,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    limit_train: int | None = None,
+    download: bool = False,
+) -> dict[str, MovingMNIST]:
+    """``{"train", "val", "test": MovingMNIST}`` (see the module doc): ``train_size`` fresh
+    sequences an epoch (seeded by ``seed``), ``val_size`` and ``test_size`` fixed ones
+    (``SPLIT_SEEDS``); ``limit_train``: only the first that many training digits."""
+    train, _ = load_split("mnist", root, "train", download=download)
+    test, _ = load_split("mnist", root, "test", download=download)
+    train_idx, val_idx = train_val_indices(len(train), val_fraction)
+    digits = {
+        "train": train[train_idx].numpy(),
+        "val": train[val_idx].numpy(),
+        "test": test.numpy(),
+    }
+    if limit_train:
+        digits["train"] = digits["train"][:limit_train]
+    sets = {
+        "train": MovingMNIST(digits["train"], train_size, seed, fixed=False, num_frames=num_frames)
+    }
+    for split, count in (("val", val_size), ("test", test_size)):
+        sets[split] = MovingMNIST(digits[split], count, SPLIT_SEEDS[split], num_frames=num_frames)
+    return sets

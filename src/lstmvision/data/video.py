@@ -144,7 +144,8 @@ def read_frames(
 
 
 def uniform_indices(total: int, num_frames: int) -> list[int]:
-    """``num_frames`` indices spread evenly over ``range(total)`` (the centres of equal segments)."""
+    """``num_frames`` indices spread evenly over ``range(total)`` (the centres of equal
+    segments)."""
     return [int((k + 0.5) * total / num_frames) for k in range(num_frames)]
 
 
@@ -243,9 +244,9 @@ def ucf101_index(
     ``videos`` holds one folder per class (``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi``).
     ``lists`` is the folder of the official ``classInd.txt`` ("1 ApplyEyeMakeup") and
     ``trainlist0{fold}.txt`` / ``testlist0{fold}.txt`` ("ApplyEyeMakeup/v_..._g08_c01.avi [label]");
-    without it (or without those files) the classes are the sorted folder names and the split follows
-    UCF101's rule for fold 1: groups 1-7 are the test clips, groups 8-25 the training clips, so one
-    person's clips never sit in both.
+    without it (or without those files) the classes are the sorted folder names and the split
+    follows UCF101's rule for fold 1: groups 1-7 are the test clips, groups 8-25 the training
+    clips, so one person's clips never sit in both.
     """
     videos = Path(videos)
     if not videos.is_dir():
