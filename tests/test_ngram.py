@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lstmvision.nn.ctc import brute_force_labellings, prefix_beam_search
-from lstmvision.nn.ngram import CharNGram
+from lstmvision.nn.ngram import CharNGram, LineLM
 
 TEXTS = ["abracadabra", "abba", "cab", "", "a cab", "bad"]
 
@@ -121,3 +121,20 @@ def test_fused_wide_beam_is_the_exact_fused_argmax(seed):
         assert prefix_beam_search(log_probs, beam, lm=lm, lm_weight=0.0) == prefix_beam_search(
             log_probs, beam
         )
+
+
+def test_line_lm_fusion_and_json_round_trip(tmp_path):
+    ngram = CharNGram.fit(["ab"] * 20, order=3, chars="ab")
+    assert LineLM(ngram).fusion("ab") == {}  # both weights 0: plain beam search
+    lm = LineLM(ngram, 0.6, 1.0, {"beam": 10, "grid": [{"lm_weight": 0.6}]})
+    fusion = lm.fusion("ab")
+    assert (fusion["lm_weight"], fusion["length_bonus"]) == (0.6, 1.0)
+    assert fusion["lm"]((1,), 2) == ngram.log_prob("a", "b")  # class i is charset[i - 1]
+    assert prefix_beam_search(_ambiguous(), beam=5, **fusion)[0][0] == [1, 2]
+    again = LineLM.load(lm.save(tmp_path / "lm.json"))
+    assert (again.lm_weight, again.length_bonus, again.info) == (0.6, 1.0, lm.info)
+    assert again.ngram.to_dict() == ngram.to_dict()
+    assert [p.name for p in tmp_path.iterdir()] == ["lm.json"]  # no temporary file left
+    (tmp_path / "bad.json").write_text('{"lm_weight": 1}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.json: not a textline language model"):
+        LineLM.load(tmp_path / "bad.json")

@@ -1,4 +1,5 @@
-"""Synthetic printed lines (synth-print): deterministic rendering, fonts, charset, splits, training."""
+"""Synthetic printed lines (synth-print): deterministic rendering, fonts, charset, splits,
+training."""
 
 from __future__ import annotations
 
@@ -136,9 +137,10 @@ def test_uw3_from_a_synth_run_knows_every_test_character(synth_run, data_root):
         channels="4,8,8,8",
         num_layers=1,
     )
+    task.resolve(cfg)  # --from: the source run's LSTM size
     dm = task.datamodule(cfg)
     model = task.build_model(cfg)
-    assert cfg.hidden_size == 8  # the source run's, not uw3's default 128
+    assert cfg.hidden_size == 8  # the source run's, not the config's 192
     assert set(CHARSET) <= set(model.charset)
     charset = Charset(model.charset)
     assert sum(charset.count_unknown(ln.text) for ln in dm.splits["test"]) == 0

@@ -1,4 +1,5 @@
-"""Text-line recognition: CTC decoding, charset, line data, CRNN shapes, training, CLI end to end."""
+"""Text-line recognition: CTC decoding, charset, line data, config, CRNN shapes, training, CLI
+end to end."""
 
 from __future__ import annotations
 
@@ -151,7 +152,8 @@ PAGE = """<?xml version="1.0" encoding="UTF-8"?>
 <PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">
   <Page imageFilename="page.png" imageWidth="200" imageHeight="100">
     <TextRegion id="r1"><Coords points="0,0 200,0 200,100 0,100"/>
-      <TextLine id="l1"><Coords points="10,10 190,10 190,40 10,40"/><TextEquiv><Unicode>old</Unicode></TextEquiv></TextLine>
+      <TextLine id="l1"><Coords points="10,10 190,10 190,40 10,40"/>
+        <TextEquiv><Unicode>old</Unicode></TextEquiv></TextLine>
       <TextLine id="l2"><Coords points="10,50 150,50 150,90 10,90"/></TextLine>
     </TextRegion>
   </Page>
@@ -177,6 +179,83 @@ def test_page_xml_read_write_and_malformed(tmp_path):
     )
     with pytest.raises(DataError, match=r"coords\.xml: TextLine l2 has malformed Coords"):
         read_page_xml(tmp_path / "coords.xml")
+
+
+def test_width_batches_cover_every_line_once_and_reshuffle():
+    from lstmvision.data.line_batches import WidthBatches, width_sorted_batches
+
+    widths = [7, 3, 9, 1, 5, 8, 2, 6, 4, 10, 11]
+    sampler = WidthBatches(widths, batch_size=4, seed=0)
+    first, second = list(sampler), list(sampler)
+    assert len(first) == len(sampler) == 3 and first != second  # a new order every epoch
+    for epoch in (first, second):
+        assert sorted(i for batch in epoch for i in batch) == list(range(len(widths)))
+    ordered = width_sorted_batches(widths, 4)
+    assert [[widths[i] for i in b] for b in ordered] == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11]]
+
+
+# ----------------------------------------------------------------------------------- config
+
+# what `train textline --dataset D` ran before the recipe files (DATASET_DEFAULTS filled the keys
+# left unset): the recipe files must give the same
+OLD_DEFAULTS = {
+    "bronod": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
+    "uw3": {"epochs": 300, "batch_size": 4, "hidden_size": 128},
+    "synth-print": {"epochs": 3, "batch_size": 16, "hidden_size": 128, "lines": 20000},
+    "a-folder/of-lines": {"epochs": 60, "batch_size": 16, "hidden_size": 192},
+}
+
+
+@pytest.mark.parametrize("dataset", list(OLD_DEFAULTS))
+def test_recipes_give_each_data_set_its_defaults(dataset):
+    from lstmvision.tasks.config import recipe_file, resolve_config
+    from lstmvision.tasks.textline import TextLineConfig, TextLineTask
+
+    cfg = resolve_config(TextLineConfig, None, {"dataset": dataset})
+    TextLineTask().resolve(cfg)
+    assert {k: getattr(cfg, k) for k in OLD_DEFAULTS[dataset]} == OLD_DEFAULTS[dataset]
+    assert (recipe_file(TextLineConfig, dataset) is None) == ("/" in dataset)
+    flags = resolve_config(TextLineConfig, None, {"dataset": dataset, "epochs": 2})
+    assert flags.epochs == 2 and flags.hidden_size == OLD_DEFAULTS[dataset]["hidden_size"]
+
+
+def test_resolve_takes_the_from_runs_lstm_size_and_refuses_bad_values(tiny_run):
+    from lstmvision.errors import ConfigError
+    from lstmvision.tasks.config import resolve_config
+    from lstmvision.tasks.textline import TextLineConfig, TextLineTask
+
+    task = TextLineTask()
+    overrides = {"dataset": "uw3", "from_run": str(tiny_run.run_dir), "hidden_size": 64}
+    cfg = resolve_config(TextLineConfig, None, overrides)
+    task.resolve(cfg)
+    assert cfg.hidden_size == TINY["hidden_size"]  # the source run's: its weights must fit
+    for bad, match in (
+        ({"height": 40}, "multiple of 16"),
+        ({"channels": "4,8"}, "4 positive integers"),
+        ({"dataset": "synth-print", "lines": 0}, "at least 1"),
+        ({"lm_order": 0}, "at least 1"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            task.resolve(resolve_config(TextLineConfig, None, bad))
+
+
+def test_an_old_run_config_still_loads(tmp_path):
+    import yaml
+
+    from lstmvision.tasks import run_folder
+    from lstmvision.tasks.textline import TextLineTask
+
+    # config.yaml as training wrote it before the recipe files (lines: null outside synth-print)
+    keys = dict(dataset="bronod", data_root=None, download=False, epochs=60, max_steps=-1)
+    keys.update(limit_train=None, batch_size=16, lr=0.002, seed=0, accelerator="cpu")
+    keys.update(devices="1", strategy="auto", precision="32-true", num_workers=0)
+    keys.update(checkpoint_every=100, val_fraction=0.1, lines=None, height=32)
+    keys.update(channels="16,32,64,96", reduction=4, hidden_size=192, num_layers=2, dropout=0.2)
+    keys.update(augment=1.0, weight_decay=1e-4, grad_clip=5.0, charset="ab c", from_run=None)
+    keys.update(lm=True, lm_order=5)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"task": "textline", **keys}))
+    cfg = run_folder.load_run_config(tmp_path, TextLineTask)
+    assert vars(cfg) == keys
 
 
 # ------------------------------------------------------------------------------------ model
@@ -377,6 +456,7 @@ def test_from_run_keeps_charset_and_weights(tiny_run, data_root, tmp_path):
     cfg = task.Config(
         dataset="uw3", data_root=str(data_root), from_run=str(tiny_run.run_dir), **TINY
     )
+    task.resolve(cfg)
     task.datamodule(cfg)
     model = task.build_model(cfg)
     _, _, source = runner.load(tiny_run.run_dir)
@@ -412,7 +492,8 @@ def tiny_lm_run(data_root, tmp_path_factory):
 
 
 def test_training_tunes_an_lm_on_validation_and_writes_lm_json(tiny_lm_run):
-    from lstmvision.tasks.textline import LM_GRID, LineLM
+    from lstmvision.nn.ngram import LineLM
+    from lstmvision.tasks.textline_lm import LM_GRID
 
     run = tiny_lm_run.run_dir
     m = json.loads((run / "metrics.json").read_text())
@@ -452,7 +533,8 @@ def test_predict_beam_uses_the_runs_lm(tiny_lm_run, tiny_run, tmp_path):
     import shutil
 
     from lstmvision.cli import app
-    from lstmvision.tasks.textline import LineLM, beam_decode, decode_batch
+    from lstmvision.nn.ctc import beam_decode, decode_batch
+    from lstmvision.nn.ngram import LineLM
 
     run = tmp_path / "run"
     shutil.copytree(tiny_lm_run.run_dir, run)

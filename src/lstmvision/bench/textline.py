@@ -18,29 +18,22 @@ import torch
 
 from lstmvision.data import resolve_data_root
 from lstmvision.data.lines import Line, load_line, read_labels_tsv
+from lstmvision.nn.ctc import decode_lines
 
 
 def _model(run: Path | None):
     if run is not None:
-        from lstmvision.tasks import runs
+        from lstmvision.tasks import run_folder
 
-        return runs.load_model(Path(run))
+        return run_folder.load_model(Path(run))
     from lstmvision.models import get_model
-    from lstmvision.tasks.textline import TextLineConfig, _channels, _dataset_defaults
+    from lstmvision.tasks.config import resolve_config
+    from lstmvision.tasks.textline import TextLineConfig, TextLineTask
 
-    cfg = TextLineConfig()
-    _dataset_defaults(cfg)  # bronod's
-    charset = "".join(chr(c) for c in range(32, 122))  # 90 characters, as bronod's charset
-    return get_model(
-        "crnn",
-        charset=charset,
-        height=cfg.height,
-        channels=_channels(cfg.channels),
-        hidden_size=cfg.hidden_size,
-        num_layers=cfg.num_layers,
-        dropout=cfg.dropout,
-        reduction=cfg.reduction,
-    )
+    cfg = resolve_config(TextLineConfig)  # bronod's recipe
+    cfg.charset = "".join(chr(c) for c in range(32, 122))  # 90 characters, as bronod's charset
+    name, kwargs = TextLineTask().model_spec(cfg)
+    return get_model(name, **kwargs)
 
 
 def _bronod_lines(data_root) -> dict[str, Path]:
@@ -57,21 +50,19 @@ def run(
     threads: int | None = None,
     data_root=None,
 ) -> dict:
-    from lstmvision.tasks.textline import TextLineTask
+    from lstmvision.tasks.textline_lm import run_lm
 
     if threads:
         torch.set_num_threads(threads)
     model = _model(run_dir).eval()
-    task = TextLineTask()
-    task.run_dir = Path(run_dir) if run_dir is not None else None
-    lm = task.line_lm(beam)  # the run's lm.json, fused into a beam search, as transcribe does
+    lm = run_lm(run_dir, beam)  # the run's lm.json, fused into a beam search, as transcribe does
     named = {p.name: Path(p) for p in images} if images else _bronod_lines(data_root)
     rows = []
     for label, path in named.items():
 
         def once(path=path) -> tuple[str, int]:
             image = load_line(Line(path, ""), model.height)
-            ((text, lp),) = task.transcribe(model, [image], beam, lm=lm)
+            ((text, lp),) = decode_lines(model, [image], beam, lm=lm)
             return text, image.size(1)
 
         once()
@@ -103,7 +94,8 @@ def format_report(report: dict) -> str:
     lm = " + the run's n-gram LM" if report.get("lm") else ""
     head = (
         f"text-line transcription latency ({report['model']}, {report['threads']} threads, beam "
-        f"{report['beam']}{lm}, median of {report['repeats']}; load average {report['load_average'][0]:.2f})"
+        f"{report['beam']}{lm}, median of {report['repeats']}; load average "
+        f"{report['load_average'][0]:.2f})"
     )
     lines = [head] + [
         f"  {r['line']:>14}  width {r['width']:5d} px  {r['ms']:8.2f} ms" for r in report["lines"]

@@ -7,7 +7,12 @@ Layouts read by :func:`read_line_folder` (a user's own lines, or the shared data
 * images with a ``.gt.txt`` beside each (``010001.bin.png`` + ``010001.gt.txt``), searched
   recursively: ``../shared/data/lines-uw3``;
 * PAGE XML: :func:`read_page_xml` gives the line regions (bounding box of ``Coords``) and their
-  ``TextEquiv``; :func:`write_page_xml` fills the ``TextEquiv`` back in.
+  ``TextEquiv``; :func:`write_page_xml` fills the ``TextEquiv`` back in, and
+  :func:`transcribe_page_xml` does both around a recogniser.
+
+Per-line results of a recogniser (:func:`line_result`, :func:`write_line_results`) are a CSV,
+worst line first. Batching (augmentation, padding, width batches):
+:mod:`lstmvision.data.line_batches`.
 
 Line images become float tensors ``(height, W)`` in [0, 1] with **ink bright on a dark
 background** (0 = paper), so zero padding and affine fills are blank paper.
@@ -15,7 +20,7 @@ background** (0 = paper), so zero padding and affine fills are blank paper.
 
 from __future__ import annotations
 
-import random
+import csv
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -119,7 +124,8 @@ def line_tensor(
 
 
 def load_line(line: Line, height: int, page_cache: dict | None = None) -> torch.Tensor:
-    """The image of ``line`` (a file, a crop of a page, or drawn) as :func:`line_tensor` gives it."""
+    """The image of ``line`` (a file, a crop of a page, or drawn) as :func:`line_tensor` gives
+    it."""
     if line.draw is not None:
         image = line.draw()
     elif line.box is None:
@@ -195,7 +201,8 @@ def read_gt_folder(folder: Path) -> list[Line]:
 
 
 def read_line_folder(folder: Path) -> list[Line]:
-    """Lines of a folder in any of the generic layouts (labels.tsv, .gt.txt files, PAGE XML pages)."""
+    """Lines of a folder in any of the generic layouts (labels.tsv, .gt.txt files, PAGE XML
+    pages)."""
     folder = Path(folder)
     if folder.is_file() and folder.suffix == ".tsv":
         return read_labels_tsv(folder)
@@ -284,7 +291,8 @@ def _page_image(tree: ET.ElementTree, xml: Path, image: Path | None) -> Path:
 
 def read_page_xml(xml: Path, image: Path | None = None) -> list[Line]:
     """The ``TextLine`` regions of a PAGE XML file as lines cropping ``image`` (default: the
-    Page's ``imageFilename`` beside the xml); text from each line's ``TextEquiv/Unicode`` (or "")."""
+    Page's ``imageFilename`` beside the xml); text from each line's ``TextEquiv/Unicode`` (or
+    "")."""
     xml = Path(xml)
     tree = _parse_page_xml(xml)
     if _local(tree.getroot().tag) != "PcGts":
@@ -318,6 +326,63 @@ def write_page_xml(xml: Path, texts: dict[str, str], out: Path) -> Path:
         ET.SubElement(equiv, q("Unicode")).text = texts[line.get("id")]
     tree.write(out, encoding="utf-8", xml_declaration=True)
     return Path(out)
+
+
+def transcribe_page_xml(
+    xml: Path,
+    image: Path | None,
+    height: int,
+    transcribe: Callable[[list[torch.Tensor]], list[str]],
+    out: Path | None = None,
+) -> list[dict]:
+    """Read every ``TextLine`` region of the PAGE XML ``xml`` from ``image`` (default: the one the
+    xml names), scaled to ``height``, let ``transcribe`` read the ``(height, W)`` line tensors,
+    and write a copy of ``xml`` with those texts as ``TextEquiv`` into the folder ``out`` (default:
+    the working folder; ``NAME.transcribed.xml`` where it would overwrite ``xml``). One dict per
+    line: ``image``, ``line`` (its id), ``text``, ``page_xml`` (the file written)."""
+    xml = Path(xml)
+    lines = read_page_xml(xml, Path(image) if image is not None else None)
+    cache = {lines[0].image: open_image(lines[0].image)} if lines else {}
+    texts = transcribe([load_line(ln, height, cache) for ln in lines])
+    target = Path(out or ".") / xml.name
+    if target.resolve() == xml.resolve():
+        target = target.with_name(xml.stem + ".transcribed.xml")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_page_xml(xml, {ln.id: t for ln, t in zip(lines, texts)}, target)
+    return [
+        {"image": str(ln.image), "line": ln.id, "text": t, "page_xml": str(target)}
+        for ln, t in zip(lines, texts)
+    ]
+
+
+# ---------------------------------------------------------------------------- per-line results
+
+
+def line_result(name: str, target: str, prediction: str, unknown_chars: int) -> dict:
+    """One row of the per-line results: the line's CER (torchmetrics; an empty target scores 1
+    for any output, 0 for none) beside its texts."""
+    from torchmetrics.functional.text import char_error_rate
+
+    cer = float(char_error_rate(prediction, target)) if target else float(len(prediction) > 0)
+    return {
+        "line": name,
+        "cer": round(cer, 4),
+        "target": target,
+        "prediction": prediction,
+        "unknown_chars": unknown_chars,
+    }
+
+
+def write_line_results(results: list[dict], path: Path) -> Path:
+    """Per-line CSV of :func:`line_result` rows, worst lines (highest CER) first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        fields = ["line", "cer", "unknown_chars", "target", "prediction"]
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(sorted(results, key=lambda r: -r["cer"]))
+    return path
 
 
 # -------------------------------------------------------------------------------- data sets
@@ -373,19 +438,3 @@ def line_splits(dataset: str, root: Path) -> dict[str, list[Line]]:
         return {"train": train, "val": val, "test": test}
     lines = read_line_folder(folder)
     return split_by_group(lines, list(range(1, len(lines) + 1)))
-
-
-def shuffled_width_batches(
-    widths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50
-) -> list[list[int]]:
-    """Batches of similar widths (less padding): shuffle, sort pools of ``pool`` batches by width,
-    cut them into batches, shuffle the batches."""
-    order = list(range(len(widths)))
-    rng.shuffle(order)
-    batches = []
-    step = batch_size * pool
-    for start in range(0, len(order), step):
-        chunk = sorted(order[start : start + step], key=lambda i: widths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches

@@ -116,7 +116,8 @@ def beam_search(
     alpha: float = 0.0,
     min_len: int = 1,
 ) -> Decoded:
-    """Beam search of width ``beam`` for each of the ``B`` inputs at once (``B * beam`` rows run)."""
+    """Beam search of width ``beam`` for each of the ``B`` inputs at once (``B * beam`` rows
+    run)."""
     if beam < 1:
         raise ValueError(f"beam width must be at least 1, not {beam}")
     B, K = (state[0] if state else context[0]).shape[0], beam

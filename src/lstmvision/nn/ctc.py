@@ -27,16 +27,26 @@ its paths, ``p(l | x) = Σ_{π ∈ B⁻¹(l)} Π_t y_t(π_t)``.
   labellings). ``log p_lm(l)`` is kept per prefix and grows once, when ``l`` is extended by a new
   character; a repeat merged into ``l`` or a blank adds nothing. The final ranking adds
   ``α · log p_lm(⟨/s⟩ | l)``, the end of line. The returned scores stay ``log p_ctc(l)``.
+
+Texts: class ``i`` is the character ``charset[i - 1]`` (0 is the blank). :func:`greedy_texts` and
+:func:`beam_decode` turn log-probabilities into text; :func:`decode_batch` (a padded batch) and
+:func:`decode_lines` (lines one at a time) run a CTC recogniser (``model(images, widths)`` gives
+``(T, B, C)`` logits, ``model.output_lengths(widths)`` the frames of each line, ``model.charset``
+its characters) and decode what it gives.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from lstmvision.nn.ngram import LineLM
 
 NEG_INF = float("-inf")
 
@@ -160,4 +170,65 @@ def brute_force_labellings(log_probs: Tensor, blank: int = 0) -> dict[tuple[int,
             previous = s
         score = sum(scores[t][s] for t, s in enumerate(path))
         out[tuple(labels)] = _logaddexp(out.get(tuple(labels), NEG_INF), score)
+    return out
+
+
+# ------------------------------------------------------------------------------------- texts
+
+
+def labels_text(labels: Sequence[int], charset: str) -> str:
+    """The text of CTC class indices: class ``i`` is ``charset[i - 1]``; the blank (0) and
+    indices past the charset give nothing."""
+    return "".join(charset[i - 1] for i in labels if 0 < i <= len(charset))
+
+
+def greedy_texts(log_probs: Tensor, charset: str, lengths: Tensor | None = None) -> list[str]:
+    """Best-path texts of ``(T, B, C)`` (or ``(T, C)``) log-probabilities (first ``lengths[b]``
+    frames of line ``b``), by :func:`greedy_decode`."""
+    return [labels_text(labels, charset) for labels, _ in greedy_decode(log_probs, lengths)]
+
+
+def beam_decode(log_probs: Tensor, charset: str, beam: int, lm: LineLM | None = None) -> str:
+    """The best labelling of one line's ``(T, C)`` log-probabilities by prefix beam search, with
+    ``lm``'s n-gram, weight and length bonus fused in (shallow fusion) when given."""
+    fusion = lm.fusion(charset) if lm is not None else {}
+    return labels_text(prefix_beam_search(log_probs, beam, **fusion)[0][0], charset)
+
+
+def decode_batch(
+    model: nn.Module,
+    images: Tensor,
+    widths: Tensor | None = None,
+    beam: int = 1,
+    lm: LineLM | None = None,
+) -> tuple[list[str], list[Tensor]]:
+    """Texts of a batch of ``(B, 1, H, W)`` line images (true ``widths``, default: all of ``W``)
+    and the per-line ``(T_b, C)`` log-probabilities: greedy, or beam search of width ``beam``
+    with the language model ``lm`` fused in when one is given."""
+    log_probs = model(images, widths).log_softmax(-1)  # (T, B, C)
+    lengths = (
+        model.output_lengths(widths)
+        if widths is not None
+        else torch.full((images.size(0),), log_probs.size(0))
+    )
+    lengths = lengths.clamp(max=log_probs.size(0))
+    per_line = [log_probs[: int(n), b] for b, n in enumerate(lengths)]  # (T_b, C) each
+    if beam > 1:
+        texts = [beam_decode(lp, model.charset, beam, lm) for lp in per_line]
+    else:
+        texts = greedy_texts(log_probs, model.charset, lengths)
+    return texts, per_line
+
+
+@torch.no_grad()
+def decode_lines(
+    model: nn.Module, images: Sequence[Tensor], beam: int = 1, lm: LineLM | None = None
+) -> list[tuple[str, Tensor]]:
+    """Text and ``(T, C)`` log-probabilities of each ``(H, W)`` line tensor, decoded alone (no
+    padding) by ``model`` in eval mode, as :func:`decode_batch` does."""
+    model.eval()
+    out = []
+    for image in images:
+        (text,), (lp,) = decode_batch(model, image[None, None], beam=beam, lm=lm)  # (1, 1, H, W)
+        out.append((text, lp))
     return out

@@ -24,12 +24,21 @@ are context but never counted as predicted symbols.
 Only the highest-order counts are stored (:meth:`CharNGram.to_dict`): every lower-order count is
 their sum over the dropped oldest symbols, because every event is counted at every order. Per
 context distributions are memoised, so decoding asks for each context once.
+
+:class:`LineLM` is such a model with the shallow-fusion weights tuned for one recogniser
+(:func:`lstmvision.nn.ctc.prefix_beam_search`'s ``lm_weight`` and ``length_bonus``), kept as plain
+JSON (a text-line run's ``lm.json``).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 FORMAT = "lstmvision-char-ngram"
 
@@ -148,8 +157,8 @@ class CharNGram:
         return value
 
     def log_prob(self, context: str, char: str) -> float:
-        """``log P(char | context)`` (natural log); ``context`` is the text before ``char`` (only its
-        last ``n - 1`` characters count; start symbols pad a short one), ``char`` may be
+        """``log P(char | context)`` (natural log); ``context`` is the text before ``char`` (only
+        its last ``n - 1`` characters count; start symbols pad a short one), ``char`` may be
         :attr:`EOS`; a character outside the model's gets the floor (see the module)."""
         return self._log_dist(self.context(context)).get(char, self.log_floor)
 
@@ -160,9 +169,10 @@ class CharNGram:
         )
 
     def ctc_scorer(self, charset: Sequence[str]) -> Callable[[tuple[int, ...], int | None], float]:
-        """``lm(prefix, c) = log P(c | prefix)`` over CTC class indices (``charset[i - 1]`` is class
-        ``i``; ``c = None`` asks for the end of line), as :func:`lstmvision.nn.ctc.prefix_beam_search`
-        wants it; memoised per context of ``n - 1`` classes."""
+        """``lm(prefix, c) = log P(c | prefix)`` over CTC class indices (``charset[i - 1]`` is
+        class ``i``; ``c = None`` asks for the end of line), as
+        :func:`lstmvision.nn.ctc.prefix_beam_search` wants it; memoised per context of ``n - 1``
+        classes."""
         width, symbols = (
             self.order - 1,
             [self.EOS, *charset],
@@ -180,3 +190,54 @@ class CharNGram:
             return row[0 if c is None else c]
 
         return lm
+
+
+@dataclass
+class LineLM:
+    """A character n-gram and the shallow-fusion weights tuned for one recogniser: a text-line
+    run's ``lm.json`` (plain JSON: the counts, the weights, how they were chosen)."""
+
+    ngram: CharNGram
+    lm_weight: float = 0.0
+    length_bonus: float = 0.0
+    info: dict = field(default_factory=dict)  # beam, validation CER, the tuning grid, lines counted
+    _scorers: dict = field(default_factory=dict, repr=False)
+
+    def fusion(self, charset: str) -> dict:
+        """Keyword arguments of :func:`~lstmvision.nn.ctc.prefix_beam_search` for a model with
+        ``charset`` (none when both weights are 0: plain beam search)."""
+        if self.lm_weight == 0.0 and self.length_bonus == 0.0:
+            return {}
+        if charset not in self._scorers:
+            self._scorers[charset] = self.ngram.ctc_scorer(charset)
+        return {
+            "lm": self._scorers[charset],
+            "lm_weight": self.lm_weight,
+            "length_bonus": self.length_bonus,
+        }
+
+    def save(self, path: Path) -> Path:
+        """Write the JSON file (atomically: a crash never leaves half of it)."""
+        path = Path(path)
+        data = {
+            "lm_weight": self.lm_weight,
+            "length_bonus": self.length_bonus,
+            **self.info,
+            "ngram": self.ngram.to_dict(),
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> LineLM:
+        """The model :meth:`save` wrote; ``ValueError`` naming ``path`` for anything else."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            ngram = CharNGram.from_dict(data.pop("ngram"))
+            weight, bonus = float(data.pop("lm_weight")), float(data.pop("length_bonus"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a textline language model ({e})") from None
+        return cls(ngram, weight, bonus, data)
