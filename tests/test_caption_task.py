@@ -203,7 +203,7 @@ def test_bad_settings_refused_before_any_folder(tmp_path, data_root):
 
 def test_finetune_encoder_trains_only_the_later_stages(data_root, tmp_path):
     from lstmvision.tasks import runner
-    from lstmvision.tasks.runs import load_model
+    from lstmvision.tasks.run_folder import load_model
 
     overrides = {
         **TINY,

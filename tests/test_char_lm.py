@@ -1,4 +1,4 @@
-"""char-lm: truncated BPTT with the state carried across batches, sampling, real-text training, CLI."""
+"""char-lm: truncated BPTT with the state carried across batches, sampling, real text, CLI."""
 
 from __future__ import annotations
 
@@ -52,8 +52,26 @@ def test_state_carries_across_batches_and_is_detached():
     full, _ = model.run(torch.cat([x0, x1], dim=1))  # the two windows as one sequence: (B, 10, V)
     expected = F.cross_entropy(full[:, 5:].flatten(0, 1), y1.flatten())
     assert torch.allclose(loss1, expected, atol=1e-6)  # window 1 continued window 0's state
-    module.training_step((x0, y0), 0)  # batch 0 of a new pass restarts from zeros:
+    module.on_train_epoch_start()  # a new pass over the streams restarts from zeros:
+    module.training_step((x0, y0), 0)
     assert torch.allclose(module.state[0], state[0], atol=1e-6)  # the same state as the first time
+
+
+def test_each_pass_starts_from_zeros_and_validation_keeps_the_training_state():
+    torch.manual_seed(0)
+    model = get_model("char-lm", chars="abcd", embed_size=3, hidden_size=4, num_layers=1)
+    module = CharLMModule(model, CharLMConfig())
+    x = torch.tensor([[0, 1, 2, 3]])
+    module.training_step((x, x), 0)
+    trained = module.state
+    module.on_validation_epoch_start()
+    assert module.state is None  # validation starts from zeros
+    module.validation_step((x, x), 0)
+    assert module.state is not None
+    module.on_validation_epoch_end()
+    assert module.state is trained  # training continues its own streams
+    module.on_test_epoch_start()
+    assert module.state is None  # so does the test pass
 
 
 def test_gradient_stops_at_the_window_boundary():
@@ -104,9 +122,11 @@ def test_training_on_real_text_lowers_the_loss_and_predict(data_root, tmp_path):
     text = json.loads(out)[0]["text"]
     assert text.startswith("ROMEO:") and len(text) == 66
     code2, out2 = invoke(
-        "predict", tmp_path / "run", "--prompt", "ROMEO:", "--length", "60", "--seed", "3", "--json"
+        "predict", tmp_path / "run", "--json", "--prompt=ROMEO:", "--length=60", "--seed=3"
     )
     assert json.loads(out2)[0]["text"] == text  # same seed, same sample
+    code, out = invoke("predict", tmp_path / "run", "--prompt", "ROMEO:", "--length", "many")
+    assert code == 1 and "--length: 'many' is not a valid integer" in out and "Traceback" not in out
     code, out = invoke("predict", tmp_path / "run", "--prompt", "ROMEO: ☃")
     assert code == 1 and "'☃'" in out and "vocabulary" in out and "Traceback" not in out
 

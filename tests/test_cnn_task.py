@@ -1,4 +1,4 @@
-"""Task ``cnn`` on a slice of the real MNIST: it learns with the seed's SGD rule, and says no clearly."""
+"""Task ``cnn`` on a slice of the real MNIST: it learns by the seed's SGD rule, says no clearly."""
 
 import json
 
@@ -86,7 +86,7 @@ def source_run(tmp_path_factory, data_root):
 
 
 def _state(run):
-    from lstmvision.tasks.runs import load_model
+    from lstmvision.tasks.run_folder import load_model
 
     return {k: v.clone() for k, v in load_model(run).state_dict().items()}
 

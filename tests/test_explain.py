@@ -1,4 +1,5 @@
-"""Gradient norms on a case with a known answer, the adding task, the compare driver, the gates picture."""
+"""Gradient norms on a case with a known answer, the adding task, the compare driver, the gates
+picture."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from lstmvision.viz.explain import input_gradient_norms, lstm_gates
 
 
 def test_gradient_norms_of_a_linear_recurrence_fall_geometrically():
-    # h_t = relu(w x_t + u h_{t-1}), one unit, loss = h_T: dL/dx_t = w u^(T-t) while everything stays positive
+    # h_t = relu(w x_t + u h_{t-1}), one unit, loss = h_T: dL/dx_t = w u^(T-t) while everything
+    # stays positive
     model = get_model("adding-rnn", cell="rnn", hidden_size=1, input_size=1, nonlinearity="relu")
     w, u, T = 2.0, 0.5, 6
     with torch.no_grad():
@@ -44,7 +46,7 @@ def test_lstm_gates_equal_the_layer():
 
 
 def test_adding_task_and_compare_driver(tmp_path, monkeypatch):
-    from lstmvision.tasks.compare import compare
+    from lstmvision.studies.compare import compare
 
     rows = compare(
         tmp_path / "cmp",
@@ -73,7 +75,8 @@ def test_adding_task_and_compare_driver(tmp_path, monkeypatch):
     assert (
         "| adding-100 (first 200 examples) | rnn |" in (tmp_path / "cmp" / "results.md").read_text()
     )
-    # a run that another call finishes meanwhile (two calls side by side on one folder) keeps its row
+    # a run that another call finishes meanwhile (two calls side by side on one folder) keeps its
+    # row
     beside, train = tmp_path / "beside", runner.train
 
     def train_while_the_other_call_finishes(task, cfg, out, **kwargs):
@@ -97,7 +100,7 @@ def test_compare_continues_an_interrupted_run_from_its_checkpoint(tmp_path):
     import lightning as L
 
     from lstmvision.errors import LstmvisionError
-    from lstmvision.tasks.compare import compare, overrides
+    from lstmvision.studies.compare import compare, overrides
 
     class StopAfterFirstEpoch(L.Callback):
         def on_train_epoch_end(self, trainer, module):

@@ -26,7 +26,8 @@ def _pair(name, bias=True):
 
 
 def _loss_and_grads(cell, x, states):
-    """Outputs and gradients of a fixed weighted sum of them w.r.t. x, the states, the parameters."""
+    """Outputs and gradients of a fixed weighted sum of them w.r.t. x, the states, the
+    parameters."""
     hx = states if states is None or len(states) == 2 else states[0]
     out = cell(x, hx)
     outs = out if isinstance(out, tuple) else (out,)

@@ -1,4 +1,4 @@
-"""text-classify: packed = padded, GloVe in the embedding, a few steps on real MR, cross-validation driver."""
+"""text-classify: packed = padded, GloVe in the embedding, a few steps on real MR, crossval."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from lstmvision.data.text import load_glove
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
+from lstmvision.studies.crossval import crossval, format_markdown
 from lstmvision.tasks import runner
-from lstmvision.tasks.crossval import crossval, format_markdown
 from lstmvision.tasks.text_classify import SentenceClassifierModule, TextClassifyConfig
 
 SMALL = {"hidden_size": 16, "batch_size": 32, "epochs": 2, "ensemble": 1}
@@ -250,7 +250,7 @@ def test_crossval_command_passes_the_ensemble_size_and_adversarial_move(monkeypa
     from typer.testing import CliRunner
 
     from lstmvision import cli
-    from lstmvision.tasks import crossval as crossval_module
+    from lstmvision.studies import crossval as crossval_module
 
     seen = {}
 

@@ -1,4 +1,5 @@
-"""Text data: character streams for truncated BPTT, MR folds, vocabularies, GloVe, the adding problem."""
+"""Text data: character streams for truncated BPTT, MR folds, vocabularies, GloVe, the adding
+problem."""
 
 import pytest
 import torch

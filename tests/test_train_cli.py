@@ -1,4 +1,4 @@
-"""End to end on a slice of the real MNIST: train -> evaluate -> predict, bad inputs, resume, DDP."""
+"""End to end on a slice of the real MNIST: train, evaluate, predict, bad inputs, resume, DDP."""
 
 from __future__ import annotations
 
@@ -133,10 +133,54 @@ def test_predict_unreadable_image(trained, tmp_path):
 
 def test_predict_refuses_options_of_other_tasks_and_needs_inputs(trained, data_root, tmp_path):
     paths = export_samples("mnist", tmp_path / "s", count=1, data_root=data_root)
-    code, out = invoke("predict", trained, *paths, "--beam", "3")
-    assert code == 1 and "does not take --beam" in out and "Traceback" not in out
+    for option in (["--beam", "3"], ["--beam=3"]):
+        code, out = invoke("predict", trained, *paths, *option)
+        assert code == 1 and "Traceback" not in out
+        assert "a 'row-lstm' run does not take --beam (its options: none)" in out
     code, out = invoke("predict", trained)
     assert code == 1 and "at least one input" in out
+
+
+def test_task_options_are_read_by_their_declared_types(tmp_path):
+    import re
+
+    from lstmvision.errors import ConfigError
+    from lstmvision.tasks.base import PredictOption, Task
+
+    class Fake(Task):  # not registered
+        name = "fake"
+        predict_options = {
+            "beam": PredictOption(int, "beam width"),
+            "lm_weight": PredictOption(float, "weight"),
+            "out": PredictOption(Path, "folder"),
+        }
+
+    words = ["a.png", "--beam", "3", "b.png", "--lm-weight=-0.5", "--out", "-", "c.png"]
+    inputs, options = cli._task_options(Fake, tmp_path, words)
+    assert inputs == [Path("a.png"), Path("b.png"), Path("c.png")]
+    assert options == {"beam": 3, "lm_weight": -0.5, "out": Path("-")}
+    for words, message in (
+        (["--beam", "x"], "--beam: 'x' is not a valid integer"),
+        (["--lm-weight=high"], "--lm-weight: 'high' is not a valid float"),
+        (["a.png", "--beam"], "--beam: needs a value (INT)"),
+        (["--prompt", "hi"], "does not take --prompt (its options: --beam, --lm-weight, --out)"),
+        (["-b", "3"], "a 'fake' run does not take -b"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            cli._task_options(Fake, tmp_path, words)
+
+
+def test_predict_help_lists_every_registered_task_option():
+    from lstmvision.tasks import get_task, list_tasks
+
+    code, out = invoke("predict", "--help")
+    assert code == 0, out
+    for name in list_tasks():
+        assert name in out
+        for option in get_task(name).predict_options:
+            assert "--" + option.replace("_", "-") in out, (name, option)
+    code, alias = invoke("transcribe", "--help")
+    assert code == 0 and "Task options" in alias
 
 
 def test_existing_run_folder_not_overwritten(trained):
@@ -364,10 +408,8 @@ def test_ctrl_c_saves_and_says_how_to_resume(data_root, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Traceback" not in err
-    assert (
-        f"{run}: training interrupted; continue with `lstmvision train row-lstm --out {run} --resume`"
-        in err
-    )
+    resume = f"`lstmvision train row-lstm --out {run} --resume`"
+    assert f"{run}: training interrupted; continue with {resume}" in err
     assert (run / "checkpoints" / "interrupted.ckpt").is_file()
 
 

@@ -50,12 +50,12 @@ def test_codes_file_round_trips(data_root, tmp_path):
 
     from lstmvision.data import load_split
     from lstmvision.models import get_model
-    from lstmvision.tasks import runs
+    from lstmvision.tasks import run_folder
 
     run = tmp_path / "run"
     run.mkdir()
     model = get_model("lenet5-modern", num_classes=10, in_channels=1)
-    runs.save_model(run, "lenet5-modern", {"num_classes": 10, "in_channels": 1}, model)
+    run_folder.save_model(run, "lenet5-modern", {"num_classes": 10, "in_channels": 1}, model)
     out = tmp_path / "codes.safetensors"
     result = CliRunner().invoke(
         cli.app,
@@ -80,5 +80,7 @@ def test_codes_file_round_trips(data_root, tmp_path):
     images, labels = load_split("usps", data_root, "test")
     assert saved["codes"].shape == (50, 84) and torch.equal(saved["labels"], labels[:50])
     with torch.no_grad():
-        expected = runs.load_model(run).forward_features(images[:50].unsqueeze(1).float() / 255)
+        expected = run_folder.load_model(run).forward_features(
+            images[:50].unsqueeze(1).float() / 255
+        )
     assert torch.allclose(saved["codes"], expected, atol=1e-6)

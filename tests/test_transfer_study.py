@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lstmvision import cli
+from lstmvision.studies import transfer_study as ts
 from lstmvision.tasks import runner
-from lstmvision.tasks import transfer_study as ts
 
 
 def invoke(*args):

@@ -1,7 +1,10 @@
 """``lstmvision`` command line: a thin layer over ``lstmvision.tasks.runner`` (floor 4).
 
 Every ``train TASK`` command is generated from the task's config dataclass, so ``--help`` lists
-each key with its default, and a task added to the registry gets its command for free.
+each key with its default, and a task added to the registry gets its command for free. ``predict``
+reads the options of the run's own task (``Task.predict_options``), and its ``--help`` lists those
+of every registered task; ``compare``, ``crossval`` and ``transfer study`` call
+``lstmvision.studies``.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand
 
-from lstmvision.errors import LstmvisionError
+from lstmvision.errors import ConfigError, LstmvisionError
 
 app = typer.Typer(
     help="Recurrent neural networks for computer vision.",
@@ -189,59 +193,115 @@ def evaluate_command(
         _print_metrics(metrics)
 
 
-@app.command(
-    "transcribe", help="Transcribe text-line images with a textline run (same as predict)."
+METAVARS = {int: "INT", float: "NUMBER", str: "TEXT", Path: "PATH"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _metavar(tp: type) -> str:
+    return METAVARS.get(tp, tp.__name__.upper())
+
+
+def _predict_options_help() -> str:
+    """Every registered task's ``predict`` options, read from the registry (the help's epilog)."""
+    from lstmvision.tasks import TASKS
+
+    rows, plain = [], []  # rows: (task, "--name TYPE", help)
+    for name in TASKS.names():
+        options = TASKS.get(name).predict_options
+        rows += [(name, f"{_flag(k)} {_metavar(o.type)}", o.help) for k, o in options.items()]
+        plain += [] if options else [name]
+    width = max((len(flag) for _, flag, _ in rows), default=0)
+    lines, task = ["Task options (a run takes those of its own task):"], None
+    for name, flag, text in rows:
+        if name != task:
+            lines.append(f"{name}:")
+            task = name
+        lines.append(f"  {flag:{width}}  {text}")
+    if plain:
+        lines.append(f"no options: {', '.join(plain)}")
+    return "\n".join(lines)
+
+
+class PredictCommand(TyperCommand):
+    """``predict``: its help ends with every registered task's options, read when it is shown."""
+
+    def get_help(self, ctx) -> str:
+        self.epilog = _predict_options_help()
+        return super().get_help(ctx)
+
+
+PREDICT_COMMAND = dict(  # the task's --name VALUE reach the command among its inputs
+    cls=PredictCommand,
+    context_settings={"ignore_unknown_options": True},
+    options_metavar="[OPTIONS] [TASK OPTIONS]",
 )
-@app.command("predict")
+
+
+def _task_options(task_cls, run_dir: Path, words: list[str]) -> tuple[list[Path], dict]:
+    """Split the words after RUN_DIR into input files and the task's ``--name VALUE`` (or
+    ``--name=VALUE``) options, each value read as its ``PredictOption`` type. An option the task
+    does not declare, a missing value or a value of the wrong type is one clear error."""
+    import click
+
+    declared = task_cls.predict_options
+    inputs, options = [], {}
+    words = iter(words)
+    for word in words:
+        if not word.startswith("-") or word == "-":
+            inputs.append(Path(word))
+            continue
+        flag, given, value = word.partition("=")
+        name = flag[2:].replace("-", "_")
+        if not flag.startswith("--") or name not in declared:
+            accepted = ", ".join(_flag(n) for n in declared) or "none"
+            raise ConfigError(
+                f"{run_dir}: a {task_cls.name!r} run does not take {flag} (its options: {accepted})"
+            )
+        tp = declared[name].type
+        if not given:
+            value = next(words, None)
+            if value is None:
+                raise ConfigError(f"{flag}: needs a value ({_metavar(tp)})")
+        try:
+            options[name] = click.types.convert_type(tp).convert(value, None, None)
+        except click.BadParameter as e:
+            raise ConfigError(f"{flag}: {e.message}") from None
+    return inputs, options
+
+
+@app.command(
+    "transcribe",
+    help="Transcribe text-line images with a textline run (the same as predict).",
+    **PREDICT_COMMAND,
+)
+@app.command("predict", **PREDICT_COMMAND)
 @user_errors
 def predict_command(
     run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
-    inputs: Optional[list[Path]] = typer.Argument(
-        None, help="input files (images: PNG/JPEG, any size and mode; videos)"
+    words: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="INPUTS",
+        help="input files (images: PNG/JPEG, any size and mode; videos; text files), and the "
+        "options of the run's task: --name VALUE (listed below)",
+        show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per input"),
-    beam: Optional[int] = typer.Option(None, help="beam width (caption, textline); 1 = greedy"),
-    lm_weight: Optional[float] = typer.Option(
-        None,
-        help="weight of the run's lm.json in the beam search (textline; default: tuned; 0: off)",
-    ),
-    prompt: Optional[str] = typer.Option(None, help="text to start from (char-lm)"),
-    length: Optional[int] = typer.Option(None, help="characters to sample (char-lm)"),
-    temperature: Optional[float] = typer.Option(None, help="sampling temperature (char-lm)"),
-    seed: Optional[int] = typer.Option(
-        None, help="random seed of the sampling (char-lm; default: the run's seed)"
-    ),
-    page: Optional[Path] = typer.Option(
-        None, help="page image whose --page-xml line regions to transcribe (textline)"
-    ),
-    page_xml: Optional[Path] = typer.Option(
-        None, help="PAGE XML file; TextEquiv of each line is filled (textline)"
-    ),
-    out: Optional[Path] = typer.Option(
-        None, help="folder for pictures/files the prediction writes (task-specific)"
-    ),
 ):
-    """Predict with a run's saved model; one line (or JSON object) per input.
+    """Predict with a run's saved model; one line (or JSON object) per input."""
+    from lstmvision.tasks import get_task
+    from lstmvision.tasks.run_folder import read_run_config
+    from lstmvision.tasks.runner import predict
 
-    Options after --json apply to the tasks named beside them; a run refuses the others."""
-    from lstmvision.tasks.runner import load, predict
-
-    task, _, _ = load(run_dir)
-    options = dict(
-        beam=beam,
-        prompt=prompt,
-        length=length,
-        temperature=temperature,
-        page=page,
-        page_xml=page_xml,
-        out=out,
-        seed=seed,
-        lm_weight=lm_weight,
-    )
-    predictions, errors = predict(run_dir, inputs or [], **options)
+    task_cls = get_task(read_run_config(run_dir)[0])
+    inputs, options = _task_options(task_cls, run_dir, words or [])
+    predictions, errors = predict(run_dir, inputs, **options)
     if as_json:
         typer.echo(json.dumps(predictions, indent=2))
     else:
+        task = task_cls()
         for p in predictions:
             typer.echo(task.format_prediction(p))
     for line in errors:
@@ -260,7 +320,7 @@ def textline_lm_command(
 ):
     """Add a character n-gram LM to a trained textline run: fit on its training lines, tune the
     weight on validation, write lm.json, merge the LM metrics into metrics.json; prints the CER."""
-    from lstmvision.tasks.textline import add_lm
+    from lstmvision.tasks.textline_lm import add_lm
 
     report = add_lm(
         run_dir,
@@ -274,12 +334,11 @@ def textline_lm_command(
     typer.echo(f"{'':10}{'greedy':>8}{'beam+LM':>9}")
     for split in ("val", "test"):
         if report.get(f"{split}_cer_lm") is not None:
-            typer.echo(
-                f"{split + ' CER':10}{report[f'{split}_cer_greedy']:8.4f}{report[f'{split}_cer_lm']:9.4f}"
-            )
+            greedy, lm = report[f"{split}_cer_greedy"], report[f"{split}_cer_lm"]
+            typer.echo(f"{split + ' CER':10}{greedy:8.4f}{lm:9.4f}")
     typer.echo(
-        f"lm_weight {report['lm_weight']:g}, length_bonus {report['length_bonus']:g} (tuned on validation); "
-        f"wrote {report['lm_file']}, metrics.json updated"
+        f"lm_weight {report['lm_weight']:g}, length_bonus {report['length_bonus']:g} "
+        f"(tuned on validation); wrote {report['lm_file']}, metrics.json updated"
     )
 
 
@@ -305,7 +364,7 @@ def bench_rnn_command(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     repeats: int = typer.Option(10, help="timed repetitions per measurement (median reported)"),
 ):
-    """Forward+backward time of our RNN layers against torch.nn (row-MNIST and long-sequence shapes)."""
+    """Forward+backward time of our RNN layers against torch.nn (row-MNIST, long sequences)."""
     from lstmvision.bench import rnn
 
     report = rnn.run(repeats=repeats)
@@ -396,7 +455,7 @@ def bench_video_command(
         None, help="time the step with this --readout-hidden instead of the recipe's"
     ),
 ):
-    """Video decoding throughput (frames/s) with PyAV: full-size RGB and 64x48 grey; seconds per Moving MNIST training step."""
+    """Video decoding (frames/s, PyAV; RGB, 64x48 grey); seconds per Moving MNIST training step."""
     from lstmvision.bench import video
 
     model = {
@@ -474,9 +533,8 @@ def transfer_study_command(
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
-    """The seed's 2x2 transfer grid, measured: one `cnn` run per cell; results.csv, results.md, study.png."""
-    from lstmvision.errors import ConfigError
-    from lstmvision.tasks.transfer_study import format_markdown, study
+    """The seed's 2x2 transfer grid, measured: a `cnn` run per cell; results.csv/.md, study.png."""
+    from lstmvision.studies.transfer_study import format_markdown, study
 
     try:
         size_list = [None if s == "all" else int(s) for s in _csv_option(sizes)]
@@ -525,7 +583,7 @@ def explain_gates_command(
     ),
     out: Path = typer.Option(Path("gates.png"), help="PNG file to write"),
 ):
-    """Input, forget and output gates and the cell state of a trained Row LSTM over one image's rows."""
+    """Input, forget and output gates and cell state of a trained Row LSTM over an image's rows."""
     from lstmvision.viz.explain import gates_of_run
 
     typer.echo(gates_of_run(run_dir, image, out))
@@ -553,8 +611,8 @@ def compare_command(
         "cpu", help="cpu, gpu, mps or auto (Lightning); s/epoch is that device's"
     ),
 ):
-    """RNN vs LSTM vs GRU on sequential/permuted MNIST, row MNIST and the adding problem: one table."""
-    from lstmvision.tasks.compare import compare, format_markdown
+    """RNN vs LSTM vs GRU on sequential, permuted and row MNIST and the adding problem: a table."""
+    from lstmvision.studies.compare import compare, format_markdown
 
     rows = compare(
         out,
@@ -586,14 +644,14 @@ def crossval_command(
     ),
     adversarial: Optional[float] = typer.Option(
         None,
-        help="size of the adversarial move of the word vectors, 0: off [default: the task's recipe]",
+        help="size of the adversarial move of the word vectors, 0: off "
+        "[default: the task's recipe]",
     ),
     seed: int = typer.Option(0, help="random seed of every run"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
-    """k-fold cross-validation of text-classify on MR; results.csv and results.md with published figures."""
-    from lstmvision.errors import ConfigError
-    from lstmvision.tasks.crossval import crossval, format_markdown
+    """k-fold cross-validation of text-classify on MR: results.csv, .md with published figures."""
+    from lstmvision.studies.crossval import crossval, format_markdown
 
     if task != "text-classify":
         raise ConfigError(f"crossval: only text-classify is cross-validated, not {task!r}")

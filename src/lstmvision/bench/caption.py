@@ -94,7 +94,8 @@ def format_report(report: dict) -> str:
     lines = [
         f"{report['model']}; photo {report['photo']}",
         f"torch {report['torch']}, {report['threads']} thread(s), median of {report['repeats']}",
-        f"{'beam':>4} {'load ms':>8} {'encode ms':>10} {'decode ms':>10} {'total ms':>9} {'words':>6}",
+        f"{'beam':>4} {'load ms':>8} {'encode ms':>10} {'decode ms':>10} "
+        f"{'total ms':>9} {'words':>6}",
     ]
     lines += [
         f"{r['beam']:>4} {r['load_ms']:>8.1f} {r['encode_ms']:>10.1f} {r['decode_ms']:>10.1f} "

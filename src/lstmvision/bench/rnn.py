@@ -156,9 +156,12 @@ def _loads(loads: list[float] | None) -> str:
 def format_report(report: dict) -> str:
     """The report as a text table, one row per shape, cell and variant."""
     lines = [
-        f"torch {report['torch_version']}, {report['threads']} thread(s), median of {report['repeats']}; "
-        f"matmul peak {report['matmul_gflops']:.1f} GFLOP/s (1024x1024 float32); load average (1, 5, 15 min) "
-        f"before {_loads(report['load_average_before'])}, after {_loads(report['load_average_after'])}",
+        f"torch {report['torch_version']}, {report['threads']} thread(s), "
+        f"median of {report['repeats']}; "
+        f"matmul peak {report['matmul_gflops']:.1f} GFLOP/s (1024x1024 float32); "
+        f"load average (1, 5, 15 min) "
+        f"before {_loads(report['load_average_before'])}, "
+        f"after {_loads(report['load_average_after'])}",
         f"{'shape':<14} {'B':>4} {'T':>4} {'I':>3} {'H':>4} {'cell':<5} {'variant':<10} "
         f"{'ms':>9} {'x torch':>8} {'GFLOP/s':>8} {'% peak':>7}",
     ]
@@ -166,7 +169,8 @@ def format_report(report: dict) -> str:
         lines.append(
             f"{row['shape']:<14} {row['batch']:>4} {row['steps']:>4} {row['input_size']:>3} "
             f"{row['hidden_size']:>4} {row['cell']:<5} {row['variant']:<10} {row['ms']:>9.2f} "
-            f"{row['time_vs_torch']:>8.2f} {row['gflops']:>8.1f} {row['fraction_of_matmul_peak']:>7.1%}"
+            f"{row['time_vs_torch']:>8.2f} {row['gflops']:>8.1f} "
+            f"{row['fraction_of_matmul_peak']:>7.1%}"
         )
     return "\n".join(lines)
 

@@ -152,7 +152,8 @@ def read_captions_tsv(path: str | Path, images: str | Path) -> list[Photo]:
     header = tuple(c.strip() for c in lines[0].split("\t"))
     if header != TSV_COLUMNS:
         raise DataError(
-            f"{path}: line 1 must be the header {' '.join(TSV_COLUMNS)} (tab-separated), got {' '.join(header)}"
+            f"{path}: line 1 must be the header {' '.join(TSV_COLUMNS)} (tab-separated), "
+            f"got {' '.join(header)}"
         )
     photos: dict[str, Photo] = {}
     for number, line in enumerate(lines[1:], 2):
@@ -175,7 +176,8 @@ def read_captions_tsv(path: str | Path, images: str | Path) -> list[Photo]:
 def read_flickr8k_tokens(
     path: str | Path, images: str | Path, splits: dict[str, str]
 ) -> list[Photo]:
-    """The official ``Flickr8k.token.txt`` (``name.jpg#k<TAB>caption``) with ``splits`` (name -> split)."""
+    """The official ``Flickr8k.token.txt`` (``name.jpg#k<TAB>caption``) with ``splits``
+    (name -> split)."""
     path, images = Path(path), Path(images)
     photos: dict[str, Photo] = {}
     for number, line in enumerate(_read_lines(path), 1):
@@ -212,7 +214,8 @@ def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
         tsv = folder / "captions.tsv"
         if not tsv.is_file():
             raise DataError(
-                f"{folder}: Flickr8k slice not found (expected images/*.jpg and captions.tsv there; "
+                f"{folder}: Flickr8k slice not found "
+                "(expected images/*.jpg and captions.tsv there; "
                 "set --data-root or $LSTMVISION_DATA to the folder that holds flickr8k-1k/)"
             )
         photos = read_captions_tsv(tsv, folder / "images")
@@ -224,7 +227,8 @@ def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
             raise DataError(
                 f"{folder}: full Flickr8k not found (expected Flicker8k_Dataset/*.jpg and "
                 "Flickr8k.token.txt with the Flickr_8k.*Images.txt split lists, as in the official "
-                "archives Flickr8k_Dataset.zip and Flickr8k_text.zip; research use only, by request)"
+                "archives Flickr8k_Dataset.zip and Flickr8k_text.zip; "
+                "research use only, by request)"
             )
         splits = {n: s for s in SPLITS for n in _read_split_list(text / f"Flickr_8k.{s}Images.txt")}
         photos = read_flickr8k_tokens(token, images, splits)
@@ -290,7 +294,8 @@ def file_digest(path: Path) -> str:
 
 class FeatureCache:
     """Features of a frozen encoder, one float16 tensor per photo file, keyed by the file's SHA-1,
-    in one safetensors file per encoder (``tag``), e.g. ``~/.cache/lstmvision/features/<tag>.safetensors``.
+    in one safetensors file per encoder (``tag``), e.g.
+    ``~/.cache/lstmvision/features/<tag>.safetensors``.
 
     ``get(paths, encode)`` returns ``(N, ...)`` float16 features, computing (and adding to the
     file) only those of photos not cached yet; ``encode`` maps a uint8 ``(B, 3, S, S)`` batch to

@@ -52,8 +52,9 @@ def load_grey_image(
     - Polarity: if the border is lighter than the middle's opposite (mean border > 0.5), the image
       is inverted so that objects are bright on dark, as in MNIST (``light_on_dark``).
     - Framing: an image already ``size x size`` is used as it is. Otherwise, with ``frame`` set
-      (MNIST: the digit's box fills 20 of 28 pixels), the object's bounding box is cropped, scaled to
-      ``frame * size`` on its long side and centred; with ``frame=None`` the whole image is resized.
+      (MNIST: the digit's box fills 20 of 28 pixels), the object's bounding box is cropped, scaled
+      to ``frame * size`` on its long side and centred; with ``frame=None`` the whole image is
+      resized.
     """
     grey = to_grey(open_image(path))  # (H, W) in [0, 1]
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])

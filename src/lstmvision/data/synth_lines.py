@@ -7,9 +7,10 @@ citations, section numbers, percentages, brackets, abbreviations, hyphenated lin
 ``LaTeX-style'' quotes. Every line's text is printable ASCII (:data:`CHARSET`).
 
 Images are drawn with PIL from the fonts that matplotlib and reportlab ship (:data:`FONTS`: Times
-clones most often, as UW3 is mostly set in Times; Helvetica, Courier and DejaVu too) and degraded like a binarised scan: stroke weight
-(min filter, threshold), word spacing (justified text), letter spacing (tracking), horizontal scaling, small rotation and
-shear, blur, noise, contrast and, most of the time, a threshold to black and white. As in UW3's
+clones most often, as UW3 is mostly set in Times; Helvetica, Courier and DejaVu too) and degraded
+like a binarised scan: stroke weight (min filter, threshold), word spacing (justified text), letter
+spacing (tracking), horizontal scaling, small rotation and shear, blur, noise, contrast and, most
+of the time, a threshold to black and white. As in UW3's
 ``.bin.png`` lines the crop is tight around the ink with a margin of about 3 pixels, dark ink on
 white paper.
 
@@ -37,9 +38,9 @@ CHARSET = "".join(chr(i) for i in range(32, 127))  # printable ASCII, space firs
 """Every character a synthetic line may contain."""
 
 # (file, relative frequency): fonts from matplotlib's TrueType folder (STIX, a Times-like face, and
-# DejaVu) and reportlab's Type 1 folder (``_e*``: URW's clone of Times, the face UW3 is mostly set in;
-# ``_a*``: of Helvetica; ``co*``: of Courier); the Computer Modern files are left out (TeX encodings:
-# no < > | { }, no curly quotes)
+# DejaVu) and reportlab's Type 1 folder (``_e*``: URW's clone of Times, the face UW3 is mostly set
+# in; ``_a*``: of Helvetica; ``co*``: of Courier); the Computer Modern files are left out (TeX
+# encodings: no < > | { }, no curly quotes)
 FONTS: tuple[tuple[str, float], ...] = (
     ("_er_____.pfb", 4.0),
     ("_ei_____.pfb", 1.0),
@@ -89,7 +90,8 @@ def load_font(name: str, size: int) -> ImageFont.FreeTypeFont:
     path = font_dir(name) / name
     if not path.is_file():
         raise DataError(
-            f"{path}: font not found (it ships with {'reportlab' if name.endswith('.pfb') else 'matplotlib'}; "
+            f"{path}: font not found (it ships with "
+            f"{'reportlab' if name.endswith('.pfb') else 'matplotlib'}; "
             "reinstall it)"
         )
     return ImageFont.truetype(str(path), size)
@@ -132,7 +134,8 @@ def corpus_words(root: str, split: str) -> tuple[str, ...]:
     for path in sources:
         if not path.is_file():
             raise DataError(
-                f"{path}: corpus for synth-print not found (expected {CHAR_DATASETS['tinyshakespeare']} "
+                f"{path}: corpus for synth-print not found "
+                f"(expected {CHAR_DATASETS['tinyshakespeare']} "
                 f"and {POLARITY_FOLDER}/ under the data root; see --data-root)"
             )
         lines = [ln for ln in read_text(path).splitlines() if ln.strip()]
@@ -212,7 +215,10 @@ def _token(rng: random.Random) -> str:
         return _number(rng) + rng.choice(("", "", "", "%", ",", ".", ";", ":"))
     if r < 0.32:
         year = rng.randint(1950, 1995)
-        return f"[{rng.choice(_NAMES)} {rng.choice(('', 'et al. '))}{year}{rng.choice(('', 'a', 'b'))}]"
+        return (
+            f"[{rng.choice(_NAMES)} {rng.choice(('', 'et al. '))}"
+            f"{year}{rng.choice(('', 'a', 'b'))}]"
+        )
     if r < 0.40:
         return (
             f"({rng.choice('abcdefghi')})"

@@ -117,8 +117,9 @@ class StreamWindows(torch.utils.data.Dataset):
         stream = (len(self.ids) - 1 - offset) // self.batch_size  # ids per stream
         if stream < self.seq_len:
             raise DataError(
-                f"{self.what}: {len(self.ids)} characters are too few for {self.batch_size} streams "
-                f"of seq_len {self.seq_len} (needs at least {self.batch_size * self.seq_len + 1 + offset}); "
+                f"{self.what}: {len(self.ids)} characters are too few "
+                f"for {self.batch_size} streams of seq_len {self.seq_len} "
+                f"(needs at least {self.batch_size * self.seq_len + 1 + offset}); "
                 f"lower --seq-len or --batch-size"
             )
         used = self.ids[offset : offset + stream * self.batch_size + 1]
@@ -165,7 +166,8 @@ def tokenize_words(text: str) -> list[str]:
 
 
 def load_polarity(root: str | Path) -> tuple[list[list[str]], torch.Tensor]:
-    """MR: the 10,662 snippets as token lists and labels (1 positive, 0 negative), positives first."""
+    """MR: the 10,662 snippets as token lists and labels (1 positive, 0 negative), positives
+    first."""
     folder = Path(root) / POLARITY_FOLDER
     texts, labels = [], []
     for label, name in ((1, "rt-polarity.pos"), (0, "rt-polarity.neg")):
@@ -211,7 +213,8 @@ class WordVocab:
         return cls([PAD, UNK, *kept])
 
     def extended(self, words) -> WordVocab:
-        """This vocabulary followed by those of ``words`` it lacks (indices of its own words kept)."""
+        """This vocabulary followed by those of ``words`` it lacks (indices of its own words
+        kept)."""
         return WordVocab(self.words + [w for w in dict.fromkeys(words) if w not in self.index])
 
     def __len__(self) -> int:
@@ -271,8 +274,9 @@ def load_glove(words: list[str]) -> tuple[torch.Tensor, int]:
 class IMDB(torch.utils.data.Dataset):
     """The Large Movie Review data set (Maas et al. 2011), torchvision-style.
 
-    ``IMDB(root, split="train"|"test", download=False)`` reads ``root/aclImdb/{split}/{pos,neg}/*.txt``;
-    ``download=True`` fetches and extracts the official archive first (84 MB; needs internet).
+    ``IMDB(root, split="train"|"test", download=False)`` reads
+    ``root/aclImdb/{split}/{pos,neg}/*.txt``; ``download=True`` fetches and extracts the official
+    archive first (84 MB; needs internet).
     Items are ``(tokens, label)`` with label 1 positive, 0 negative.
     """
 
@@ -320,7 +324,8 @@ class AddingProblem:
 
 
 def adding_problem(n: int, seq_len: int, seed: int = 0) -> AddingProblem:
-    """``n`` sequences of the adding problem of length ``seq_len`` (>= 2), reproducible for ``seed``."""
+    """``n`` sequences of the adding problem of length ``seq_len`` (>= 2), reproducible for
+    ``seed``."""
     if seq_len < 2 or n < 1:
         raise DataError(
             f"adding problem: need seq_len >= 2 and n >= 1, got seq_len {seq_len}, n {n}"

@@ -22,7 +22,8 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
 
 
 def resize_images(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Resize ``(B, C, H, W)`` images to ``size x size`` (bilinear, antialiased); ``None``: unchanged."""
+    """Resize ``(B, C, H, W)`` images to ``size x size`` (bilinear, antialiased); ``None``:
+    unchanged."""
     if size is None or tuple(x.shape[-2:]) == (size, size):
         return x
     return F.interpolate(

@@ -60,7 +60,8 @@ class Captioner(nn.Module):
         super().__init__()
         if tuple(words[:4]) != SPECIALS or len(words) < 5:
             raise ConfigError(
-                f"a captioner's words must start with {' '.join(SPECIALS)} and hold at least one word"
+                f"a captioner's words must start with {' '.join(SPECIALS)} "
+                "and hold at least one word"
             )
         if cell not in CELLS:
             raise ConfigError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
@@ -79,7 +80,8 @@ class Captioner(nn.Module):
         return grid.flatten(2).transpose(1, 2)  # (B, L=h*w, 1280)
 
     def forward(self, images: Tensor, captions: Tensor) -> Tensor:
-        """Teacher-forced word logits ``(B, T-1, V)`` for ``captions (B, T)`` (``<start>`` first)."""
+        """Teacher-forced word logits ``(B, T-1, V)`` for ``captions (B, T)`` (``<start>``
+        first)."""
         return self.teacher_forced(self.encode(images), captions)[0]
 
     def teacher_forced(
@@ -106,7 +108,8 @@ class Captioner(nn.Module):
         self, features: Tensor, beam: int = 1, max_len: int = 20, length_penalty: float = 0.0
     ) -> Decoded:
         """Decode grid features ``(B, L, 1280)``: greedy (``beam=1``) or beam search; captions have
-        at least one word and at most ``max_len - 1``; ``length_penalty`` is the search's ``alpha``."""
+        at least one word and at most ``max_len - 1``; ``length_penalty`` is the search's
+        ``alpha``."""
         state, context = self.start(features)
         search = dict(
             start=START,
@@ -214,7 +217,8 @@ class ShowAttendTell(Captioner):
     def _advance(
         self, embedded: Tensor, state: tuple, context: tuple
     ) -> tuple[Tensor, tuple, Tensor]:
-        """One decoder step from the embedded previous word ``(N, E)``: (deep output (N, V), state, α)."""
+        """One decoder step from the embedded previous word ``(N, E)``: (deep output (N, V),
+        state, α)."""
         a, projected = context
         h = state[0]
         z, alpha = self.attention(a, projected, h)  # (N, D), (N, L)

@@ -158,7 +158,8 @@ def lenet5_modern(
 
 
 def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad ``(B, C, H, W)`` images, centred, to ``(B, C, size, size)``; larger ones are an error."""
+    """Zero-pad ``(B, C, H, W)`` images, centred, to ``(B, C, size, size)``; larger ones are an
+    error."""
     h, w = x.shape[-2:]
     if h > size or w > size:
         raise ValueError(f"LeNet-5 takes images up to {size}x{size}, got {h}x{w}")
@@ -166,7 +167,7 @@ def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.pad(x, (left, size - w - left, top, size - h - top))
 
 
-# --------------------------------------------------------------------------- chained-stage backbones
+# ------------------------------------------------------------------------ chained-stage backbones
 
 
 class _Backbone(_Classifier):
@@ -235,7 +236,8 @@ class _TorchvisionCNN(_Backbone):
 
 
 def _upsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear upsampling so that the shorter side of ``(B, C, H, W)`` is ``size`` (aspect kept)."""
+    """Bilinear upsampling so that the shorter side of ``(B, C, H, W)`` is ``size`` (aspect
+    kept)."""
     short = min(x.shape[-2:])
     if short >= size:
         return x
@@ -431,7 +433,8 @@ def _alexnet_small(
 @register_model("resnet8-small")
 def resnet8_small(in_channels: int = 1, **kwargs) -> SmallCNN:
     """CIFAR-style ResNet-8: 3x3 stem, 3 stages of 1 basic block (16, 32, 64 channels), ~78k
-    parameters. ``stages()``: ``[stem, stage1, stage2, stage3]``. Other arguments: :class:`SmallCNN`."""
+    parameters. ``stages()``: ``[stem, stage1, stage2, stage3]``. Other arguments:
+    :class:`SmallCNN`."""
     return SmallCNN(_cifar_resnet(in_channels, blocks=1), 64, in_channels=in_channels, **kwargs)
 
 

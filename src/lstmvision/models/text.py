@@ -90,8 +90,9 @@ def sample(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """``length`` ids drawn after the prompt ``(P,)`` (P >= 1) from ``softmax(logits / temperature)``;
-    ``temperature`` 0 is greedy. The same ``generator`` seed gives the same ids."""
+    """``length`` ids drawn after the prompt ``(P,)`` (P >= 1) from
+    ``softmax(logits / temperature)``; ``temperature`` 0 is greedy. The same ``generator`` seed
+    gives the same ids."""
     model.eval()
     logits, state = model.run(prompt_ids[None])  # (1, P, V): read the whole prompt
     out = []
@@ -192,7 +193,8 @@ class TextClassifier(nn.Module):
         return h_n[-1]  # (B, H)
 
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` ids -> ``(B, T, E)`` vectors, from ``embed`` or, past its rows, ``embed_fixed``."""
+        """``(B, T)`` ids -> ``(B, T, E)`` vectors, from ``embed`` or, past its rows,
+        ``embed_fixed``."""
         if self.embed_fixed is None:
             return self.embed(tokens)
         trained = self.embed.num_embeddings
@@ -205,8 +207,8 @@ class TextClassifier(nn.Module):
         return self.head(self.dropout(features))
 
     def member_vectors(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` ids -> ``(1, B, T, E)``: the word vectors, as :class:`TextClassifierEnsemble` 's
-        for one member."""
+        """``(B, T)`` ids -> ``(1, B, T, E)``: the word vectors, as
+        :class:`TextClassifierEnsemble` 's for one member."""
         return self.embed_tokens(tokens)[None]
 
     def logits_from_vectors(self, vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -259,8 +261,8 @@ class TextClassifierEnsemble(nn.Module):
         )
 
     def member_vectors(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` ids -> ``(M, B, T, E)``: each member's word vectors (its own trained words, the
-        shared fixed table past them)."""
+        """``(B, T)`` ids -> ``(M, B, T, E)``: each member's word vectors (its own trained words,
+        the shared fixed table past them)."""
         trained = self.members[0].embed.num_embeddings
         fixed = tokens >= trained  # (B, T)
         ours = tokens.masked_fill(fixed, 0)

@@ -37,7 +37,8 @@ class SoftAttention(nn.Module):
         return self.feature_proj(features)
 
     def forward(self, features: Tensor, projected: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
-        """``(features (B, L, D), projected (B, L, A), query (B, H))`` -> ``(context (B, D), alpha (B, L))``."""
+        """``(features (B, L, D), projected (B, L, A), query (B, H))`` ->
+        ``(context (B, D), alpha (B, L))``."""
         # e_ti = w^T tanh(W_a a_i + W_h h_{t-1} + b)
         e = self.score(torch.tanh(projected + self.query_proj(query)[:, None])).squeeze(
             -1

@@ -64,7 +64,8 @@ class LSTMEquations:
     sums_parts = True
 
     def step(self, x_part: Tensor, h_part: Tensor, state: State) -> tuple[State, State]:
-        """One step: pre-activations ``(B, 4H)`` and state ``(h_{t-1}, C_{t-1})`` -> ``(h_t, C_t)``."""
+        """One step: pre-activations ``(B, 4H)`` and state ``(h_{t-1}, C_{t-1})`` ->
+        ``(h_t, C_t)``."""
         _, c_prev = state
         i, f, g, o = (x_part + h_part).chunk(4, dim=1)  # 4 x (B, H)
         # i_t = σ(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
@@ -114,7 +115,8 @@ class GRUEquations:
 
         r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr})   && \text{reset gate} \\
         z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz})   && \text{update gate} \\
-        n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) && \text{candidate} \\
+        n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))
+            && \text{candidate} \\
         h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
     (torch's form: the reset gate multiplies ``W_hn h + b_hn``, not ``h`` before the product).
@@ -181,7 +183,8 @@ class RNNEquations:
     def __init__(self, nonlinearity: str = "tanh"):
         if nonlinearity not in self.nonlinearities:
             raise ValueError(
-                f"nonlinearity must be one of {', '.join(self.nonlinearities)}, not {nonlinearity!r}"
+                f"nonlinearity must be one of {', '.join(self.nonlinearities)}, "
+                f"not {nonlinearity!r}"
             )
         self.nonlinearity = nonlinearity
 
@@ -192,7 +195,8 @@ class RNNEquations:
         return (h,), (h,)
 
     def step_backward(self, d_state: State, cache: State) -> tuple[list, list, State]:
-        """Derivative: ``∂L/∂pre = dh_t ⊙ φ'``, with ``tanh' = 1 - h_t²`` and ``ReLU' = [h_t > 0]``."""
+        """Derivative: ``∂L/∂pre = dh_t ⊙ φ'``, with ``tanh' = 1 - h_t²`` and
+        ``ReLU' = [h_t > 0]``."""
         (dh,) = d_state
         (h,) = cache
         d_pre = [dh * (1 - h * h) if self.nonlinearity == "tanh" else dh * (h > 0)]

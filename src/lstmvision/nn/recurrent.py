@@ -129,8 +129,8 @@ class _Recurrence(torch.autograd.Function):
             d_x_blocks, d_h_blocks, d_direct = ctx.equations.step_backward(d_new, cache)
             torch.cat(d_x_blocks, dim=1, out=d_x_part[t, :rows])  # (b_t, G*H)
             d_h = d_x_part[t, :rows] if ctx.equations.sums_parts else torch.cat(d_h_blocks, dim=1)
-            # ∂L/∂W_hh = Σ_t ∂L/∂h_part_t^T h_{t-1} (per step: as fast as one product, and no copy of
-            # every h_{t-1}), ∂L/∂b_hh = Σ_t ∂L/∂h_part_t
+            # ∂L/∂W_hh = Σ_t ∂L/∂h_part_t^T h_{t-1} (per step: as fast as one product, and no copy
+            # of every h_{t-1}), ∂L/∂b_hh = Σ_t ∂L/∂h_part_t
             d_weight_hh.addmm_(d_h.t(), h_prevs[k])
             if d_bias_hh is not None:
                 d_bias_hh += d_h.sum(0)
@@ -142,8 +142,8 @@ class _Recurrence(torch.autograd.Function):
                 _with_rows(n, s) for n, s in zip((d_h_prev, *d_direct[1:]), d_state, strict=True)
             )
         d_x = d_x_part @ weight_ih if ctx.needs_input_grad[3] else None  # (T, B, I)
-        # ∂L/∂W_ih = Σ_t ∂L/∂x_part_t^T x_t in one product, as (x^T ∂L/∂x_part)^T: (I, T*B) @ (T*B, G*H)
-        # is MKL's faster operand order
+        # ∂L/∂W_ih = Σ_t ∂L/∂x_part_t^T x_t in one product, as (x^T ∂L/∂x_part)^T:
+        # (I, T*B) @ (T*B, G*H) is MKL's faster operand order
         d_weight_ih = (x.flatten(0, 1).t() @ d_x_part.flatten(0, 1)).t()
         d_bias_ih = d_x_part.sum((0, 1)) if ctx.has_bias else None
         d_bias_hh = d_bias_ih if ctx.folded else d_bias_hh
@@ -157,7 +157,8 @@ def _step_mask(batch_sizes: Tensor) -> Tensor:
 
 
 def _packed_to_padded(data: Tensor, batch_sizes: Tensor) -> Tensor:
-    """Packed ``(N, I)`` -> padded ``(T, B, I)``, batch sorted by decreasing length, zero padding."""
+    """Packed ``(N, I)`` -> padded ``(T, B, I)``, batch sorted by decreasing length, zero
+    padding."""
     mask = _step_mask(batch_sizes).to(data.device)  # (T, B)
     padded = data.new_zeros(*mask.shape, data.size(1))  # (T, B, I)
     return padded.masked_scatter(mask[..., None], data)
@@ -195,7 +196,8 @@ class _RecurrentLayer:
     def implementation(self, value: str) -> None:
         if value not in IMPLEMENTATIONS:
             raise ValueError(
-                f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}, not {value!r}"
+                f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}, "
+                f"not {value!r}"
             )
         self._implementation = value
 
@@ -303,7 +305,8 @@ class _RecurrentLayer:
     def _weights(
         self, layer: int, direction: int
     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-        """``weight_ih, weight_hh, bias_ih, bias_hh`` of one layer and direction (biases may be None)."""
+        """``weight_ih, weight_hh, bias_ih, bias_hh`` of one layer and direction (biases may be
+        None)."""
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         weights = tuple(getattr(self, f"weight_{kind}{suffix}") for kind in ("ih", "hh"))
         biases = (
@@ -314,7 +317,8 @@ class _RecurrentLayer:
         return (*weights, *biases)
 
     def _initial_states(self, hx, x: Tensor) -> State:
-        """``hx`` as a tuple of states ``(L*D, B, H)``; zeros for ``x`` ``(T, B, I)`` if ``hx`` is None."""
+        """``hx`` as a tuple of states ``(L*D, B, H)``; zeros for ``x`` ``(T, B, I)`` if ``hx`` is
+        None."""
         if hx is not None:
             return self._to_states(hx)
         directions = 2 if self.bidirectional else 1
@@ -348,8 +352,8 @@ _LAYER_ARGS = """
 
 class LSTM(_RecurrentLayer, torch.nn.LSTM):
     __doc__ = (
-        "LSTM layer(s) from :class:`~lstmvision.nn.cells.LSTMEquations` or torch's kernel; a drop-in "
-        "for :class:`torch.nn.LSTM` (without ``proj_size``).\n"
+        "LSTM layer(s) from :class:`~lstmvision.nn.cells.LSTMEquations` or torch's kernel; "
+        "a drop-in for :class:`torch.nn.LSTM` (without ``proj_size``).\n"
         + _LAYER_ARGS.format(nonlinearity="")
     )
 

@@ -17,16 +17,17 @@ def get_task(name: str) -> type[Task]:
     return TASKS.get(name)
 
 
-from lstmvision.tasks import (  # noqa: E402,F401  (registers the tasks)  # noqa: E402,F401  # noqa: E402,F401
+# importing a task's module registers it: one line per task
+from lstmvision.tasks import (  # noqa: E402, F401
     adding,
-    caption,  # noqa: E402,F401
+    caption,
     char_lm,
     clip_classify,
     cnn,
     next_frame,
     row_lstm,
     text_classify,
-    textline,  # noqa: E402,F401
+    textline,
 )
 
 __all__ = ["Task", "TrainConfig", "register_task", "list_tasks", "get_task"]

@@ -1,8 +1,9 @@
 """The generic task interface: a task binds data + model + loss + metrics into Lightning parts.
 
-A new task is one file: a config dataclass (its defaults are its recipe) and a ``Task`` subclass
-registered with ``@register_task("name")``. The runner (``lstmvision.tasks.runner``) does the rest:
-run folder, checkpoints, resume, metrics.json, model.safetensors, pictures.
+A new task is one file: a config dataclass (its defaults, with a recipe file per data set under
+``lstmvision/recipes/<task>/``) and a ``Task`` subclass registered with ``@register_task("name")``.
+The runner (``lstmvision.tasks.runner``) does the rest: run folder, checkpoints, resume,
+metrics.json, model.safetensors, pictures. ``docs/adding-a-task.md`` walks through one.
 """
 
 from __future__ import annotations
@@ -22,47 +23,19 @@ TASKS: Registry = Registry("task")
 register_task = TASKS.register
 
 
-def one_cycle(module: L.LightningModule, opt, pct_start: float = 0.3) -> dict:
-    """``configure_optimizers``'s answer for ``opt`` under a one-cycle learning rate stepped every
-    batch over the whole run, peaking at each parameter group's own ``lr``."""
-    import torch
-
-    total = max(1, int(module.trainer.estimated_stepping_batches))
-    peaks = [g["lr"] for g in opt.param_groups]
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=peaks, total_steps=total, pct_start=pct_start
-    )
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def stretch_one_cycle(sched, total: int) -> None:
-    """Make a running ``OneCycleLR`` end at ``total`` steps instead, keeping its shape (warm-up
-    share, peak, final rate): from its current step on it computes what one built for ``total``
-    would. Its totals are part of its ``state_dict``, so a checkpoint keeps the new length."""
-    import torch
-
-    if (
-        not isinstance(sched, torch.optim.lr_scheduler.OneCycleLR)
-        or len(sched._schedule_phases) != 2
-    ):
-        raise TypeError(f"stretch_one_cycle: a two-phase OneCycleLR, not {type(sched).__name__}")
-    warmup = sched._schedule_phases[0]["end_step"] + 1  # float(pct_start * total_steps)
-    share = warmup / sched.total_steps
-    sched.total_steps = int(total)
-    sched._schedule_phases[0]["end_step"] = float(share * sched.total_steps) - 1
-    sched._schedule_phases[1]["end_step"] = sched.total_steps - 1
-
-
 class PredictOption(NamedTuple):
-    """An option of ``lstmvision predict`` that a task takes: the type its value is read as, and
-    its help line. The CLI builds ``--name`` from it; a run of another task refuses it."""
+    """An option of ``lstmvision predict`` that a task takes: the type its value is read as (int,
+    float, str or Path), and its help line. The CLI reads ``--name VALUE`` (``--name=VALUE``) of
+    a run's task by it; a run of another task refuses it."""
 
     type: type
     help: str
 
 
 class SplitSteps:
-    """Lightning's training/validation/test steps as one ``self._step(batch, split)`` per module."""
+    """Lightning's training/validation/test steps as one ``self._step(batch, split)`` per module.
+
+    Every task's LightningModule uses it, unless its docstring says why its steps differ."""
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
@@ -75,7 +48,8 @@ class SplitSteps:
 
 
 class SplitLoaders:
-    """Lightning's train/val/test data loaders as one ``self._loader(split, shuffle)`` per data module."""
+    """Lightning's train/val/test data loaders as one ``self._loader(split, shuffle)`` per data
+    module."""
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)
@@ -95,12 +69,13 @@ class Task:
     Config: ClassVar[type[TrainConfig]] = TrainConfig
     monitor: ClassVar[str] = "val_loss"  # metric that picks checkpoints/best.ckpt
     monitor_mode: ClassVar[str] = "min"
-    # options of `lstmvision predict` this task understands (name -> help), passed to predict();
-    # the CLI refuses the others with a clear line
+    # options of `lstmvision predict` this task understands (name -> type and help), passed to
+    # predict(); the CLI refuses the others with a clear line
     predict_options: ClassVar[dict[str, PredictOption]] = {}
-    predict_needs_inputs: ClassVar[bool] = (
-        True  # False: e.g. a language model sampling from --prompt
-    )
+    predict_needs_inputs: ClassVar[bool] = True  # False: e.g. a language model sampling a --prompt
+    # tiny settings for the test over every registered task (tests/test_every_task.py): a few
+    # steps on a slice of the shared data, in seconds; that test adds data_root and nothing else
+    smoke_overrides: ClassVar[dict[str, Any]] = {}
     # True: `evaluate` on the run's own test/val split also records its scores in metrics.json
     # (the same keys training wrote, refreshed), beside the files write_outputs leaves
     evaluate_records_metrics: ClassVar[bool] = False
@@ -139,7 +114,8 @@ class Task:
         raise ConfigError(f"{data}: the {self.name!r} task does not evaluate on a folder (--data)")
 
     def evaluation_report(self, cfg, module: L.LightningModule, out: Path | None) -> list[str]:
-        """Lines to print after ``evaluate`` (e.g. the worst examples); files go to ``out`` if given."""
+        """Lines to print after ``evaluate`` (e.g. the worst examples); files go to ``out`` if
+        given."""
         return []
 
     def write_outputs(
@@ -147,6 +123,14 @@ class Task:
     ) -> list[Path]:
         """Files a finished test/validation pass leaves in the run folder (after training's test and
         after ``evaluate``), e.g. per-example predictions. Default: none."""
+        return []
+
+    def save_extras(
+        self, cfg, model: nn.Module, datamodule: L.LightningDataModule, run_dir: Path
+    ) -> list[Path]:
+        """Files besides the weights that a finished training leaves for readers and ``predict``
+        (e.g. the vocabulary as vocab.json); written after model.safetensors (rank 0 only).
+        Default: none."""
         return []
 
     def pictures(
@@ -163,3 +147,11 @@ class Task:
 
     def format_prediction(self, prediction: dict) -> str:
         return str(prediction)
+
+    def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
+        """A few files ``predict`` takes, made from the data of ``cfg`` (written into ``folder``
+        where they must be made), for the test over every registered task; [] when the task
+        predicts without inputs (``predict_needs_inputs = False``)."""
+        if not self.predict_needs_inputs:
+            return []
+        raise NotImplementedError(f"{self.name}: name a few inputs for predict (smoke_inputs)")

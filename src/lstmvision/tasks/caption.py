@@ -56,8 +56,9 @@ from lstmvision.data.captions import (
 from lstmvision.data.root import CACHE
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import PredictOption, Task, one_cycle, register_task
+from lstmvision.tasks.base import PredictOption, Task, register_task
 from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.schedule import one_cycle
 
 ENCODER_TAG = "efficientnet-lite0-imagenet-{size}px-grid"
 
@@ -91,7 +92,7 @@ class CaptionConfig(TrainConfig):
     length_penalty: float = 0.0
     """beam search ranks finished captions by log p / length^this (0: plain sum)"""
     finetune_encoder: Optional[int] = None
-    """fine-tune the encoder from this stage on (0 = stem ... 8); default: frozen, features cached"""
+    """fine-tune the encoder from stage K on (0 = stem ... 8); default: frozen, features cached"""
     encoder_lr_scale: float = 0.1
     """learning-rate factor for the fine-tuned encoder stages"""
     feature_cache: Optional[str] = None
@@ -268,7 +269,12 @@ def bleu_metrics() -> nn.ModuleList:
 
 
 class CaptionModule(L.LightningModule):
-    """Teacher-forced training; dev/test scored on decoded captions (see the module docstring)."""
+    """Teacher-forced training; dev/test scored on decoded captions (see the module docstring).
+
+    Not a ``SplitSteps`` module: its three steps do different work. Training scores the
+    teacher-forced loss with the attention regulariser; validation logs the plain ``val_loss``
+    and decodes greedily; test logs no loss and decodes twice (``--beam`` and greedy), so one
+    ``_step(batch, split)`` would only hold three branches."""
 
     def __init__(self, model, cfg: CaptionConfig, frozen: list[nn.Module] = ()):
         super().__init__()
@@ -390,9 +396,25 @@ class CaptionModule(L.LightningModule):
 class CaptionTask(Task):
     name = "caption"
     evaluate_records_metrics = True
-    summary = "image captioning (Flickr8k): EfficientNet encoder + LSTM/GRU decoder, attention, beam search"
+    summary = (
+        "image captioning (Flickr8k): EfficientNet encoder + LSTM/GRU decoder, attention, "
+        "beam search"
+    )
     Config = CaptionConfig
     monitor, monitor_mode = "val_bleu4", "max"
+    smoke_overrides = {
+        "hidden_size": 32,
+        "embed_size": 16,
+        "feature_size": 32,
+        "attention_size": 16,
+        "image_size": 96,
+        "limit_train": 4,
+        "limit_eval": 2,
+        "batch_size": 4,
+        "max_steps": 2,
+        "beam": 2,
+        "feature_cache": "smoke-features",  # relative: in the folder the test runs in
+    }
     predict_options = {
         "beam": PredictOption(int, "beam width (1 = greedy; default: the run's --beam)"),
         "out": PredictOption(
@@ -424,7 +446,8 @@ class CaptionTask(Task):
             )
         if cfg.finetune_encoder is not None and not 0 <= cfg.finetune_encoder <= 8:
             raise ConfigError(
-                f"--finetune-encoder {cfg.finetune_encoder}: EfficientNet-Lite0 has stages 0 (stem) to 8"
+                f"--finetune-encoder {cfg.finetune_encoder}: EfficientNet-Lite0 has stages "
+                "0 (stem) to 8"
             )
 
     def model_spec(self, cfg: CaptionConfig):
@@ -470,16 +493,17 @@ class CaptionTask(Task):
             return []
         return [write_captions_csv(Path(run_dir) / f"{split}_captions.csv", module.rows)]
 
+    def save_extras(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
+        """vocab.json: the words of the model's output layer, in order (model.json has them too)."""
+        return [self.vocabulary(cfg).save(Path(run_dir) / "vocab.json")]
+
     def pictures(self, cfg, model, datamodule, run_dir: Path):
-        written = [self.vocabulary(cfg).save(Path(run_dir) / "vocab.json")]
-        if cfg.model == "show-attend-tell":
-            for photo in datamodule.photos["test"][:3]:
-                written.append(
-                    self._caption_photo(
-                        cfg, model, photo.path, cfg.beam, Path(run_dir) / "attention"
-                    )["attention"]
-                )
-        return written
+        if cfg.model != "show-attend-tell":
+            return []
+        folder, photos = Path(run_dir) / "attention", datamodule.photos["test"][:3]
+        return [
+            self._caption_photo(cfg, model, p.path, cfg.beam, folder)["attention"] for p in photos
+        ]
 
     @torch.no_grad()
     def _caption_photo(self, cfg, model, path: Path, beam: int, out: Path | None) -> dict:
@@ -514,6 +538,10 @@ class CaptionTask(Task):
             )
         )
         return [self._caption_photo(cfg, model, Path(p), beam, folder) for p in inputs]
+
+    def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
+        photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["test"]
+        return [photos[0].path]
 
     def format_prediction(self, prediction: dict) -> str:
         extra = f"  [attention: {prediction['attention']}]" if "attention" in prediction else ""

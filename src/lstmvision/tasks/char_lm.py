@@ -32,8 +32,9 @@ from lstmvision.data import resolve_data_root
 from lstmvision.data.text import CharVocab, StreamWindows, char_corpus_path, read_text, split_text
 from lstmvision.errors import ConfigError
 from lstmvision.models.text import detach_state, sample
-from lstmvision.tasks.base import PredictOption, Task, one_cycle, register_task
+from lstmvision.tasks.base import PredictOption, SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.schedule import one_cycle
 
 
 @dataclass
@@ -57,7 +58,7 @@ class CharLMConfig(TrainConfig):
     batch_size: int = 64
     """parallel streams of text (the state of each is carried across batches)"""
     epochs: int = 10
-    """passes over the training text (with 20, validation loss was lowest after epoch 10, then rose)"""
+    """passes over the training text (in a 20-epoch run validation loss was lowest at epoch 10)"""
     lr: float = 2e-3
     weight_decay: float = 0.0
     """weight decay (AdamW)"""
@@ -70,7 +71,7 @@ class CharLMConfig(TrainConfig):
 
 
 class CharStreams(L.LightningDataModule):
-    """Training and validation text as :class:`StreamWindows`; one batch = one window of all streams."""
+    """Training and validation text as :class:`StreamWindows`; a batch: a window of all streams."""
 
     def __init__(self, cfg: CharLMConfig):
         super().__init__()
@@ -112,22 +113,19 @@ class CharStreams(L.LightningDataModule):
     test_dataloader = val_dataloader  # tiny Shakespeare has two splits; see the module docstring
 
 
-class CharLMModule(L.LightningModule):
-    """Next-character cross-entropy with the state carried across consecutive batches."""
+class CharLMModule(SplitSteps, L.LightningModule):
+    """Next-character cross-entropy with the state carried across consecutive batches; each pass
+    over the streams (a training epoch, a validation, a test) starts from zeros."""
 
     def __init__(self, model, cfg: CharLMConfig):
         super().__init__()
         self.model, self.cfg = model, cfg
         self.state = None  # the recurrent state the next batch continues from
 
-    def _step(self, batch, batch_idx: int, split: str) -> torch.Tensor:
+    def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch  # (B, L), (B, L)
-        if batch_idx == 0:
-            self.state = None  # a new pass over the streams starts from zeros
         logits, state = self.model.run(x, self.state)  # (B, L, V)
-        self.state = detach_state(
-            state
-        )  # truncated BPTT: no gradient flows into the previous window
+        self.state = detach_state(state)  # truncated BPTT: no gradient into the previous window
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())  # nats per character
         on_step = split == "train"
         self.log(f"{split}_loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
@@ -140,26 +138,17 @@ class CharLMModule(L.LightningModule):
         )
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, batch_idx, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, batch_idx, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, batch_idx, "test")
-
     def on_train_epoch_start(self):
         self.state = None
 
     def on_validation_epoch_start(self):
-        self._train_state, self.state = (
-            self.state,
-            None,
-        )  # validation does not disturb training's state
+        self._train_state, self.state = self.state, None  # validation keeps training's state
 
     def on_validation_epoch_end(self):
         self.state = getattr(self, "_train_state", None)
+
+    def on_test_epoch_start(self):
+        self.state = None
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(
@@ -171,7 +160,10 @@ class CharLMModule(L.LightningModule):
 @register_task("char-lm")
 class CharLMTask(Task):
     name = "char-lm"
-    summary = "character language model (tiny Shakespeare), truncated BPTT; many-to-many, samples one-to-many"
+    summary = (
+        "character language model (tiny Shakespeare), truncated BPTT; many-to-many, "
+        "samples one-to-many"
+    )
     Config = CharLMConfig
     predict_options = {
         "prompt": PredictOption(str, "text to start from"),
@@ -180,6 +172,16 @@ class CharLMTask(Task):
         "seed": PredictOption(int, "random seed of the sampling"),
     }
     predict_needs_inputs = False
+    smoke_overrides = {
+        "embed_size": 8,
+        "hidden_size": 16,
+        "num_layers": 1,
+        "seq_len": 32,
+        "batch_size": 8,
+        "limit_train": 4000,
+        "val_fraction": 0.01,
+        "max_steps": 2,
+    }
 
     def datamodule(self, cfg) -> CharStreams:
         return CharStreams(cfg)

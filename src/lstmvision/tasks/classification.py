@@ -15,16 +15,19 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
 from lstmvision.data.transforms import random_shift, resize_images
-from lstmvision.tasks.base import SplitSteps, Task, one_cycle
+from lstmvision.tasks.base import SplitSteps, Task
 from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.schedule import one_cycle
 
 
 class TensorImageData(L.LightningDataModule):
-    """Whole-tensor image data (uint8 ``(N, H, W)`` or ``(N, C, H, W)``), served as floats in [0, 1].
+    """Whole-tensor image data (uint8 ``(N, H, W)`` or ``(N, C, H, W)``), served as floats in
+    [0, 1].
 
-    ``load(split)`` returns ``(images, labels)`` for ``"train"`` or ``"test"``; validation is a fixed
-    ``val_fraction`` of the training split (never the test split). ``epoch_size`` draws that many
-    training examples per epoch (a fresh permutation each time, repeated for a small set).
+    ``load(split)`` returns ``(images, labels)`` for ``"train"`` or ``"test"``; validation is a
+    fixed ``val_fraction`` of the training split (never the test split). ``epoch_size`` draws
+    that many training examples per epoch (a fresh permutation each time, repeated for a small
+    set).
 
     ``encode(fn)`` replaces every split's images by ``fn(images)`` once (e.g. the "CNN codes" of a
     frozen feature extractor), so an epoch costs only what trains; ``image_loader`` still serves
@@ -151,7 +154,7 @@ class ClassifierModule(SplitSteps, L.LightningModule):
         )
         if codes and augment is not None:
             raise ValueError("augmentation does not apply to precomputed codes")
-        # "ce": softmax classifier; "hinge": multi-class linear SVM loss (Crammer-Singer style margins)
+        # "ce": softmax classifier; "hinge": multi-class linear SVM loss (Crammer-Singer margins)
         self.criterion = {"ce": nn.CrossEntropyLoss(), "hinge": nn.MultiMarginLoss()}[loss]
         self.acc = nn.ModuleDict(
             {
@@ -273,7 +276,7 @@ class ImageClassificationConfig(TrainConfig):
     image_size: Optional[int] = None
     """resize the images to this many pixels square (default: the data set's own size)"""
     epoch_size: Optional[int] = None
-    """training examples drawn per epoch (default: the training set once; more repeats a small set)"""
+    """training examples drawn per epoch (default: the training set once; more repeats a set)"""
 
 
 class ImageClassificationTask(Task):
@@ -314,7 +317,8 @@ class ImageClassificationTask(Task):
         )
 
     def trains_on_codes(self, cfg) -> bool:
-        """True: the data module holds the frozen model's features (see ``bind``); only the head trains."""
+        """True: the data module holds the frozen model's features (see ``bind``); only the head
+        trains."""
         return False
 
     def bind(self, cfg, model, datamodule) -> None:
@@ -363,3 +367,8 @@ class ImageClassificationTask(Task):
 
     def format_prediction(self, prediction: dict) -> str:
         return f"{prediction['image']}: {prediction['label']} ({prediction['confidence']:.1%})"
+
+    def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
+        from lstmvision.data.samples import export_samples
+
+        return export_samples(cfg.dataset, folder, count=2, data_root=cfg.data_root)

@@ -89,7 +89,7 @@ class ClipConfig(TrainConfig):
 
 
 class VideoClips(Dataset):
-    """``(clip (T, C, H, W) float in [0, 1], label)`` decoded from ``(path, label)`` items when read."""
+    """``(clip (T, C, H, W) float in [0, 1], label)``, decoded from ``(path, label)`` when read."""
 
     def __init__(self, items: list[tuple[Path, int]], cfg: ClipConfig):
         self.items, self.cfg = items, cfg
@@ -184,6 +184,16 @@ class ClipClassifyTask(Task):
     name = "clip-classify"
     summary = "video clip classifier: CNN per frame -> LSTM (LRCN) or frame averaging; many-to-one"
     Config = ClipConfig
+    smoke_overrides = {
+        "train_size": 16,
+        "val_size": 8,
+        "test_size": 8,
+        "num_frames": 4,
+        "frame_size": "16x16",
+        "hidden_size": 8,
+        "batch_size": 8,
+        "max_steps": 2,
+    }
     monitor, monitor_mode = "val_accuracy", "max"
 
     def model_spec(self, cfg: ClipConfig):
@@ -229,8 +239,13 @@ class ClipClassifyTask(Task):
         frozen = [model.cnn] if cfg.freeze_backbone else []
         return ClassifierModule(model, len(dataset_classes(cfg)), cfg.lr, frozen=frozen)
 
+    def save_extras(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
+        """classes.json: the class names in the order of the model's outputs (read by predict)."""
+        path = run_dir / "classes.json"
+        path.write_text(json.dumps(datamodule.classes), encoding="utf-8")
+        return [path]
+
     def pictures(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
-        (run_dir / "classes.json").write_text(json.dumps(datamodule.classes), encoding="utf-8")
         if not isinstance(datamodule.sets["test"], TensorDataset):
             return []
         loader = DataLoader(datamodule.sets["test"], batch_size=cfg.batch_size)
@@ -259,6 +274,9 @@ class ClipClassifyTask(Task):
                 }
             )
         return results
+
+    def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
+        return [resolve_data_root(cfg.data_root) / "video" / "ucf101_ApplyEyeMakeup_sample.avi"]
 
     def format_prediction(self, p: dict) -> str:
         ranked = sorted(p["probabilities"].items(), key=lambda kv: -kv[1])[:5]

@@ -5,8 +5,9 @@ mini-batches of 128 (here under a one-cycle learning-rate schedule peaking at 0.
 (chosen over 10 by validation accuracy, 98.87 % against 98.38 % for LeNet-5 on MNIST); 10 % of
 the training split held out to choose the best epoch, the official test split reported.
 
-Transfer (``--from RUN_DIR``, a finished run of this task on another data set, or ``--from imagenet``:
-EfficientNet-Lite0's real ImageNet weights offline, torchvision's weights for online users):
+Transfer (``--from RUN_DIR``, a finished run of this task on another data set, or
+``--from imagenet``: EfficientNet-Lite0's real ImageNet weights offline, torchvision's weights for
+online users):
 
 * ``--transfer codes``: the source CNN is frozen whole; only a new linear head is trained on its
   "CNN codes" (penultimate activations), computed once before training (so an epoch costs only
@@ -29,9 +30,9 @@ from typing import Literal, Optional
 from lstmvision.data import dataset_info
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
-from lstmvision.tasks import runs
 from lstmvision.tasks.base import register_task
 from lstmvision.tasks.classification import ImageClassificationConfig, ImageClassificationTask
+from lstmvision.tasks.run_folder import load_model
 
 CNN_MODELS = (
     "lenet5",
@@ -72,7 +73,7 @@ class CNNConfig(ImageClassificationConfig):
     transfer: Literal["scratch", "codes", "finetune"] = "scratch"
     """scratch, codes (linear classifier on frozen CNN codes) or finetune (needs --from)"""
     from_run: Optional[str] = field(default=None, metadata={"flag": "--from"})
-    """run folder of a finished `cnn` run, or `imagenet` (efficientnet-lite0 offline; torchvision models online)"""
+    """a finished `cnn` run folder, or imagenet (efficientnet-lite0 offline; torchvision online)"""
     freeze_depth: int = 0
     """finetune: freeze this many leading entries of the model's stages (1 = the stem)"""
     body_lr_scale: float = 0.1
@@ -106,6 +107,12 @@ class CNNTask(ImageClassificationTask):
     name = "cnn"
     summary = "CNN image classifier (LeNet-5, AlexNet, VGG, ResNet), from scratch or by transfer"
     Config = CNNConfig
+    smoke_overrides = {
+        "model": "lenet5-modern",
+        "limit_train": 64,
+        "batch_size": 32,
+        "max_steps": 2,
+    }
 
     def model_spec(self, cfg: CNNConfig):
         info = dataset_info(cfg.dataset)
@@ -154,7 +161,7 @@ class CNNTask(ImageClassificationTask):
         else:
             model = super().build_model(cfg)
         if cfg.from_run not in (None, "imagenet"):
-            source = runs.load_model(Path(cfg.from_run))
+            source = load_model(Path(cfg.from_run))
             source.reset_classifier(len(dataset_info(cfg.dataset).classes))
             model.load_state_dict(
                 source.state_dict()
@@ -176,7 +183,8 @@ class CNNTask(ImageClassificationTask):
     def trains_on_codes(self, cfg: CNNConfig) -> bool:
         if cfg.transfer == "codes" and cfg.shift:
             raise ConfigError(
-                "--shift does not apply to --transfer codes (the codes are computed once, unaugmented)"
+                "--shift does not apply to --transfer codes "
+                "(the codes are computed once, unaugmented)"
             )
         return cfg.transfer == "codes"
 

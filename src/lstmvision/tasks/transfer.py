@@ -41,14 +41,16 @@ _ADVICE = {
         "(i) small target, similar to the source",
         "codes",
         "--transfer codes",
-        "with little data, fine-tuning the CNN would overfit; the source's top-level features should "
-        "fit this similar data too, so train a linear classifier (softmax or linear SVM) on the CNN codes",
+        "with little data, fine-tuning the CNN would overfit; the source's top-level features "
+        "should fit this similar data too, so train a linear classifier (softmax or linear SVM) "
+        "on the CNN codes",
     ),
     ("large", "high"): Advice(
         "(ii) large target, similar to the source",
         "finetune-all",
         "--transfer finetune --freeze-depth 0",
-        "with enough data, fine-tuning the full network is unlikely to overfit and adapts every layer",
+        "with enough data, fine-tuning the full network is unlikely to overfit and adapts every "
+        "layer",
     ),
     ("small", "low"): Advice(
         "(iii) small target, very different from the source",
@@ -114,11 +116,9 @@ def extract_codes(
     from lstmvision.data import load_split, resolve_data_root
     from lstmvision.data.transforms import resize_images
     from lstmvision.models import get_model
-    from lstmvision.tasks import runs
+    from lstmvision.tasks.run_folder import load_model
 
-    model = (
-        get_model("efficientnet-lite0") if source == "imagenet" else runs.load_model(Path(source))
-    )
+    model = get_model("efficientnet-lite0") if source == "imagenet" else load_model(Path(source))
     images, labels = load_split(dataset, resolve_data_root(data_root), split)
     images, labels = images[:limit], labels[:limit]
     codes = []

@@ -17,7 +17,8 @@ import torch.nn.functional as F  # noqa: E402
 def plot_attention(
     photo: torch.Tensor, words: list[str], alphas: torch.Tensor, path: str | Path, columns: int = 5
 ) -> Path:
-    """``photo`` uint8 ``(3, S, S)``, ``alphas`` ``(len(words), L)`` with ``L`` a square grid -> PNG."""
+    """``photo`` uint8 ``(3, S, S)``, ``alphas`` ``(len(words), L)`` with ``L`` a square grid ->
+    PNG."""
     path = Path(path)
     grid = math.isqrt(alphas.shape[-1]) if len(alphas) else 1
     image = photo.permute(1, 2, 0).numpy()  # (S, S, 3)

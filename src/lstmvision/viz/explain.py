@@ -95,8 +95,9 @@ def plot_gates(
 def plot_text_activations(
     text: str, acts: torch.Tensor, out: Path, units: int = 4, width: int = 80, title: str = ""
 ) -> Path:
-    """``acts`` ``(T, H)`` over the ``T`` characters of ``text``: the ``units`` units that vary most,
-    one panel each, every character on a background coloured by the unit's value (blue -1, red +1)."""
+    """``acts`` ``(T, H)`` over the ``T`` characters of ``text``: the ``units`` units that vary
+    most, one panel each, every character on a background coloured by the unit's value (blue -1,
+    red +1)."""
     chosen = acts.std(0).argsort(descending=True)[:units].tolist()
     lines = -(-len(text) // width)
     fig, axes = plt.subplots(
@@ -168,7 +169,8 @@ def gradient_study(
 
 
 def gates_of_run(run_dir: Path, image_path: Path, out: Path) -> Path:
-    """Gates and cell state of a trained ``row-lstm`` run (LSTM cell, rows reading) over one image."""
+    """Gates and cell state of a trained ``row-lstm`` run (LSTM cell, rows reading) over one
+    image."""
     from lstmvision.data import dataset_info, load_grey_image
     from lstmvision.errors import ConfigError
     from lstmvision.tasks.runner import load
@@ -181,7 +183,8 @@ def gates_of_run(run_dir: Path, image_path: Path, out: Path) -> Path:
     ):
         raise ConfigError(
             f"{run_dir}: gates need a row-lstm run with --cell lstm and a single reading "
-            f"(this is {task.name}, cell {getattr(cfg, 'cell', '?')}, reading {getattr(cfg, 'reading', '?')})"
+            f"(this is {task.name}, cell {getattr(cfg, 'cell', '?')}, "
+            f"reading {getattr(cfg, 'reading', '?')})"
         )
     info = dataset_info(cfg.dataset)
     image = load_grey_image(image_path, info.size, info.frame)  # (H, W) in [0, 1]
@@ -192,7 +195,7 @@ def gates_of_run(run_dir: Path, image_path: Path, out: Path) -> Path:
         probs = model.eval()(image[None, None]).softmax(-1)[0]
     top = int(probs.argmax())
     title = (
-        f"{image_path.name}: predicted {info.classes[top]} ({float(probs[top]):.0%}); first LSTM layer, "
-        f"forward direction, one step per {cfg.reading.rstrip('s')} ({run_dir})"
+        f"{image_path.name}: predicted {info.classes[top]} ({float(probs[top]):.0%}); "
+        f"first LSTM layer, forward direction, one step per {cfg.reading.rstrip('s')} ({run_dir})"
     )
     return plot_gates(image, gates, out, title=title)

@@ -1,4 +1,5 @@
-"""Frame sequences as pictures (Pillow): a PNG grid and an animated GIF of input / truth / prediction.
+"""Frame sequences as pictures (Pillow): a PNG grid and an animated GIF of input / truth /
+prediction.
 
 Frames are float arrays or tensors ``(T, H, W)`` (grey) or ``(T, 3, H, W)`` in [0, 1]; each named
 row of the grid or panel of the GIF is one sequence, drawn at ``scale`` x its size.
@@ -29,8 +30,9 @@ def _image(frame: np.ndarray, scale: int) -> Image.Image:
 def frame_grid(
     rows: dict[str, object], out: Path, scale: int = 1, offsets: dict[str, int] | None = None
 ) -> Path:
-    """One row per ``{label: frames}``; ``offsets[label]`` shifts a row right by that many cells (a
-    prediction of frames 11-20 under the truth of frames 11-20). Writes and returns ``out`` (PNG)."""
+    """One row per ``{label: frames}``; ``offsets[label]`` shifts a row right by that many cells
+    (a prediction of frames 11-20 under the truth of frames 11-20). Writes and returns ``out``
+    (PNG)."""
     offsets = offsets or {}
     seqs = {k: _to_uint8(v) for k, v in rows.items()}
     h, w = next(iter(seqs.values())).shape[1:3]

@@ -11,6 +11,10 @@
       model.safetensors    weights of the best checkpoint (load without running code)
       model.json           {"name": registered model, "kwargs": {...}} to rebuild the model
       *.png                training curves and task pictures
+      ...                  the task's extra files (``Task.save_extras``, e.g. vocab.json) and
+                           outputs (``Task.write_outputs``, e.g. test_captions.csv)
+
+``runner`` trains, evaluates and predicts; this module only writes and reads the folder.
 """
 
 from __future__ import annotations
@@ -30,22 +34,6 @@ from torch import nn
 from lstmvision.errors import ConfigError, DataError, LstmvisionError
 from lstmvision.models import get_model
 from lstmvision.tasks.config import config_to_dict, load_yaml_mapping, resolve_config
-
-
-def write_table(rows: list[dict], out: Path, markdown: str) -> None:
-    """A study's ``results.csv`` (one row per run, the keys of the first row as columns) and its
-    ``results.md``, each written whole (a crash never leaves half a table)."""
-    import csv
-    import io
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(out / "results.csv", buffer.getvalue())
-    write_atomic(out / "results.md", markdown)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -145,7 +133,8 @@ def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> 
         if not found:
             raise LstmvisionError(
                 f"{run_dir}: no model.safetensors and no checkpoint in checkpoints/ "
-                "(training did not finish or save; resume it with `lstmvision train TASK --out DIR --resume`)"
+                "(training did not finish or save; resume it with "
+                "`lstmvision train TASK --out DIR --resume`)"
             )
         state = _checkpoint_state(found[0])
     model = get_model(name, **kwargs)
@@ -167,7 +156,8 @@ def check_new_run_dir(run_dir: Path) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> Path:
-    """The newest of checkpoints/last.ckpt (periodic) and interrupted.ckpt (saved on Ctrl+C/error)."""
+    """The newest of checkpoints/last.ckpt (periodic) and interrupted.ckpt (saved on Ctrl+C or
+    an error)."""
     found = [
         p
         for p in (Path(run_dir) / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt"))

@@ -31,7 +31,8 @@ import sys
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
-from lstmvision.tasks import runs
+from lstmvision.studies.table import write_table
+from lstmvision.tasks.run_folder import load_model, read_run_config
 
 CELLS = ("rnn", "lstm", "gru")
 # 784 steps: unidirectional, no shifts. Hidden sizes give ~70K parameters each (Bai et al. 2018).
@@ -124,16 +125,15 @@ def compare(
                 resume = _resumable(run, task, cfg)
                 if run.exists() and not resume:
                     shutil.rmtree(run)
-                log(
-                    f"{'continuing' if resume else 'training'} {bench} {cell} ({cfg['epochs']} epochs)"
-                )
+                verb = "continuing" if resume else "training"
+                log(f"{verb} {bench} {cell} ({cfg['epochs']} epochs)")
                 runner.train(task, cfg, out=run, quiet=True, resume=resume)
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
             rows.append(_row(bench, cell, task, run, cfg))
             r = rows[-1]
             log(
-                f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), {r['parameters']} "
-                f"parameters, {r['seconds_per_epoch']:.0f} s/epoch"
+                f"{bench:10} {cell:4}: {r['metric']} {r['test']:.4f} (val {r['val']:.4f}), "
+                f"{r['parameters']} parameters, {r['seconds_per_epoch']:.0f} s/epoch"
             )
             table = _with_finished_runs(rows, out)
             write_results(table, out)
@@ -156,7 +156,7 @@ def _finished_runs(out: Path, skip: set) -> list[dict]:
         for cell in CELLS:
             run = out / bench / cell
             if (bench, cell) not in skip and (run / "metrics.json").is_file():
-                task, saved = runs.read_run_config(run)
+                task, saved = read_run_config(run)
                 rows.append(_row(bench, cell, task, run, saved))
     return rows
 
@@ -176,13 +176,11 @@ def _resumable(run: Path, task: str, cfg: dict) -> bool:
     )
     if not has_checkpoint or not (run / "config.yaml").is_file():
         return False
-    saved_task, saved = runs.read_run_config(run)
+    saved_task, saved = read_run_config(run)
     return saved_task == task and all(saved.get(k) == v for k, v in cfg.items())
 
 
 def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
-    from lstmvision.tasks.runs import load_model
-
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     metric = "accuracy" if task == "row-lstm" else "mse"
     params = sum(p.numel() for p in load_model(run).parameters())
@@ -202,12 +200,13 @@ def _row(bench: str, cell: str, task: str, run: Path, cfg: dict) -> dict:
 
 
 def write_results(rows: list[dict], out: Path) -> None:
-    runs.write_table(rows, out, format_markdown(rows))
+    write_table(rows, out, format_markdown(rows))
 
 
 def format_markdown(rows: list[dict]) -> str:
     lines = [
-        "| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs | s/epoch | device |",
+        "| benchmark | cell | test accuracy / MSE | val | Bai et al. 2018 | parameters | epochs "
+        "| s/epoch | device |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -216,7 +215,8 @@ def format_markdown(rows: list[dict]) -> str:
         pub = f"{r['published']:.1%}" if r["published"] != "" else ""
         note = f" (first {r['limit_train']} examples)" if r["limit_train"] else ""
         lines.append(
-            f"| {r['benchmark']}{note} | {r['cell']} | {shown} | {val} | {pub} | {r['parameters']:,} | "
-            f"{r['epochs']} | {r['seconds_per_epoch']:.0f} | {r.get('device', 'cpu')} |"
+            f"| {r['benchmark']}{note} | {r['cell']} | {shown} | {val} | {pub} "
+            f"| {r['parameters']:,} | {r['epochs']} | {r['seconds_per_epoch']:.0f} "
+            f"| {r.get('device', 'cpu')} |"
         )
     return "\n".join(lines) + "\n"

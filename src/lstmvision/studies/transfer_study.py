@@ -34,17 +34,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
-from lstmvision.tasks import runs
+from lstmvision.studies.table import write_table
 from lstmvision.tasks.transfer import advise
 
 TARGETS = {"usps": "high", "fashion-mnist": "low"}  # similarity to the MNIST source
 SOURCES = ("mnist", "imagenet")
 MODES = ("scratch", "codes", "finetune-top", "finetune-all")
-SIZES = (100, 1000, None)
-TRAIN_SPLIT = {
-    "usps": 7291,
-    "fashion-mnist": 60000,
-}  # images in the official training splits  # None: every training label (after the validation hold-out)
+SIZES = (100, 1000, None)  # None: every training label (after the validation hold-out)
+TRAIN_SPLIT = {"usps": 7291, "fashion-mnist": 60000}  # images in the official training splits
 SMALL_MODEL, IMAGENET_MODEL, IMAGENET_SIZE = "lenet5-modern", "efficientnet-lite0", 64
 TOP_STAGES = 2  # "fine-tune top": the last two stages of model.stages() and the head train
 ADVICE_TO_MODE = {"codes": "codes", "codes-early": "codes", "finetune-all": "finetune-all"}
@@ -228,8 +225,9 @@ def study(
         row = run_cell(cell, out, Path(source_run) if source_run else Path(), data_root, seed)
         rows.append(row)
         log(
-            f"[{i:2d}/{len(grid)}] {cell.source:>8} -> {cell.target:13} {str(row['labels']):>5} labels "
-            f"{cell.mode:13} test {row['test_accuracy']:.2%}  ({row['wall_seconds']:.0f} s)"
+            f"[{i:2d}/{len(grid)}] {cell.source:>8} -> {cell.target:13} "
+            f"{str(row['labels']):>5} labels {cell.mode:13} test {row['test_accuracy']:.2%}  "
+            f"({row['wall_seconds']:.0f} s)"
         )
         write_results(rows, out)  # after every cell: a partial table is still a table
     plot_study(rows, out / "study.png")
@@ -284,7 +282,7 @@ def _size_key(labels: str) -> float:
 
 
 def write_results(rows: list[dict], out: Path) -> None:
-    runs.write_table(rows, out, format_markdown(rows))
+    write_table(rows, out, format_markdown(rows))
 
 
 def format_markdown(rows: list[dict]) -> str:
@@ -325,7 +323,7 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 def plot_study(rows: list[dict], path: Path) -> Path | None:
-    """Test accuracy against the number of labels, one panel per target, one line per source+mode."""
+    """Test accuracy against the number of labels: a panel per target, a line per source+mode."""
     if not rows:
         return None
     from lstmvision.viz.plots import plot_series_panels

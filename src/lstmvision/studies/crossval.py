@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
-from lstmvision.tasks import runs
+from lstmvision.studies.table import write_table
+from lstmvision.tasks.run_folder import read_run_config
 
 PUBLISHED = [
     ("CNN-non-static, word2vec (Kim 2014)", 0.815),
@@ -69,8 +70,8 @@ def crossval(
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
             row = _row(emb, k, metrics, run)
             log(
-                f"{emb:8} fold {k}: test {row['test_accuracy']:.2%} (val {row['val_accuracy']:.2%}, "
-                f"{row['train_seconds']:.0f} s)"
+                f"{emb:8} fold {k}: test {row['test_accuracy']:.2%} "
+                f"(val {row['val_accuracy']:.2%}, {row['train_seconds']:.0f} s)"
             )
             rows = finished_rows(out, folds)
             write_results(rows, out, folds)
@@ -78,7 +79,7 @@ def crossval(
 
 
 def _row(emb: str, fold: int, metrics: dict, run: Path) -> dict:
-    saved = runs.read_run_config(run)[1] if (run / "config.yaml").is_file() else {}
+    saved = read_run_config(run)[1] if (run / "config.yaml").is_file() else {}
     return {
         "embeddings": emb,
         "fold": fold,
@@ -108,12 +109,13 @@ def finished_rows(out: Path, folds: int) -> list[dict]:
 
 
 def write_results(rows: list[dict], out: Path, folds: int) -> None:
-    runs.write_table(rows, out, format_markdown(rows, folds))
+    write_table(rows, out, format_markdown(rows, folds))
 
 
 def format_markdown(rows: list[dict], folds: int) -> str:
     lines = [
-        f"| MR sentence polarity, {folds}-fold CV | accuracy (mean ± sd) | folds run | seconds per fold |",
+        f"| MR sentence polarity, {folds}-fold CV | accuracy (mean ± sd) | folds run "
+        "| seconds per fold |",
         "|---|---|---|---|",
     ]
     recipes = dict.fromkeys(
@@ -132,7 +134,8 @@ def format_markdown(rows: list[dict], folds: int) -> str:
         name += " + GloVe 6B 50d" if emb == "glove" else ", embedding from scratch"
         name += f", adversarial {adversarial:g}" if adversarial else ""
         lines.append(
-            f"| {name} (ours) | {statistics.mean(accs):.2%} ± {sd:.2%} | {len(accs)}/{folds} | {secs:.0f} |"
+            f"| {name} (ours) | {statistics.mean(accs):.2%} ± {sd:.2%} | {len(accs)}/{folds} "
+            f"| {secs:.0f} |"
         )
     lines += [f"| {name} (published) | {acc:.1%} | 10/10 | |" for name, acc in PUBLISHED]
     return "\n".join(lines) + "\n"
