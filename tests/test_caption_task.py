@@ -228,7 +228,7 @@ def test_finetune_encoder_trains_only_the_later_stages(data_root, tmp_path):
 
 
 def test_scores_of_known_captions():
-    from lstmvision.tasks.caption import bleu_metrics, cider_d
+    from lstmvision.tasks.metrics import bleu_metrics, cider_d
 
     refs = [
         ["a dog runs on the grass", "a brown dog is running"],

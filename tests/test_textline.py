@@ -301,12 +301,13 @@ def test_reset_classifier_keeps_shared_characters():
 
 
 def test_short_training_on_real_lines_lowers_the_loss(data_root):
-    from lstmvision.tasks.textline import TextLineData, TextLineModule
+    from lstmvision.tasks.textline import TextLineConfig, TextLineData, TextLineModule
 
     torch.manual_seed(0)
     splits = line_splits("uw3", data_root)
     charset = Charset.from_texts([ln.text for ln in splits["train"]])
-    dm = TextLineData({"train": splits["train"][:4]}, charset, 32, 4, augment=0.0, seed=0)
+    cfg = TextLineConfig(charset=charset.chars, height=32, batch_size=4, augment=0.0, seed=0)
+    dm = TextLineData({"train": splits["train"][:4]}, cfg)
     model = get_model(
         "crnn",
         charset=charset.chars,

@@ -89,7 +89,13 @@ def models_command():
 
 def _train_command(task_cls):
     """Build ``train TASK`` with one option per config field (default shown, None = not given)."""
-    from lstmvision.tasks.config import field_docs, field_types, recipe_defaults, recipe_files
+    from lstmvision.tasks.config import (
+        RECIPES,
+        field_docs,
+        field_types,
+        recipe_defaults,
+        recipe_files,
+    )
 
     docs, types_ = field_docs(task_cls.Config), field_types(task_cls.Config)
     defaults = recipe_defaults(task_cls.Config)
@@ -147,8 +153,9 @@ def _train_command(task_cls):
     recipes = recipe_files(task_cls.Config)
     shown = defaults.get("dataset") or "the default data set"
     where = (
-        "\n\nRecipe files (the defaults for each --dataset; other flags win over them):\n\n"
-        + "\n\n".join(f"{name}: {path}" for name, path in recipes.items())
+        "\n\nRecipe files (the defaults for each --dataset; other flags win over them), in "
+        f"{RECIPES}:\n\n"
+        + "\n\n".join(f"{name}: {path.relative_to(RECIPES)}" for name, path in recipes.items())
         if recipes
         else ""
     )

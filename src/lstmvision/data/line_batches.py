@@ -3,9 +3,11 @@
 * :class:`LineAugment`: random distortions of one ink-bright ``(1, H, W)`` line (training only),
   torchvision transforms v2 plus :func:`elastic` and a stroke dilation/erosion.
 * :class:`LineSet`: the line images of a split held in memory (uint8), with their CTC targets.
-* :func:`collate_lines`: right-pads a batch to its widest line, keeps the true widths.
+* :func:`collate_lines`: right-pads a batch to its widest line, keeps the true widths;
+  :func:`batch_results`: the per-line results of a batch read by a model.
 * :class:`WidthBatches` (training, reshuffled every epoch) and :func:`width_sorted_batches`
   (evaluation): batches of lines of similar width, so little padding is computed.
+* :func:`line_loader`: a DataLoader of a :class:`LineSet` over those batches.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lstmvision.data.lines import Charset, Line, load_line
+from lstmvision.data.lines import Charset, Line, line_result, load_line
 
 # ------------------------------------------------------------------------------- augmentation
 
@@ -114,6 +116,13 @@ def collate_lines(items) -> dict:
     }
 
 
+def batch_results(batch: dict, preds: list[str]) -> list[dict]:
+    """The :func:`~lstmvision.data.lines.line_result` rows of a :func:`collate_lines` batch whose
+    lines were read as ``preds``."""
+    rows = zip(batch["names"], batch["texts"], preds, batch["unknown"].tolist())
+    return [line_result(*row) for row in rows]
+
+
 # ---------------------------------------------------------------------------- width batches
 
 
@@ -153,3 +162,18 @@ class WidthBatches(Sampler):
 
     def __len__(self) -> int:
         return -(-len(self.widths) // self.batch_size)
+
+
+def line_loader(
+    data: LineSet, batch_size: int, seed: int | None = None, num_workers: int = 0
+) -> DataLoader:
+    """Padded batches of ``data`` (:func:`collate_lines`): drawn by :class:`WidthBatches` with
+    ``seed`` (training), else sorted by width (evaluation)."""
+    batches = (
+        WidthBatches(data.widths, batch_size, seed)
+        if seed is not None
+        else width_sorted_batches(data.widths, batch_size)
+    )
+    return DataLoader(
+        data, batch_sampler=batches, collate_fn=collate_lines, num_workers=num_workers
+    )

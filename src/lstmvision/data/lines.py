@@ -385,6 +385,15 @@ def write_line_results(results: list[dict], path: Path) -> Path:
     return path
 
 
+def worst_lines(results: list[dict], count: int = 5) -> list[str]:
+    """One report line for each of the ``count`` :func:`line_result` rows of highest CER."""
+    worst = sorted(results, key=lambda r: -r["cer"])[:count]
+    return [
+        f"worst line {r['line']} cer {r['cer']:.3f}: {r['target']!r} -> {r['prediction']!r}"
+        for r in worst
+    ]
+
+
 # -------------------------------------------------------------------------------- data sets
 
 

@@ -17,12 +17,11 @@ of two implementations, chosen by ``implementation``:
   place where options only the equations path can serve (e.g. recording per-step gate
   activations, which ``step`` already returns in its cache) would switch to ``equations``.
 
-Speed (CPU, ``python -m lstmvision.bench.rnn`` on a 2-core EPYC VM, 2 threads, torch 2.14): the
-equations path does the matrix products torch's kernel does, at MKL speed, but its gate
-arithmetic is ~40 separate eager operations per step (forward and backward). With batch 256
-(row-MNIST) an LSTM takes about 1.3-1.4x torch's (oneDNN) time; with batch 32 over 784 steps,
-where each small operation costs more to dispatch than to compute, about 1.9x. GRUs match or beat
-torch's CPU GRU, which is not fused either.
+Speed: the equations path does the matrix products torch's kernel does, but its gate
+arithmetic is ~40 separate eager operations per step (forward and backward), so it is slower
+than torch's fused LSTM, most where each small operation costs more to dispatch than to compute
+(small batches, long sequences); torch's CPU GRU is not fused either. ``lstmvision bench rnn``
+measures both on your machine (figures in docs/bench.md).
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
 is then packed too, like torch), or a padded batched tensor with ``lengths=`` (``B`` lengths,

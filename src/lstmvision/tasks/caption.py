@@ -34,6 +34,7 @@ attention model, writes a picture per photo of the attention over it for each ge
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -44,23 +45,20 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lstmvision.data import resolve_data_root
+from lstmvision.data.caption_batches import cached_features, caption_sets, collate_captions
 from lstmvision.data.captions import (
-    FeatureCache,
+    SPLITS,
     Vocabulary,
-    load_photo,
     load_photos,
     load_photos_tensor,
-    tokenize,
     write_captions_csv,
 )
-from lstmvision.data.root import CACHE
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
 from lstmvision.tasks.base import PredictOption, Task, register_task
 from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.metrics import bleu_metrics, cider_d
 from lstmvision.tasks.schedule import one_cycle
-
-ENCODER_TAG = "efficientnet-lite0-imagenet-{size}px-grid"
 
 
 @dataclass
@@ -125,16 +123,15 @@ class CaptionData(L.LightningDataModule):
     photos ``(B, 3, S, S)`` in [0, 1] when the encoder is fine-tuned), ``captions`` ``(N, T)`` ids
     (``<start>`` ... ``<end>``, padded): in training all captions of each photo (``N = 5B``), on
     dev/test the first reference (for ``val_loss``); ``rows`` ``(N,)`` the photo of each caption,
-    ``refs`` (tokenised references, dev/test) and ``names``."""
+    ``refs`` (tokenised references, dev/test) and ``names``
+    (:func:`~lstmvision.data.caption_batches.collate_captions`)."""
 
     def __init__(self, cfg: CaptionConfig):
         super().__init__()
         self.cfg = cfg
         self.photos: dict = {}
         self.vocab: Vocabulary | None = None
-        self.inputs: torch.Tensor | None = (
-            None  # (N, ...) every photo's features or pixels, by index
-        )
+        self.inputs: torch.Tensor | None = None  # (N, ...) every photo's features or pixels
         self.sets: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -142,98 +139,40 @@ class CaptionData(L.LightningDataModule):
             return
         cfg = self.cfg
         photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))
-        photos["train"] = photos["train"][: cfg.limit_train]
-        photos["dev"], photos["test"] = (
-            photos["dev"][: cfg.limit_eval],
-            photos["test"][: cfg.limit_eval],
-        )
-        self.order = [
-            p for s in ("train", "dev", "test") for p in photos[s]
-        ]  # index into self.inputs
-        self.photos = photos
+        limits = {"train": cfg.limit_train, "dev": cfg.limit_eval, "test": cfg.limit_eval}
+        self.photos = {s: photos[s][: limits[s]] for s in SPLITS}
+        self.order = [p for s in SPLITS for p in self.photos[s]]  # index into self.inputs
 
     def bind(self, model) -> None:
         """Captions as the model's word ids; features of every photo through the frozen encoder
         (cached), or the photos themselves when the encoder is fine-tuned."""
         self.setup()
         self.vocab = Vocabulary(model.words)
-        first = 0
-        for split in ("train", "dev", "test"):
-            items = self.photos[split]
-            captions = [
-                p.captions if split == "train" else p.captions[:1] for p in items
-            ]  # dev/test: the first
-            most = max(len(c) for c in captions)
-            ids = [
-                torch.tensor(self.vocab.encode(c) if c is not None else [Vocabulary.PAD])
-                for cs in captions
-                for c in cs + [None] * (most - len(cs))
-            ]
-            padded = nn.utils.rnn.pad_sequence(
-                ids, batch_first=True, padding_value=Vocabulary.PAD
-            )  # (P*C, T)
-            self.sets[split] = TensorDataset(
-                torch.arange(first, first + len(items)), padded.view(len(items), most, -1)
-            )
-            first += len(items)
+        self.sets = caption_sets(self.photos, self.vocab)
         paths = [p.path for p in self.order]
         if self.cfg.finetune_encoder is not None:
             self.inputs = load_photos_tensor(paths, self.cfg.image_size)  # uint8 (N, 3, S, S)
             return
         was_training = model.training
         model.encoder.eval()
-        folder = (
-            Path(self.cfg.feature_cache).expanduser()
-            if self.cfg.feature_cache
-            else CACHE / "features"
-        )
-        cache = FeatureCache(
-            folder, ENCODER_TAG.format(size=self.cfg.image_size), self.cfg.image_size
-        )
-        with torch.no_grad():
-            features = cache.get(paths, lambda u8: model.encode(u8.float() / 255), progress=print)
-        self.inputs = features.half()  # (N, L, 1280), float16 to halve the memory
+        self.inputs = cached_features(
+            paths, model.encode, self.cfg.image_size, self.cfg.feature_cache
+        )  # (N, L, 1280) float16
         model.train(was_training)
 
-    def _collate(self, split: str, items) -> dict:
-        index = torch.stack([i for i, _ in items])  # (B,) photos
-        captions = torch.stack([c for _, c in items])  # (B, C, T): C captions per photo
-        rows = torch.arange(len(index)).repeat_interleave(
-            captions.shape[1]
-        )  # (B*C,) photo of each caption
-        captions = captions.flatten(0, 1)  # (B*C, T)
-        real = (
-            captions[:, 0] == Vocabulary.START
-        )  # a photo with fewer captions has empty padding rows
-        captions, rows = captions[real], rows[real]
-        captions = captions[
-            :, : int((captions != Vocabulary.PAD).sum(1).max())
-        ]  # (N, T): no all-pad columns
-        inputs = self.inputs[index].float()  # (B, L, 1280) features, or (B, 3, S, S) photos
-        if self.cfg.finetune_encoder is not None:
-            inputs = inputs / 255  # photos in [0, 1]
-        photos = [self.order[i] for i in index.tolist()]
-        refs = (
-            [[" ".join(tokenize(c)) for c in p.captions] for p in photos]
-            if split != "train"
-            else None
-        )
-        return {
-            "inputs": inputs,
-            "captions": captions,
-            "rows": rows,
-            "refs": refs,
-            "names": [p.name for p in photos],
-        }
-
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        from functools import partial
-
+        collate = partial(
+            collate_captions,
+            order=self.order,
+            inputs=self.inputs,
+            pixels=self.cfg.finetune_encoder is not None,
+            with_refs=split != "train",
+        )
         return DataLoader(
             self.sets[split],
             batch_size=self.cfg.batch_size,
             shuffle=shuffle,
-            collate_fn=partial(self._collate, split),
+            collate_fn=collate,
             num_workers=0,
         )
 
@@ -247,25 +186,7 @@ class CaptionData(L.LightningDataModule):
         return self._loader("test", False)
 
 
-# ---------------------------------------------------------------------------------------- metrics
-
-
-def cider_d(hypotheses: list[str], references: list[list[str]]) -> float:
-    """Corpus CIDEr-D (pycocoevalcap) of tokenised, space-joined captions."""
-    from pycocoevalcap.cider.cider import Cider
-
-    if not hypotheses:
-        return 0.0
-    gts = {i: refs for i, refs in enumerate(references)}
-    res = {i: [h] for i, h in enumerate(hypotheses)}
-    score, _ = Cider().compute_score(gts, res)
-    return float(score)
-
-
-def bleu_metrics() -> nn.ModuleList:
-    from torchmetrics.text import BLEUScore
-
-    return nn.ModuleList([BLEUScore(n_gram=n, smooth=False) for n in range(1, 5)])
+# ---------------------------------------------------------------------------------------- module
 
 
 class CaptionModule(L.LightningModule):
@@ -429,13 +350,9 @@ class CaptionTask(Task):
         """Built from the training captions only (memoised per data set, limit and min count)."""
         key = (cfg.dataset, str(resolve_data_root(cfg.data_root)), cfg.limit_train, cfg.min_count)
         if key != self._vocab_key:
-            photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["train"][
-                : cfg.limit_train
-            ]
-            self._vocab_key, self._vocab = (
-                key,
-                Vocabulary.build((c for p in photos for c in p.captions), cfg.min_count),
-            )
+            train = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["train"]
+            captions = (c for p in train[: cfg.limit_train] for c in p.captions)
+            self._vocab_key, self._vocab = key, Vocabulary.build(captions, cfg.min_count)
         return self._vocab
 
     def _check(self, cfg: CaptionConfig) -> None:
@@ -505,24 +422,10 @@ class CaptionTask(Task):
             self._caption_photo(cfg, model, p.path, cfg.beam, folder)["attention"] for p in photos
         ]
 
-    @torch.no_grad()
     def _caption_photo(self, cfg, model, path: Path, beam: int, out: Path | None) -> dict:
-        pixels = load_photo(path, model.image_size)  # uint8 (3, S, S)
-        features = model.eval().encode(pixels[None].float() / 255)  # (1, L, 1280)
-        decoded = model.caption(
-            features, beam=beam, max_len=cfg.max_len, length_penalty=cfg.length_penalty
-        )
-        words = [model.words[t] for t in decoded.tokens[0]]
-        result = {"image": str(path), "caption": " ".join(words)}
-        if decoded.extras[0] is not None and out is not None:
-            from lstmvision.viz.attention import plot_attention
+        from lstmvision.viz.captions import caption_photo
 
-            out.mkdir(parents=True, exist_ok=True)
-            picture = plot_attention(
-                pixels, words, decoded.extras[0], out / f"{Path(path).stem}_attention.png"
-            )
-            result["attention"] = str(picture)
-        return result
+        return caption_photo(model, path, beam, cfg.max_len, cfg.length_penalty, out)
 
     def predict(self, cfg, model, inputs, beam=None, out=None, **options):
         beam = cfg.beam if beam is None else beam

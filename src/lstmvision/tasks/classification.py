@@ -1,4 +1,5 @@
-"""Shared pieces for image-classification tasks: tensor data module, Lightning module, pictures."""
+"""Shared pieces for image-classification tasks: tensor data module, Lightning module, hooks
+(the pictures: :mod:`lstmvision.viz.classification`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import lightning as L
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy
 
 from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
 from lstmvision.data.transforms import random_shift, resize_images
@@ -218,43 +219,6 @@ class ClassifierModule(SplitSteps, L.LightningModule):
         return one_cycle(self, opt)
 
 
-@torch.no_grad()
-def predict_all(
-    model: nn.Module, loader: DataLoader
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Images, labels and predicted probabilities over a whole loader, in eval mode."""
-    was_training = model.training
-    model.eval()
-    xs, ys, ps = [], [], []
-    for x, y in loader:
-        xs.append(x), ys.append(y), ps.append(model(x).softmax(-1))
-    model.train(was_training)
-    return torch.cat(xs), torch.cat(ys), torch.cat(ps)
-
-
-def classification_pictures(
-    model: nn.Module, loader: DataLoader, classes, run_dir: Path, title: str
-) -> list[Path]:
-    """Confusion matrix and a grid of test images with predicted/true labels."""
-    from lstmvision.viz import plot_confusion_matrix, plot_prediction_grid
-
-    images, labels, probs = predict_all(model, loader)
-    preds = probs.argmax(-1)
-    cm = MulticlassConfusionMatrix(len(classes))(preds, labels)
-    return [
-        plot_confusion_matrix(cm, classes, run_dir / "confusion_matrix.png", title=title),
-        plot_prediction_grid(
-            images,
-            labels,
-            preds,
-            probs.max(-1).values,
-            classes,
-            run_dir / "predictions.png",
-            title=title,
-        ),
-    ]
-
-
 @dataclass
 class ImageClassificationConfig(TrainConfig):
     """Keys every image-classification task shares (MNIST, Fashion-MNIST, USPS)."""
@@ -334,6 +298,8 @@ class ImageClassificationTask(Task):
         return 1.0
 
     def pictures(self, cfg, model, datamodule, run_dir: Path):
+        from lstmvision.viz.classification import classification_pictures
+
         info = dataset_info(cfg.dataset)
         return classification_pictures(
             model,

@@ -38,7 +38,7 @@ from lstmvision.data.moving_mnist import MOTION_CLASSES, motion_mnist
 from lstmvision.data.video import parse_size, read_clip, ucf101_index
 from lstmvision.errors import ConfigError
 from lstmvision.tasks.base import SplitLoaders, Task, register_task
-from lstmvision.tasks.classification import ClassifierModule, predict_all
+from lstmvision.tasks.classification import ClassifierModule
 from lstmvision.tasks.config import TrainConfig
 
 SEEDS = {"train": 0, "val": 1, "test": 2015}
@@ -289,6 +289,7 @@ def _pictures(model, loader, classes, run_dir: Path, title: str) -> list[Path]:
     from torchmetrics.classification import MulticlassConfusionMatrix
 
     from lstmvision.viz import plot_confusion_matrix, plot_prediction_grid
+    from lstmvision.viz.classification import predict_all
 
     clips, labels, probs = predict_all(model, loader)  # clips (N, T, C, H, W)
     preds = probs.argmax(-1)

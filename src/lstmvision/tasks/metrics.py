@@ -31,3 +31,22 @@ class FrameMetrics(torch.nn.Module):
 
     def items(self):
         return (("mse", self.mse), ("mae", self.mae), ("ssim", self.ssim), ("psnr", self.psnr))
+
+
+def cider_d(hypotheses: list[str], references: list[list[str]]) -> float:
+    """Corpus CIDEr-D (pycocoevalcap) of tokenised, space-joined captions."""
+    from pycocoevalcap.cider.cider import Cider
+
+    if not hypotheses:
+        return 0.0
+    gts = {i: refs for i, refs in enumerate(references)}
+    res = {i: [h] for i, h in enumerate(hypotheses)}
+    score, _ = Cider().compute_score(gts, res)
+    return float(score)
+
+
+def bleu_metrics() -> torch.nn.ModuleList:
+    """torchmetrics' corpus ``BLEUScore`` for n = 1..4, unsmoothed."""
+    from torchmetrics.text import BLEUScore
+
+    return torch.nn.ModuleList([BLEUScore(n_gram=n, smooth=False) for n in range(1, 5)])

@@ -4,7 +4,8 @@ Data sets (``--dataset``): ``moving-mnist`` (:mod:`lstmvision.data.moving_mnist`
 hand-held camera sequences) or a video file / folder of videos, served as windows of consecutive
 frames (:mod:`lstmvision.data.frame_windows`). The defaults are for real videos, the recipe files
 ``recipes/next-frame/<dataset>.yaml`` over them; settings given as 0 that depend on ``--model``
-come from ``BY_MODEL``. Models: ``convlstm``, ``cnn-lstm`` and ``motion-lstm``
+come from ``BY_MODEL`` (:mod:`lstmvision.tasks.next_frame_settings`, with the refused
+combinations). Models: ``convlstm``, ``cnn-lstm`` and ``motion-lstm``
 (:mod:`lstmvision.models.video`).
 
 Training (OpenSTL's method for ConvLSTM): the model predicts every next frame of the window, the
@@ -40,14 +41,9 @@ from lstmvision.tasks.base import PredictOption, SplitLoaders, SplitSteps, Task,
 from lstmvision.tasks.budget import EpochBudget, sampling_steps
 from lstmvision.tasks.config import TrainConfig
 from lstmvision.tasks.metrics import FrameMetrics
+from lstmvision.tasks.next_frame_settings import BY_MODEL, fill_old_run, int_list, refusal
 from lstmvision.tasks.schedule import one_cycle
 
-BY_MODEL = {
-    "convlstm": {"epochs": 2, "lr": 1e-3},
-    "cnn-lstm": {"epochs": 2, "lr": 1e-3, "hidden_size": 256},
-    "motion-lstm": {"epochs": 16, "lr": 3e-3, "hidden_size": 64},
-}
-"""The settings that depend on ``--model``, for those given as 0 (written to config.yaml)."""
 CONVLSTM_KEYS = (
     "kernel_size patch peephole output_frames residual flow measured_motion readout_kernel norm "
     "readout_hidden cell_init forget_bias"
@@ -59,7 +55,8 @@ CONVLSTM_KEYS = (
 class NextFrameConfig(TrainConfig):
     """Defaults for real videos; ``recipes/next-frame/<dataset>.yaml`` over them. ``residual``,
     ``flow``, ``motion_augment``, ``hidden_size`` and ``frame_size`` may be None only in the
-    config.yaml of a run of an older version (filled by data set then, as :func:`_old_run` does)."""
+    config.yaml of a run of an older version (filled by data set then, as :func:`fill_old_run`
+    does)."""
 
     recipes: ClassVar[str] = "next-frame"
 
@@ -133,27 +130,10 @@ class NextFrameConfig(TrainConfig):
     """clip the gradient norm (0: off)"""
 
 
-def _old_run(cfg: NextFrameConfig) -> NextFrameConfig:
-    """Fill the None that a run folder of a version before the recipe files saved for settings it
-    filled at run time by data set (``cfg`` as given otherwise)."""
-    real = cfg.dataset != "moving-mnist"
-    filled_then = {
-        "frame_size": "48x64" if real else "64x64",
-        "residual": real,
-        "flow": real,
-        "motion_augment": 1.0 if real else 0.0,
-        "hidden_size": 0,  # by model
-    }
-    for key, value in filled_then.items():
-        if getattr(cfg, key) is None:
-            setattr(cfg, key, value)
-    return cfg
-
-
 class NextFrameData(SplitLoaders, L.LightningDataModule):
     def __init__(self, cfg: NextFrameConfig):
         super().__init__()
-        self.cfg, self.sets = _old_run(cfg), {}
+        self.cfg, self.sets = fill_old_run(cfg), {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
@@ -238,59 +218,6 @@ def _frame_mse(pred: torch.Tensor, truth: torch.Tensor) -> float:
     return round(float((pred - truth).square().sum((2, 3, 4)).mean()), 3)
 
 
-def _refusal(cfg: NextFrameConfig) -> str | None:
-    """The line of the first refused setting in the table below, else None."""
-    mnist, convlstm = cfg.dataset == "moving-mnist", cfg.model == "convlstm"
-    (h, w), patch = parse_size(cfg.frame_size), max(1, cfg.patch)
-    table = [
-        (cfg.input_frames < 1 or cfg.output_frames < 1,
-         "--input-frames and --output-frames must be at least 1"),
-        (mnist and cfg.motion_augment,
-         "--motion-augment: moving-mnist has no camera; it applies to real videos"),
-        (mnist and cfg.model == "motion-lstm",
-         "--model motion-lstm forecasts camera motion; moving-mnist has no camera (use a video)"),
-        (mnist and (h, w) != (64, 64),
-         f"--frame-size {cfg.frame_size}: moving-mnist frames are 64x64"),
-        (not 0 <= cfg.sampling_share <= 1,
-         f"--sampling-share {cfg.sampling_share:g}: must be between 0 and 1"),
-        (cfg.scheduled_sampling < 0 and not mnist,
-         "--scheduled-sampling -1 (a share of the steps) needs moving-mnist, whose steps per "
-         "epoch are known before the data is read; give a number of steps"),
-        (min(cfg.epochs, cfg.lr, cfg.hidden_size) < 0,
-         "--epochs, --lr and --hidden-size must be positive (0: by model)"),
-        (cfg.budget_minutes < 0,
-         f"--budget-minutes {cfg.budget_minutes:g}: must be positive (0: off)"),
-        (cfg.budget_minutes > 0 and cfg.refit_epochs and cfg.max_steps >= 0,
-         "--budget-minutes refits the epochs to the time (--refit-epochs); it does not go with "
-         "--max-steps"),
-        (cfg.measured_motion and not convlstm,
-         f"--measured-motion is an input of --model convlstm, not {cfg.model}"),
-        (convlstm and cfg.patch < 1, f"--patch {cfg.patch}: must be positive"),
-        (convlstm and (h % patch or w % patch),
-         f"--frame-size {h}x{w}: both sides must be multiples of --patch {cfg.patch}"),
-        (convlstm and (cfg.kernel_size < 1 or cfg.kernel_size % 2 == 0),
-         f"--kernel-size {cfg.kernel_size}: must be odd and positive"),
-        (convlstm and (cfg.readout_kernel < 1 or cfg.readout_kernel % 2 == 0),
-         f"--readout-kernel {cfg.readout_kernel}: must be odd and positive"),
-        (convlstm and cfg.readout_hidden < 0,
-         f"--readout-hidden {cfg.readout_hidden}: must be 0 (a linear read-out) or more"),
-        (convlstm and cfg.measured_motion and not cfg.flow,
-         "--measured-motion needs --flow: it is the input the motion field is forecast from"),
-    ]  # fmt: skip
-    return next((line for refused, line in table if refused), None)
-
-
-def _int_list(text: str, name: str) -> list[int]:
-    try:
-        values = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        flag = "--" + name.replace("_", "-")
-        raise ConfigError(f"{flag} {text!r}: give positive integers separated by commas")
-    return values
-
-
 @register_task("next-frame")
 class NextFrameTask(Task):
     name = "next-frame"
@@ -317,9 +244,9 @@ class NextFrameTask(Task):
     }
 
     def resolve(self, cfg: NextFrameConfig) -> None:
-        """Refuse bad settings (:func:`_refusal`); then ``BY_MODEL`` for the settings given as 0,
+        """Refuse bad settings (:func:`refusal`); then ``BY_MODEL`` for the settings given as 0,
         ``--scheduled-sampling -1`` as a number of steps, and no refit without a budget."""
-        problem = _refusal(_old_run(cfg))
+        problem = refusal(fill_old_run(cfg))
         if problem:
             raise ConfigError(problem)
         cfg.refit_epochs = cfg.refit_epochs and cfg.budget_minutes > 0
@@ -329,10 +256,10 @@ class NextFrameTask(Task):
         if cfg.scheduled_sampling < 0:
             cfg.scheduled_sampling = sampling_steps(cfg, cfg.epochs)
         if cfg.model == "convlstm":
-            _int_list(cfg.hidden_sizes, "hidden_sizes")  # refuses a bad list
+            int_list(cfg.hidden_sizes, "hidden_sizes")  # refuses a bad list
 
     def model_spec(self, cfg: NextFrameConfig):
-        _old_run(cfg)
+        fill_old_run(cfg)
         hidden_size = cfg.hidden_size or BY_MODEL[cfg.model].get("hidden_size", 0)
         if cfg.model == "motion-lstm":
             kwargs = dict(hidden_size=hidden_size, output_frames=cfg.output_frames)
@@ -342,7 +269,7 @@ class NextFrameTask(Task):
             return "cnn-lstm-forecaster", dict(
                 channels=1, **kwargs, output_frames=cfg.output_frames
             )
-        hidden_sizes = _int_list(cfg.hidden_sizes, "hidden_sizes")
+        hidden_sizes = int_list(cfg.hidden_sizes, "hidden_sizes")
         kwargs = {k: getattr(cfg, k) for k in CONVLSTM_KEYS}
         return "convlstm-forecaster", dict(channels=1, hidden_sizes=hidden_sizes, **kwargs)
 
@@ -369,7 +296,7 @@ class NextFrameTask(Task):
 
     @torch.no_grad()
     def predict(self, cfg, model, inputs, out: Path | None = None, **options):
-        _old_run(cfg)
+        fill_old_run(cfg)
         results = []
         folder = Path(out) if out is not None else Path(".")
         folder.mkdir(parents=True, exist_ok=True)

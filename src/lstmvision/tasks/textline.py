@@ -31,33 +31,26 @@ from torch.utils.data import DataLoader
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from lstmvision.data import resolve_data_root
-from lstmvision.data.line_batches import (
-    LineAugment,
-    LineSet,
-    WidthBatches,
-    collate_lines,
-    width_sorted_batches,
-)
+from lstmvision.data.line_batches import LineAugment, LineSet, batch_results, line_loader
 from lstmvision.data.lines import (
     Charset,
     Line,
-    line_result,
     line_splits,
-    load_line,
     read_line_folder,
     transcribe_page_xml,
+    worst_lines,
     write_line_results,
 )
 from lstmvision.data.synth_lines import CHARSET as SYNTH_CHARSET
 from lstmvision.data.synth_lines import synth_line_splits
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.nn.ctc import decode_batch, decode_lines, greedy_texts
-from lstmvision.nn.ngram import CharNGram, LineLM
+from lstmvision.nn.ngram import LineLM
 from lstmvision.tasks import run_folder
 from lstmvision.tasks.base import PredictOption, SplitLoaders, SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
 from lstmvision.tasks.schedule import one_cycle
-from lstmvision.tasks.textline_lm import run_lm, tune_lm
+from lstmvision.tasks.textline_lm import fit_lm, run_lm
 
 SYNTH_EVAL_LINES = 400  # synth-print validation and test lines (at most a tenth of --lines each)
 
@@ -100,8 +93,7 @@ class TextLineConfig(TrainConfig):
     """mini-batch size"""
     lr: float = 2e-3
     lm: bool = True
-    """fit a character n-gram LM on the training lines and tune its weight on validation
-    (lm.json)"""
+    """fit a character n-gram LM on the training lines, its weight tuned on validation (lm.json)"""
     lm_order: int = 5
     """order n of the character n-gram (a character is predicted from the n - 1 before it)"""
     val_fraction: float = 0.1
@@ -119,23 +111,16 @@ def _channels(text: str) -> list[int]:
 
 
 class TextLineData(SplitLoaders, L.LightningDataModule):
-    """``splits`` maps train/val/test to line lists (a missing split is empty); training batches
-    are augmented and drawn by width (:class:`WidthBatches`), evaluation ones sorted by width."""
+    """``splits`` maps train/val/test to line lists (a missing split is empty), served at
+    ``cfg``'s charset, height and batch size; training batches are augmented (``evaluation``:
+    never, and no worker processes) and drawn by width (:func:`line_loader`)."""
 
-    def __init__(
-        self,
-        splits: dict[str, list[Line]],
-        charset: Charset,
-        height: int,
-        batch_size: int,
-        augment: float,
-        seed: int,
-        num_workers: int = 0,
-    ):
+    def __init__(self, splits: dict[str, list[Line]], cfg: TextLineConfig, evaluation=False):
         super().__init__()
-        self.splits, self.charset, self.height = splits, charset, height
-        self.batch_size, self.augment, self.seed = batch_size, augment, seed
-        self.num_workers = num_workers
+        self.splits, self.charset, self.height = splits, Charset(cfg.charset), cfg.height
+        self.batch_size, self.seed = cfg.batch_size, cfg.seed
+        self.augment = 0.0 if evaluation else cfg.augment
+        self.num_workers = 0 if evaluation else cfg.num_workers
         self.sets: dict[str, LineSet] = {}
 
     def _set(self, split: str) -> LineSet:
@@ -150,15 +135,8 @@ class TextLineData(SplitLoaders, L.LightningDataModule):
             self._set(split)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        data = self._set(split)
-        batches = (
-            WidthBatches(data.widths, self.batch_size, self.seed)
-            if shuffle
-            else width_sorted_batches(data.widths, self.batch_size)
-        )
-        return DataLoader(
-            data, batch_sampler=batches, collate_fn=collate_lines, num_workers=self.num_workers
-        )
+        seed = self.seed if shuffle else None  # WidthBatches, else sorted by width
+        return line_loader(self._set(split), self.batch_size, seed, self.num_workers)
 
 
 class TextLineModule(SplitSteps, L.LightningModule):
@@ -167,7 +145,7 @@ class TextLineModule(SplitSteps, L.LightningModule):
     After a test run, ``line_results`` holds one dict per line (name, target, prediction, cer).
     ``lm_order`` (training runs): at the end of the test epoch, fit a character n-gram of that
     order on the data module's training lines and tune it on its validation lines
-    (:func:`~lstmvision.tasks.textline_lm.tune_lm`); the LM figures are logged with the test
+    (:func:`~lstmvision.tasks.textline_lm.fit_lm`); the LM figures are logged with the test
     metrics and the tuned model is left in ``lm`` (the task writes it to ``lm.json``)."""
 
     def __init__(
@@ -208,11 +186,9 @@ class TextLineModule(SplitSteps, L.LightningModule):
         self.log(f"{split}_cer", self.cer[split], on_epoch=True, prog_bar=True, batch_size=n)
         self.log(f"{split}_wer", self.wer[split], on_epoch=True, batch_size=n)
         if split == "test":
-            unknown = batch["unknown"]
-            total = unknown.sum().float()
+            total = batch["unknown"].sum().float()
             self.log("test_unknown_chars", total, on_epoch=True, reduce_fx="sum", batch_size=n)
-            rows = zip(batch["names"], batch["texts"], preds, unknown.tolist())
-            self.line_results.extend(line_result(*row) for row in rows)
+            self.line_results.extend(batch_results(batch, preds))
 
     def on_test_epoch_start(self):
         self.line_results = []
@@ -225,12 +201,12 @@ class TextLineModule(SplitSteps, L.LightningModule):
             or not data.splits.get("val")
         ):
             return
-        train = [ln.text for ln in data.splits["train"]]
-        ngram = CharNGram.fit(train, self.lm_order, self.model.charset)
-        self.lm, metrics = tune_lm(
-            self.model, ngram, data._set("val"), data._set("test"), batch_size=data.batch_size
+        train, val, test = (
+            [ln.text for ln in data.splits["train"]],
+            data._set("val"),
+            data._set("test"),
         )
-        self.lm.info["train_lines"] = len(train)
+        self.lm, metrics = fit_lm(self.model, train, self.lm_order, val, test, data.batch_size)
         for key, value in metrics.items():  # float64: lm_weight 0.6 stays 0.6 in metrics.json
             self.log(key, torch.tensor(value, dtype=torch.float64))
 
@@ -301,13 +277,12 @@ class TextLineTask(Task):
         """Sets ``cfg.charset`` (saved in config.yaml) from the training labels (+ --from's)."""
         if cfg.charset is not None:
             return
-        chars = set("".join(ln.text for ln in splits["train"]))
+        texts = [ln.text for ln in splits["train"]]
         if cfg.dataset == "synth-print":
-            chars |= set(SYNTH_CHARSET)  # all of printable ASCII, however few lines
+            texts.append(SYNTH_CHARSET)  # all of printable ASCII, however few lines
         if cfg.from_run:
-            _, saved = run_folder.read_run_config(Path(cfg.from_run))
-            chars |= set(saved.get("charset") or "")
-        cfg.charset = "".join(sorted(chars))
+            texts.append(run_folder.read_run_config(Path(cfg.from_run))[1].get("charset") or "")
+        cfg.charset = Charset.from_texts(texts).chars
         if not cfg.charset:
             raise DataError(f"{cfg.dataset}: the training lines have no characters to learn")
 
@@ -349,23 +324,13 @@ class TextLineTask(Task):
         self._resolve_charset(cfg, splits)
         if cfg.limit_train:
             splits = {**splits, "train": splits["train"][: cfg.limit_train]}
-        return TextLineData(
-            splits,
-            Charset(cfg.charset),
-            cfg.height,
-            cfg.batch_size,
-            cfg.augment,
-            cfg.seed,
-            cfg.num_workers,
-        )
+        return TextLineData(splits, cfg)
 
     def evaluation_datamodule(self, cfg, data: Path) -> TextLineData:
         """All lines of ``data`` (its ``test/`` subfolder if it has one) as the test split."""
         data = Path(data)
         lines = read_line_folder(data / "test" if (data / "test").is_dir() else data)
-        return TextLineData(
-            {"test": lines}, Charset(cfg.charset), cfg.height, cfg.batch_size, 0.0, cfg.seed
-        )
+        return TextLineData({"test": lines}, cfg, evaluation=True)
 
     def module(self, cfg, model) -> TextLineModule:
         training = self.run_dir is None  # a loaded run's evaluate leaves its lm.json alone
@@ -380,13 +345,9 @@ class TextLineTask(Task):
 
     def evaluation_report(self, cfg, module: TextLineModule, out: Path | None) -> list[str]:
         """The worst lines (and, with ``out``, the per-line CSV ``out/lines.csv``)."""
-        results = sorted(module.line_results, key=lambda r: -r["cer"])
-        report = [
-            f"worst line {r['line']} cer {r['cer']:.3f}: {r['target']!r} -> {r['prediction']!r}"
-            for r in results[:5]
-        ]
-        if out is not None and results:
-            csv = write_line_results(results, Path(out) / "lines.csv")
+        report = worst_lines(module.line_results)
+        if out is not None and module.line_results:
+            csv = write_line_results(module.line_results, Path(out) / "lines.csv")
             report.append(f"per-line results: {csv}")
         return report
 
@@ -399,8 +360,7 @@ class TextLineTask(Task):
         results = []
         for batch in datamodule.test_dataloader():
             preds, _ = decode_batch(model, batch["images"], batch["widths"])
-            rows = zip(batch["names"], batch["texts"], preds, batch["unknown"].tolist())
-            results.extend(line_result(*row) for row in rows)
+            results.extend(batch_results(batch, preds))
         paths = [write_line_results(results, run_dir / "test_lines.csv")] if results else []
         return paths + plot_alignments(model, datamodule._set("val"), run_dir)
 
@@ -425,18 +385,9 @@ class TextLineTask(Task):
             raise ConfigError(
                 "name line images to transcribe, or --page PAGE.png --page-xml PAGE.xml"
             )
-        from lstmvision.viz.textline import plot_alignment
+        from lstmvision.viz.textline import transcribe_line_images
 
-        results = []
-        for path in inputs:
-            image = load_line(Line(Path(path), ""), model.height)
-            ((text, lp),) = decode_lines(model, [image], beam, lm)
-            result = {"image": str(path), "text": text}
-            if out is not None:
-                picture = Path(out) / f"{Path(path).stem}.alignment.png"
-                result["alignment"] = str(plot_alignment(image, lp, model.charset, picture, text))
-            results.append(result)
-        return results
+        return transcribe_line_images(model, inputs, beam, lm, out)
 
     def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
         return [line.image for line in self.splits(cfg)["test"][:2]]

@@ -9,7 +9,7 @@ search); the test lines are decoded once with that choice. The run gets ``lm.jso
 weights + the grid's validation CER, :class:`~lstmvision.nn.ngram.LineLM`) and the metrics
 ``val_cer_lm``, ``val_wer_lm``, ``test_cer_lm``, ``test_wer_lm``, ``lm_weight``, ``length_bonus``.
 
-Training with ``--lm`` calls :func:`tune_lm` at the end of the test epoch
+Training with ``--lm`` calls :func:`fit_lm` at the end of the test epoch
 (:class:`~lstmvision.tasks.textline.TextLineModule`); :func:`add_lm` (``lstmvision textline-lm
 RUN``) gives an already-trained run the same. ``predict --beam N`` (N > 1) decodes with
 :func:`run_lm`: the run's ``lm.json`` and its tuned weights (``--lm-weight`` overrides, 0 turns
@@ -138,6 +138,25 @@ def tune_lm(
     return lm, metrics
 
 
+def fit_lm(
+    model: nn.Module,
+    train: list[str],
+    order: int,
+    lines_val: LineSet | list[Line],
+    lines_test: LineSet | list[Line],
+    batch_size: int = 16,
+    progress=None,
+) -> tuple[LineLM, dict]:
+    """Fit the character n-gram of ``order`` on the ``train`` texts, tune it with
+    :func:`tune_lm` and record the number of training lines in its ``info``."""
+    ngram = CharNGram.fit(train, order, model.charset)
+    lm, metrics = tune_lm(
+        model, ngram, lines_val, lines_test, batch_size=batch_size, progress=progress
+    )
+    lm.info["train_lines"] = len(train)
+    return lm, metrics
+
+
 def run_lm(run_dir: Path | None, beam: int, lm_weight: float | None = None) -> LineLM | None:
     """The run's ``lm.json`` for a beam search of width ``beam`` (its tuned weights, ``lm_weight``
     if given); None for greedy decoding, ``lm_weight = 0`` or a run without one."""
@@ -191,16 +210,10 @@ def add_lm(
     train = splits["train"][: cfg.limit_train] if cfg.limit_train else splits["train"]
     if not splits["val"]:
         raise DataError(f"{cfg.dataset}: no validation lines to tune the language model on")
-    ngram = CharNGram.fit([ln.text for ln in train], order, model.charset)
-    lm, metrics = tune_lm(
-        model,
-        ngram,
-        splits["val"],
-        splits["test"],
-        batch_size=cfg.batch_size or 16,
-        progress=progress,
+    texts, batch_size = [ln.text for ln in train], cfg.batch_size or 16
+    lm, metrics = fit_lm(
+        model, texts, order, splits["val"], splits["test"], batch_size, progress=progress
     )
-    lm.info["train_lines"] = len(train)
     lm.save(run_dir / "lm.json")
     run_folder.update_metrics(run_dir, metrics)
     return {
