@@ -286,23 +286,7 @@ class ClipClassifyTask(Task):
 
 def _pictures(model, loader, classes, run_dir: Path, title: str) -> list[Path]:
     """Confusion matrix and a grid of test clips (each shown by its last frame) with predictions."""
-    from torchmetrics.classification import MulticlassConfusionMatrix
+    from lstmvision.viz.classification import classification_pictures
 
-    from lstmvision.viz import plot_confusion_matrix, plot_prediction_grid
-    from lstmvision.viz.classification import predict_all
-
-    clips, labels, probs = predict_all(model, loader)  # clips (N, T, C, H, W)
-    preds = probs.argmax(-1)
-    cm = MulticlassConfusionMatrix(len(classes))(preds, labels)
-    return [
-        plot_confusion_matrix(cm, classes, run_dir / "confusion_matrix.png", title=title),
-        plot_prediction_grid(
-            clips[:, -1],
-            labels,
-            preds,
-            probs.max(-1).values,
-            classes,
-            run_dir / "predictions.png",
-            title=title,
-        ),
-    ]
+    last_frames = lambda clips: clips[:, -1]  # (N, T, C, H, W) -> (N, C, H, W)
+    return classification_pictures(model, loader, classes, run_dir, title, shown=last_frames)

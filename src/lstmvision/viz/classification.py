@@ -27,10 +27,12 @@ def predict_all(
 
 
 def classification_pictures(
-    model: nn.Module, loader: DataLoader, classes, run_dir: Path, title: str
+    model: nn.Module, loader: DataLoader, classes, run_dir: Path, title: str, shown=None
 ) -> list[Path]:
-    """Confusion matrix and a grid of test images with predicted/true labels."""
-    images, labels, probs = predict_all(model, loader)
+    """Confusion matrix and a grid of test images with predicted/true labels; ``shown`` maps a
+    batch of inputs to the images drawn (e.g. a clip to its last frame; default: as they are)."""
+    inputs, labels, probs = predict_all(model, loader)
+    images = inputs if shown is None else shown(inputs)
     preds = probs.argmax(-1)
     cm = MulticlassConfusionMatrix(len(classes))(preds, labels)
     return [
