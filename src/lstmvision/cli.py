@@ -253,6 +253,8 @@ def _task_options(task_cls, run_dir: Path, words: list[str]) -> tuple[list[Path]
     does not declare, a missing value or a value of the wrong type is one clear error."""
     import click
 
+    from lstmvision.tasks.runner import refuse_predict_options
+
     declared = task_cls.predict_options
     inputs, options = [], {}
     words = iter(words)
@@ -263,10 +265,7 @@ def _task_options(task_cls, run_dir: Path, words: list[str]) -> tuple[list[Path]
         flag, given, value = word.partition("=")
         name = flag[2:].replace("-", "_")
         if not flag.startswith("--") or name not in declared:
-            accepted = ", ".join(_flag(n) for n in declared) or "none"
-            raise ConfigError(
-                f"{run_dir}: a {task_cls.name!r} run does not take {flag} (its options: {accepted})"
-            )
+            refuse_predict_options(task_cls, run_dir, [flag])
         tp = declared[name].type
         if not given:
             value = next(words, None)

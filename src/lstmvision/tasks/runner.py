@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from lstmvision.errors import LstmvisionError
+from lstmvision.errors import ConfigError, LstmvisionError
 from lstmvision.tasks import run_folder
 from lstmvision.tasks.base import TASKS
 from lstmvision.tasks.config import resolve_config
@@ -396,6 +396,21 @@ def evaluate(
     return metrics
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def refuse_predict_options(task, run_dir, unknown: list[str]) -> None:
+    """One clear error for ``predict`` options the run's task does not take (none: nothing);
+    ``unknown`` are option names, or flags as the user typed them (the CLI)."""
+    if unknown:
+        flags = ", ".join(k if k.startswith("-") else _flag(k) for k in unknown)
+        accepted = ", ".join(_flag(k) for k in task.predict_options) or "none"
+        raise ConfigError(
+            f"{run_dir}: a {task.name!r} run does not take {flags} (its options: {accepted})"
+        )
+
+
 def predict(
     run_dir: str | Path, inputs: list[str | Path], **options
 ) -> tuple[list[dict], list[str]]:
@@ -404,13 +419,7 @@ def predict(
     ``options`` (None values dropped) must be among the task's ``predict_options``."""
     task, cfg, model = load(run_dir)
     options = {k: v for k, v in options.items() if v is not None}
-    unknown = sorted(set(options) - set(task.predict_options))
-    if unknown:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        accepted = ", ".join("--" + k.replace("_", "-") for k in task.predict_options) or "none"
-        raise LstmvisionError(
-            f"{run_dir}: a {task.name!r} run does not take {flags} (its options: {accepted})"
-        )
+    refuse_predict_options(task, run_dir, sorted(set(options) - set(task.predict_options)))
     if not inputs:
         if task.predict_needs_inputs:
             raise LstmvisionError(f"{run_dir}: name at least one input file to predict on")
