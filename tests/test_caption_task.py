@@ -165,6 +165,33 @@ def test_predict_a_real_photo_with_attention_pictures(run, data_root, tmp_path):
     )
 
 
+def test_load_gives_typed_captions_with_attention_per_word(run, data_root, tmp_path):
+    """The Python API: one caption per photo (path or PIL image), its words and where each word
+    looked (weights over the encoder's grid summing to 1); a saved copy writes no picture."""
+    import numpy as np
+    from PIL import Image
+
+    import lstmvision
+
+    photo = next((data_root / "flickr8k-1k" / "images").glob("*.jpg"))
+    model = lstmvision.load(run)
+    by_path, by_image = model.predict([photo, Image.open(photo)], beam=2)
+    assert by_path.text == by_image.text and by_path.words == by_path.text.split()
+    grid = by_path.attention.shape[-1]
+    assert by_path.attention.shape == (len(by_path.words), grid, grid)
+    assert np.allclose(by_path.attention.sum(axis=(1, 2)), 1.0, atol=1e-4)
+    saved = model.save_pretrained(tmp_path / "saved")
+    assert (saved / "vocab.json").is_file()
+    again = lstmvision.load(saved).predict(photo, beam=2)
+    assert again.text == by_path.text and again.picture is None
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+    ]
+
+
 def test_predict_bad_inputs_are_one_line_errors(run, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")

@@ -129,6 +129,16 @@ def test_training_on_real_text_lowers_the_loss_and_predict(data_root, tmp_path):
     assert code == 1 and "--length: 'many' is not a valid integer" in out and "Traceback" not in out
     code, out = invoke("predict", tmp_path / "run", "--prompt", "ROMEO: ☃")
     assert code == 1 and "'☃'" in out and "vocabulary" in out and "Traceback" not in out
+    import lstmvision
+
+    lm = lstmvision.load(tmp_path / "run")
+    sampled = lm.predict("ROMEO:", length=60, seed=3)  # the Python API: the CLI's sample
+    assert sampled.text == text and sampled.source == "ROMEO:" and sampled.seed == 3
+    both = lm.predict(["ROMEO:", "JULIET:"], length=10, temperature=0.0)
+    assert both[0].text.startswith("ROMEO:") and both[1].text.startswith("JULIET:")
+    assert [len(g.text) for g in both] == [16, 17]
+    greedy = lm.predict("ROMEO:", length=10, temperature=0.0, seed=1)  # no sampling: any seed
+    assert greedy.text == both[0].text
 
 
 def test_bad_text_files_get_one_clear_line(tmp_path):

@@ -146,7 +146,10 @@ def test_transfer_freezes_what_it_says(
             ["--from", "SRC", "--transfer", "finetune", "--model", "vgg-small"],
             "the source is a lenet5-modern",
         ),
-        (["--from", "/nonexistent", "--transfer", "codes"], "needs a finished run folder"),
+        (
+            ["--from", "/nonexistent", "--transfer", "codes"],
+            "no such run folder, saved model folder or shipped model",
+        ),
     ],
 )
 def test_transfer_bad_arguments(source_run, tmp_path, args, message):

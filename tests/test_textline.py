@@ -603,3 +603,41 @@ def test_textline_lm_command_adds_the_lm_to_a_finished_run(tiny_lm_run, tmp_path
     assert json.loads((run / "lm.json").read_text())["lm_weight"] == trained["lm_weight"]
     bad = CliRunner().invoke(app, ["textline-lm", str(tmp_path / "nothing")])
     assert bad.exit_code == 1 and "no such run folder" in bad.stderr
+
+
+def test_a_saved_model_with_its_lm_evaluates_cer_lm_and_fine_tunes_with_from(
+    tiny_lm_run, data_root, tmp_path
+):
+    """save-pretrained keeps lm.json; evaluate of the saved folder gives the greedy and the
+    beam+LM figures training recorded; ``--from`` takes the saved folder like a run."""
+    import lstmvision
+    from lstmvision.tasks import runner
+    from lstmvision.tasks.textline import TextLineTask
+
+    run = tiny_lm_run.run_dir
+    folder = lstmvision.load(run).save_pretrained(tmp_path / "saved")
+    assert (folder / "lm.json").read_bytes() == (run / "lm.json").read_bytes()
+    trained = json.loads((run / "metrics.json").read_text())
+    for split in ("test", "val"):
+        got = runner.evaluate(folder, split, data_root=None)
+        for key in (f"{split}_cer", f"{split}_cer_lm", f"{split}_wer_lm"):
+            assert got[key] == pytest.approx(trained[key], abs=1e-6), key
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "lm.json",
+        "model.safetensors",
+    ]  # evaluate wrote nothing into the saved folder
+    line = sorted((Path(yaml_dataset(run)) / "test").glob("*.png"))[0]
+    by_run = lstmvision.load(run).predict(line, beam=3)
+    by_folder = lstmvision.load(folder).predict(Image.open(line), beam=3)
+    assert by_folder.text == by_run.text and by_folder.source.startswith("<image #0")
+
+    task = TextLineTask()
+    cfg = task.Config(dataset="uw3", data_root=str(data_root), from_run=str(folder), **TINY)
+    task.resolve(cfg)
+    task.datamodule(cfg)
+    model = task.build_model(cfg)
+    source = lstmvision.load(folder).model
+    assert set(source.charset) <= set(model.charset)
+    assert torch.equal(model.rnn.weight_hh_l0, source.rnn.weight_hh_l0)

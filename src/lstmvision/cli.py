@@ -43,6 +43,9 @@ explain_app = typer.Typer(
 app.add_typer(explain_app, name="explain")
 
 
+SHIPPED = "(`lstmvision models --pretrained`)"
+
+
 def user_errors(fn):
     """Turn a LstmvisionError into one line on stderr and exit code 1 (no traceback)."""
 
@@ -79,12 +82,28 @@ def tasks_command():
 
 
 @app.command("models")
-def models_command():
-    """List the registered models."""
-    from lstmvision.models import list_models
+@user_errors
+def models_command(
+    pretrained: bool = typer.Option(
+        False, "--pretrained", help="list the trained models shipped with the package instead"
+    ),
+):
+    """List the registered model architectures, or (--pretrained) the shipped trained models
+    with their headline figure; `lstmvision.load(NAME)` and `predict NAME ...` use them."""
+    if not pretrained:
+        from lstmvision.models import list_models
 
-    for name in list_models():
-        typer.echo(name)
+        for name in list_models():
+            typer.echo(name)
+        return
+    from lstmvision.inference.base import read_source
+    from lstmvision.inference.card import headline
+    from lstmvision.pretrained import catalog, names
+
+    notes = catalog()
+    for name in names():
+        src = read_source(name)
+        typer.echo(f"{name:24} {src.task:10} {headline(src.metrics, notes.get(name, {}))}")
 
 
 def _train_command(task_cls):
@@ -178,7 +197,9 @@ def _register_train_commands() -> None:
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
+    run_dir: Path = typer.Argument(
+        ..., help=f"a run folder, a saved model folder or a shipped model's name {SHIPPED}"
+    ),
     split: str = typer.Option("test", help="test or val"),
     data_root: Optional[Path] = typer.Option(None, help="data folder (default: as in training)"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
@@ -190,7 +211,8 @@ def evaluate_command(
         None, help="folder for the task's report files (textline: per-line CSV)"
     ),
 ):
-    """Evaluate a run's saved model; prints the same keys as metrics.json."""
+    """Evaluate a trained model on its data set's test (or val) split, or on --data; prints
+    the same keys as its metrics.json (a shipped model: its card's figures)."""
     from lstmvision.tasks.runner import evaluate
 
     metrics = evaluate(run_dir, split, str(data_root) if data_root else None, data=data, out=out)
@@ -286,7 +308,9 @@ def _task_options(task_cls, run_dir: Path, words: list[str]) -> tuple[list[Path]
 @app.command("predict", **PREDICT_COMMAND)
 @user_errors
 def predict_command(
-    run_dir: Path = typer.Argument(..., help="a run folder written by `lstmvision train`"),
+    run_dir: Path = typer.Argument(
+        ..., help=f"a run folder, a saved model folder or a shipped model's name {SHIPPED}"
+    ),
     words: Optional[list[str]] = typer.Argument(
         None,
         metavar="INPUTS",
@@ -296,16 +320,16 @@ def predict_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per input"),
 ):
-    """Predict with a run's saved model; one line (or JSON object) per input."""
+    """Predict with a trained model; one line (or JSON object) per input."""
+    from lstmvision.inference.base import read_source
     from lstmvision.tasks import get_task
-    from lstmvision.tasks.run_folder import read_run_config
     from lstmvision.tasks.runner import predict
 
-    task_cls = get_task(read_run_config(run_dir)[0])
+    task_cls = get_task(read_source(run_dir).task)
     inputs, options = _task_options(task_cls, run_dir, words or [])
     predictions, errors = predict(run_dir, inputs, **options)
     if as_json:
-        typer.echo(json.dumps(predictions, indent=2))
+        typer.echo(json.dumps(predictions, indent=2, default=_unshown))
     else:
         task = task_cls()
         for p in predictions:
@@ -314,6 +338,28 @@ def predict_command(
         typer.echo(f"error: {line}", err=True)
     if errors:
         raise typer.Exit(1)
+
+
+def _unshown(value) -> None:
+    """JSON has no place for arrays (a caption's attention weights): left out as null."""
+    return None
+
+
+@app.command("save-pretrained")
+@user_errors
+def save_pretrained_command(
+    source: Path = typer.Argument(..., help="a run folder (or a saved model) to share"),
+    folder: Path = typer.Argument(..., help="the model folder to write"),
+    half: bool = typer.Option(False, "--half", help="store the weights as float16 (half size)"),
+):
+    """Write a trained model as one shareable folder: config.json, model.safetensors, a model
+    card README.md and the task's extra files (the layout of huggingface_hub's ModelHubMixin);
+    `lstmvision.load(FOLDER)` and `predict FOLDER ...` read it back."""
+    import lstmvision
+
+    model = lstmvision.load(source)
+    out = model.save_pretrained(folder, weights_dtype="float16" if half else "float32")
+    typer.echo(f"wrote {out} (model card: {out / 'README.md'})")
 
 
 @app.command("textline-lm")

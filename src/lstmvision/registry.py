@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -11,11 +12,20 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """``@registry.register("name")`` on a class or function; ``registry.get("name")``."""
+    """``@registry.register("name")`` on a class or function; ``registry.get("name")``.
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    ``load``: a module that registers every item when imported, imported on the first lookup
+    (so that importing the registry itself stays cheap)."""
+
+    def __init__(self, kind: str, load: str | None = None):
+        self.kind, self._load = kind, load
         self._items: dict[str, T] = {}
+
+    def _loaded(self) -> dict[str, T]:
+        if self._load is not None:
+            module, self._load = self._load, None
+            importlib.import_module(module)
+        return self._items
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(item: T) -> T:
@@ -29,13 +39,14 @@ class Registry(Generic[T]):
         return add
 
     def get(self, name: str) -> T:
-        if name not in self._items:
-            known = ", ".join(sorted(self._items)) or "none"
+        items = self._loaded()
+        if name not in items:
+            known = ", ".join(sorted(items)) or "none"
             raise ConfigError(f"unknown {self.kind} {name!r}; registered: {known}")
-        return self._items[name]
+        return items[name]
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(self._loaded())
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return name in self._loaded()

@@ -11,8 +11,52 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from lstmvision.errors import DataError
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file; any failure is one DataError naming the file."""
+def input_name(source, index: int = 0) -> str:
+    """How results and errors name an input: a file's path, else ``<KIND #index HxW>``."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, Image.Image):
+        return f"<image #{index} {source.height}x{source.width}>"
+    shape = "x".join(str(n) for n in getattr(source, "shape", ()))
+    return f"<{type(source).__name__} #{index} {shape}>"
+
+
+def image_from_array(a, name: str = "array") -> Image.Image:
+    """A numpy array or torch tensor as a PIL image: ``(H, W)`` grey, ``(H, W, C)`` or (tensors,
+    as torchvision has them) ``(C, H, W)`` with C = 1, 3 or 4; uint8 0-255, or floats in [0, 1]."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu()
+        if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+            a = a.permute(1, 2, 0)  # (C, H, W) -> (H, W, C)
+        a = a.numpy()
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or 0 in a.shape:
+        raise DataError(
+            f"{name}: an image array must be (H, W), (H, W, 3|4) or (3|4, H, W), not {a.shape}"
+        )
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise DataError(f"{name}: the image array has NaN or infinite values")
+        a = (np.clip(a, 0.0, 1.0) * 255).round().astype(np.uint8)
+    elif a.dtype != np.uint8:
+        if a.min() < 0 or a.max() > 255:
+            raise DataError(f"{name}: integer pixels must lie in 0-255 (or give floats in [0, 1])")
+        a = a.astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+def open_image(path) -> Image.Image:
+    """Open and fully decode an image file (any failure is one DataError naming the file); a PIL
+    image is copied, a numpy array or tensor converted (:func:`image_from_array`)."""
+    if isinstance(path, Image.Image):
+        path.load()
+        return path.copy()
+    if isinstance(path, (np.ndarray, torch.Tensor)):
+        return image_from_array(path, input_name(path))
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")

@@ -19,7 +19,7 @@ from lstmvision.models import get_model
 from lstmvision.registry import Registry
 from lstmvision.tasks.config import TrainConfig
 
-TASKS: Registry = Registry("task")
+TASKS: Registry = Registry("task", load="lstmvision.tasks.registered")  # tasks on first use
 register_task = TASKS.register
 
 

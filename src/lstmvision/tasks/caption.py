@@ -56,7 +56,7 @@ from lstmvision.data.captions import (
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
 from lstmvision.tasks.base import PredictOption, Task, register_task
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.config import TrainConfig, config_to_dict
 from lstmvision.tasks.metrics import bleu_metrics, cider_d
 from lstmvision.tasks.schedule import one_cycle
 
@@ -339,7 +339,7 @@ class CaptionTask(Task):
     predict_options = {
         "beam": PredictOption(int, "beam width (1 = greedy; default: the run's --beam)"),
         "out": PredictOption(
-            Path, "folder for the attention pictures (default: RUN_DIR/predictions)"
+            Path, "folder for the attention pictures (default: RUN_DIR/predictions of a run)"
         ),
     }
 
@@ -422,25 +422,21 @@ class CaptionTask(Task):
             self._caption_photo(cfg, model, p.path, cfg.beam, folder)["attention"] for p in photos
         ]
 
-    def _caption_photo(self, cfg, model, path: Path, beam: int, out: Path | None) -> dict:
+    def _caption_photo(self, cfg, model, path, beam: int, out: Path | None, index=0) -> dict:
         from lstmvision.viz.captions import caption_photo
 
-        return caption_photo(model, path, beam, cfg.max_len, cfg.length_penalty, out)
+        return caption_photo(model, path, beam, cfg.max_len, cfg.length_penalty, out, index)
 
     def predict(self, cfg, model, inputs, beam=None, out=None, **options):
-        beam = cfg.beam if beam is None else beam
-        if beam < 1:
-            raise ConfigError(f"--beam {beam}: the beam width must be at least 1")
-        folder = (
-            Path(out)
-            if out
-            else (
-                Path(self.run_dir) / "predictions"
-                if getattr(self, "run_dir", None)
-                else Path("predictions")
-            )
-        )
-        return [self._caption_photo(cfg, model, Path(p), beam, folder) for p in inputs]
+        from lstmvision.inference.caption import CaptionPredictor
+
+        run = Path(self.run_dir) if self.run_dir is not None else None
+        # the attention pictures: into --out, else a run folder's predictions/ (never into a
+        # saved or shipped model's folder: no pictures then)
+        if out is None and run is not None and (run / "config.yaml").is_file():
+            out = run / "predictions"
+        predictor = CaptionPredictor.from_task(self.name, config_to_dict(cfg), model, run)
+        return [r.to_dict() for r in predictor.predict(list(inputs), beam=beam, out=out)]
 
     def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
         photos = load_photos(cfg.dataset, resolve_data_root(cfg.data_root))["test"]

@@ -30,10 +30,9 @@ from torch.utils.data import DataLoader
 
 from lstmvision.data import resolve_data_root
 from lstmvision.data.text import CharVocab, StreamWindows, char_corpus_path, read_text, split_text
-from lstmvision.errors import ConfigError
-from lstmvision.models.text import detach_state, sample
+from lstmvision.models.text import detach_state
 from lstmvision.tasks.base import PredictOption, SplitSteps, Task, register_task
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.config import TrainConfig, config_to_dict
 from lstmvision.tasks.schedule import one_cycle
 
 
@@ -221,27 +220,12 @@ class CharLMTask(Task):
     def predict(
         self, cfg, model, inputs, prompt=None, length=None, temperature=None, seed=None, **options
     ):
+        from lstmvision.inference.char_lm import CharLMPredictor
+
+        predictor = CharLMPredictor.from_task(self.name, config_to_dict(cfg), model, self.run_dir)
         prompt = "\n" if prompt is None else prompt
-        length = 300 if length is None else length
-        temperature = cfg.temperature if temperature is None else temperature
-        if not prompt:
-            raise ConfigError("--prompt: give at least one character")
-        if length < 0 or temperature < 0:
-            raise ConfigError(
-                f"--length {length} / --temperature {temperature}: neither may be negative"
-            )
-        vocab = CharVocab(model.chars)
-        ids = vocab.encode(prompt, what=f"--prompt {prompt!r}")
-        g = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
-        out = sample(model, ids, length, temperature, generator=g)
-        return [
-            {
-                "prompt": prompt,
-                "text": prompt + vocab.decode(out),
-                "temperature": temperature,
-                "seed": cfg.seed if seed is None else seed,
-            }
-        ]
+        result = predictor.predict(prompt, length=length, temperature=temperature, seed=seed)
+        return [result.to_dict()]
 
     def format_prediction(self, prediction: dict) -> str:
         return prediction["text"]

@@ -14,10 +14,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassAccuracy
 
-from lstmvision.data import dataset_info, load_grey_image, load_split, resolve_data_root
+from lstmvision.data import dataset_info, load_split, resolve_data_root
 from lstmvision.data.transforms import random_shift, resize_images
 from lstmvision.tasks.base import SplitSteps, Task
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.config import TrainConfig, config_to_dict
 from lstmvision.tasks.schedule import one_cycle
 
 
@@ -311,25 +311,10 @@ class ImageClassificationTask(Task):
 
     @torch.no_grad()
     def predict(self, cfg, model, inputs, **options):
-        info = dataset_info(cfg.dataset)
-        images = torch.stack(
-            [load_grey_image(p, info.size, info.frame) for p in inputs]
-        )  # (N, H, W)
-        images = resize_images(images.unsqueeze(1), cfg.image_size)  # (N, 1, H', W')
-        probs = model.eval()(images).softmax(-1)  # (N, classes)
-        results = []
-        for path, p in zip(inputs, probs):
-            top = int(p.argmax())
-            results.append(
-                {
-                    "image": str(path),
-                    "label": info.classes[top],
-                    "class_index": top,
-                    "confidence": round(float(p[top]), 4),
-                    "probabilities": {c: round(float(q), 4) for c, q in zip(info.classes, p)},
-                }
-            )
-        return results
+        from lstmvision.inference.classify import ImagePredictor
+
+        predictor = ImagePredictor.from_task(self.name, config_to_dict(cfg), model, self.run_dir)
+        return [r.to_dict() for r in predictor.predict(list(inputs))]
 
     def format_prediction(self, prediction: dict) -> str:
         return f"{prediction['image']}: {prediction['label']} ({prediction['confidence']:.1%})"

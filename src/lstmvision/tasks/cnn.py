@@ -22,17 +22,15 @@ Frozen modules are kept in eval mode, so their batch-norm statistics do not move
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal, Optional
 
 from lstmvision.data import dataset_info
-from lstmvision.errors import ConfigError, DataError
+from lstmvision.errors import ConfigError
+from lstmvision.inference.base import read_source, source_model
 from lstmvision.models import get_model
 from lstmvision.tasks.base import register_task
 from lstmvision.tasks.classification import ImageClassificationConfig, ImageClassificationTask
-from lstmvision.tasks.run_folder import load_model
 
 CNN_MODELS = (
     "lenet5",
@@ -91,15 +89,12 @@ def _efficientnet_size(cfg) -> dict:
     return {"input_size": cfg.image_size} if cfg.image_size else {}
 
 
-def _source_spec(run_dir: str) -> tuple[str, dict]:
-    path = Path(run_dir) / "model.json"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: --from needs a finished run folder (no model.json)")
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-        return spec["name"], dict(spec["kwargs"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a model description ({e})") from None
+def _source_spec(source: str) -> tuple[str, dict]:
+    """Model name and keyword arguments of ``--from``'s run folder or saved model."""
+    src = read_source(source)
+    if not src.model_name:
+        raise ConfigError(f"{source}: --from needs a finished run folder (no model.json)")
+    return src.model_name, dict(src.model_kwargs)
 
 
 @register_task("cnn")
@@ -161,7 +156,7 @@ class CNNTask(ImageClassificationTask):
         else:
             model = super().build_model(cfg)
         if cfg.from_run not in (None, "imagenet"):
-            source = load_model(Path(cfg.from_run))
+            _, source = source_model(cfg.from_run)
             source.reset_classifier(len(dataset_info(cfg.dataset).classes))
             model.load_state_dict(
                 source.state_dict()

@@ -166,9 +166,6 @@ def resolve_config(
     """Build ``cls`` from its defaults, then the chosen data set's recipe file, then a YAML file,
     then explicit overrides. ``saved_run``: ``file`` is a run's complete config.yaml (no recipe
     is read under it; keys in ``retired_keys`` are dropped)."""
-    names = {f.name for f in fields(cls)}
-    types_ = field_types(cls)
-    values: dict[str, Any] = {}
     sources = []
     if file is not None:
         mapping = load_yaml_mapping(file)
@@ -180,6 +177,21 @@ def resolve_config(
         recipe = recipe_file(cls, _given_dataset(sources) or getattr(cls, "dataset", ""))
         if recipe is not None:
             sources.insert(0, (str(recipe), load_yaml_mapping(recipe)))
+    return _build(cls, sources)
+
+
+def saved_config(cls: type, mapping: dict, where: str, overrides: dict | None = None):
+    """Build ``cls`` from a complete saved config ``mapping`` (a saved model's config.json; no
+    recipe under it, ``retired_keys`` dropped), then explicit overrides; ``where`` names the
+    file in errors."""
+    mapping = {k: v for k, v in mapping.items() if k not in cls.retired_keys and k != "task"}
+    return _build(cls, [(where, mapping), ("command line", overrides or {})])
+
+
+def _build(cls: type, sources: list[tuple[str, dict]]):
+    names = {f.name for f in fields(cls)}
+    types_ = field_types(cls)
+    values: dict[str, Any] = {}
     for where, mapping in sources:
         for key, value in mapping.items():
             key = key.replace("-", "_")

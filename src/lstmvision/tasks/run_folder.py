@@ -124,10 +124,7 @@ def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> 
     else:
         raise LstmvisionError(f"{run_dir}: no model.json (training did not finish)")
     if weights.is_file():
-        try:
-            state = load_file(weights)
-        except (SafetensorError, OSError, ValueError) as e:
-            raise DataError(f"{weights}: unreadable safetensors file ({e})") from None
+        state = read_weights(weights)
     else:
         found = [c for c in ckpts if c.is_file()]
         if not found:
@@ -137,13 +134,40 @@ def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> 
                 "`lstmvision train TASK --out DIR --resume`)"
             )
         state = _checkpoint_state(found[0])
-    model = get_model(name, **kwargs)
+    return build_with_weights(name, kwargs, state, weights)
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (no code runs); any failure is one line naming it."""
     try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"{path}: unreadable safetensors file ({e})") from None
+
+
+def build_with_weights(
+    name: str, kwargs: dict, state: dict[str, torch.Tensor], where: Path
+) -> nn.Module:
+    """The registered model ``name(**kwargs)`` with ``state`` loaded (half-precision tensors are
+    widened to the model's own dtypes), in eval mode. Weights that do not fit (a missing or
+    unknown key, another shape) are one DataError naming ``where``."""
+    try:
+        model = get_model(name, **kwargs)
+    except (TypeError, ValueError, LstmvisionError) as e:
         raise DataError(
-            f"{weights}: weights do not fit model {name!r} ({str(e).splitlines()[0]})"
+            f"{where}: cannot build model {name!r} from its description ({e})"
         ) from None
+    own = model.state_dict()
+    missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    problems = [
+        f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for what, keys in (("missing", missing), ("unknown", unknown), ("other shape:", shapes))
+        if keys
+    ]
+    if problems:
+        raise DataError(f"{where}: weights do not fit model {name!r} ({'; '.join(problems)})")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return model.eval()
 
 

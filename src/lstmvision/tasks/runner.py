@@ -26,10 +26,11 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from lstmvision.errors import ConfigError, LstmvisionError
-from lstmvision.tasks import run_folder
+from lstmvision.errors import ConfigError, DataError, LstmvisionError
+from lstmvision.pretrained import locate
+from lstmvision.tasks import model_folder, run_folder
 from lstmvision.tasks.base import TASKS
-from lstmvision.tasks.config import resolve_config
+from lstmvision.tasks.config import resolve_config, saved_config
 from lstmvision.viz import plot_training_curves
 
 RUN_DIR_ENV = "LSTMVISION_RUN_DIR"  # lets DDP worker processes find the parent's run folder
@@ -343,17 +344,26 @@ def _finish(task, cfg, model, dm, run_dir: Path, metrics: dict) -> None:
     run_folder.save_metrics(run_dir, metrics)
 
 
-def load(run_dir: str | Path):
-    """(task, config, model) of a finished run folder."""
-    run_dir = Path(run_dir)
-    task_name, _ = run_folder.read_run_config(run_dir)
-    task = TASKS.get(task_name)()
-    cfg = run_folder.load_run_config(run_dir, task)
-    fallback = (
-        None if (run_dir / "model.json").is_file() else task.model_spec(cfg)
-    )  # a spec may read data
-    model = run_folder.load_model(run_dir, fallback_spec=fallback)
-    task.run_dir = run_dir
+def load(source: str | Path):
+    """(task, config, model) of a finished run folder, a saved model folder or a shipped model's
+    name (:func:`lstmvision.pretrained.locate`); ``task.run_dir`` is the folder."""
+    folder, kind = locate(source)
+    if kind == "model":
+        saved = model_folder.read(folder)
+        if saved.task not in TASKS.names():
+            raise DataError(f"{folder / model_folder.CONFIG}: unknown task {saved.task!r}")
+        task = TASKS.get(saved.task)()
+        cfg = saved_config(task.Config, saved.config, str(folder / model_folder.CONFIG))
+        model = model_folder.load_model(saved)
+    else:
+        task_name, _ = run_folder.read_run_config(folder)
+        task = TASKS.get(task_name)()
+        cfg = run_folder.load_run_config(folder, task)
+        fallback = (
+            None if (folder / "model.json").is_file() else task.model_spec(cfg)
+        )  # a spec may read data
+        model = run_folder.load_model(folder, fallback_spec=fallback)
+    task.run_dir = folder
     return task, cfg, model
 
 
@@ -364,13 +374,17 @@ def evaluate(
     data: str | Path | None = None,
     out: str | Path | None = None,
 ) -> dict:
-    """Metrics of a run's saved model on ``split`` (``test`` or ``val``), or on the folder ``data``
-    (the task's ``evaluation_datamodule``); the task's report goes to stderr (its files to ``out``).
-    Tasks with ``evaluate_records_metrics`` also refresh those keys in the run's metrics.json."""
+    """Metrics of a model (a run folder, a saved model folder or a shipped model's name) on
+    ``split`` (``test`` or ``val``), or on the folder ``data`` (the task's
+    ``evaluation_datamodule``); the task's report goes to stderr (its files to ``out``).
+    Of a run folder, tasks with ``evaluate_records_metrics`` also refresh those keys in its
+    metrics.json and ``write_outputs`` writes into it; a saved model's folder is never written
+    (its outputs go to ``out``, if given)."""
     if split not in ("test", "val"):
         raise LstmvisionError(f"unknown split {split!r}; choose test or val")
     _quiet_lightning()
     task, cfg, model = load(run_dir)
+    is_run = (Path(task.run_dir) / "config.yaml").is_file()
     if data_root:
         cfg.data_root = data_root
     split = "test" if data is not None else split
@@ -388,9 +402,12 @@ def evaluate(
     run = trainer.test if split == "test" else trainer.validate
     module = task.module(cfg, model)
     metrics = dict(run(module, datamodule=dm, verbose=False)[0])
-    task.write_outputs(cfg, module, Path(run_dir), split if data is None else "data")
-    if task.evaluate_records_metrics and data is None and not data_root:
-        run_folder.update_metrics(Path(run_dir), metrics)
+    outputs = Path(task.run_dir) if is_run else (Path(out) if out is not None else None)
+    if outputs is not None:
+        outputs.mkdir(parents=True, exist_ok=True)
+        task.write_outputs(cfg, module, outputs, split if data is None else "data")
+    if is_run and task.evaluate_records_metrics and data is None and not data_root:
+        run_folder.update_metrics(Path(task.run_dir), metrics)
     for line in task.evaluation_report(cfg, module, Path(out) if out is not None else None):
         print(line, file=sys.stderr)
     return metrics

@@ -44,13 +44,13 @@ from lstmvision.data.lines import (
 from lstmvision.data.synth_lines import CHARSET as SYNTH_CHARSET
 from lstmvision.data.synth_lines import synth_line_splits
 from lstmvision.errors import ConfigError, DataError
-from lstmvision.nn.ctc import decode_batch, decode_lines, greedy_texts
+from lstmvision.inference.base import read_source, source_model
+from lstmvision.nn.ctc import beam_decode, decode_batch, decode_lines, greedy_texts
 from lstmvision.nn.ngram import LineLM
-from lstmvision.tasks import run_folder
 from lstmvision.tasks.base import PredictOption, SplitLoaders, SplitSteps, Task, register_task
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.config import TrainConfig, config_to_dict
 from lstmvision.tasks.schedule import one_cycle
-from lstmvision.tasks.textline_lm import fit_lm, run_lm
+from lstmvision.tasks.textline_lm import LM_BEAM, fit_lm, run_lm
 
 SYNTH_EVAL_LINES = 400  # synth-print validation and test lines (at most a tenth of --lines each)
 
@@ -85,8 +85,8 @@ class TextLineConfig(TrainConfig):
     charset: Optional[str] = None
     """characters the model outputs (default: those of the training labels; saved with the run)"""
     from_run: Optional[str] = field(default=None, metadata={"flag": "--from"})
-    """start from a finished textline run's weights (e.g. handwriting -> printed); its charset
-    and LSTM size are kept"""
+    """start from a finished textline run's weights, a saved model folder or a shipped model's
+    name (e.g. textline-handwriting -> printed); its charset and LSTM size are kept"""
     epochs: int = 60
     """training epochs"""
     batch_size: int = 16
@@ -146,17 +146,27 @@ class TextLineModule(SplitSteps, L.LightningModule):
     ``lm_order`` (training runs): at the end of the test epoch, fit a character n-gram of that
     order on the data module's training lines and tune it on its validation lines
     (:func:`~lstmvision.tasks.textline_lm.fit_lm`); the LM figures are logged with the test
-    metrics and the tuned model is left in ``lm`` (the task writes it to ``lm.json``)."""
+    metrics and the tuned model is left in ``lm`` (the task writes it to ``lm.json``).
+    ``lm`` given (evaluating a saved model that has one): validation and test also decode with
+    beam search (width :data:`~lstmvision.tasks.textline_lm.LM_BEAM`) and that LM, logged as
+    ``{val,test}_cer_lm`` and ``{val,test}_wer_lm`` beside the greedy figures."""
 
     def __init__(
-        self, model: nn.Module, lr: float, weight_decay: float = 0.0, lm_order: int | None = None
+        self,
+        model: nn.Module,
+        lr: float,
+        weight_decay: float = 0.0,
+        lm_order: int | None = None,
+        lm: LineLM | None = None,
     ):
         super().__init__()
         self.model, self.lr, self.weight_decay, self.lm_order = model, lr, weight_decay, lm_order
         self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
         self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
+        self.cer_lm = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
+        self.wer_lm = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
         self.line_results: list[dict] = []
-        self.lm: LineLM | None = None
+        self.lm: LineLM | None = lm
 
     def forward(self, images, widths=None):
         return self.model(images, widths)
@@ -185,6 +195,13 @@ class TextLineModule(SplitSteps, L.LightningModule):
         self.log(f"{split}_loss", loss, on_epoch=True, batch_size=n)
         self.log(f"{split}_cer", self.cer[split], on_epoch=True, prog_bar=True, batch_size=n)
         self.log(f"{split}_wer", self.wer[split], on_epoch=True, batch_size=n)
+        if self.lm is not None and self.lm_order is None:  # a saved model's LM, not being fitted
+            per_line = [log_probs[: int(t), i].float().cpu() for i, t in enumerate(lengths)]
+            preds_lm = [beam_decode(lp, self.model.charset, LM_BEAM, self.lm) for lp in per_line]
+            self.cer_lm[split](preds_lm, batch["texts"])
+            self.wer_lm[split](preds_lm, batch["texts"])
+            self.log(f"{split}_cer_lm", self.cer_lm[split], on_epoch=True, batch_size=n)
+            self.log(f"{split}_wer_lm", self.wer_lm[split], on_epoch=True, batch_size=n)
         if split == "test":
             total = batch["unknown"].sum().float()
             self.log("test_unknown_chars", total, on_epoch=True, reduce_fx="sum", batch_size=n)
@@ -257,12 +274,12 @@ class TextLineTask(Task):
         if cfg.lm_order < 1:
             raise ConfigError(f"lm_order={cfg.lm_order}: must be at least 1")
         if cfg.from_run:
-            task_name, saved = run_folder.read_run_config(Path(cfg.from_run))
-            if task_name != "textline":
+            source = read_source(cfg.from_run)
+            if source.task != "textline":
                 raise ConfigError(
-                    f"{cfg.from_run}: a {task_name!r} run, not a textline run (--from)"
+                    f"{cfg.from_run}: a {source.task!r} model, not a textline model (--from)"
                 )
-            cfg.hidden_size = int(saved.get("hidden_size") or cfg.hidden_size)
+            cfg.hidden_size = int(source.config.get("hidden_size") or cfg.hidden_size)
 
     def splits(self, cfg) -> dict[str, list[Line]]:
         """The train/val/test lines of ``cfg.dataset``."""
@@ -281,7 +298,7 @@ class TextLineTask(Task):
         if cfg.dataset == "synth-print":
             texts.append(SYNTH_CHARSET)  # all of printable ASCII, however few lines
         if cfg.from_run:
-            texts.append(run_folder.read_run_config(Path(cfg.from_run))[1].get("charset") or "")
+            texts.append(read_source(cfg.from_run).config.get("charset") or "")
         cfg.charset = Charset.from_texts(texts).chars
         if not cfg.charset:
             raise DataError(f"{cfg.dataset}: the training lines have no characters to learn")
@@ -302,7 +319,7 @@ class TextLineTask(Task):
     def build_model(self, cfg):
         model = super().build_model(cfg)
         if cfg.from_run:
-            source = run_folder.load_model(Path(cfg.from_run))
+            _, source = source_model(cfg.from_run)
             source.reset_classifier(model.charset)  # keep the rows of the shared characters
             try:
                 model.load_state_dict(source.state_dict())
@@ -333,13 +350,18 @@ class TextLineTask(Task):
         return TextLineData({"test": lines}, cfg, evaluation=True)
 
     def module(self, cfg, model) -> TextLineModule:
-        training = self.run_dir is None  # a loaded run's evaluate leaves its lm.json alone
-        lm_order = cfg.lm_order if cfg.lm and training else None
-        return TextLineModule(model, cfg.lr, cfg.weight_decay, lm_order=lm_order)
+        """Training fits the LM (``lm_order``); a loaded model's evaluate leaves its lm.json
+        alone and, when it has one, also reports the CER/WER with it (``*_lm``)."""
+        if self.run_dir is None:
+            lm_order = cfg.lm_order if cfg.lm else None
+            return TextLineModule(model, cfg.lr, cfg.weight_decay, lm_order=lm_order)
+        lm = run_lm(self.run_dir, LM_BEAM)
+        return TextLineModule(model, cfg.lr, cfg.weight_decay, lm=lm)
 
     def write_outputs(self, cfg, module: TextLineModule, run_dir: Path, split: str) -> list[Path]:
-        """``lm.json`` after training's test (the n-gram and its weights tuned on validation)."""
-        if split != "test" or module.lm is None:
+        """``lm.json`` after training's test (the n-gram and its weights tuned on validation;
+        a loaded model's own LM is not written again)."""
+        if split != "test" or module.lm is None or module.lm_order is None:
             return []
         return [module.lm.save(Path(run_dir) / "lm.json")]
 
@@ -370,8 +392,8 @@ class TextLineTask(Task):
         beam = 1 if beam is None else int(beam)
         if beam < 1:
             raise ConfigError(f"--beam {beam}: must be at least 1")
-        lm = run_lm(self.run_dir, beam, lm_weight)
         if page is not None or page_xml is not None:
+            lm = run_lm(self.run_dir, beam, lm_weight)
             if inputs:
                 raise ConfigError("give line images or --page with --page-xml, not both")
             if page_xml is None:
@@ -385,9 +407,13 @@ class TextLineTask(Task):
             raise ConfigError(
                 "name line images to transcribe, or --page PAGE.png --page-xml PAGE.xml"
             )
-        from lstmvision.viz.textline import transcribe_line_images
+        from lstmvision.inference.textline import LinePredictor
 
-        return transcribe_line_images(model, inputs, beam, lm, out)
+        predictor = LinePredictor.from_task(self.name, config_to_dict(cfg), model, self.run_dir)
+        return [
+            r.to_dict()
+            for r in predictor.predict(list(inputs), beam=beam, out=out, lm_weight=lm_weight)
+        ]
 
     def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
         return [line.image for line in self.splits(cfg)["test"][:2]]

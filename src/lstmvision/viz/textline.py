@@ -1,6 +1,6 @@
 """Pictures of a text-line recogniser: the CTC alignment of a line (which frame emitted which
-character, and the per-frame probabilities behind it), also of the line images it transcribes
-(:func:`transcribe_line_images`)."""
+character, and the per-frame probabilities behind it); ``lstmvision.inference.textline`` draws
+it for the line images it transcribes (``out``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from lstmvision.data.lines import Line, load_line  # noqa: E402
-from lstmvision.nn.ctc import decode_batch, decode_lines, greedy_decode  # noqa: E402
-from lstmvision.nn.ngram import LineLM  # noqa: E402
+from lstmvision.nn.ctc import decode_batch, greedy_decode  # noqa: E402
 
 
 def plot_alignment(
@@ -76,21 +74,3 @@ def plot_alignments(model: nn.Module, lines, folder: Path, count: int = 3) -> li
             plot_alignment(image, lp, model.charset, Path(folder) / f"alignment_{k}.png", title)
         )
     return paths
-
-
-def transcribe_line_images(
-    model: nn.Module, paths: list, beam: int, lm: LineLM | None, out: Path | None = None
-) -> list[dict]:
-    """Each line image of ``paths`` read by ``model``, alone (:func:`decode_lines`, beam width
-    ``beam``, ``lm`` fused in): ``{"image", "text"}``, and with a folder ``out`` the alignment
-    picture ``out/STEM.alignment.png`` (``"alignment"``)."""
-    results = []
-    for path in paths:
-        image = load_line(Line(Path(path), ""), model.height)
-        ((text, lp),) = decode_lines(model, [image], beam, lm)
-        result = {"image": str(path), "text": text}
-        if out is not None:
-            picture = Path(out) / f"{Path(path).stem}.alignment.png"
-            result["alignment"] = str(plot_alignment(image, lp, model.charset, picture, text))
-        results.append(result)
-    return results

@@ -1,0 +1,95 @@
+"""What ``Predictor.predict`` returns: one typed result per input.
+
+``to_dict()`` gives the JSON object ``lstmvision predict --json`` prints for the same input
+(arrays left out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Prediction:
+    """``source``: the input's file path, or ``<image #i HxW>`` for an in-memory one."""
+
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"image": self.source}
+
+
+@dataclass
+class Classification(Prediction):
+    label: str
+    index: int
+    confidence: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "image": self.source,
+            "label": self.label,
+            "class_index": self.index,
+            "confidence": round(self.confidence, 4),
+            "probabilities": {k: round(v, 4) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass
+class Transcription(Prediction):
+    text: str
+    alignment: str | None = None  # the picture written with out=FOLDER
+
+    def to_dict(self) -> dict:
+        extra = {"alignment": self.alignment} if self.alignment else {}
+        return {"image": self.source, "text": self.text, **extra}
+
+
+@dataclass
+class Caption(Prediction):
+    text: str
+    words: list[str]
+    attention: np.ndarray | None = None  # (words, grid, grid): where each word looked
+    picture: str | None = None  # the attention picture written with out=FOLDER
+
+    def to_dict(self) -> dict:
+        extra = {"attention": self.picture} if self.picture else {}
+        return {"image": self.source, "caption": self.text, **extra}
+
+
+@dataclass
+class Generated(Prediction):
+    """Text sampled by a language model from ``prompt`` (``source`` is the prompt too)."""
+
+    text: str
+    temperature: float
+    seed: int
+
+    def to_dict(self) -> dict:
+        return {
+            "prompt": self.source,
+            "text": self.text,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class TaskPrediction(Prediction):
+    """The result of a task without a typed one yet: its ``predict --json`` object, whose keys
+    read as attributes (``r.label``)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_dict(self) -> dict:
+        return dict(self.values)

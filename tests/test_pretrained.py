@@ -1,0 +1,218 @@
+"""Shipped models, ``lstmvision.load``, saved model folders and their bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+import lstmvision
+from lstmvision.errors import DataError, LstmvisionError
+from lstmvision.pretrained import PRETRAINED, catalog, names
+from lstmvision.tasks import model_folder
+
+SHIPPED = names()
+SECTIONS = ("## Model", "## Use", "## Training data", "Licence:", "## Training", "## Results")
+
+
+def cli(*args):
+    from lstmvision.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_every_shipped_model_has_its_card_and_fits_the_size_budget():
+    assert "row-lstm-mnist" in SHIPPED
+    notes = catalog()
+    total = 0
+    for name in SHIPPED:
+        folder = PRETRAINED / name
+        saved = model_folder.read(folder)
+        assert saved.task == notes[name]["task"]
+        assert saved.provenance["command"] == notes[name]["command"]
+        assert notes[name]["headline"][0] in saved.metrics
+        card = (folder / "README.md").read_text(encoding="utf-8")
+        assert card.startswith("---\nlibrary_name: lstmvision\n")
+        assert all(s in card for s in SECTIONS), name
+        assert notes[name]["limitations"] in card and saved.provenance["machine"] in card
+        total += sum(p.stat().st_size for p in folder.iterdir())
+    assert total <= 40e6
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_loads_and_predicts(name):
+    model = lstmvision.load(name)
+    assert model.task == model_folder.read(PRETRAINED / name).task
+    assert not model.model.training
+    assert name in repr(model) and "parameters" in repr(model)
+
+
+def test_row_lstm_mnist_reproduces_its_card_on_a_test_slice(data_root):
+    """The first 2,000 official test digits, fed as in-memory uint8 arrays: the accuracy lies
+    within 3 binomial standard deviations of the card's full-test figure."""
+    from lstmvision.data import load_split
+
+    model = lstmvision.load("row-lstm-mnist")
+    images, labels = load_split("mnist", data_root, "test")
+    n = 2000
+    results = model.predict([images[i].numpy() for i in range(n)])
+    accuracy = np.mean([int(r.label) == int(y) for r, y in zip(results, labels[:n])])
+    card = model.metrics["test_accuracy"]
+    assert abs(accuracy - card) <= 3 * math.sqrt(card * (1 - card) / n) + 1 / n
+
+
+def test_inputs_as_paths_pil_arrays_and_tensors_agree(data_root, tmp_path):
+    from lstmvision.data import load_split
+
+    model = lstmvision.load("row-lstm-mnist")
+    images, labels = load_split("mnist", data_root, "test")
+    digit = images[0].numpy()  # uint8 (28, 28), light on dark
+    Image.fromarray(255 - digit).save(tmp_path / "dark-on-light.png")  # inverted back on load
+    inputs = [
+        tmp_path / "dark-on-light.png",
+        str(tmp_path / "dark-on-light.png"),
+        Image.fromarray(digit),
+        digit,
+        digit / 255.0,
+        torch.from_numpy(digit)[None],  # (1, H, W) as torchvision's ToTensor would give
+        np.stack([digit] * 3, -1),  # RGB
+    ]
+    results = model.predict(inputs)
+    assert {r.label for r in results} == {str(int(labels[0]))}
+    probs = [r.probabilities[r.label] for r in results]
+    assert max(probs) - min(probs) < 1e-4
+    assert results[0].source == str(tmp_path / "dark-on-light.png")
+    assert results[3].source == "<ndarray #3 28x28>"
+    single = model.predict(digit)  # one input: one result, not a list
+    assert single.label == results[0].label and single.index == int(labels[0])
+    with pytest.raises(DataError, match=r"\(H, W\)"):
+        model.predict(np.zeros((2, 3, 4, 5), dtype=np.uint8))
+    with pytest.raises(DataError, match="NaN"):
+        model.predict(np.full((28, 28), np.nan))
+    with pytest.raises(DataError, match="file path, a PIL image"):
+        model.predict(12)
+    with pytest.raises(LstmvisionError, match="does not take beam"):
+        model.predict(digit, beam=3)
+
+
+def test_load_needs_no_lightning():
+    code = (
+        "import sys, numpy as np, lstmvision\n"
+        "m = lstmvision.load('row-lstm-mnist')\n"
+        "m.predict(np.zeros((28, 28), dtype=np.uint8))\n"
+        "print('lightning' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_save_pretrained_round_trips_in_float32_and_float16(tmp_path):
+    model = lstmvision.load("row-lstm-mnist")
+    digits = [np.roll(np.eye(28, dtype=np.uint8) * 255, k, 1) for k in range(3)]
+    before = [r.probabilities for r in model.predict(digits)]
+    for dtype, tol in (("float32", 0.0), ("float16", 5e-3)):
+        folder = model.save_pretrained(tmp_path / dtype, weights_dtype=dtype)
+        assert {p.name for p in folder.iterdir()} == {
+            "config.json",
+            "model.safetensors",
+            "README.md",
+        }
+        again = lstmvision.load(folder)
+        assert again.config == {k: v for k, v in model.config.items() if k != "data_root"}
+        assert again.metrics == model.metrics
+        for a, b in zip(before, [r.probabilities for r in again.predict(digits)]):
+            assert max(abs(a[k] - b[k]) for k in a) <= tol
+    half = load_file(tmp_path / "float16" / "model.safetensors")
+    assert {t.dtype for t in half.values() if t.is_floating_point()} == {torch.float16}
+    size = lambda d: (tmp_path / d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size("float16") < 0.6 * size("float32")
+
+
+def test_a_run_folder_saves_a_model_folder_that_predicts_the_same(tmp_path):
+    """A (tiny) training run -> save-pretrained -> load: same predictions, card written."""
+    from lstmvision.tasks import get_task, runner
+
+    task = get_task("adding")
+    run = runner.train("adding", task.smoke_overrides, out=tmp_path / "run", quiet=True).run_dir
+    inputs = task().smoke_inputs(runner.load(run)[1], tmp_path)
+    result = cli("save-pretrained", run, tmp_path / "saved")
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "saved" / "README.md").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "## Results" in card and all(f"`{k}`" in card for k in metrics)
+    a = cli("predict", run, *inputs, "--json")
+    b = cli("predict", tmp_path / "saved", *inputs, "--json")
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert len(json.loads(a.stdout)) == 2 and json.loads(a.stdout) == json.loads(b.stdout)
+    with_python = lstmvision.load(tmp_path / "saved").predict(inputs)  # through its task
+    assert [r.to_dict() for r in with_python] == json.loads(a.stdout)
+    assert with_python[0].sum == json.loads(a.stdout)[0]["sum"]
+
+
+def test_unknown_names_and_broken_folders_are_one_clear_line(tmp_path):
+    result = cli("predict", "no-such-model", "x.png")
+    assert result.exit_code == 1
+    assert "no-such-model" in result.stderr and "row-lstm-mnist" in result.stderr
+    with pytest.raises(LstmvisionError, match="shipped: .*row-lstm-mnist"):
+        lstmvision.load("no-such-model")
+
+    def copy(name: str) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(PRETRAINED / "row-lstm-mnist", folder)
+        return folder
+
+    truncated = copy("truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    wrong_shape = copy("wrong-shape")
+    raw = json.loads((wrong_shape / "config.json").read_text())
+    raw["model"]["kwargs"]["hidden_size"] = 64
+    (wrong_shape / "config.json").write_text(json.dumps(raw))
+    unknown_key = copy("unknown-key")
+    state = load_file(unknown_key / "model.safetensors")
+    state["extra.weight"] = torch.zeros(3)
+    save_file(state, unknown_key / "model.safetensors")
+    bad_json = copy("bad-json")
+    (bad_json / "config.json").write_text("{not json")
+    pickle = copy("pickle")
+    torch.save({"x": torch.zeros(1)}, pickle / "model.safetensors")  # a pickle in disguise
+    for folder, message in (
+        (truncated, "model.safetensors: unreadable safetensors file"),
+        (wrong_shape, "model.safetensors: weights do not fit model 'row-lstm' .*other shape"),
+        (unknown_key, "model.safetensors: weights do not fit .*unknown extra.weight"),
+        (bad_json, "config.json: not a readable JSON file"),
+        (pickle, "model.safetensors: unreadable safetensors file"),
+    ):
+        with pytest.raises(DataError, match=message):
+            lstmvision.load(folder)
+        result = cli("predict", folder, "x.png")
+        assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert str(folder) in result.stderr
+
+
+def test_models_pretrained_lists_names_with_their_headline():
+    result = cli("models", "--pretrained")
+    assert result.exit_code == 0
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("row-lstm-mnist"))
+    shown = f"{100 * model_folder.read(PRETRAINED / 'row-lstm-mnist').metrics['test_accuracy']:.2f}"
+    assert "row-lstm" in line and shown in line
+
+
+def test_evaluate_a_shipped_model_by_name_writes_nothing_into_the_package(data_root):
+    before = {p: p.stat().st_mtime for p in (PRETRAINED / "row-lstm-mnist").iterdir()}
+    result = cli("evaluate", "row-lstm-mnist", "--json", "--data-root", data_root)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    card = model_folder.read(PRETRAINED / "row-lstm-mnist").metrics
+    assert metrics["test_accuracy"] == pytest.approx(card["test_accuracy"], abs=1e-6)
+    assert {p: p.stat().st_mtime for p in (PRETRAINED / "row-lstm-mnist").iterdir()} == before
