@@ -216,3 +216,13 @@ def test_evaluate_a_shipped_model_by_name_writes_nothing_into_the_package(data_r
     card = model_folder.read(PRETRAINED / "row-lstm-mnist").metrics
     assert metrics["test_accuracy"] == pytest.approx(card["test_accuracy"], abs=1e-6)
     assert {p: p.stat().st_mtime for p in (PRETRAINED / "row-lstm-mnist").iterdir()} == before
+
+
+def test_bench_load_times_cold_start_and_one_item(data_root):
+    from lstmvision.bench import load
+
+    report = load.run(["row-lstm-mnist"], repeats=2, cold=1, data_root=data_root)
+    (row,) = report["models"]
+    assert row["cold_start_s"] > 0.1 and row["per_item_ms"] > 0 and row["target_ms"] == 5.0
+    assert row["input"] == "array (28, 28)"
+    assert "row-lstm-mnist" in load.format_report(report)

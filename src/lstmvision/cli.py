@@ -444,6 +444,25 @@ def bench_textline_command(
     typer.echo(json.dumps(report, indent=2) if as_json else textline.format_report(report))
 
 
+@bench_app.command("load")
+@user_errors
+def bench_load_command(
+    names: Optional[list[str]] = typer.Argument(
+        None, help="shipped models to time [default: all of them]"
+    ),
+    repeats: int = typer.Option(20, help="timed predictions per model (median reported)"),
+    cold: int = typer.Option(3, help="fresh processes timed per model (median; 0: skip)"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder of the example inputs"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Cold start (a fresh `python -c "import lstmvision; lstmvision.load(NAME).predict(x)"`)
+    and per-item latency of the shipped models, beside the targets."""
+    from lstmvision.bench import load
+
+    report = load.run(names, repeats=repeats, cold=cold, data_root=data_root)
+    typer.echo(json.dumps(report, indent=2) if as_json else load.format_report(report))
+
+
 @bench_app.command("features")
 @user_errors
 def bench_features_command(

@@ -13,12 +13,12 @@ sets are small, and batching tensors is much faster than decoding PIL images one
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 
 from lstmvision.data.idx import read_idx
 from lstmvision.errors import DataError
@@ -99,12 +99,17 @@ class _SharedIDX:
         return images, labels
 
 
-class MNIST(_SharedIDX, torchvision.datasets.MNIST):
-    shared_folder = "mnist"
+@functools.cache
+def idx_dataset_class(name: str) -> type:
+    """torchvision's ``MNIST`` or ``FashionMNIST`` that also finds the shared layout; torchvision
+    is imported here, on first use (it costs a second of start-up that predicting never needs)."""
+    import torchvision
 
-
-class FashionMNIST(_SharedIDX, torchvision.datasets.FashionMNIST):
-    shared_folder = "fashion-mnist"
+    base, folder = {
+        "mnist": (torchvision.datasets.MNIST, "mnist"),
+        "fashion-mnist": (torchvision.datasets.FashionMNIST, "fashion-mnist"),
+    }[name]
+    return type(base.__name__, (_SharedIDX, base), {"shared_folder": folder})
 
 
 def _idx_split(cls, info: DatasetInfo, root: Path, train: bool, download: bool):
@@ -142,6 +147,8 @@ def _usps_split(root: Path, train: bool, download: bool):
         return images.to(torch.uint8), torch.from_numpy(target).long()
     if not download and not (root / "usps" / ("usps.bz2" if train else "usps.t.bz2")).exists():
         raise DataError(f"{path}: USPS not found; pass --data-root or --download to fetch it")
+    import torchvision
+
     try:
         ds = torchvision.datasets.USPS(str(root / "usps"), train=train, download=download)
     except Exception as e:
@@ -162,7 +169,7 @@ def load_split(name: str, root: str | Path, split: str, download: bool = False):
     if name == "usps":
         images, labels = _usps_split(root, train, download)
     else:
-        cls = MNIST if name == "mnist" else FashionMNIST
+        cls = idx_dataset_class(name)
         images, labels = _idx_split(cls, info, root, train, download)
     if images.shape[1:] != (info.size, info.size):
         raise DataError(

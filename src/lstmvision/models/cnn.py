@@ -23,9 +23,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
-from torchvision.models.resnet import BasicBlock, conv1x1
 
 from lstmvision.errors import ConfigError
 from lstmvision.models import register_model
@@ -210,6 +208,8 @@ class _TorchvisionCNN(_Backbone):
         std: float | Sequence[float] = IMAGENET_STD,
         input_size: int | None = None,
     ):
+        import torchvision  # imported when first used (a second of start-up)
+
         super().__init__(mean, std, channels=3)
         if in_channels not in (1, 3):
             raise ConfigError(
@@ -384,6 +384,8 @@ def _cifar_resnet(
 
 
 def _resnet_stage(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    from torchvision.models.resnet import BasicBlock, conv1x1  # imported when first used
+
     shortcut = None
     if stride != 1 or inplanes != planes:
         shortcut = nn.Sequential(conv1x1(inplanes, planes, stride), nn.BatchNorm2d(planes))
@@ -393,6 +395,7 @@ def _resnet_stage(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Se
 
 def _vgg_block(in_channels: int, out_channels: int, convs: int = 2) -> nn.Sequential:
     """``convs`` x (3x3 conv, BN, ReLU), then 2x2 max pooling (halves the size)."""
+
     layers = []
     for i in range(convs):
         layers += [
