@@ -226,3 +226,24 @@ def test_bench_load_times_cold_start_and_one_item(data_root):
     assert row["cold_start_s"] > 0.1 and row["per_item_ms"] > 0 and row["target_ms"] == 5.0
     assert row["input"] == "array (28, 28)"
     assert "row-lstm-mnist" in load.format_report(report)
+
+
+def test_clip_motion_reads_frame_arrays_and_video_files(data_root):
+    """200 test clips of unseen digits as in-memory uint8 (T, H, W) arrays (the task's own test
+    clips, drawn with its test seed); a video file goes through the same predictor."""
+    from lstmvision.data import load_split
+    from lstmvision.data.moving_mnist import motion_mnist
+    from lstmvision.tasks.clip_classify import SEEDS
+
+    model = lstmvision.load("clip-motion")
+    digits = load_split("mnist", data_root, "test")[0].numpy()
+    clips, labels = motion_mnist(digits, 200, SEEDS["test"], model.config["num_frames"])
+    results = model.predict(list(clips))
+    accuracy = np.mean([r.index == int(y) for r, y in zip(results, labels)])
+    assert accuracy >= model.metrics["test_accuracy"] - 0.03
+    as_floats = model.predict(torch.from_numpy(clips[0]).float() / 255)  # a tensor, [0, 1]
+    assert as_floats.label == results[0].label
+    video = model.predict(data_root / "video" / "ucf101_ApplyEyeMakeup_sample.avi")
+    assert video.label in ("left", "right") and video.source.endswith(".avi")
+    with pytest.raises(DataError, match="3 frame"):
+        model.predict(clips[0][:3])

@@ -35,6 +35,7 @@ PREDICTORS = {
     "textline": "lstmvision.inference.textline:LinePredictor",
     "caption": "lstmvision.inference.caption:CaptionPredictor",
     "char-lm": "lstmvision.inference.char_lm:CharLMPredictor",
+    "clip-classify": "lstmvision.inference.clip:ClipPredictor",
 }
 
 

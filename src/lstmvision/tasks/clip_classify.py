@@ -35,11 +35,11 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lstmvision.data import load_split, resolve_data_root, train_val_indices
 from lstmvision.data.moving_mnist import MOTION_CLASSES, motion_mnist
-from lstmvision.data.video import parse_size, read_clip, ucf101_index
+from lstmvision.data.video import parse_size, ucf101_index
 from lstmvision.errors import ConfigError
 from lstmvision.tasks.base import SplitLoaders, Task, register_task
 from lstmvision.tasks.classification import ClassifierModule
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.config import TrainConfig, config_to_dict
 
 SEEDS = {"train": 0, "val": 1, "test": 2015}
 PRETRAINED = {"efficientnet-lite0": "imagenet"}  # others: torchvision's "DEFAULT" (needs internet)
@@ -104,11 +104,9 @@ class VideoClips(Dataset):
 
 def load_clip(path, cfg: ClipConfig) -> torch.Tensor:
     """A video file as the task's clip ``(T, C, H, W)`` floats in [0, 1]."""
-    clip = read_clip(
-        path, cfg.num_frames, cfg.sampling, cfg.frame_step, parse_size(cfg.frame_size), cfg.grey
-    )
-    x = torch.from_numpy(clip).float().div(255)  # (T, H, W) or (T, H, W, 3)
-    return x.unsqueeze(1) if cfg.grey else x.permute(0, 3, 1, 2)  # (T, C, H, W)
+    from lstmvision.inference.clip import clip_tensor
+
+    return clip_tensor(Path(path), config_to_dict(cfg))
 
 
 def motion_clips(digits: torch.Tensor, count: int, seed: int, cfg: ClipConfig) -> TensorDataset:
@@ -251,29 +249,11 @@ class ClipClassifyTask(Task):
         loader = DataLoader(datamodule.sets["test"], batch_size=cfg.batch_size)
         return _pictures(model, loader, datamodule.classes, run_dir, f"{self.name} {cfg.model}")
 
-    def _classes(self, cfg) -> list[str]:
-        saved = self.run_dir / "classes.json" if self.run_dir is not None else None
-        if saved is not None and saved.is_file():
-            return json.loads(saved.read_text(encoding="utf-8"))
-        return dataset_classes(cfg)
-
-    @torch.no_grad()
     def predict(self, cfg, model, inputs, **options):
-        classes = self._classes(cfg)
-        results = []
-        for path in inputs:
-            probs = model.eval()(load_clip(path, cfg).unsqueeze(0)).softmax(-1)[0]  # (classes,)
-            top = int(probs.argmax())
-            results.append(
-                {
-                    "image": str(path),
-                    "label": classes[top],
-                    "class_index": top,
-                    "confidence": round(float(probs[top]), 4),
-                    "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs)},
-                }
-            )
-        return results
+        from lstmvision.inference.clip import ClipPredictor
+
+        predictor = ClipPredictor.from_task(self.name, config_to_dict(cfg), model, self.run_dir)
+        return [r.to_dict() for r in predictor.predict(list(inputs))]
 
     def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
         return [resolve_data_root(cfg.data_root) / "video" / "ucf101_ApplyEyeMakeup_sample.avi"]
