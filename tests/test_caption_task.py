@@ -184,6 +184,11 @@ def test_load_gives_typed_captions_with_attention_per_word(run, data_root, tmp_p
     assert (saved / "vocab.json").is_file()
     again = lstmvision.load(saved).predict(photo, beam=2)
     assert again.text == by_path.text and again.picture is None
+    raw = json.loads((saved / "config.json").read_text())
+    assert raw["package_weights"] == {"encoder.": {"encoder_weights": "imagenet"}}
+    from safetensors.torch import load_file
+
+    assert not any(k.startswith("encoder.") for k in load_file(saved / "model.safetensors"))
     assert sorted(p.name for p in saved.iterdir()) == [
         "README.md",
         "config.json",

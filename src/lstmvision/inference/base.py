@@ -203,7 +203,13 @@ class Predictor:
             metrics=src.metrics,
             provenance=src.provenance,
             card=text,
+            package_weights=self.package_weights(),
         )
+
+    def package_weights(self) -> dict:
+        """Weights a package carries, left out of a saved folder: ``{key prefix: model kwargs
+        that build them}``. Default: none."""
+        return {}
 
 
 def as_image(item: Any) -> Any:

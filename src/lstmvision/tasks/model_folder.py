@@ -6,7 +6,8 @@ reads; the shipped models under ``lstmvision/pretrained/`` are such folders)::
       config.json        {"format", "task", "config": the run's resolved config,
                           "model": {"name", "kwargs"}, "weights_dtype", "metrics",
                           "provenance": {"command", "date", "machine", ...}}
-      model.safetensors  the weights (float32, or float16 where the card's figures hold)
+      model.safetensors  the weights (float32, or float16 where the card's figures hold), less
+                         those a package carries ("package_weights": the caption encoder)
       README.md          the model card (Hugging Face layout: YAML front matter, then text)
       vocab.json ...     the task's extra files, as in the run folder (``EXTRA_FILES``)
 
@@ -49,6 +50,9 @@ class ModelFolder:
     weights_dtype: str = "float32"
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # {key prefix: model kwargs}: weights not in the file, built by the model from a package
+    # with those kwargs (the caption decoder's frozen ImageNet encoder)
+    package_weights: dict = field(default_factory=dict)
 
     @property
     def card(self) -> Path:
@@ -86,6 +90,9 @@ def read(folder: Path) -> ModelFolder:
             f"{path}: config and model.kwargs must be mappings, weights_dtype one of "
             f"{', '.join(DTYPES)}"
         )
+    package = raw.get("package_weights") or {}
+    if not isinstance(package, dict) or not all(isinstance(v, dict) for v in package.values()):
+        raise DataError(f"{path}: package_weights must map key prefixes to model kwargs")
     return ModelFolder(
         folder,
         str(task),
@@ -95,6 +102,7 @@ def read(folder: Path) -> ModelFolder:
         dtype,
         dict(raw.get("metrics") or {}),
         dict(raw.get("provenance") or {}),
+        package,
     )
 
 
@@ -104,7 +112,12 @@ def load_model(saved: ModelFolder) -> nn.Module:
     if not weights.is_file():
         raise DataError(f"{weights}: no such file (a saved model needs its weights)")
     state = read_weights(weights)
-    return build_with_weights(saved.model_name, saved.model_kwargs, state, weights)
+    kwargs = dict(saved.model_kwargs)
+    for updates in saved.package_weights.values():
+        kwargs.update(updates)
+    return build_with_weights(
+        saved.model_name, kwargs, state, weights, built_in=tuple(saved.package_weights)
+    )
 
 
 def save(
@@ -120,6 +133,7 @@ def save(
     metrics: dict | None = None,
     provenance: dict | None = None,
     card: str = "",
+    package_weights: dict | None = None,
 ) -> Path:
     """Write ``folder`` (created; its files replaced atomically, others left alone): config.json,
     the weights in ``weights_dtype``, README.md ``card`` and the extra files found in
@@ -132,6 +146,7 @@ def save(
     state = {
         k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).contiguous()
         for k, v in model.state_dict().items()
+        if not k.startswith(tuple(package_weights or {}))
     }
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".model.", delete=False) as tmp:
         pass
@@ -148,6 +163,7 @@ def save(
         "config": config,
         "model": {"name": model_name, "kwargs": model_kwargs},
         "weights_dtype": weights_dtype,
+        "package_weights": package_weights or {},
         "metrics": metrics or {},
         "provenance": provenance or {},
     }

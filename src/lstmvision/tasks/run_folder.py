@@ -146,11 +146,16 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_with_weights(
-    name: str, kwargs: dict, state: dict[str, torch.Tensor], where: Path
+    name: str,
+    kwargs: dict,
+    state: dict[str, torch.Tensor],
+    where: Path,
+    built_in: tuple[str, ...] = (),
 ) -> nn.Module:
     """The registered model ``name(**kwargs)`` with ``state`` loaded (half-precision tensors are
-    widened to the model's own dtypes), in eval mode. Weights that do not fit (a missing or
-    unknown key, another shape) are one DataError naming ``where``."""
+    widened to the model's own dtypes), in eval mode. Keys under the prefixes ``built_in`` come
+    from the model as built (e.g. a frozen encoder whose weights a package carries). Weights that
+    do not fit (a missing or unknown key, another shape) are one DataError naming ``where``."""
     try:
         model = get_model(name, **kwargs)
     except (TypeError, ValueError, LstmvisionError) as e:
@@ -158,6 +163,10 @@ def build_with_weights(
             f"{where}: cannot build model {name!r} from its description ({e})"
         ) from None
     own = model.state_dict()
+    if built_in:
+        if any(k.startswith(built_in) for k in state):
+            raise DataError(f"{where}: holds weights under {', '.join(built_in)} (built in)")
+        state = {**{k: v for k, v in own.items() if k.startswith(built_in)}, **state}
     missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
     problems = [
