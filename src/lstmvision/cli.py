@@ -198,7 +198,9 @@ def _register_train_commands() -> None:
 @user_errors
 def evaluate_command(
     run_dir: Path = typer.Argument(
-        ..., help=f"a run folder, a saved model folder or a shipped model's name {SHIPPED}"
+        ...,
+        metavar="MODEL",
+        help=f"a run folder, a saved model folder or a shipped model's name {SHIPPED}",
     ),
     split: str = typer.Option("test", help="test or val"),
     data_root: Optional[Path] = typer.Option(None, help="data folder (default: as in training)"),
@@ -302,14 +304,17 @@ def _task_options(task_cls, run_dir: Path, words: list[str]) -> tuple[list[Path]
 
 @app.command(
     "transcribe",
-    help="Transcribe text-line images with a textline run (the same as predict).",
+    help="Transcribe text-line images with a textline model: a run folder, a saved model or a "
+    "shipped name such as textline-handwriting (the same as predict).",
     **PREDICT_COMMAND,
 )
 @app.command("predict", **PREDICT_COMMAND)
 @user_errors
 def predict_command(
     run_dir: Path = typer.Argument(
-        ..., help=f"a run folder, a saved model folder or a shipped model's name {SHIPPED}"
+        ...,
+        metavar="MODEL",
+        help=f"a run folder, a saved model folder or a shipped model's name {SHIPPED}",
     ),
     words: Optional[list[str]] = typer.Argument(
         None,
