@@ -1,6 +1,7 @@
 """Ship a trained run as one of the package's pretrained models (maintainers' tool).
 
     python scripts/ship_pretrained.py NAME RUN_DIR --machine "2-core AMD EPYC, 2 threads" [--half]
+    python scripts/ship_pretrained.py NAME - --card-only   # write the card again
 
 NAME must be in src/lstmvision/pretrained/catalog.json (task, recipe command, data licence,
 limitations, the validation figure that decides). The run must be of the catalog's task and
@@ -43,13 +44,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name")
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--machine", required=True, help="the machine that trained the run")
+    parser.add_argument("--machine", help="the machine that trained the run (required to ship)")
     parser.add_argument("--half", action="store_true", help="float16 weights")
     parser.add_argument("--force", action="store_true", help="replace even if not better")
+    parser.add_argument(
+        "--card-only", action="store_true", help="rewrite the shipped model's README.md only"
+    )
     args = parser.parse_args(argv)
     notes = catalog().get(args.name)
     if notes is None:
         parser.error(f"{args.name}: not in {PRETRAINED / 'catalog.json'}")
+    if args.card_only:
+        target = PRETRAINED / args.name
+        model = model_folder.load_model(model_folder.read(target))
+        card = model_card(args.name, read_source(target), model, notes)
+        (target / model_folder.CARD).write_text(card)
+        print(f"wrote {target / model_folder.CARD}")
+        return 0
+    if not args.machine:
+        parser.error("--machine: name the machine that trained the run")
     run = read_source(args.run_dir)
     if run.kind != "run" or run.task != notes["task"]:
         parser.error(f"{args.run_dir}: not a {notes['task']!r} run folder")

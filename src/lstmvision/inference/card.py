@@ -17,6 +17,13 @@ def _shown(key: str, value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def _cli(name: str, task: str, example: str) -> str:
+    if task == "char-lm":
+        return f'lstmvision predict {name} --prompt "{example}"'
+    verb = "transcribe" if task == "textline" else "predict"
+    return f"lstmvision {verb} {name} {example}"
+
+
 def headline(metrics: dict, notes: dict) -> str:
     """``metric value (what it is)`` of a model's headline figure, from its catalog entry."""
     key, what = (notes.get("headline") or [None, None])[:2]
@@ -56,11 +63,12 @@ def model_card(name: str, source, model: nn.Module, notes: dict | None = None) -
         "",
         "```python",
         "import lstmvision",
+        "",
         f'model = lstmvision.load("{name}")',
         f'result = model.predict("{notes.get("example", "input.png")}")',
         "```",
         "",
-        f"Command line: `lstmvision predict {name} {notes.get('example', 'INPUT')}`; "
+        f"Command line: `{_cli(name, source.task, notes.get('example', 'INPUT'))}`; "
         f"`lstmvision evaluate {name}` measures the figures below again.",
         "",
         "## Training data",
