@@ -247,3 +247,23 @@ def test_clip_motion_reads_frame_arrays_and_video_files(data_root):
     assert video.label in ("left", "right") and video.source.endswith(".avi")
     with pytest.raises(DataError, match="3 frame"):
         model.predict(clips[0][:3])
+
+
+def test_caption_flickr8k_on_a_test_slice(data_root):
+    """Beam-3 captions of the first 40 test photos: corpus BLEU-1 within 0.1 of the card's
+    (125 photos); every word is the model's, each has its attention over the grid."""
+    if "caption-flickr8k" not in SHIPPED:
+        pytest.skip("caption-flickr8k is not shipped")
+    from torchmetrics.text import BLEUScore
+
+    from lstmvision.data.captions import load_photos, tokenize
+
+    model = lstmvision.load("caption-flickr8k")
+    photos = load_photos("flickr8k-1k", data_root)["test"][:40]
+    results = model.predict([p.path for p in photos], beam=3)
+    refs = [[" ".join(tokenize(c)) for c in p.captions] for p in photos]
+    bleu1 = float(BLEUScore(n_gram=1)([r.text for r in results], refs))
+    assert abs(bleu1 - model.metrics["test_bleu1"]) <= 0.1
+    words = set(json.loads((PRETRAINED / "caption-flickr8k" / "vocab.json").read_text()))
+    for r in results:
+        assert set(r.words) <= words and r.attention.shape[0] == len(r.words)

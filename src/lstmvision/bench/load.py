@@ -52,7 +52,10 @@ def example_input(task: str, data_root=None):
         return photos[0] if photos else np.full((375, 500, 3), 128, dtype=np.uint8)
     if task == "char-lm":
         return "ROMEO:"
-    return None
+    if task == "clip-classify":
+        video = root / "video" / "ucf101_ApplyEyeMakeup_sample.avi"
+        return video if video.is_file() else np.zeros((10, 64, 64), dtype=np.uint8)
+    raise ValueError(f"bench load: no example input for a {task!r} model")
 
 
 def _literal(item) -> str:
