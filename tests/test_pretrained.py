@@ -267,3 +267,33 @@ def test_caption_flickr8k_on_a_test_slice(data_root):
     words = set(json.loads((PRETRAINED / "caption-flickr8k" / "vocab.json").read_text()))
     for r in results:
         assert set(r.words) <= words and r.attention.shape[0] == len(r.words)
+
+
+def test_forecast_predictor_takes_frame_arrays_and_video_files(data_root, tmp_path):
+    """A tiny next-frame run through lstmvision.load: in-memory frames (uint8 and float, the
+    true continuation given) and the video file the task's own predict takes."""
+    from lstmvision.tasks import get_task, runner
+
+    task = get_task("next-frame")
+    overrides = {**task.smoke_overrides, "data_root": str(data_root)}
+    run = runner.train("next-frame", overrides, out=tmp_path / "run", quiet=True).run_dir
+    model = lstmvision.load(run)
+    t_in, t_out = model.config["input_frames"], model.config["output_frames"]
+    h, w = (int(v) for v in model.config["frame_size"].split("x"))
+    frames = np.random.default_rng(0).integers(0, 256, (t_in + t_out, h, w), dtype=np.uint8)
+    r = model.predict(frames)
+    assert r.frames.shape == (t_out, h, w) and 0 <= r.frames.min() <= r.frames.max() <= 1
+    truth = frames[t_in:] / 255.0
+    assert r.mse == pytest.approx(((r.frames - truth) ** 2).sum((1, 2)).mean(), abs=2e-3)
+    assert r.baseline_mse > 0 and r.png is None
+    again = model.predict(torch.from_numpy(frames).float() / 255, out=tmp_path / "pictures")
+    assert np.allclose(again.frames, r.frames, atol=1e-5) and Path(again.gif).is_file()
+    only_inputs = model.predict(frames[:t_in])
+    assert only_inputs.mse is None and np.allclose(only_inputs.frames, r.frames, atol=1e-5)
+    (video,) = task().smoke_inputs(runner.load(run)[1], tmp_path)
+    by_file = model.predict(video)
+    result = cli("predict", run, video, "--json", "--out", tmp_path / "cli")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["mse"] == by_file.mse
+    with pytest.raises(DataError, match="the model needs"):
+        model.predict(frames[:2])

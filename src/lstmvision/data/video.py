@@ -193,31 +193,38 @@ def read_clip(
     return np.stack([chosen[i] for i in wanted])
 
 
-def clip_from_frames(frames, num_frames: int, size=None, grey: bool = False, name="frames"):
-    """``num_frames`` frames ``(T, H, W[, 3])`` uint8 picked evenly (as ``read_clip``'s uniform
-    sampling) from an in-memory video: an array or tensor ``(T, H, W)``, ``(T, H, W, 3)`` or
-    ``(T, C, H, W)``, uint8 or floats in [0, 1], or a list of images; each frame converted to
-    grey or RGB and resized to ``size`` (height, width) like a decoded file's frames."""
+def frames_from_memory(frames, size=None, grey: bool = False, name="frames", pick=None):
+    """Frames ``(N, H, W[, 3])`` uint8 of an in-memory video, as a decoded file's would be: an
+    array or tensor ``(T, H, W)``, ``(T, H, W, 3)`` or ``(T, C, H, W)`` (uint8, or floats in
+    [0, 1]), or a list of images; each frame converted to grey or RGB and resized to ``size``
+    (height, width). ``pick``: the indices kept (default: all)."""
     from PIL import Image
 
     from lstmvision.data.images import image_from_array
 
-    if isinstance(frames, (list, tuple)):
-        images = [f if isinstance(f, Image.Image) else image_from_array(f, name) for f in frames]
-    else:
-        if getattr(frames, "ndim", 0) not in (3, 4):
-            shape = tuple(getattr(frames, "shape", ()))
-            raise DataError(f"{name}: frames must be (T, H, W[, C]) or (T, C, H, W), not {shape}")
-        images = [image_from_array(frames[t], name) for t in range(len(frames))]
-    if len(images) < num_frames:
-        raise DataError(f"{name}: {len(images)} frame(s); the clip needs {num_frames}")
+    if not isinstance(frames, (list, tuple)) and getattr(frames, "ndim", 0) not in (3, 4):
+        shape = tuple(getattr(frames, "shape", ()))
+        raise DataError(f"{name}: frames must be (T, H, W[, C]) or (T, C, H, W), not {shape}")
     out = []
-    for i in uniform_indices(len(images), num_frames):
-        im = images[i].convert("L" if grey else "RGB")
+    for i in range(len(frames)) if pick is None else pick:
+        f = frames[i]
+        im = f if isinstance(f, Image.Image) else image_from_array(f, name)
+        im = im.convert("L" if grey else "RGB")
         if size is not None:
             im = im.resize((size[1], size[0]), Image.BILINEAR)
         out.append(np.asarray(im, dtype=np.uint8))
+    if not out:
+        raise DataError(f"{name}: no frames")
     return np.stack(out)
+
+
+def clip_from_frames(frames, num_frames: int, size=None, grey: bool = False, name="frames"):
+    """``num_frames`` frames picked evenly (as ``read_clip``'s uniform sampling) from an
+    in-memory video (:func:`frames_from_memory`)."""
+    count = len(frames) if getattr(frames, "ndim", 3) in (3, 4) else 0
+    if count < num_frames:
+        raise DataError(f"{name}: {count} frame(s); the clip needs {num_frames}")
+    return frames_from_memory(frames, size, grey, name, uniform_indices(count, num_frames))
 
 
 def find_videos(path: str | Path) -> list[Path]:

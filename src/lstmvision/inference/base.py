@@ -36,6 +36,7 @@ PREDICTORS = {
     "caption": "lstmvision.inference.caption:CaptionPredictor",
     "char-lm": "lstmvision.inference.char_lm:CharLMPredictor",
     "clip-classify": "lstmvision.inference.clip:ClipPredictor",
+    "next-frame": "lstmvision.inference.next_frame:ForecastPredictor",
 }
 
 

@@ -79,6 +79,26 @@ class Generated(Prediction):
 
 
 @dataclass
+class Forecast(Prediction):
+    """The frames a video model predicts after the given ones (grey, [0, 1]); with the true
+    continuation given, its MSE (OpenSTL's: summed over a frame, averaged over frames) and
+    that of repeating the last frame."""
+
+    frames: np.ndarray  # (T_out, H, W)
+    mse: float | None = None
+    baseline_mse: float | None = None
+    png: str | None = None  # the pictures written with out=FOLDER
+    gif: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"image": self.source, "predicted_frames": len(self.frames)}
+        d.update({k: getattr(self, k) for k in ("png", "gif") if getattr(self, k)})
+        if self.mse is not None:
+            d.update(mse=self.mse, baseline_mse=self.baseline_mse)
+        return d
+
+
+@dataclass
 class TaskPrediction(Prediction):
     """The result of a task without a typed one yet: its ``predict --json`` object, whose keys
     read as attributes (``r.label``)."""

@@ -35,11 +35,11 @@ from torch.utils.data import DataLoader
 from lstmvision.data import resolve_data_root
 from lstmvision.data.frame_windows import window_splits
 from lstmvision.data.moving_mnist import MovingMNIST, moving_mnist_splits
-from lstmvision.data.video import parse_size, read_frames
-from lstmvision.errors import ConfigError, DataError
+from lstmvision.data.video import parse_size
+from lstmvision.errors import ConfigError
 from lstmvision.tasks.base import PredictOption, SplitLoaders, SplitSteps, Task, register_task
 from lstmvision.tasks.budget import EpochBudget, sampling_steps
-from lstmvision.tasks.config import TrainConfig
+from lstmvision.tasks.config import TrainConfig, config_to_dict
 from lstmvision.tasks.metrics import FrameMetrics
 from lstmvision.tasks.next_frame_settings import BY_MODEL, fill_old_run, int_list, refusal
 from lstmvision.tasks.schedule import one_cycle
@@ -213,11 +213,6 @@ class NextFrameModule(SplitSteps, L.LightningModule):
         return one_cycle(self, opt)
 
 
-def _frame_mse(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    """OpenSTL's MSE (summed over a frame's pixels, averaged over frames), 3 decimals."""
-    return round(float((pred - truth).square().sum((2, 3, 4)).mean()), 3)
-
-
 @register_task("next-frame")
 class NextFrameTask(Task):
     name = "next-frame"
@@ -294,31 +289,12 @@ class NextFrameTask(Task):
         pred = model.eval()(frames[:, : cfg.input_frames], cfg.output_frames)  # (1, T, 1, H, W)
         return forecast_pictures(inputs, truth, pred.clamp(0, 1)[0, :, 0], stem)
 
-    @torch.no_grad()
     def predict(self, cfg, model, inputs, out: Path | None = None, **options):
-        fill_old_run(cfg)
-        results = []
+        from lstmvision.inference.next_frame import ForecastPredictor
+
+        predictor = ForecastPredictor.from_task(self.name, config_to_dict(cfg), model, self.run_dir)
         folder = Path(out) if out is not None else Path(".")
-        folder.mkdir(parents=True, exist_ok=True)
-        t_in, t_out = cfg.input_frames, cfg.output_frames
-        for path in inputs:
-            size = parse_size(cfg.frame_size)
-            frames = read_frames(path, cfg.frame_step, size, grey=True, max_frames=t_in + t_out)
-            if len(frames) < t_in:
-                raise DataError(
-                    f"{path}: {len(frames)} frame(s) at step {cfg.frame_step}; "
-                    f"the model needs {t_in} to predict from"
-                )
-            x = torch.from_numpy(frames).float().div(255)[None, :, None]  # (1, N, 1, H, W)
-            png, gif = self._draw(cfg, model, x, folder / f"{Path(path).stem}_next_frames")
-            result = dict(image=str(path), predicted_frames=t_out, png=str(png), gif=str(gif))
-            truth = x[:, t_in:]
-            if truth.shape[1] == t_out:
-                pred = model(x[:, :t_in], t_out).clamp(0, 1)
-                copy = x[:, t_in - 1 : t_in]
-                result.update(mse=_frame_mse(pred, truth), baseline_mse=_frame_mse(copy, truth))
-            results.append(result)
-        return results
+        return [r.to_dict() for r in predictor.predict(list(inputs), out=folder)]
 
     def smoke_inputs(self, cfg, folder: Path) -> list[Path]:
         return [resolve_data_root(cfg.data_root) / "video" / "carphone_pristine.mp4"]
