@@ -297,3 +297,15 @@ def test_forecast_predictor_takes_frame_arrays_and_video_files(data_root, tmp_pa
     assert json.loads(result.stdout)[0]["mse"] == by_file.mse
     with pytest.raises(DataError, match="the model needs"):
         model.predict(frames[:2])
+
+
+@pytest.mark.recipe
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_reproduces_its_card_on_the_full_splits(name, data_root):
+    """`lstmvision evaluate NAME` (test and val) gives the card's figures (minutes per model)."""
+    from lstmvision.tasks.runner import evaluate
+
+    card = model_folder.read(PRETRAINED / name).metrics
+    got = {**evaluate(name, "val", str(data_root)), **evaluate(name, "test", str(data_root))}
+    for key, value in card.items():
+        assert got[key] == pytest.approx(value, abs=1e-4), key
