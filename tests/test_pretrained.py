@@ -309,3 +309,24 @@ def test_every_shipped_model_reproduces_its_card_on_the_full_splits(name, data_r
     got = {**evaluate(name, "val", str(data_root)), **evaluate(name, "test", str(data_root))}
     for key, value in card.items():
         assert got[key] == pytest.approx(value, abs=1e-4), key
+
+
+def test_textline_handwriting_on_a_test_slice(data_root):
+    """The first 80 lines of bronod's unseen test pages: greedy CER within 0.05 of the card's
+    (all test lines), and beam search with the shipped LM not worse than greedy on 30 of them
+    (1 point of slack)."""
+    if "textline-handwriting" not in SHIPPED:
+        pytest.skip("textline-handwriting is not shipped")
+    from torchmetrics.functional.text import char_error_rate
+
+    from lstmvision.data.lines import line_splits
+
+    model = lstmvision.load("textline-handwriting")
+    lines = line_splits("bronod", data_root)["test"][:80]
+    truth = [ln.text for ln in lines]
+    greedy = [r.text for r in model.predict([ln.image for ln in lines])]
+    cer = float(char_error_rate(greedy, truth))
+    assert abs(cer - model.metrics["test_cer"]) <= 0.05
+    with_lm = [r.text for r in model.predict([ln.image for ln in lines[:30]], beam=10)]
+    lm_cer = float(char_error_rate(with_lm, truth[:30]))
+    assert lm_cer <= float(char_error_rate(greedy[:30], truth[:30])) + 0.01
