@@ -21,7 +21,7 @@ tests on its test split.
 
 Predict: each line of a text file is a sentence; ``lstmvision predict RUN reviews.txt``.
 
-The Lightning data module and module are in :mod:`lstmvision.tasks.text_classify_module`.
+The Lightning data module is in :mod:`lstmvision.tasks.text_classify_data`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import lightning as L
 import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
 
 from lstmvision.data.text import (
     WordVocab,
@@ -40,11 +43,10 @@ from lstmvision.data.text import (
 )
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.models import get_model
-from lstmvision.tasks.base import Task, register_task
+from lstmvision.tasks.base import SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
-from lstmvision.tasks.text_classify_module import SentenceClassifierModule, SentenceData
-
-CLASSES = ["negative", "positive"]
+from lstmvision.tasks.schedule import one_cycle
+from lstmvision.tasks.text_classify_data import CLASSES, SentenceData
 
 
 @dataclass
@@ -94,6 +96,67 @@ class TextClassifyConfig(TrainConfig):
     """weight decay (AdamW)"""
     grad_clip: float = 1.0
     """clip the gradient norm (0: off)"""
+
+
+class SentenceClassifierModule(SplitSteps, L.LightningModule):
+    """Cross-entropy on ``(ids, lengths, labels)`` batches (in training, every ensemble member's,
+    plus its adversarial loss); logs ``*_loss`` and ``*_accuracy``."""
+
+    def __init__(self, model, cfg: TextClassifyConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+        self.acc = torch.nn.ModuleDict(
+            {
+                f"{s}_acc": MulticlassAccuracy(len(CLASSES), average="micro")
+                for s in ("train", "val", "test")
+            }
+        )
+
+    def _step(self, batch, split):
+        ids, lengths, y = batch
+        if split == "train":  # each ensemble member its own loss
+            vectors = self.model.member_vectors(ids)  # (M, B, T, E)
+            members = self.model.logits_from_vectors(vectors, lengths)  # (M, B, 2)
+            loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
+            if self.cfg.adversarial > 0:
+                loss = loss + self._adversarial_loss(vectors, lengths, y, loss)
+            logits = members.log_softmax(-1).logsumexp(
+                0
+            )  # the ensemble's (unnormalised) log-probabilities
+        else:
+            logits = self.model(ids, lengths)  # (B, 2)
+            loss = F.cross_entropy(logits, y)
+        self.acc[f"{split}_acc"](logits, y)
+        self.log(f"{split}_loss", loss, on_step=split == "train", on_epoch=True, prog_bar=True)
+        self.log(
+            f"{split}_accuracy",
+            self.acc[f"{split}_acc"],
+            on_step=False,
+            on_epoch=True,
+            prog_bar=split != "train",
+        )
+        return loss
+
+    def _adversarial_loss(self, vectors, lengths, y, loss):
+        """Miyato et al. 2017: the loss after moving each sentence's word vectors ``(M, B, T, E)``
+        by ``cfg.adversarial`` (L2 norm over the whole sentence) along the gradient of ``loss``
+        (their clean loss; ``None``: computed here), the direction that raises it fastest."""
+        if not vectors.requires_grad:  # frozen embedding: perturb the vectors alone
+            return self._adversarial_loss(vectors.detach().requires_grad_(), lengths, y, None)
+        if loss is None:
+            members = self.model.logits_from_vectors(vectors, lengths)
+            loss = F.cross_entropy(members.flatten(0, 1), y.repeat(len(members)))
+        (grad,) = torch.autograd.grad(loss, vectors, retain_graph=True)  # (M, B, T, E)
+        norm = grad.flatten(2).norm(dim=2).clamp(min=1e-12)[..., None, None]  # (M, B, 1, 1)
+        moved = self.model.logits_from_vectors(
+            vectors + self.cfg.adversarial * grad / norm, lengths
+        )
+        return F.cross_entropy(moved.flatten(0, 1), y.repeat(len(moved)))
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return one_cycle(self, opt)
 
 
 @register_task("text-classify")

@@ -10,7 +10,7 @@ weights + the grid's validation CER, :class:`~lstmvision.nn.ngram.LineLM`) and t
 ``val_cer_lm``, ``val_wer_lm``, ``test_cer_lm``, ``test_wer_lm``, ``lm_weight``, ``length_bonus``.
 
 Training with ``--lm`` calls :func:`fit_lm` at the end of the test epoch
-(:class:`~lstmvision.tasks.textline_module.TextLineModule`); :func:`add_lm`
+(:class:`~lstmvision.tasks.textline.TextLineModule`); :func:`add_lm`
 (``lstmvision textline-lm RUN``) gives an already-trained run the same. ``predict --beam N``
 (N > 1) decodes with :func:`run_lm`: the run's ``lm.json`` and its tuned weights
 (``--lm-weight`` overrides, 0 turns it off).
