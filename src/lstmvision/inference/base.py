@@ -59,21 +59,24 @@ def read_source(source: str | Path) -> Source:
     weights not yet read."""
     folder, kind = locate(source)
     if kind == "model":
-        saved = model_folder.read(folder)
-        return Source(
-            folder,
-            kind,
-            saved.task,
-            saved.config,
-            saved.model_name,
-            saved.model_kwargs,
-            saved.metrics,
-            saved.provenance,
-        )
+        return _model_source(model_folder.read(folder))
     task, config = run_folder.read_run_config(folder)
     spec = _read_json(folder / "model.json")
     metrics = _read_json(folder / "metrics.json")
     return Source(folder, kind, task, config, spec.get("name", ""), spec.get("kwargs", {}), metrics)
+
+
+def _model_source(saved: model_folder.ModelFolder) -> Source:
+    return Source(
+        saved.path,
+        "model",
+        saved.task,
+        saved.config,
+        saved.model_name,
+        saved.model_kwargs,
+        saved.metrics,
+        saved.provenance,
+    )
 
 
 def _read_json(path: Path) -> dict:
@@ -89,10 +92,12 @@ def _read_json(path: Path) -> dict:
 def source_model(source: str | Path) -> tuple[Source, nn.Module]:
     """What the folder ``source`` names says, and its model with its weights (eval mode); also
     what ``train --from NAME_OR_RUN`` starts from."""
-    src = read_source(source)
-    if src.kind == "model":
-        model = model_folder.load_model(model_folder.read(src.folder))
-    elif src.model_name:
+    folder, kind = locate(source)
+    if kind == "model":  # config.json read once: the source and the model from it
+        saved = model_folder.read(folder)
+        return _model_source(saved), model_folder.load_model(saved)
+    src = read_source(folder)
+    if src.model_name:
         model = run_folder.load_model(src.folder)
     else:  # a run from before model.json: its task rebuilds the spec (Lightning)
         from lstmvision.tasks.runner import load as load_run
@@ -232,7 +237,7 @@ class TaskPredictor(Predictor):
     def __init__(self, source: Source, model: nn.Module):
         super().__init__(source, model)
         from lstmvision.tasks import get_task
-        from lstmvision.tasks.config import resolve_config, saved_config
+        from lstmvision.tasks.config import saved_config
 
         self._task = get_task(source.task)()
         self._task.run_dir = source.folder
@@ -240,7 +245,7 @@ class TaskPredictor(Predictor):
         self._cfg = (
             saved_config(cls, source.config, str(source.folder))
             if source.kind != "run"
-            else resolve_config(cls, source.folder / "config.yaml", saved_run=True)
+            else run_folder.load_run_config(source.folder, self._task)
         )
         self.options = tuple(self._task.predict_options)
 

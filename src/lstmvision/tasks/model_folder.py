@@ -54,16 +54,6 @@ class ModelFolder:
     # with those kwargs (the caption decoder's frozen ImageNet encoder)
     package_weights: dict = field(default_factory=dict)
 
-    @property
-    def card(self) -> Path:
-        return self.path / CARD
-
-
-def is_model_folder(path: Path) -> bool:
-    """A folder with config.json and no run config.yaml (a run folder has config.yaml)."""
-    path = Path(path)
-    return (path / CONFIG).is_file() and not (path / "config.yaml").is_file()
-
 
 def read(folder: Path) -> ModelFolder:
     """The folder's config.json, checked; any problem is one DataError naming the file."""

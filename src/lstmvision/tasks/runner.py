@@ -27,6 +27,7 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lstmvision.errors import ConfigError, DataError, LstmvisionError
+from lstmvision.inference.base import source_model
 from lstmvision.pretrained import locate
 from lstmvision.tasks import model_folder, run_folder
 from lstmvision.tasks.base import TASKS
@@ -349,12 +350,11 @@ def load(source: str | Path):
     name (:func:`lstmvision.pretrained.locate`); ``task.run_dir`` is the folder."""
     folder, kind = locate(source)
     if kind == "model":
-        saved = model_folder.read(folder)
-        if saved.task not in TASKS.names():
-            raise DataError(f"{folder / model_folder.CONFIG}: unknown task {saved.task!r}")
-        task = TASKS.get(saved.task)()
-        cfg = saved_config(task.Config, saved.config, str(folder / model_folder.CONFIG))
-        model = model_folder.load_model(saved)
+        src, model = source_model(folder)
+        if src.task not in TASKS.names():
+            raise DataError(f"{folder / model_folder.CONFIG}: unknown task {src.task!r}")
+        task = TASKS.get(src.task)()
+        cfg = saved_config(task.Config, src.config, str(folder / model_folder.CONFIG))
     else:
         task_name, _ = run_folder.read_run_config(folder)
         task = TASKS.get(task_name)()
