@@ -50,7 +50,7 @@ def test_every_shipped_model_has_its_card_and_fits_the_size_budget():
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_model_loads_and_predicts(name):
+def test_every_shipped_model_loads_in_eval_mode(name):
     model = lstmvision.load(name)
     assert model.task == model_folder.read(PRETRAINED / name).task
     assert not model.model.training
