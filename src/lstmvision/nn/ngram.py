@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lstmvision.files import write_text
 
 FORMAT = "lstmvision-char-ngram"
 
@@ -225,11 +225,7 @@ class LineLM:
             **self.info,
             "ngram": self.ngram.to_dict(),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(data, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_text(path, json.dumps(data, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> LineLM:

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from lstmvision.tasks.run_folder import write_atomic
+from lstmvision.files import write_text
 
 
 def write_table(rows: list[dict], out: Path, markdown: str) -> None:
@@ -18,5 +18,5 @@ def write_table(rows: list[dict], out: Path, markdown: str) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(out / "results.csv", buffer.getvalue())
-    write_atomic(out / "results.md", markdown)
+    write_text(out / "results.csv", buffer.getvalue())
+    write_text(out / "results.md", markdown)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lstmvision.data.text import adding_problem
 from lstmvision.errors import DataError
+from lstmvision.files import write_text
 from lstmvision.tasks.base import SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
 from lstmvision.tasks.schedule import one_cycle
@@ -105,8 +106,7 @@ class RegressionModule(SplitSteps, L.LightningModule):
 
 def write_sequence(path: Path, x: torch.Tensor) -> Path:
     """One sequence ``(T, 2)`` as predict reads it: a ``value,marker`` line per step."""
-    path.write_text("".join(f"{v:.6f},{m:g}\n" for v, m in x.tolist()), encoding="utf-8")
-    return path
+    return write_text(path, "".join(f"{v:.6f},{m:g}\n" for v, m in x.tolist()))
 
 
 def read_sequence(path: Path) -> torch.Tensor:

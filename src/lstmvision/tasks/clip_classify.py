@@ -37,6 +37,7 @@ from lstmvision.data import load_split, resolve_data_root, train_val_indices
 from lstmvision.data.moving_mnist import MOTION_CLASSES, motion_mnist
 from lstmvision.data.video import parse_size, ucf101_index
 from lstmvision.errors import ConfigError
+from lstmvision.files import write_text
 from lstmvision.tasks.base import SplitLoaders, Task, register_task
 from lstmvision.tasks.classification import ClassifierModule
 from lstmvision.tasks.config import TrainConfig, config_to_dict
@@ -240,7 +241,7 @@ class ClipClassifyTask(Task):
     def save_extras(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:
         """classes.json: the class names in the order of the model's outputs (read by predict)."""
         path = run_dir / "classes.json"
-        path.write_text(json.dumps(datamodule.classes), encoding="utf-8")
+        write_text(path, json.dumps(datamodule.classes))
         return [path]
 
     def pictures(self, cfg, model, datamodule, run_dir: Path) -> list[Path]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from lstmvision.errors import DataError
-from lstmvision.tasks.run_folder import build_with_weights, read_weights, write_atomic
+from lstmvision.files import atomic_path, write_text
+from lstmvision.tasks.run_folder import build_with_weights, read_weights
 
 FORMAT = "lstmvision-model/1"
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
@@ -106,7 +106,12 @@ def load_model(saved: ModelFolder) -> nn.Module:
     for updates in saved.package_weights.values():
         kwargs.update(updates)
     return build_with_weights(
-        saved.model_name, kwargs, state, weights, built_in=tuple(saved.package_weights)
+        saved.model_name,
+        kwargs,
+        state,
+        weights,
+        built_in=tuple(saved.package_weights),
+        described_in=saved.path / CONFIG,
     )
 
 
@@ -138,14 +143,13 @@ def save(
         for k, v in model.state_dict().items()
         if not k.startswith(tuple(package_weights or {}))
     }
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".model.", delete=False) as tmp:
-        pass
-    save_file(state, tmp.name, metadata={"model": model_name, "format": FORMAT})
-    Path(tmp.name).replace(folder / WEIGHTS)
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_file(state, tmp, metadata={"model": model_name, "format": FORMAT})
     for name in EXTRA_FILES:
         if source is not None and (Path(source) / name).is_file():
             if Path(source).resolve() != folder.resolve():
-                shutil.copyfile(Path(source) / name, folder / name)
+                with atomic_path(folder / name) as tmp:
+                    shutil.copyfile(Path(source) / name, tmp)
     config = {k: v for k, v in config.items() if k != "data_root"}  # the trainer's machine's path
     raw = {
         "format": FORMAT,
@@ -157,6 +161,6 @@ def save(
         "metrics": metrics or {},
         "provenance": provenance or {},
     }
-    write_atomic(folder / CONFIG, json.dumps(raw, indent=2, sort_keys=False) + "\n")
-    write_atomic(folder / CARD, card)
+    write_text(folder / CONFIG, json.dumps(raw, indent=2, sort_keys=False) + "\n")
+    write_text(folder / CARD, card)
     return folder

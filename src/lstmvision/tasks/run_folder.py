@@ -4,8 +4,9 @@
 
     runs/<task>/<name>/
       config.yaml          resolved config (task + every field)
+      .lock                the lock a writing process holds (``run_lock``; harmless when left)
       checkpoints/         last.ckpt (every N steps and each epoch end), best.ckpt (monitor),
-                           interrupted.ckpt (only after Ctrl+C or an error)
+                           interrupted.ckpt (only after Ctrl+C or an error, with progress)
       logs/                Lightning CSV (metrics.csv) and TensorBoard logs
       metrics.json         flat: test_* and val_* of the best checkpoint, train_seconds, ...
       model.safetensors    weights of the best checkpoint (load without running code)
@@ -20,8 +21,7 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import pickle
 from datetime import datetime
 from pathlib import Path
 
@@ -32,17 +32,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from lstmvision.errors import ConfigError, DataError, LstmvisionError
+from lstmvision.files import atomic_path, write_text
 from lstmvision.models import get_model
 from lstmvision.tasks.config import config_to_dict, load_yaml_mapping, resolve_config
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a text file so that a crash never leaves it half-written."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def default_run_dir(task: str, root: Path = Path("runs")) -> Path:
@@ -50,14 +42,14 @@ def default_run_dir(task: str, root: Path = Path("runs")) -> Path:
 
 
 def save_config(run_dir: Path, task: str, cfg) -> None:
-    write_atomic(
+    write_text(
         run_dir / "config.yaml",
         yaml.safe_dump({"task": task, **config_to_dict(cfg)}, sort_keys=False),
     )
 
 
 def save_metrics(run_dir: Path, metrics: dict) -> None:
-    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
 
 def update_metrics(run_dir: Path, metrics: dict) -> None:
@@ -69,11 +61,9 @@ def update_metrics(run_dir: Path, metrics: dict) -> None:
 
 def save_model(run_dir: Path, name: str, kwargs: dict, model: nn.Module) -> None:
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".model.")
-    os.close(fd)
-    save_file(state, tmp, metadata={"model": name})
-    os.replace(tmp, run_dir / "model.safetensors")
-    write_atomic(
+    with atomic_path(run_dir / "model.safetensors") as tmp:
+        save_file(state, tmp, metadata={"model": name})
+    write_text(
         run_dir / "model.json", json.dumps({"name": name, "kwargs": kwargs}, indent=2) + "\n"
     )
 
@@ -97,11 +87,27 @@ def load_run_config(run_dir: Path, task_cls, overrides: dict | None = None):
     return resolve_config(task_cls.Config, run_dir / "config.yaml", overrides, saved_run=True)
 
 
-def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
+def read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint, loaded weights-only (no code in it runs); one line naming ``path``
+    for a truncated, foreign or code-carrying file."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(
+            f"{path}: refused, not a plain weights checkpoint (it holds Python objects that "
+            "could run code when loaded)"
+        ) from None
     except Exception as e:
-        raise DataError(f"{path}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(
+            f"{path}: unreadable checkpoint, truncated or not PyTorch ({reason})"
+        ) from None
+
+
+def _checkpoint_state(path: Path) -> dict[str, torch.Tensor]:
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise DataError(f"{path}: not a Lightning checkpoint (no state_dict)")
     prefix = "model."
     return {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
 
@@ -134,7 +140,9 @@ def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> 
                 "`lstmvision train TASK --out DIR --resume`)"
             )
         state = _checkpoint_state(found[0])
-    return build_with_weights(name, kwargs, state, weights)
+    return build_with_weights(
+        name, kwargs, state, weights, described_in=spec_file if spec_file.is_file() else None
+    )
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -151,16 +159,21 @@ def build_with_weights(
     state: dict[str, torch.Tensor],
     where: Path,
     built_in: tuple[str, ...] = (),
+    described_in: Path | None = None,
 ) -> nn.Module:
     """The registered model ``name(**kwargs)`` with ``state`` loaded (half-precision tensors are
     widened to the model's own dtypes), in eval mode. Keys under the prefixes ``built_in`` come
     from the model as built (e.g. a frozen encoder whose weights a package carries). Weights that
-    do not fit (a missing or unknown key, another shape) are one DataError naming ``where``."""
+    do not fit (a missing or unknown key, another shape) are one DataError naming ``where``; a
+    description that builds no model names ``described_in`` (default ``where``)."""
+    if not isinstance(name, str) or not isinstance(kwargs, dict):
+        raise DataError(f"{described_in or where}: a model description needs a name and kwargs")
     try:
         model = get_model(name, **kwargs)
-    except (TypeError, ValueError, LstmvisionError) as e:
+    except Exception as e:  # any failure of a hand-edited description is the file's fault
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(
-            f"{where}: cannot build model {name!r} from its description ({e})"
+            f"{described_in or where}: cannot build model {name!r} from it ({reason})"
         ) from None
     own = model.state_dict()
     if built_in:
@@ -168,9 +181,13 @@ def build_with_weights(
             raise DataError(f"{where}: holds weights under {', '.join(built_in)} (built in)")
         state = {**{k: v for k, v in own.items() if k.startswith(built_in)}, **state}
     missing, unknown = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    shapes = [
+        f"{k} {list(state[k].shape)} where the model has {list(own[k].shape)}"
+        for k in own
+        if k in state and tuple(own[k].shape) != tuple(state[k].shape)
+    ]
     problems = [
-        f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        f"{what} {', '.join(keys[:2])}{f' and {len(keys) - 2} more' if len(keys) > 2 else ''}"
         for what, keys in (("missing", missing), ("unknown", unknown), ("other shape:", shapes))
         if keys
     ]
@@ -181,24 +198,40 @@ def build_with_weights(
 
 
 def check_new_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    """Refuse a ``run_dir`` that holds anything but an unheld lock file (``run_lock``)."""
+    if run_dir.exists() and (
+        not run_dir.is_dir() or any(p.name != ".lock" for p in run_dir.iterdir())
+    ):
         raise LstmvisionError(
             f"{run_dir}: already exists and is not empty; pass --resume to continue that run, "
             "or choose another --out (nothing was changed)"
         )
 
 
-def last_checkpoint(run_dir: Path) -> Path:
-    """The newest of checkpoints/last.ckpt (periodic) and interrupted.ckpt (saved on Ctrl+C or
-    an error)."""
-    found = [
-        p
-        for p in (Path(run_dir) / "checkpoints" / n for n in ("last.ckpt", "interrupted.ckpt"))
-        if p.is_file()
-    ]
+RESUMABLE = ("last.ckpt", "interrupted.ckpt")
+
+
+def resume_checkpoint(run_dir: Path, warn=None) -> Path:
+    """The checkpoint ``--resume`` continues from: of checkpoints/last.ckpt (periodic) and
+    interrupted.ckpt (Ctrl+C or an error), the one that loads and is furthest in training
+    steps (the newer file on a tie). An unreadable one is skipped with one line to ``warn``;
+    if none loads, one error names them."""
+    found = [p for p in (Path(run_dir) / "checkpoints" / n for n in RESUMABLE) if p.is_file()]
     if not found:
         raise LstmvisionError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
-    return max(found, key=lambda p: p.stat().st_mtime)
+    readable, problems = [], []
+    for path in found:
+        try:
+            step = int(read_checkpoint(path)["global_step"])
+        except (DataError, KeyError, TypeError, ValueError) as e:
+            problems.append(str(e) if isinstance(e, DataError) else f"{path}: no global_step")
+            continue
+        readable.append((step, path.stat().st_mtime, path))
+    if not readable:
+        raise DataError(f"{run_dir}: no checkpoint to resume from loads ({'; '.join(problems)})")
+    for line in problems:
+        (warn or (lambda _: None))(f"skipped {line}")
+    return max(readable)[2]
 
 
 def latest_run(task: str, root: Path = Path("runs")) -> Path:

@@ -6,8 +6,11 @@ Data flows one way: config -> task -> Lightning ``Trainer.fit`` -> run folder ->
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -29,7 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lstmvision.errors import ConfigError, DataError, LstmvisionError
 from lstmvision.inference.base import source_model
 from lstmvision.pretrained import locate
-from lstmvision.tasks import model_folder, run_folder
+from lstmvision.tasks import checks, model_folder, run_folder, run_lock
 from lstmvision.tasks.base import TASKS
 from lstmvision.tasks.config import resolve_config, saved_config
 from lstmvision.viz import plot_training_curves
@@ -138,6 +141,87 @@ class ProgressBar(TQDMProgressBar):
         return metrics
 
 
+class Diverged(LstmvisionError):
+    """The training loss became non-finite or grew far past where it started."""
+
+
+class DivergenceGuard(Callback):
+    """Stops training when the loss is NaN or infinite, or above ``factor`` times the first
+    step's loss, in one line naming the step and the learning rate. It runs before the
+    checkpoint callbacks (Lightning orders those last), so no diverged weights are saved."""
+
+    def __init__(self, factor: float = 1e3):
+        self.factor, self.first = factor, None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, torch.Tensor):
+            return
+        value = float(loss.detach())
+        if math.isfinite(value) and self.first is None:
+            self.first = max(abs(value), 1e-8)
+        if math.isfinite(value) and abs(value) <= self.factor * self.first:
+            return
+        lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else float("nan")
+        what = (
+            "is not finite"
+            if not math.isfinite(value)
+            else (f"is over {self.factor:g} times the first step's {self.first:.4g}")
+        )
+        raise Diverged(
+            f"training diverged at step {trainer.global_step}: loss {value:.4g} {what} "
+            f"(learning rate {lr:.3g}); try a lower --lr"
+        )
+
+    def state_dict(self):
+        return {"first": self.first}
+
+    def load_state_dict(self, state_dict):
+        self.first = state_dict.get("first")
+
+
+class Interrupted(LstmvisionError):
+    """Training stopped on Ctrl+C (or an error Lightning handled); resume continues it."""
+
+
+class CrashCheckpoint(OnExceptionCheckpoint):
+    """``interrupted.ckpt`` on Ctrl+C or an error, only when it is worth resuming from: training
+    made progress since this (re)start (a failed resume never leaves a step-0 file that a later
+    ``--resume`` would prefer) and did not diverge."""
+
+    def __init__(self, dirpath: Path):
+        super().__init__(dirpath=dirpath, filename="interrupted")
+        self.start_step = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.start_step = trainer.global_step
+
+    def on_exception(self, trainer, pl_module, exception):
+        if isinstance(exception, Diverged) or self.start_step is None:
+            return
+        if trainer.global_step > self.start_step:
+            super().on_exception(trainer, pl_module, exception)
+
+
+class FolderCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint that, resumed in a copied or moved run folder, reads the paths
+    of the best and last checkpoints as this folder's (Lightning would keep the original's)."""
+
+    def load_state_dict(self, state_dict):
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            moved = (
+                lambda p: (  # noqa: E731
+                    self.dirpath + p[len(old) :] if isinstance(p, str) and p.startswith(old) else p
+                )
+            )
+            state_dict = {k: moved(v) for k, v in state_dict.items()}
+            state_dict["best_k_models"] = {
+                moved(k): v for k, v in (state_dict.get("best_k_models") or {}).items()
+            }
+        super().load_state_dict(state_dict)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -181,7 +265,7 @@ def _trainer(
     task, cfg, run_dir: Path, clock: TrainClock, quiet: bool, extra: list[Callback]
 ) -> tuple[L.Trainer, ModelCheckpoint]:
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(
+    best = FolderCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor=task.monitor,
@@ -190,7 +274,7 @@ def _trainer(
         save_last=True,
         enable_version_counter=False,
     )
-    every = ModelCheckpoint(
+    every = FolderCheckpoint(
         dirpath=ckpt_dir,
         filename="last",
         every_n_train_steps=cfg.checkpoint_every,
@@ -202,8 +286,7 @@ def _trainer(
     version = (
         f"version_{len(list((run_dir / 'logs').glob('version_*')))}"  # one per (re)start of the run
     )
-    on_crash = OnExceptionCheckpoint(dirpath=ckpt_dir, filename="interrupted")  # Ctrl+C or an error
-    callbacks = [clock, best, every, on_crash, *extra]
+    callbacks = [clock, DivergenceGuard(), best, every, CrashCheckpoint(ckpt_dir), *extra]
     if not quiet:
         callbacks.append(ProgressBar() if tty else PlainProgress(clock))
     trainer = L.Trainer(
@@ -247,34 +330,64 @@ def train(
     _quiet_lightning()
     task = TASKS.get(task_name)()
     child = bool(os.environ.get(RUN_DIR_ENV)) and "LOCAL_RANK" in os.environ  # a DDP worker process
-    if child:
-        run_dir = Path(os.environ[RUN_DIR_ENV])
-    elif resume:
-        run_dir = Path(out) if out else run_folder.latest_run(task.name)
-    else:
-        run_dir = Path(out or run_folder.default_run_dir(task.name))
-        run_folder.check_new_run_dir(run_dir)
-    if resume:
-        saved_task, _ = run_folder.read_run_config(run_dir)
-        if saved_task != task.name:
-            raise LstmvisionError(f"{run_dir}: is a {saved_task!r} run, not {task.name!r}")
-        ckpt_path = run_folder.last_checkpoint(run_dir)
-        cfg = run_folder.load_run_config(run_dir, task, overrides)
-        _check_same_schedule(run_dir, run_folder.load_run_config(run_dir, task), cfg)
-    else:
-        ckpt_path, cfg = None, resolve_config(task.Config, config_file, overrides)
-    task.resolve(cfg)
-    _set_threads(cfg)
-    dm, model = _prepare(task, cfg)
-    module = task.module(cfg, model)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not child:
-        run_folder.save_config(run_dir, task.name, cfg)
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    try:
-        return _fit(task, cfg, dm, module, run_dir, ckpt_path, quiet, callbacks or [])
-    finally:
-        os.environ.pop(RUN_DIR_ENV, None)
+    with contextlib.ExitStack() as stack:
+        if child:
+            run_dir = Path(os.environ[RUN_DIR_ENV])  # the parent holds the lock
+        elif resume:
+            run_dir = Path(out) if out else run_folder.latest_run(task.name)
+            run_folder.read_run_config(run_dir)  # clear errors for a missing or foreign folder
+            stack.enter_context(run_lock.hold(run_dir, "resume"))
+        else:
+            run_dir = Path(out or run_folder.default_run_dir(task.name))
+            run_folder.check_new_run_dir(run_dir)
+            checks.check_out_dir(run_dir)
+        if resume:
+            saved_task, _ = run_folder.read_run_config(run_dir)
+            if saved_task != task.name:
+                raise LstmvisionError(f"{run_dir}: is a {saved_task!r} run, not {task.name!r}")
+            cfg = run_folder.load_run_config(run_dir, task, overrides)
+            _check_same_schedule(run_dir, run_folder.load_run_config(run_dir, task), cfg)
+        else:
+            cfg = resolve_config(task.Config, config_file, overrides)
+        checks.check_config(task.name, cfg)
+        ckpt_path = (
+            run_folder.resume_checkpoint(run_dir, warn=None if child else _warn) if resume else None
+        )
+        task.resolve(cfg)
+        _set_threads(cfg)
+        dm, model = _prepare(task, cfg)
+        module = task.module(cfg, model)
+        new = not resume and not child and not run_dir.exists()
+        if not resume and not child:
+            checks.make_run_dir(run_dir)
+            stack.enter_context(run_lock.hold(run_dir, "train"))
+            run_folder.check_new_run_dir(run_dir)  # another run may have filled it meanwhile
+            run_folder.save_config(run_dir, task.name, cfg)
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        try:
+            return _fit(task, cfg, dm, module, run_dir, ckpt_path, quiet, callbacks or [])
+        except BaseException as e:
+            if not (new and _nothing_saved(run_dir)):
+                raise
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing to resume: let the command rerun
+            if isinstance(e, Interrupted):
+                raise Interrupted(
+                    f"{run_dir}: training interrupted before its first checkpoint; nothing was "
+                    "saved, the run folder was removed"
+                ) from None
+            if isinstance(e, LstmvisionError):
+                raise type(e)(f"{e} (nothing was saved; the run folder was removed)") from None
+            raise
+        finally:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _nothing_saved(run_dir: Path) -> bool:
+    return not any((run_dir / "checkpoints").glob("*.ckpt"))
 
 
 def _check_same_schedule(run_dir: Path, saved, cfg) -> None:
@@ -299,8 +412,11 @@ def _fit(
             trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     except SystemExit:  # Lightning turns Ctrl+C into exit(1) after OnExceptionCheckpoint saved
         pass
+    except Diverged as e:
+        kept = sorted(p.name for p in (run_dir / "checkpoints").glob("*.ckpt"))
+        raise Diverged(f"{run_dir}: {e}; kept {', '.join(kept) or 'no checkpoint'}") from None
     if trainer.interrupted:
-        raise LstmvisionError(
+        raise Interrupted(
             f"{run_dir}: training interrupted; continue with `lstmvision train "
             f"{task.name} --out {run_dir} --resume`"
         )
@@ -385,6 +501,11 @@ def evaluate(
     _quiet_lightning()
     task, cfg, model = load(run_dir)
     is_run = (Path(task.run_dir) / "config.yaml").is_file()
+    with run_lock.hold(task.run_dir, "evaluate") if is_run else contextlib.nullcontext():
+        return _evaluate(task, cfg, model, is_run, split, data_root, data, out)
+
+
+def _evaluate(task, cfg, model, is_run: bool, split, data_root, data, out) -> dict:
     if data_root:
         cfg.data_root = data_root
     split = "test" if data is not None else split

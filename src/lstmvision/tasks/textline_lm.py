@@ -29,7 +29,7 @@ from lstmvision.data.lines import Charset, Line
 from lstmvision.errors import ConfigError, DataError
 from lstmvision.nn.ctc import beam_decode, decode_batch, greedy_texts
 from lstmvision.nn.ngram import CharNGram, LineLM
-from lstmvision.tasks import run_folder
+from lstmvision.tasks import run_folder, run_lock
 
 # (lm_weight, length_bonus) tried on the validation lines; (0, 0) is plain beam search, kept when
 # the LM does not help
@@ -192,13 +192,19 @@ def add_lm(
     """Give a finished textline run its language model, as training with ``--lm`` does: fit the
     character n-gram on the run's **training** lines (its config's data set and ``limit_train``),
     tune its weights on the validation lines (:func:`tune_lm`), write ``lm.json`` and merge the LM
-    figures into ``metrics.json``. Returns those figures plus the greedy CER of both splits."""
-    from lstmvision.tasks.textline import TextLineTask  # the task module imports this one
-
+    figures into ``metrics.json``. Returns those figures plus the greedy CER of both splits. Holds
+    the run folder's lock (:mod:`run_lock`) throughout."""
     run_dir = Path(run_dir)
     task_name, _ = run_folder.read_run_config(run_dir)
     if task_name != "textline":
         raise ConfigError(f"{run_dir}: a {task_name!r} run, not a textline run")
+    with run_lock.hold(run_dir, "add a language model"):
+        return _add_lm(run_dir, order, data_root, progress)
+
+
+def _add_lm(run_dir: Path, order: int | None, data_root: str | None, progress) -> dict:
+    from lstmvision.tasks.textline import TextLineTask  # the task module imports this one
+
     cfg = run_folder.load_run_config(
         run_dir, TextLineTask, {"data_root": data_root} if data_root else None
     )

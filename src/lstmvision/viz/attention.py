@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from lstmvision.files import atomic_path  # noqa: E402
+
 
 def plot_attention(
     photo: torch.Tensor, words: list[str], alphas: torch.Tensor, path: str | Path, columns: int = 5
@@ -39,6 +41,7 @@ def plot_attention(
         ax.imshow(heat.numpy(), cmap="jet", alpha=0.5)
         ax.set_title(word, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from lstmvision.files import atomic_path  # noqa: E402
 from lstmvision.nn.ctc import decode_batch, greedy_decode  # noqa: E402
 
 
@@ -55,7 +56,8 @@ def plot_alignment(
     bottom.set_xlim(0, width), bottom.set_xlabel(f"image column ({reduction} per time step)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return out
 

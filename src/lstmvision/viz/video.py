@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lstmvision.files import atomic_path
+
 LABEL_W, GAP = 72, 2
 
 
@@ -46,7 +48,8 @@ def frame_grid(
             canvas.paste(
                 _image(frame, scale), (LABEL_W + (t + offsets.get(label, 0)) * cell_w, r * cell_h)
             )
-    canvas.save(out)
+    with atomic_path(out) as tmp:
+        canvas.save(tmp)
     return Path(out)
 
 
@@ -67,5 +70,6 @@ def frames_gif(
             draw.text((p * pw + 2, 1), f"{label} {t + 1}", fill="black")
             canvas.paste(_image(seq[t], scale), (p * pw, 14))
         images.append(canvas)
-    images[0].save(out, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    with atomic_path(out) as tmp:
+        images[0].save(tmp, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return Path(out)
