@@ -155,6 +155,11 @@ class WidthBatches(Sampler):
     def __init__(self, widths: list[int], batch_size: int, seed: int):
         self.widths, self.batch_size, self.seed, self.epoch = widths, batch_size, seed, 0
 
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch ``epoch`` (0-based) comes next: its order is that of the ``epoch + 1``-th
+        iteration."""
+        self.epoch = epoch
+
     def __iter__(self):
         self.epoch += 1
         rng = random.Random(self.seed * 1000 + self.epoch)

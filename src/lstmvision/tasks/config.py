@@ -65,6 +65,10 @@ class TrainConfig:
     """save checkpoints/last.ckpt every N optimizer steps (and at each epoch end)"""
     val_fraction: float = 0.1
     """fraction of the training split held out for validation (model selection)"""
+    exact_resume: bool = False
+    """draw every random number from (seed, epoch, batch), so that a killed run resumed with
+    --resume ends bit-identical to an uninterrupted one (--num-workers 0); off: the draws the
+    README figures were trained with"""
 
 
 def field_docs(cls: type) -> dict[str, str]:

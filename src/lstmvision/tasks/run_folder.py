@@ -211,14 +211,19 @@ def check_new_run_dir(run_dir: Path) -> None:
 RESUMABLE = ("last.ckpt", "interrupted.ckpt")
 
 
-def resume_checkpoint(run_dir: Path, warn=None) -> Path:
+def resume_checkpoint(run_dir: Path, warn=None) -> Path | None:
     """The checkpoint ``--resume`` continues from: of checkpoints/last.ckpt (periodic) and
     interrupted.ckpt (Ctrl+C or an error), the one that loads and is furthest in training
     steps (the newer file on a tie). An unreadable one is skipped with one line to ``warn``;
-    if none loads, one error names them."""
+    if none loads, one error names them. None: the run stopped before its first checkpoint
+    (it starts again from the first step)."""
+    say = warn or (lambda _: None)
     found = [p for p in (Path(run_dir) / "checkpoints" / n for n in RESUMABLE) if p.is_file()]
     if not found:
-        raise LstmvisionError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+        if (Path(run_dir) / "metrics.json").is_file():
+            raise LstmvisionError(f"{run_dir}: nothing to resume (no checkpoints/last.ckpt)")
+        say(f"{run_dir}: stopped before its first checkpoint; training again from the first step")
+        return None
     readable, problems = [], []
     for path in found:
         try:
@@ -230,7 +235,7 @@ def resume_checkpoint(run_dir: Path, warn=None) -> Path:
     if not readable:
         raise DataError(f"{run_dir}: no checkpoint to resume from loads ({'; '.join(problems)})")
     for line in problems:
-        (warn or (lambda _: None))(f"skipped {line}")
+        say(f"skipped {line}")
     return max(readable)[2]
 
 

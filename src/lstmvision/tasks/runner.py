@@ -32,7 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lstmvision.errors import ConfigError, DataError, LstmvisionError
 from lstmvision.inference.base import source_model
 from lstmvision.pretrained import locate
-from lstmvision.tasks import checks, model_folder, run_folder, run_lock
+from lstmvision.tasks import checks, exact_resume, model_folder, run_folder, run_lock
 from lstmvision.tasks.base import TASKS
 from lstmvision.tasks.config import resolve_config, saved_config
 from lstmvision.viz import plot_training_curves
@@ -404,8 +404,9 @@ def _fit(
     task, cfg, dm, module, run_dir: Path, ckpt_path, quiet: bool, callbacks: list[Callback]
 ) -> TrainResult:
     clock, ctrl_c = TrainClock(), CtrlC()
+    exact = [exact_resume.make_exact(dm, cfg.seed)] if cfg.exact_resume else []
     trainer, best = _trainer(
-        task, cfg, run_dir, clock, quiet, [*task.callbacks(cfg, clock), *callbacks, ctrl_c]
+        task, cfg, run_dir, clock, quiet, [*exact, *task.callbacks(cfg, clock), *callbacks, ctrl_c]
     )
     try:
         with ctrl_c:
