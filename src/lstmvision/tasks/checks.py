@@ -29,6 +29,7 @@ RULES: dict[str, str] = {
     **dict.fromkeys(
         (
             "epochs",
+            "num_nodes",
             "batch_size",
             "checkpoint_every",
             "attention_size",

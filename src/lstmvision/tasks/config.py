@@ -54,6 +54,9 @@ class TrainConfig:
     """cpu, gpu, mps or auto (Lightning)"""
     devices: str = "1"
     """number of devices/processes, or auto (Lightning)"""
+    num_nodes: int = 1
+    """machines taking part (Lightning; launch one process group per machine with torchrun or
+    SLURM's srun, see docs/multi-node.md)"""
     strategy: str = "auto"
     """auto, ddp, ... (Lightning); ddp on CPU uses gloo"""
     precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"

@@ -295,6 +295,7 @@ def _trainer(
         max_steps=cfg.max_steps,
         accelerator=cfg.accelerator,
         devices=_devices(cfg.devices),
+        num_nodes=cfg.num_nodes,
         strategy=cfg.strategy,
         precision=cfg.precision,
         callbacks=callbacks,
@@ -329,10 +330,10 @@ def train(
     """
     _quiet_lightning()
     task = TASKS.get(task_name)()
-    child = bool(os.environ.get(RUN_DIR_ENV)) and "LOCAL_RANK" in os.environ  # a DDP worker process
+    child = _worker_process()
     with contextlib.ExitStack() as stack:
-        if child:
-            run_dir = Path(os.environ[RUN_DIR_ENV])  # the parent holds the lock
+        if child:  # the first process holds the lock and writes the folder
+            run_dir = Path(os.environ.get(RUN_DIR_ENV) or out or ".")
         elif resume:
             run_dir = Path(out) if out else run_folder.latest_run(task.name)
             run_folder.read_run_config(run_dir)  # clear errors for a missing or foreign folder
@@ -350,6 +351,7 @@ def train(
         else:
             cfg = resolve_config(task.Config, config_file, overrides)
         checks.check_config(task.name, cfg)
+        _check_processes(cfg, out if not resume else run_dir)
         ckpt_path = (
             run_folder.resume_checkpoint(run_dir, warn=None if child else _warn) if resume else None
         )
@@ -380,6 +382,22 @@ def train(
             raise
         finally:
             os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _worker_process() -> bool:
+    """A DDP process that is not the run's first: one Lightning started beside this one (it
+    finds the run folder in RUN_DIR_ENV), or rank > 0 of a job torchrun or SLURM launched
+    (every rank was given the same --out)."""
+    spawned = bool(os.environ.get(RUN_DIR_ENV)) and "LOCAL_RANK" in os.environ
+    return spawned or int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0) > 0
+
+
+def _check_processes(cfg, out) -> None:
+    several = cfg.num_nodes > 1 or _devices(cfg.devices) not in (1, "1")
+    if several and cfg.exact_resume:
+        raise ConfigError("--exact-resume runs in one process: --devices 1 --num-nodes 1")
+    if cfg.num_nodes > 1 and out is None:
+        raise ConfigError("--num-nodes: give every node the same --out (on a shared file system)")
 
 
 def _warn(line: str) -> None:
