@@ -350,6 +350,58 @@ def _unshown(value) -> None:
     return None
 
 
+@app.command("app")
+@user_errors
+def app_command(
+    models: Optional[list[str]] = typer.Argument(
+        None,
+        metavar="NAME_OR_RUN",
+        help=f"models to serve, one per tab: shipped names {SHIPPED}, saved model folders or run "
+        "folders (e.g. a next-frame run); default: every shipped model",
+        show_default=False,
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", help="address to listen on (0.0.0.0: every network interface)"
+    ),
+    port: int = typer.Option(7860, help="port to listen on"),
+    share: bool = typer.Option(
+        False, "--share", help="also open a public gradio.live link (off: local only)"
+    ),
+    max_upload_mb: int = typer.Option(
+        20,
+        help="largest upload accepted, in MB (larger files are refused); images are read up to "
+        "10,000 px a side and 40 megapixels, video frames up to 4096 px",
+    ),
+    shipped: bool = typer.Option(
+        False, "--shipped", help="with models named: shipped models fill the tabs they leave"
+    ),
+    data_root: Optional[Path] = typer.Option(
+        None, help="data folder (MNIST digits for the sequences made from a seed)"
+    ),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+):
+    """Open every system in the browser on your own input (a Gradio app): digits drawn or
+    uploaded, captions with attention, text lines and PAGE XML, video clips and next frames,
+    a character LM, and the vanishing gradient. Needs Gradio (the package's `app` extra).
+    Local by default (127.0.0.1, no share link); Gradio's analytics are off."""
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:  # imported by the server, after its settings
+        raise ConfigError("the app needs Gradio: pip install 'lstmvision[app]'")
+    from lstmvision.app.server import serve
+
+    serve(
+        models,
+        host,
+        port,
+        share,
+        max_upload_mb,
+        shipped,
+        str(data_root) if data_root else None,
+        threads,
+    )
+
+
 @app.command("save-pretrained")
 @user_errors
 def save_pretrained_command(
@@ -365,6 +417,32 @@ def save_pretrained_command(
     model = lstmvision.load(source)
     out = model.save_pretrained(folder, weights_dtype="float16" if half else "float32")
     typer.echo(f"wrote {out} (model card: {out / 'README.md'})")
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    source: str = typer.Argument(
+        ..., help=f"a shipped model's name {SHIPPED}, a saved model folder or a run folder"
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="the ONNX file to write; a captioner writes NAME.encoder.onnx and "
+        "NAME.decoder.onnx beside it instead",
+    ),
+    fmt: str = typer.Option("onnx", "--format", help="export format: onnx"),
+    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (default: 17)"),
+):
+    """Export a trained model as ONNX graph(s), each checked against torch by ONNX Runtime
+    before it is written (docs/export.md). Needs the `export` extra: onnx and onnxruntime."""
+    from lstmvision.export import export
+
+    for g in export(source, out, format=fmt, opset=opset):
+        typer.echo(
+            f"wrote {g.path} ({', '.join(g.inputs)} -> {', '.join(g.outputs)}; ONNX Runtime "
+            f"matches torch within {g.check_error:.1g})"
+        )
 
 
 @app.command("textline-lm")
@@ -466,6 +544,43 @@ def bench_load_command(
 
     report = load.run(names, repeats=repeats, cold=cold, data_root=data_root)
     typer.echo(json.dumps(report, indent=2) if as_json else load.format_report(report))
+
+
+@bench_app.command("export")
+@user_errors
+def bench_export_command(
+    names: Optional[list[str]] = typer.Argument(
+        None, help="models to time (names, saved folders or runs; default: the shipped ones)"
+    ),
+    threads: int = typer.Option(2, help="threads of torch and of ONNX Runtime alike"),
+    repeats: int = typer.Option(50, help="timed runs per graph (median reported)"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder of the example inputs"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Per-item latency of exported models in torch and in ONNX Runtime (CPU), and the ratio."""
+    from lstmvision.bench import export
+    from lstmvision.export.runtime import require
+    from lstmvision.pretrained import names as shipped
+
+    require()
+    report = export.run(names or shipped(), threads=threads, repeats=repeats, data_root=data_root)
+    typer.echo(json.dumps(report, indent=2) if as_json else export.format_report(report))
+
+
+@bench_app.command("app")
+@user_errors
+def bench_app_command(
+    repeats: int = typer.Option(20, help="timed requests of each kind (median reported)"),
+    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder of the example inputs"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+):
+    """Server-side milliseconds of the app's requests (a digit, a text line, a caption at beam
+    3) with the shipped models, beside the targets."""
+    from lstmvision.bench import app as bench
+
+    report = bench.run(repeats=repeats, threads=threads, data_root=data_root)
+    typer.echo(json.dumps(report, indent=2) if as_json else bench.format_report(report))
 
 
 @bench_app.command("features")

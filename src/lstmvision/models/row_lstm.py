@@ -46,3 +46,21 @@ class RowLSTMClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def prefix_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` -> ``(B, T, num_classes)``: row ``t`` holds the logits the head gives
+        had the reader stopped after its first ``t + 1`` steps (rows, for ``reading="rows"``):
+        the many-to-one answer forming as the rows arrive. One-directional: the head on the
+        hidden state after each step; bidirectional: the backward pass starts at step ``t`` too.
+        The last row equals ``forward(x)``. A single reader only (not ``rows+columns``)."""
+        if len(self.reader.readers) != 1:
+            raise ValueError(f"prefix_logits reads one sequence, not {self.reader.reading!r}")
+        (seq,) = self.reader.sequences((x - self.mean) / self.std)  # (B, T, step size)
+        b, t, _ = seq.shape
+        prefixes = seq.repeat_interleave(t, dim=0)  # (B*T, T, step size): each image T times
+        lengths = torch.arange(1, t + 1).repeat(b)  # (B*T,): 1..T for each image
+        layer = self.reader.readers[0]
+        _, state = layer(prefixes, lengths=lengths)
+        h_n = state[0] if isinstance(state, tuple) else state  # (layers*dirs, B*T, H)
+        last = torch.cat([h_n[-2], h_n[-1]], dim=1) if layer.bidirectional else h_n[-1]
+        return self.forward_head(last).view(b, t, -1)  # (B, T, num_classes)
