@@ -100,6 +100,16 @@ def test_bad_values_are_one_line_and_make_no_folder(flags, message, tmp_path):
     assert message in out and not (tmp_path / "run").exists()
 
 
+def test_config_file_of_exploding_yaml_aliases_is_one_line(tmp_path):
+    """Each level repeats the one before ten times: printed, the value would be 10^9 items."""
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    (tmp_path / "bomb.yaml").write_text(f"epochs: [{', '.join(levels)}]\n")
+    code, out = invoke("train", "row-lstm", "--config", tmp_path / "bomb.yaml", "--out", "run")
+    one_clear_line(code, out)
+    assert "epochs must be a single value, not a list" in out and len(out) < 500
+
+
 def test_out_under_a_file_or_unwritable_folder(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("x")
     code, out = invoke("train", "row-lstm", "--out", tmp_path / "afile" / "run")
@@ -298,6 +308,7 @@ def test_divergence_keeps_the_last_good_checkpoints(data_root, tmp_path):
         (lambda d: d["kwargs"].update(hidden_size="abc"), "model.json: cannot build model"),
         (lambda d: d["kwargs"].update(num_layers=None), "model.json: cannot build model"),
         (lambda d: d.update(kwargs=[]), "model.json: a model description needs a name"),
+        (lambda d: d["kwargs"].update(hidden_size=100_000), "other shape"),  # not built: 320 GB
         (
             lambda d: d["kwargs"].update(hidden_size=16),
             "model.safetensors: weights do not fit model 'row-lstm' (other shape: "

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lstmvision.data.file_checks import file_problem, one_line
 from lstmvision.data.images import open_image, to_grey
 from lstmvision.errors import DataError
 
@@ -117,6 +118,8 @@ class Vocabulary:
         path = Path(path)
         try:
             words = json.loads(path.read_text(encoding="utf-8"))
+        except RecursionError:
+            raise DataError(f"{path}: not a vocabulary file (JSON nested too deeply)") from None
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: not a vocabulary file ({e})") from None
         if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
@@ -240,10 +243,13 @@ def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
     for split, items in by_split.items():
         if not items:
             raise DataError(f"{folder}: no {split} photos listed")
-        missing = [p.path for p in items if not p.path.is_file()]
-        if missing:
+        problems = [(p.path, file_problem(p.path, "missing photo", "a photo")) for p in items]
+        problems = [(path, problem) for path, problem in problems if problem]
+        if problems:
+            path, problem = problems[0]
             raise DataError(
-                f"{missing[0]}: missing photo ({len(missing)} of the {split} split's are missing)"
+                f"{one_line(path)}: {problem} "
+                f"({len(problems)} of the {split} split's are missing or unreadable)"
             )
     return by_split
 

@@ -143,7 +143,17 @@ def _usps_split(root: Path, train: bool, download: bool):
             raise DataError(f"{path}: not a readable USPS HDF5 file ({e})") from None
         if data.ndim != 2 or data.shape[1] != 256 or len(data) != len(target):
             raise DataError(f"{path}: {split}/data has shape {data.shape}, expected (N, 256)")
-        images = torch.from_numpy(data.reshape(-1, 16, 16) * 255).round().clamp(0, 255)
+        if target.ndim != 1:
+            raise DataError(f"{path}: {split}/target has shape {target.shape}, expected (N,)")
+        if data.dtype.kind not in "biuf" or target.dtype.kind not in "biuf":
+            raise DataError(
+                f"{path}: {split}/data is {data.dtype} and {split}/target {target.dtype}; "
+                "expected numbers"
+            )
+        if len(target) and not 0 <= target.min() <= target.max() <= 9:  # NaN fails too
+            raise DataError(f"{path}: {split}/target has labels outside 0..9")
+        pixels = data if data.dtype.kind == "f" else data.astype("f4")  # uint8 * 255 would wrap
+        images = (torch.from_numpy(pixels.reshape(-1, 16, 16)) * 255).round().clamp(0, 255)
         return images.to(torch.uint8), torch.from_numpy(target).long()
     if not download and not (root / "usps" / ("usps.bz2" if train else "usps.t.bz2")).exists():
         raise DataError(f"{path}: USPS not found; pass --data-root or --download to fetch it")

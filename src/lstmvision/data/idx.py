@@ -7,6 +7,7 @@ file must not surface as an ``AssertionError`` or ``EOFError`` from deep inside 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -43,10 +44,13 @@ def read_idx(path: str | Path, expect_ndim: int | None = None) -> torch.Tensor:
         raise DataError(f"{path}: truncated IDX file (header cut short)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[data[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # exact: np.prod wraps past 2**63
     if len(data) != expected:
         raise DataError(
             f"{path}: truncated or corrupt IDX file ({len(data)} bytes, header promises {expected})"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    try:
+        array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    except ValueError as e:  # no items, but dimensions numpy cannot hold: (0, 2**32-1, 2**32-1)
+        raise DataError(f"{path}: IDX dimensions {shape} are not usable ({e})") from None
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from lstmvision.data.file_checks import file_problem, one_line
 from lstmvision.errors import DataError
 
 
@@ -58,12 +60,17 @@ def open_image(path) -> Image.Image:
     if isinstance(path, (np.ndarray, torch.Tensor)):
         return image_from_array(path, input_name(path))
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    problem = file_problem(path, kind="an image file")
+    if problem:
+        raise DataError(f"{one_line(path)}: {problem}")
     try:
-        with Image.open(path) as im:
-            im.load()  # decode now: a truncated file fails here, not later
-            return im.copy()
+        with warnings.catch_warnings():
+            # PIL's notes on broken metadata ("Corrupt EXIF data"): the image decodes, or the one
+            # line below says why not; a stderr full of warnings says nothing more
+            warnings.simplefilter("ignore", UserWarning)
+            with Image.open(path) as im:
+                im.load()  # decode now: a truncated file fails here, not later
+                return im.copy()
     except (
         UnidentifiedImageError,
         OSError,
@@ -71,7 +78,7 @@ def open_image(path) -> Image.Image:
         SyntaxError,
         Image.DecompressionBombError,
     ) as e:
-        raise DataError(f"{path}: not a readable image ({e})") from None
+        raise DataError(f"{one_line(path)}: not a readable image ({e})") from None
 
 
 def to_grey(im: Image.Image) -> np.ndarray:
@@ -117,7 +124,10 @@ def _reframe(grey: np.ndarray, size: int, frame: float | None) -> np.ndarray:
     if len(ys):
         im = im.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
     box = max(1, round(frame * size))
-    im = ImageOps.contain(im, (box, box), Image.LANCZOS)
+    w, h = im.size  # the long side becomes box, as ImageOps.contain(im, (box, box)) does, but
+    # the short one never rounds to 0 pixels (a 1 x 5000 crop: contain raised ValueError)
+    fit = (box, max(1, round(h / w * box))) if w > h else (max(1, round(w / h * box)), box)
+    im = im.resize(fit, Image.LANCZOS)
     canvas = Image.new("L", (size, size), 0)
     canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
     return np.asarray(canvas, dtype=np.float64) / 255.0

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lstmvision.data.file_checks import file_problem, one_line
 from lstmvision.data.images import open_image, to_grey
 from lstmvision.errors import DataError
 
@@ -140,7 +141,7 @@ def load_line(line: Line, height: int, page_cache: dict | None = None) -> torch.
     try:
         return line_tensor(image, height)
     except ValueError as e:
-        raise DataError(f"{line.image}: {e}") from None
+        raise DataError(f"{one_line(line.image)}: {e}") from None
 
 
 # ------------------------------------------------------------------------------------ folders
@@ -163,8 +164,9 @@ def read_labels_tsv(path: Path) -> list[Line]:
             raise DataError(f"{path}:{number}: expected file<TAB>text, found no tab")
         name, text = row.split("\t", 1)
         image = base / name.strip()
-        if not image.is_file():
-            raise DataError(f"{image}: no such image (named on line {number} of {path})")
+        problem = file_problem(image, "no such image", "an image file")
+        if problem:
+            raise DataError(f"{one_line(image)}: {problem} (named on line {number} of {path})")
         lines.append(Line(image, normalize_text(text)))
     if not lines:
         raise DataError(f"{path}: no labelled lines")
@@ -191,11 +193,12 @@ def read_gt_folder(folder: Path) -> list[Line]:
     for gt in sorted(folder.rglob("*.gt.txt")):
         image = _gt_image(gt)
         if image is None:
-            raise DataError(f"{gt}: no image beside it (expected {gt.name[:-7]}.png or .jpg)")
+            stem = one_line(gt.name[: -len(".gt.txt")])
+            raise DataError(f"{one_line(gt)}: no image beside it (expected {stem}.png or .jpg)")
         try:
             text = gt.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
-            raise DataError(f"{gt}: not a readable UTF-8 transcription ({e})") from None
+            raise DataError(f"{one_line(gt)}: not a readable UTF-8 transcription ({e})") from None
         lines.append(Line(image, normalize_text(text.replace("\n", " "))))
     return lines
 
@@ -238,7 +241,8 @@ def _parse_page_xml(xml: Path) -> ET.ElementTree:
         return ET.parse(xml)
     except FileNotFoundError:
         raise DataError(f"{xml}: no such file") from None
-    except (ET.ParseError, OSError, UnicodeDecodeError) as e:
+    except (ET.ParseError, OSError, UnicodeDecodeError, LookupError) as e:
+        # LookupError: the XML declaration names an encoding Python does not know
         raise DataError(f"{xml}: not well-formed XML ({e})") from None
 
 
@@ -248,7 +252,7 @@ def _text_lines(tree: ET.ElementTree) -> list[ET.Element]:
 
 def _box(line: ET.Element, xml: Path, size: tuple[int, int] | None) -> tuple[int, int, int, int]:
     coords = _children(line, "Coords")
-    ident = line.get("id", "?")
+    ident = one_line(line.get("id", "?"))
     if not coords:
         raise DataError(f"{xml}: TextLine {ident} has no Coords")
     points = coords[0].get("points")
@@ -263,7 +267,7 @@ def _box(line: ET.Element, xml: Path, size: tuple[int, int] | None) -> tuple[int
             ]
         xs, ys = [p[0] for p in xy], [p[1] for p in xy]
         box = (int(min(xs)), int(min(ys)), int(np.ceil(max(xs))) + 1, int(np.ceil(max(ys))) + 1)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: int(inf)
         raise DataError(f"{xml}: TextLine {ident} has malformed Coords points {points!r}") from None
     if size is not None:
         box = (max(0, box[0]), max(0, box[1]), min(size[0], box[2]), min(size[1], box[3]))
@@ -300,9 +304,10 @@ def read_page_xml(xml: Path, image: Path | None = None) -> list[Line]:
             f"{xml}: not a PAGE XML file (root <{_local(tree.getroot().tag)}>, expected <PcGts>)"
         )
     page = _page_image(tree, xml, image)
-    size = open_image(page).size if page.is_file() else None
-    if size is None:
-        raise DataError(f"{page}: no such page image (named by {xml})")
+    problem = file_problem(page, "no such page image", "an image file")
+    if problem:
+        raise DataError(f"{one_line(page)}: {problem} (named by {xml})")
+    size = open_image(page).size
     return [
         Line(page, _line_text(n), _box(n, xml, size), n.get("id", f"line{i}"))
         for i, n in enumerate(_text_lines(tree))
@@ -434,6 +439,13 @@ def line_splits(dataset: str, root: Path) -> dict[str, list[Line]]:
         lines = read_labels_tsv(folder / "labels.tsv")
         return split_by_group(lines, [page_of(ln) for ln in lines])
     folder = Path(root) / "lines-uw3" if dataset == "uw3" else Path(dataset)
+    problem = file_problem(folder, "no such folder", kind="a folder")
+    if problem not in (None, "no such folder", "is a folder, not a folder"):  # e.g. name too long
+        name = one_line(str(folder))
+        raise DataError(
+            f"{name[:60]}{'...' if len(name) > 60 else ''}: not bronod, uw3 or a folder of "
+            f"lines ({problem})"
+        )
     if dataset == "uw3" and not (folder / "train").is_dir():
         raise DataError(
             f"{folder}: UW3 lines not found (expected train/ and test/ under the data root)"

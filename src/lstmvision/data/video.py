@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lstmvision.data.file_checks import file_problem, one_line
 from lstmvision.errors import DataError
 
 VIDEO_SUFFIXES = (
@@ -63,8 +65,9 @@ def _av():
 def _open(path: str | Path):
     av = _av()
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such video file")
+    problem = file_problem(path, "no such video file", "a video file")
+    if problem:
+        raise DataError(f"{one_line(path)}: {problem}")
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as e:
@@ -72,6 +75,9 @@ def _open(path: str | Path):
     if not container.streams.video:
         container.close()
         raise DataError(f"{path}: has no video stream")
+    if container.streams.video[0].codec_context is None:  # a header cut before the codec
+        container.close()
+        raise DataError(f"{path}: its video stream names no codec (truncated or corrupt header)")
     return container
 
 
@@ -121,12 +127,15 @@ def iter_frames(
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        decoded = 0
         try:
             for i, frame in enumerate(container.decode(stream)):
+                decoded = i + 1
                 if i >= start and (i - start) % every == 0:
                     yield frame.to_ndarray(format=fmt, **scale)  # (H, W) or (H, W, 3)
         except av.FFmpegError as e:
-            raise DataError(f"{path}: decoding failed at frame {i + 1} ({_reason(e)})") from None
+            reason = _reason(e)
+            raise DataError(f"{path}: decoding failed at frame {decoded + 1} ({reason})") from None
 
 
 def read_frames(
@@ -242,6 +251,10 @@ def find_videos(path: str | Path) -> list[Path]:
     return videos
 
 
+# what np.load raises for a broken .npz (NotImplementedError: a zip version it does not know)
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+
+
 def load_npz_sequences(path: str | Path) -> dict[str, np.ndarray]:
     """Grey sequences from an ``.npz`` file: each array uint8 ``(T, H, W)``, ``T >= 2``."""
     path = Path(path)
@@ -250,7 +263,7 @@ def load_npz_sequences(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             seqs = {name: z[name] for name in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    except _NPZ_ERRORS as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from None
     if not seqs:
         raise DataError(f"{path}: holds no array")
@@ -290,22 +303,19 @@ def ucf101_index(
     lists = Path(lists) if lists is not None else None
     class_file = lists / "classInd.txt" if lists is not None else None
     if class_file is not None and class_file.is_file():
-        classes = [
-            line.split()[1]
-            for line in class_file.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        classes = []
+        for number, line in enumerate(_list_lines(class_file), 1):
+            fields = line.split()
+            if fields and len(fields) < 2:
+                raise DataError(f"{class_file}: line {number} is not `INDEX CLASS_NAME`")
+            classes += fields[1:2]
     else:
         classes = sorted(p.name for p in videos.iterdir() if p.is_dir())
     if not classes:
         raise DataError(f"{videos}: holds no class folder")
     split_file = lists / f"{split}list{fold:02d}.txt" if lists is not None else None
     if split_file is not None and split_file.is_file():
-        names = [
-            line.split()[0]
-            for line in split_file.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        names = [line.split()[0] for line in _list_lines(split_file) if line.strip()]
     else:
         names = [
             f"{c}/{p.name}"
@@ -322,10 +332,18 @@ def ucf101_index(
         if cls not in index:
             raise DataError(f"{split_file or videos}: clip {name} is of an unknown class {cls!r}")
         path = videos / name
-        if not path.is_file():
-            raise DataError(f"{path}: listed in {split_file} but missing")
+        problem = file_problem(path, "missing", "a video file")
+        if problem:
+            raise DataError(f"{path}: listed in {split_file or videos} but {problem}")
         items.append((path, index[cls]))
     return items, classes
+
+
+def _list_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable UTF-8 list ({e})") from None
 
 
 def _in_split(name: str, split: str) -> bool:

@@ -97,6 +97,9 @@ def field_types(cls: type) -> dict[str, Any]:
 
 def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if isinstance(value, (list, dict, set, tuple)):  # never str() or repr() it: YAML aliases
+        # can make a value exponentially large
+        raise ConfigError(f"{where}: {name} must be a single value, not a {type(value).__name__}")
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -118,7 +121,7 @@ def _coerce(name: str, value: Any, tp: Any, where: str) -> Any:
         if tp is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         return tp(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"{where}: {name}={value!r} is not a valid {getattr(tp, '__name__', tp)}"
         ) from None
@@ -131,6 +134,8 @@ def recipe_file(cls: type, dataset: str) -> Path | None:
     """The recipe file of ``dataset`` for the config class ``cls``, if there is one."""
     if not cls.recipes or not dataset or "/" in dataset or dataset.startswith("."):
         return None  # a path given as the data set (e.g. a folder of videos) has no recipe
+    if len(dataset) > 100 or not dataset.isprintable():
+        return None  # no recipe has such a name (and the file system may refuse to look)
     path = RECIPES / cls.recipes / f"{dataset}.yaml"
     return path if path.is_file() else None
 
@@ -159,7 +164,7 @@ def _given_dataset(sources: list[tuple[str, dict]]) -> str | None:
     dataset = None
     for _, mapping in sources:
         for key, value in mapping.items():
-            if key.replace("-", "_") == "dataset" and value is not None:
+            if key.replace("-", "_") == "dataset" and isinstance(value, (str, int, float)):
                 dataset = str(value)
     return dataset
 
@@ -216,12 +221,17 @@ def load_yaml_mapping(file: str | Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        reason = str(e).splitlines()[0]
+    except RecursionError:
+        raise ConfigError(f"{path}: not a readable YAML config (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"{path}: not a readable YAML config ({reason})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of key: value")
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"{path}: config keys must be names, not {str(odd[0])[:40]!r}")
     data.pop("task", None)  # a saved run config names its task; that is not a field
     return data
 

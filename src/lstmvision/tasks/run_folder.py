@@ -123,6 +123,8 @@ def load_model(run_dir: Path, fallback_spec: tuple[str, dict] | None = None) -> 
         try:
             spec = json.loads(spec_file.read_text(encoding="utf-8"))
             name, kwargs = spec["name"], spec["kwargs"]
+        except RecursionError:
+            raise DataError(f"{spec_file}: not a model description (nested too deeply)") from None
         except (ValueError, KeyError, TypeError) as e:
             raise DataError(f"{spec_file}: not a model description ({e})") from None
     elif fallback_spec is not None:
@@ -168,6 +170,7 @@ def build_with_weights(
     description that builds no model names ``described_in`` (default ``where``)."""
     if not isinstance(name, str) or not isinstance(kwargs, dict):
         raise DataError(f"{described_in or where}: a model description needs a name and kwargs")
+    _check_shapes_first(name, kwargs, state, where, built_in)
     try:
         model = get_model(name, **kwargs)
     except Exception as e:  # any failure of a hand-edited description is the file's fault
@@ -195,6 +198,29 @@ def build_with_weights(
         raise DataError(f"{where}: weights do not fit model {name!r} ({'; '.join(problems)})")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return model.eval()
+
+
+def _check_shapes_first(name, kwargs, state, where, built_in) -> None:
+    """Compare the weights' shapes with the model built on the meta device (no memory), so a
+    description asking for a huge model (``hidden_size: 100000``) is refused before it is built.
+    A model that cannot be built there (e.g. it reads weights at init) is checked after."""
+    try:
+        with torch.device("meta"):
+            own = get_model(name, **kwargs).state_dict()
+    except Exception:
+        return
+    wrong = [
+        k
+        for k, v in own.items()
+        if k in state and not k.startswith(built_in or ("\0",)) and v.shape != state[k].shape
+    ]
+    if wrong:
+        k = wrong[0]
+        raise DataError(
+            f"{where}: weights do not fit model {name!r} (other shape: {k} "
+            f"{list(state[k].shape)} where the model has {list(own[k].shape)}"
+            f"{f' and {len(wrong) - 1} more' if len(wrong) > 1 else ''})"
+        )
 
 
 def check_new_run_dir(run_dir: Path) -> None:
