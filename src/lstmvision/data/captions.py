@@ -24,9 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from PIL import Image
 from lstmvision.data.file_checks import file_problem, one_line
 from lstmvision.data.images import open_image, to_grey
 from lstmvision.errors import DataError
+from lstmvision.files import atomic_open, atomic_path
 
 SPLITS = ("train", "dev", "test")
 CAPTION_DATASETS = ("flickr8k-1k", "flickr8k")
@@ -107,10 +106,8 @@ class Vocabulary:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_open(path, "w", encoding="utf-8") as f:
             json.dump(self.words, f, ensure_ascii=False)
-        os.replace(tmp, path)
         return path
 
     @classmethod
@@ -342,20 +339,16 @@ class FeatureCache:
             cached.update({k: f.to(torch.float16).contiguous() for (k, _), f in zip(chunk, feats)})
         if todo:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            os.close(fd)
-            save_file(cached, tmp)
-            os.replace(tmp, self.path)
+            with atomic_path(self.path) as tmp:
+                save_file(cached, tmp)
         return torch.stack([cached[k] for k in keys])  # float16
 
 
 def write_captions_csv(path: str | Path, rows: list[dict]) -> Path:
     """Per-image captions (columns: the keys of the first row), written atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["image", "caption"])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path

@@ -36,6 +36,7 @@ from PIL import Image
 from lstmvision.data.file_checks import file_problem, one_line
 from lstmvision.data.images import open_image, to_grey
 from lstmvision.errors import DataError
+from lstmvision.files import atomic_open, atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 BLANK = 0  # CTC blank index; characters are 1..len(charset)
@@ -329,7 +330,8 @@ def write_page_xml(xml: Path, texts: dict[str, str], out: Path) -> Path:
             line.remove(old)
         equiv = ET.SubElement(line, q("TextEquiv"))
         ET.SubElement(equiv, q("Unicode")).text = texts[line.get("id")]
-    tree.write(out, encoding="utf-8", xml_declaration=True)
+    with atomic_path(out) as tmp:
+        tree.write(tmp, encoding="utf-8", xml_declaration=True)
     return Path(out)
 
 
@@ -382,7 +384,7 @@ def write_line_results(results: list[dict], path: Path) -> Path:
     """Per-line CSV of :func:`line_result` rows, worst lines (highest CER) first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         fields = ["line", "cer", "unknown_chars", "target", "prediction"]
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lstmvision.errors import ConfigError
 from lstmvision.studies.table import write_table
-from lstmvision.tasks.run_folder import read_run_config
+from lstmvision.tasks.run_folder import read_run_config, save_metrics
 
 PUBLISHED = [
     ("CNN-non-static, word2vec (Kim 2014)", 0.815),
@@ -64,9 +64,7 @@ def crossval(
                 start = time.perf_counter()
                 metrics = runner.train("text-classify", cfg, out=run, quiet=True).metrics
                 metrics["wall_seconds"] = round(time.perf_counter() - start, 1)
-                (run / "metrics.json").write_text(
-                    json.dumps(metrics, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-                )
+                save_metrics(run, metrics)
                 shutil.rmtree(run / "checkpoints", ignore_errors=True)  # model.safetensors stays
             row = _row(emb, k, metrics, run)
             log(

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lstmvision.errors import ConfigError
+from lstmvision.files import write_text
 from lstmvision.studies.table import write_table
 from lstmvision.tasks.transfer import advise
 
@@ -149,9 +150,7 @@ def run_cell(cell: Cell, out: Path, source_run: Path, data_root: str | None, see
         start = time.perf_counter()
         metrics = runner.train("cnn", cfg, out=run, quiet=True).metrics
         wall = round(time.perf_counter() - start, 1)
-        (run / "study.json").write_text(
-            json.dumps({"wall_seconds": wall, **asdict(cell)}), encoding="utf-8"
-        )
+        write_text(run / "study.json", json.dumps({"wall_seconds": wall, **asdict(cell)}))
         shutil.rmtree(
             run / "checkpoints", ignore_errors=True
         )  # model.safetensors stays; saves disk
