@@ -126,12 +126,12 @@ def test_next_frame_on_a_video_file_and_cnn_lstm(data_root, tmp_path):
         (["--model", "convlstm", "--kernel-size", "4"], "must be odd"),
         (["--model", "convlstm", "--readout-kernel", "2"], "--readout-kernel 2: must be odd"),
         (["--model", "convlstm", "--readout-hidden", "-3"], "--readout-hidden -3: must be 0"),
-        (["--model", "convlstm", "--patch", "0"], "--patch 0: must be positive"),
+        (["--model", "convlstm", "--patch", "0"], "--patch 0: must be at least 1"),
         (["--model", "convlstm", "--hidden-sizes", "8,x"], "positive integers"),
         (["--dataset", "moving-mnist", "--motion-augment", "1"], "applies to real videos"),
         (["--dataset", "moving-mnist", "--model", "motion-lstm"], "no camera"),
         (["--measured-motion"], "input of --model convlstm, not motion-lstm"),
-        (["--sampling-share", "1.5"], "--sampling-share 1.5: must be between 0 and 1"),
+        (["--sampling-share", "1.5"], "--sampling-share 1.5: must be in [0, 1]"),
     ],
 )
 def test_next_frame_bad_settings_one_line(args, message, data_root, tmp_path):

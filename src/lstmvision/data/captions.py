@@ -9,6 +9,8 @@ Layouts read here (under the data root):
   official archive's spelling), ``Flickr8k_Dataset/`` or ``images/``; the captions in
   ``Flickr8k.token.txt`` (``name.jpg#k<TAB>caption``), beside the official split lists
   ``Flickr_8k.{train,dev,test}Images.txt``, either at the top or in ``Flickr8k_text/``.
+* ``flickr8k-karpathy``, ``flickr30k``, ``coco``: Karpathy's split files with the photos
+  (:mod:`lstmvision.data.karpathy`).
 
 torchvision's ``Flickr8k``/``Flickr30k`` are not used: they parse other annotation files and carry
 no train/dev/test split, which the evaluation here needs. Nothing is downloaded: Flickr8k is
@@ -40,7 +42,8 @@ from lstmvision.errors import DataError
 from lstmvision.files import atomic_open, atomic_path
 
 SPLITS = ("train", "dev", "test")
-CAPTION_DATASETS = ("flickr8k-1k", "flickr8k")
+KARPATHY_DATASETS = ("flickr8k-karpathy", "flickr30k", "coco")
+CAPTION_DATASETS = ("flickr8k-1k", "flickr8k", *KARPATHY_DATASETS)
 TSV_COLUMNS = ("image", "split", "caption_idx", "caption")
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -205,7 +208,7 @@ def _first_dir(root: Path, names: Iterable[str]) -> Path | None:
 
 
 def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
-    """``{"train": [...], "dev": [...], "test": [...]}`` for ``flickr8k-1k`` or ``flickr8k``.
+    """``{"train": [...], "dev": [...], "test": [...]}`` of one of ``CAPTION_DATASETS``.
 
     Every listed photo must exist (checked here, so a broken data set fails before training)."""
     root = Path(root)
@@ -232,6 +235,10 @@ def load_photos(dataset: str, root: str | Path) -> dict[str, list[Photo]]:
             )
         splits = {n: s for s in SPLITS for n in _read_split_list(text / f"Flickr_8k.{s}Images.txt")}
         photos = read_flickr8k_tokens(token, images, splits)
+    elif dataset in KARPATHY_DATASETS:  # Karpathy's splits: lstmvision.data.karpathy
+        from lstmvision.data.karpathy import read_karpathy
+
+        photos = read_karpathy(dataset, root)
     else:
         raise DataError(
             f"unknown captioning data set {dataset!r}; choose {' or '.join(CAPTION_DATASETS)}"

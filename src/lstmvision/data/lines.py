@@ -424,13 +424,18 @@ def split_by_group(lines: list[Line], groups: list[int]) -> dict[str, list[Line]
 
 
 def line_splits(dataset: str, root: Path) -> dict[str, list[Line]]:
-    """``{"train", "val", "test"}`` line lists of ``bronod``, ``uw3`` or a folder path.
+    """``{"train", "val", "test"}`` line lists of ``bronod``, ``uw3``, ``iam`` / ``iam-rwth``
+    (:mod:`lstmvision.data.iam`) or a folder path.
 
     * bronod: by page (:func:`split_by_group`), 72 training pages, 9 validation, 9 test.
     * uw3: ``train/`` (every 10th line held out as validation) and the official ``test/``.
     * a folder: ``train/``, ``val/``, ``test/`` subfolders when present (no ``val/``: every 10th
       training line; no ``test/``: the validation lines); otherwise every line by its index.
     """
+    if dataset in ("iam", "iam-rwth"):  # IAM's own layout and split lists
+        from lstmvision.data.iam import iam_line_splits
+
+        return iam_line_splits(dataset, root)
     if dataset == "bronod":
         folder = Path(root) / "lines-bronod"
         if not (folder / "labels.tsv").is_file():

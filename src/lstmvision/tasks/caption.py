@@ -1,10 +1,12 @@
 """Task ``caption``: describe a photo in a sentence (Flickr8k), CNN encoder + recurrent decoder.
 
 Data: the official Flickr8k splits (``--dataset flickr8k-1k``: the shared 1,000-photo slice with
-753 train, 113 dev, 125 test photos; ``flickr8k``: the full data set). The vocabulary is built
-from the training captions only (``--min-count``) and saved as ``vocab.json`` in the run folder
-(the model carries it too). Training is teacher-forced cross-entropy over every (photo, caption)
-pair, plus for ``show-attend-tell`` the doubly stochastic attention regulariser
+753 train, 113 dev, 125 test photos; ``flickr8k``: the full data set), or Karpathy's splits
+(``flickr8k-karpathy``, ``flickr30k``, ``coco``; ``--coco-eval`` adds the coco-caption
+scores). The vocabulary is built from the training captions only (``--min-count``) and saved as
+``vocab.json`` in the run folder (the model carries it too). Training is teacher-forced
+cross-entropy over every (photo, caption) pair, plus for ``show-attend-tell`` the doubly
+stochastic attention regulariser
 ``λ · mean_i (1 - Σ_t α_ti)²`` (``--attention-reg``; the mean over locations is Show, Attend and
 Tell's public implementations' form of its sum).
 
@@ -35,6 +37,7 @@ The Lightning data module is in :mod:`lstmvision.tasks.caption_data`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
@@ -54,6 +57,7 @@ from lstmvision.errors import ConfigError
 from lstmvision.models import get_model
 from lstmvision.tasks.base import PredictOption, Task, register_task
 from lstmvision.tasks.caption_data import CaptionData
+from lstmvision.tasks.coco_caption import coco_caption_scores
 from lstmvision.tasks.config import TrainConfig, config_to_dict
 from lstmvision.tasks.metrics import bleu_metrics, cider_d
 from lstmvision.tasks.schedule import one_cycle
@@ -61,8 +65,14 @@ from lstmvision.tasks.schedule import one_cycle
 
 @dataclass
 class CaptionConfig(TrainConfig):
-    dataset: Literal["flickr8k-1k", "flickr8k"] = "flickr8k-1k"
-    """flickr8k-1k (the shared 1,000-photo slice) or flickr8k (the full data set's layout)"""
+    dataset: Literal["flickr8k-1k", "flickr8k", "flickr8k-karpathy", "flickr30k", "coco"] = (
+        "flickr8k-1k"
+    )
+    """flickr8k-1k (the shared 1,000-photo slice), flickr8k (the full data set's layout) or
+    Karpathy's splits: flickr8k-karpathy, flickr30k, coco (lstmvision.data.karpathy)"""
+    coco_eval: bool = False
+    """test: also score the captions by the coco-caption protocol (pycocoevalcap: test_coco_*
+    BLEU-1..4, METEOR with Java, ROUGE-L, CIDEr-D; lstmvision.tasks.coco_caption)"""
     model: Literal["show-attend-tell", "show-and-tell"] = "show-attend-tell"
     """show-attend-tell (soft attention at every word) or show-and-tell (image as first input)"""
     cell: Literal["lstm", "gru"] = "lstm"
@@ -219,6 +229,19 @@ class CaptionModule(L.LightningModule):
 
     def on_test_epoch_end(self):
         self._log_cider()
+        if self.cfg.coco_eval and self.rows:
+            self._log_coco()
+
+    def _log_coco(self):
+        """coco-caption scores of the test captions against the raw references."""
+        raw = {p.name: p.captions for p in self.trainer.datamodule.photos["test"]}
+        rows = [r for r in self.rows if r["image"] in raw]
+        hyps, refs = [r["caption"] for r in rows], [raw[r["image"]] for r in rows]
+        scores, notes = coco_caption_scores(hyps, refs)
+        for note in notes:
+            print(f"coco-caption: {note}", file=sys.stderr, flush=True)
+        for name, value in scores.items():
+            self.log(f"test_coco_{name}", value)
 
     def configure_optimizers(self):
         encoder = {id(p) for p in self.model.encoder.parameters()}

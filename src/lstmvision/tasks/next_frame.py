@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader
 from lstmvision.data import resolve_data_root
 from lstmvision.data.frame_windows import window_splits
 from lstmvision.data.moving_mnist import MovingMNIST, moving_mnist_splits
+from lstmvision.data.moving_mnist_file import MovingMNISTFile
 from lstmvision.data.video import parse_size
 from lstmvision.errors import ConfigError
 from lstmvision.tasks.base import PredictOption, SplitLoaders, SplitSteps, Task, register_task
@@ -113,6 +114,9 @@ class NextFrameConfig(TrainConfig):
     """moving-mnist: validation sequences"""
     test_size: int = 2000
     """moving-mnist: test sequences"""
+    test_file: Optional[str] = None
+    """moving-mnist: test on this .npy of (frames, sequences, 64, 64) uint8 instead of the
+    generated test set, e.g. the official mnist_test_seq.npy (10,000 sequences)"""
     epochs: int = 0
     """training epochs (0: by model, 16 for motion-lstm, 2 for the others; saved)"""
     budget_minutes: float = 0.0
@@ -152,6 +156,8 @@ class NextFrameData(SplitLoaders, L.LightningDataModule):
                 limit_train=cfg.limit_train,
                 download=cfg.download,
             )
+            if cfg.test_file:
+                self.sets["test"] = MovingMNISTFile(cfg.test_file, length)
         else:
             self.sets = window_splits(
                 cfg.dataset,
@@ -252,6 +258,18 @@ class NextFrameTask(Task):
             cfg.scheduled_sampling = sampling_steps(cfg, cfg.epochs)
         if cfg.model == "convlstm":
             int_list(cfg.hidden_sizes, "hidden_sizes")  # refuses a bad list
+
+    def evaluation_datamodule(self, cfg, data: Path) -> NextFrameData:
+        """``evaluate --data FILE.npy`` of a moving-mnist model: FILE (e.g. the official
+        mnist_test_seq.npy) is the test set; no MNIST digits are read."""
+        if cfg.dataset != "moving-mnist" or data.suffix != ".npy":
+            raise ConfigError(
+                f"{data}: --data takes a Moving MNIST .npy (frames, sequences, 64, 64), for a "
+                "moving-mnist model"
+            )
+        dm = NextFrameData(cfg)
+        dm.sets = {"test": MovingMNISTFile(data, cfg.input_frames + cfg.output_frames)}
+        return dm
 
     def model_spec(self, cfg: NextFrameConfig):
         fill_old_run(cfg)

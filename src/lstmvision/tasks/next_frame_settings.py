@@ -40,6 +40,8 @@ def refusal(cfg) -> str | None:
     table = [
         (cfg.input_frames < 1 or cfg.output_frames < 1,
          "--input-frames and --output-frames must be at least 1"),
+        (bool(getattr(cfg, "test_file", None)) and not mnist,
+         "--test-file is a Moving MNIST .npy; it goes with --dataset moving-mnist"),
         (mnist and cfg.motion_augment,
          "--motion-augment: moving-mnist has no camera; it applies to real videos"),
         (mnist and cfg.model == "motion-lstm",

@@ -62,8 +62,9 @@ class TextLineConfig(TrainConfig):
     recipes: ClassVar[str] = "textline"
 
     dataset: str = "bronod"
-    """bronod (handwriting, split by page), uw3 (printed), synth-print (synthetic printed lines)
-    or a folder (labels.tsv + lines/, or .gt.txt files)"""
+    """bronod (handwriting, split by page), uw3 (printed), synth-print (synthetic printed lines),
+    iam / iam-rwth (IAM's layout, Aachen / RWTH split) or a folder (labels.tsv + lines/, or
+    .gt.txt files)"""
     lines: Optional[int] = 20000
     """synth-print: synthetic training lines (validation and test: a tenth each, at most 400)"""
     height: int = 32
