@@ -124,6 +124,11 @@ EXAMPLES = {
         (dict(members=2, vocab_size=9, num_classes=2, embed_size=4, hidden_size=5), (3, 6))
     ],
     "adding-rnn": [(dict(cell=cell, hidden_size=5), (2, 7, 2)) for cell in ("rnn", "lstm", "gru")],
+    # generative: binary images (B, 1, H, W) -> per-pixel logits (see INPUTS, OUTPUT_SHAPES)
+    **{
+        name: [(dict(hidden_size=3, num_layers=2, image_size=9), (2, 1, 9, 9))]
+        for name in ("pixelrnn-row", "pixelrnn-diagonal", "pixelcnn")
+    },
 }
 
 
@@ -165,6 +170,9 @@ OUTPUT_SHAPES.update(
         "adding-rnn": lambda kw, shape: (shape[0],),
     }
 )
+for _name in ("pixelrnn-row", "pixelrnn-diagonal", "pixelcnn"):  # binary images -> logits
+    INPUTS[_name] = lambda shape: torch.bernoulli(torch.full(shape, 0.3))
+    OUTPUT_SHAPES[_name] = lambda kw, shape: shape
 
 
 def test_every_model_has_an_example():

@@ -132,7 +132,7 @@ def read_binary_image(path: str | Path, size: int) -> torch.Tensor:
     grey_pixels = int(np.count_nonzero((grey != 0) & (grey != 1)))
     if grey_pixels:
         raise DataError(
-            f"{name}: not a black-and-white image ({grey_pixels} pixels are neither black nor "
+            f"{name}: not a black-and-white image ({grey_pixels} pixel(s) neither black nor "
             "white); binarize it first (a digit white on black)"
         )
     return torch.from_numpy(grey.astype(np.float32))

@@ -27,6 +27,7 @@ from lstmvision.models import (  # noqa: E402,F401
     cnn,
     crnn,  # noqa: E402,F401
     efficientnet,
+    pixelrnn,
     row_lstm,  # noqa: E402,F401  (registers its models)
     text,  # noqa: E402,F401
     video,  # noqa: E402,F401

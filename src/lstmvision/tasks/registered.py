@@ -9,6 +9,7 @@ from lstmvision.tasks import (  # noqa: F401
     clip_classify,
     cnn,
     next_frame,
+    pixel_gen,
     row_lstm,
     text_classify,
     textline,
