@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -205,7 +206,8 @@ def _check_shapes_first(name, kwargs, state, where, built_in) -> None:
     description asking for a huge model (``hidden_size: 100000``) is refused before it is built.
     A model that cannot be built there (e.g. it reads weights at init) is checked after."""
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. package weights copied into meta tensors
             own = get_model(name, **kwargs).state_dict()
     except Exception:
         return
