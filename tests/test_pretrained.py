@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import warnings
 import math
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
