@@ -26,13 +26,16 @@ from lstmvision.errors import DataError
 TARGETS = {"digit": 50.0, "text line": 100.0, "caption": 300.0}  # ms on 2 cores (the issue)
 
 
-def _encode_pictures(outputs) -> None:
-    """PNG-encode every picture among a request's outputs (a gallery's too), as Gradio does."""
+def _encode_pictures(outputs, fmt: str = "png") -> None:
+    """Encode every picture among a request's outputs as Gradio does: PNG for the tabs' images,
+    JPEG for the caption gallery's (its ``format``)."""
     for value in outputs if isinstance(outputs, (tuple, list)) else [outputs]:
         if isinstance(value, np.ndarray) and value.ndim == 3:
-            Image.fromarray(value).save(io.BytesIO(), format="png")
-        elif isinstance(value, (tuple, list)):
-            _encode_pictures(value)
+            Image.fromarray(value).save(io.BytesIO(), format=fmt)
+        elif isinstance(value, list):  # a gallery: [(picture, label), ...]
+            _encode_pictures(value, "jpeg")
+        elif isinstance(value, tuple):
+            _encode_pictures(value, fmt)
 
 
 def _time(fn, repeats: int) -> float:
