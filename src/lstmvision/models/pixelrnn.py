@@ -172,7 +172,8 @@ class PixelRowLSTM(PixelModel):
 
 @register_model("pixelrnn-diagonal")
 class PixelDiagonalBiLSTM(PixelModel):
-    """PixelRNN with Diagonal BiLSTM layers (§3.2): each pixel sees every pixel before it."""
+    """PixelRNN with Diagonal BiLSTM layers (§3.2): each pixel sees nearly every pixel before it
+    (docs/pixel-gen.md says which it cannot reach)."""
 
     def __init__(
         self,
