@@ -112,6 +112,7 @@ def load_model(saved: ModelFolder) -> nn.Module:
         weights,
         built_in=tuple(saved.package_weights),
         described_in=saved.path / CONFIG,
+        check_kwargs=dict(saved.model_kwargs),  # the shapes, without reading package weights
     )
 
 

@@ -163,15 +163,20 @@ def build_with_weights(
     where: Path,
     built_in: tuple[str, ...] = (),
     described_in: Path | None = None,
+    check_kwargs: dict | None = None,
 ) -> nn.Module:
     """The registered model ``name(**kwargs)`` with ``state`` loaded (half-precision tensors are
     widened to the model's own dtypes), in eval mode. Keys under the prefixes ``built_in`` come
     from the model as built (e.g. a frozen encoder whose weights a package carries). Weights that
     do not fit (a missing or unknown key, another shape) are one DataError naming ``where``; a
-    description that builds no model names ``described_in`` (default ``where``)."""
+    description that builds no model names ``described_in`` (default ``where``). The shapes are
+    first compared on the meta device, the model built from ``check_kwargs`` (default
+    ``kwargs``; e.g. without the package weights the real build reads)."""
     if not isinstance(name, str) or not isinstance(kwargs, dict):
         raise DataError(f"{described_in or where}: a model description needs a name and kwargs")
-    _check_shapes_first(name, kwargs, state, where, built_in)
+    _check_shapes_first(
+        name, kwargs if check_kwargs is None else check_kwargs, state, where, built_in
+    )
     try:
         model = get_model(name, **kwargs)
     except Exception as e:  # any failure of a hand-edited description is the file's fault
@@ -201,10 +206,20 @@ def build_with_weights(
     return model.eval()
 
 
+LARGE = 4096
+"""A model description's sizes up to this build a model of a few GB at most; larger ones are
+checked against the weights on the meta device before anything is allocated."""
+
+
 def _check_shapes_first(name, kwargs, state, where, built_in) -> None:
     """Compare the weights' shapes with the model built on the meta device (no memory), so a
     description asking for a huge model (``hidden_size: 100000``) is refused before it is built.
-    A model that cannot be built there (e.g. it reads weights at init) is checked after."""
+    A model that cannot be built there (e.g. it reads weights at init) is checked after. Only a
+    description with a size above ``LARGE`` is checked so: the meta device's first use costs a
+    second of start-up."""
+    sizes = [v for v in kwargs.values() for v in (v if isinstance(v, (list, tuple)) else [v])]
+    if not any(isinstance(v, int) and not isinstance(v, bool) and v > LARGE for v in sizes):
+        return
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. package weights copied into meta tensors
