@@ -230,6 +230,9 @@ def test_one_model_per_tab_and_each_says_what_it_was_trained_on(tmp_path):
     assert "trained on bronod" in served["lines"].summary()
     assert "[model card](/gradio_api/file=" in served["digits"].summary()
     assert served["digits"].card_markdown().startswith("# digits")
+    default = load_served()  # no model named: the first shipped model of each tab
+    assert default["lines"].name == "textline-handwriting"  # textline-print ships too
+    assert {"digits", "captions", "lines", "clip", "char-lm"} <= set(default)
 
 
 def test_bench_app_times_the_three_requests(data_root):

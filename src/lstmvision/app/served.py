@@ -103,7 +103,9 @@ def load_served(sources: list[str] | None = None, shipped: bool = False) -> dict
     ``shipped`` the shipped models also serve the tabs no named model takes). Two named models
     for one tab, or a model of a task without a tab, is a :class:`ConfigError`."""
     served: dict[str, Served] = {}
-    for source in sources or names():
+    if not sources:  # the first shipped model of each tab, in the catalog's order
+        return _shipped_per_tab(served)
+    for source in sources:
         item = _load(str(source))
         if item.tab in served:
             raise ConfigError(
@@ -111,11 +113,17 @@ def load_served(sources: list[str] | None = None, shipped: bool = False) -> dict
                 "model per tab"
             )
         served[item.tab] = item
-    if sources and shipped:
-        for name in names():
-            tab = TABS.get(catalog().get(name, {}).get("task", ""))
-            if tab is not None and tab not in served:
-                served[tab] = _load(name)
+    return _shipped_per_tab(served) if shipped else served
+
+
+def _shipped_per_tab(served: dict[str, Served]) -> dict[str, Served]:
+    """``served`` with the tabs it leaves empty given the first shipped model of their task in
+    the catalog's order (e.g. textline-handwriting before textline-print for the Lines tab)."""
+    shipped = set(names())
+    for name, notes in catalog().items():
+        tab = TABS.get(notes.get("task", ""))
+        if name in shipped and tab is not None and tab not in served:
+            served[tab] = _load(name)
     return served
 
 
