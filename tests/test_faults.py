@@ -340,3 +340,24 @@ def test_code_in_a_checkpoint_is_refused_without_unsafe_advice(finished, tmp_pat
     one_clear_line(code, out)
     assert "refused, not a plain weights checkpoint" in out
     assert "weights_only" not in out and not Path("PWNED").exists()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_pickled_numpy_files_are_refused_without_unsafe_advice(tmp_path, suffix):
+    import numpy as np
+
+    from lstmvision.data.moving_mnist_file import MovingMNISTFile
+    from lstmvision.data.video import load_npz_sequences
+    from lstmvision.errors import DataError
+
+    path = tmp_path / f"hostile{suffix}"
+    objects = np.array([RunsCode()], dtype=object)
+    if suffix == ".npy":
+        np.save(path, objects, allow_pickle=True)
+        read = MovingMNISTFile
+    else:
+        np.savez(path, a=objects)
+        read = load_npz_sequences
+    with pytest.raises(DataError, match="would unpickle Python objects") as e:
+        read(path)
+    assert "allow_pickle" not in str(e.value) and not Path("PWNED").exists()

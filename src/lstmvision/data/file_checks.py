@@ -51,3 +51,12 @@ def one_line(name: str | Path) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def numpy_reason(error: Exception) -> str:
+    """Why numpy could not read an ``.npy``/``.npz`` file, in our words: its own message for an
+    array of Python objects advises loading the file unsafely, which we never do."""
+    text = str(error)
+    if "pickle" in text.lower() or "python objects" in text.lower():
+        return "not plain numbers: reading it would unpickle Python objects, which could run code; refused"
+    return one_line(text.splitlines()[0] if text else type(error).__name__)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lstmvision.data.file_checks import file_problem, one_line
+from lstmvision.data.file_checks import file_problem, numpy_reason, one_line
 from lstmvision.errors import DataError
 
 
@@ -30,7 +30,9 @@ class MovingMNISTFile(Dataset):
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise DataError(f"{one_line(path)}: not a readable .npy array ({e})") from None
+            raise DataError(
+                f"{one_line(path)}: not a readable .npy array ({numpy_reason(e)})"
+            ) from None
         if array.ndim != 4 or array.shape[2:] != (64, 64) or array.dtype != np.uint8:
             raise DataError(
                 f"{one_line(path)}: shape {tuple(array.shape)} {array.dtype}, expected "

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmvision.data.file_checks import file_problem, one_line
+from lstmvision.data.file_checks import file_problem, numpy_reason, one_line
 from lstmvision.errors import DataError
 
 VIDEO_SUFFIXES = (
@@ -264,7 +264,7 @@ def load_npz_sequences(path: str | Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             seqs = {name: z[name] for name in z.files}
     except _NPZ_ERRORS as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+        raise DataError(f"{path}: not a readable .npz file ({numpy_reason(e)})") from None
     if not seqs:
         raise DataError(f"{path}: holds no array")
     for name, seq in seqs.items():
