@@ -58,5 +58,8 @@ def numpy_reason(error: Exception) -> str:
     array of Python objects advises loading the file unsafely, which we never do."""
     text = str(error)
     if "pickle" in text.lower() or "python objects" in text.lower():
-        return "not plain numbers: reading it would unpickle Python objects, which could run code; refused"
+        return (
+            "not plain numbers: reading it would unpickle Python objects, which could run code; "
+            "refused"
+        )
     return one_line(text.splitlines()[0] if text else type(error).__name__)
