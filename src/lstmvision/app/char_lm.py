@@ -1,8 +1,8 @@
 """Character LM tab (``char-lm``): a prompt, a temperature and a length -> the sample, streamed
 into the page as it is drawn.
 
-:func:`stream` is :func:`lstmvision.models.text.sample` one character at a time (the same
-draws from the same seeded generator, so the finished text is the one ``predict`` gives).
+:func:`stream` shows :func:`lstmvision.models.text.sample_ids` as they are drawn (the loop
+``predict`` runs, so the finished text is the one ``predict`` gives).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from lstmvision.data.text import CharVocab
 from lstmvision.errors import DataError
 from lstmvision.inference.base import Predictor
+from lstmvision.models.text import sample_ids
 
 MAX_LENGTH = 2000
 EVERY = 8  # characters per update sent to the page
@@ -43,24 +44,14 @@ def stream(
     temperature, length, seed = _settings(temperature, length, seed)
     if not prompt:
         raise DataError("the prompt is empty: give at least one character")
-    model = predictor.model.eval()
-    vocab = CharVocab(model.chars)
+    vocab = CharVocab(predictor.model.chars)
     ids = vocab.encode(prompt, what=f"prompt {prompt!r}")
     generator = torch.Generator().manual_seed(seed)
-    logits, state = model.run(ids[None])  # (1, P, V): read the whole prompt
     text = prompt
-    for n in range(1, length + 1):
-        last = logits[0, -1]  # (V,)
-        if temperature <= 0:
-            nxt = last.argmax()
-        else:
-            nxt = torch.multinomial((last / temperature).softmax(-1), 1, generator=generator)[0]
-        text += vocab.decode([int(nxt)])
+    for n, i in enumerate(sample_ids(predictor.model, ids, length, temperature, generator), 1):
+        text += vocab.decode([i])
         if n % every == 0 or n == length:
             yield text
-        if n < length:
-            with torch.backends.mkldnn.flags(enabled=False):  # as CharLMPredictor: faster steps
-                logits, state = model.run(nxt.view(1, 1), state)  # (1, 1, V)
 
 
 def build(served, handler) -> None:

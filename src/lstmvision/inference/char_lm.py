@@ -35,8 +35,6 @@ class CharLMPredictor(Predictor):
                 raise ConfigError(f"--prompt {prompt!r}: give at least one character")
             ids = vocab.encode(prompt, what=f"--prompt {prompt!r}")
             g = torch.Generator().manual_seed(seed)
-            with torch.backends.mkldnn.flags(enabled=False):  # one step at a time: oneDNN's
-                # per-call LSTM set-up costs more than the step (2.5-3x slower sampling on CPU)
-                out = sample(self.model, ids, length, temperature, generator=g)
+            out = sample(self.model, ids, length, temperature, generator=g)
             results.append(Generated(prompt, prompt + vocab.decode(out), temperature, seed))
         return results
