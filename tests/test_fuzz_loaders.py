@@ -20,11 +20,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
 import re
 import shutil
 import tempfile
-import traceback
 import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -111,28 +109,6 @@ def fresh_folder(tmp_path: Path):
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-# Crashes found here whose fix belongs to modules these tests do not own (tasks/config.py and
-# tasks/run_folder.py): (exception type, pattern of its message). A case that ends in one of them
-# is let through by the fuzz tests; each has a strict-xfail regression test at the end of this
-# file and is listed in docs/faults.md. Remove an entry once its module is fixed.
-OPEN_CASES: dict[str, tuple[type, str]] = {}  # none open now
-
-
-def open_case(e: BaseException) -> str | None:
-    """The OPEN_CASES entry that ``e`` is, if any: its type and message match, and the last
-    frame of the package it passed through is in the module the entry names."""
-    ours = [
-        Path(frame.f_code.co_filename).name
-        for frame, _ in traceback.walk_tb(e.__traceback__)
-        if f"src{os.sep}lstmvision" in frame.f_code.co_filename
-    ]
-    for name, (kind, pattern) in OPEN_CASES.items():
-        module = name.split(":")[0]
-        if ours and ours[-1] == module and isinstance(e, kind) and re.search(pattern, str(e)):
-            return name
-    return None
 
 
 # ----------------------------------------------------------------------------------- mutations
@@ -735,12 +711,8 @@ def test_yaml_config(tmp_path, cases):
     @given(blob=st.one_of(broken_text(valid), config_files()))
     def check(blob):
         path.write_bytes(blob)
-        try:
-            assert_clean(lambda: load_yaml_mapping(path), path)
-            assert_clean(lambda: resolve_config(TextLineConfig, path), path)
-        except Exception as e:
-            if not open_case(e):
-                raise
+        assert_clean(lambda: load_yaml_mapping(path), path)
+        assert_clean(lambda: resolve_config(TextLineConfig, path), path)
 
     check()
 
@@ -807,11 +779,7 @@ def test_model_json(tmp_path, cases):
         with contextlib.suppress(ValueError, UnicodeDecodeError, RecursionError):
             assume(small_numbers(json.loads(blob)))
         spec.write_bytes(blob)
-        try:
-            assert_clean(lambda: load_model(run_dir), run_dir)
-        except Exception as e:
-            if not open_case(e):
-                raise
+        assert_clean(lambda: load_model(run_dir), run_dir)
 
     check()
 
