@@ -4,32 +4,41 @@ import json
 
 import torch
 
-from lstmvision.bench.rnn import VARIANTS, format_report, layer_flops, run
+from lstmvision.bench.rnn import CONV_VARIANTS, VARIANTS, format_report, layer_flops, run
 
 TINY = {"tiny": {"batch": 2, "steps": 3, "input_size": 2, "hidden_size": 4}}
 
 
+TINY_CONV = {
+    "tiny-conv": {"batch": 2, "steps": 2, "input_size": 2, "hidden_size": 3, "size": 4, "kernel": 3}
+}
+
+
 def test_report_structure_and_positive_numbers():
-    report = run(shapes=TINY, repeats=2, warmup=1, threads=1)
+    report = run(shapes=TINY, repeats=2, warmup=1, threads=(1, 2), conv_shapes=TINY_CONV)
     json.dumps(report)
     assert report["torch_version"] == torch.__version__
-    assert report["threads"] == 1 and report["matmul_gflops"] > 0
+    assert report["threads"] == [1, 2] and all(v > 0 for v in report["matmul_gflops"].values())
     rows = report["results"]
-    assert [(r["cell"], r["variant"]) for r in rows] == [
-        (c, v) for c in ("LSTM", "GRU") for v in VARIANTS
+    expected = [(c, v) for c in ("LSTM", "GRU") for v in VARIANTS] + [
+        ("ConvLSTM", v) for v in CONV_VARIANTS
     ]
+    for count in (1, 2):
+        assert [(r["cell"], r["variant"]) for r in rows if r["threads"] == count] == expected
     for row in rows:
-        assert row["shape"] == "tiny" and row["batch"] == 2 and row["steps"] == 3
+        assert row["shape"] in ("tiny", "tiny-conv") and row["batch"] == 2
         for key in ("ms", "time_vs_torch", "gflops", "fraction_of_matmul_peak"):
             assert row[key] > 0
-    assert all(r["time_vs_torch"] == 1 for r in rows if r["variant"] == "torch")
+    assert all(r["time_vs_torch"] == 1 for r in rows if r["variant"] == r["baseline"])
+    assert {r["baseline"] for r in rows if r["cell"] == "ConvLSTM"} == {"equations"}
     table = format_report(report)
-    assert "equations" in table and "GRU" in table and len(table.splitlines()) == 2 + len(rows)
+    assert "fast" in table and "ConvLSTM" in table and "2 thread(s)" in table
+    assert len(table.splitlines()) == 1 + 2 * 3 + len(rows)
 
 
 def test_threads_are_restored():
     before = torch.get_num_threads()
-    run(shapes=TINY, repeats=1, warmup=0, threads=1, cells=("GRU",))
+    run(shapes=TINY, repeats=1, warmup=0, threads=1, cells=("GRU",), conv_shapes={})
     assert torch.get_num_threads() == before
 
 
@@ -45,3 +54,10 @@ def test_features_bench_reports_positive_throughput():
     assert [r["model"] for r in report["rows"]] == ["lenet5", "resnet8-small"]
     assert all(r["images_per_s"] > 0 for r in report["rows"])
     assert "images/s" in features.format_report(report)
+
+
+def test_convlstm_flop_count():
+    # times k² positions of the kernel and size² of the map
+    assert layer_flops(4, batch=1, steps=1, input_size=1, hidden_size=1, size=2, kernel=3) == (
+        3 * 2 * 4 * 2 * 4 * 9
+    )

@@ -224,7 +224,9 @@ def test_without_gradients_forward_is_the_plain_step(implementation):
     x = torch.randn(2, 3, 2, 5, 5)
     with torch.no_grad():
         out = layer(x)[0]
-    assert torch.equal(out, _step_by_step(layer, x).detach())
+    # with gradients the fast path's gates are the compiled kernel's (a polynomial exp): equal
+    # to float32 rounding, not bit for bit
+    torch.testing.assert_close(out, _step_by_step(layer, x).detach(), atol=1e-6, rtol=1e-6)
 
 
 def test_implementation_is_checked_shown_and_set_on_every_cell():

@@ -67,7 +67,7 @@ def _outputs_and_grads(module, x, states, hx, kind, batch_first, lengths=LENGTHS
 CONFIGS = list(
     itertools.product(
         LAYERS,
-        ["equations", "fused"],
+        ["equations", "fast", "fused"],
         [False, True],
         [1, 2],
         [False, True],
@@ -144,12 +144,14 @@ GRADCHECK = [
 ]
 
 
+@pytest.mark.parametrize("implementation", ["equations", "fast"])
 @pytest.mark.parametrize("name, kwargs, kind", GRADCHECK)
-def test_gradcheck_equations(name, kwargs, kind):
-    """Finite differences in float64 agree with the hand-written backpropagation through time,
-    with respect to the input, the initial state and every parameter."""
+def test_gradcheck(name, kwargs, kind, implementation):
+    """Finite differences in float64 agree with the hand-written backpropagation through time
+    (the equations path's and the fast kernels'), with respect to the input, the initial state
+    and every parameter."""
     torch.manual_seed(0)
-    ours, _ = _pair(name, dtype=torch.double, **kwargs)
+    ours, _ = _pair(name, implementation, dtype=torch.double, **kwargs)
     batch_first = kwargs.get("batch_first", False)
     x = torch.randn(
         (BATCH, STEPS, INPUT) if batch_first else (STEPS, BATCH, INPUT),
@@ -216,11 +218,29 @@ def test_dropout_one_drops_exactly_the_inputs_of_upper_layers():
 
 
 @pytest.mark.parametrize("name", LAYERS)
-def test_auto_is_the_fused_kernel(name):
+@pytest.mark.parametrize("training", [True, False])
+def test_auto_picks_one_of_the_equal_paths(name, training):
+    """``auto`` runs torch's kernel or the fast path (by its rule) and equals torch's either way."""
     torch.manual_seed(0)
     ours, reference = _pair(name, "auto", num_layers=2, bidirectional=True)
     x = torch.randn(STEPS, BATCH, INPUT)
-    assert torch.equal(ours(x)[0], reference(x)[0])
+    with torch.set_grad_enabled(training):
+        path = ours._path(x)
+        output, expected = ours(x)[0], reference(x)[0]
+    assert path in ("fused", "fast")
+    # the rule (docs/bench.md): GRU always fast; LSTM fast when training; RNN only from 64 steps
+    assert path == ("fast" if name == "gru" or (name == "lstm" and training) else "fused")
+    if path == "fused":
+        assert torch.equal(output, expected)
+    torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
+    long = torch.randn(64, BATCH, INPUT)
+    with torch.set_grad_enabled(training):
+        long_path = ours._path(long)
+    assert long_path == ("fast" if name == "gru" or training else "fused")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ours._path(x) == "fused"  # torch's kernel under autocast
+    with torch.set_grad_enabled(training):
+        assert ours.double()._path(x.double()) == path
 
 
 @pytest.mark.parametrize("name", LAYERS)
@@ -239,12 +259,12 @@ def test_parameters_init_and_state_dict_both_ways(name):
 
 @pytest.mark.parametrize("bad", ["cudnn", "", None])
 def test_invalid_implementation(bad):
-    with pytest.raises(ValueError, match="'auto', 'equations', 'fused'"):
+    with pytest.raises(ValueError, match="'auto', 'equations', 'fast', 'fused'"):
         LSTM(3, 4, implementation=bad)
     layer = GRU(3, 4)
-    with pytest.raises(ValueError, match="'auto', 'equations', 'fused'"):
+    with pytest.raises(ValueError, match="'auto', 'equations', 'fast', 'fused'"):
         layer.implementation = bad
-    assert IMPLEMENTATIONS == ("auto", "equations", "fused")
+    assert IMPLEMENTATIONS == ("auto", "equations", "fast", "fused")
 
 
 def test_invalid_lengths():

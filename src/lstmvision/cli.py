@@ -498,11 +498,21 @@ def samples_command(
 def bench_rnn_command(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     repeats: int = typer.Option(10, help="timed repetitions per measurement (median reported)"),
+    threads: str = typer.Option("1,2", help="comma list of torch thread counts to measure at"),
 ):
-    """Forward+backward time of our RNN layers against torch.nn (row-MNIST, long sequences)."""
+    """Forward+backward time of our RNN, LSTM, GRU (equations, fast) and ConvLSTM layers against
+    torch.nn (row-MNIST, long sequences, Moving MNIST)."""
     from lstmvision.bench import rnn
 
-    report = rnn.run(repeats=repeats)
+    try:
+        counts = tuple(int(count) for count in threads.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or any(count < 1 for count in counts):
+        raise typer.BadParameter(
+            f"not a comma list of thread counts >= 1: {threads!r}", param_hint="--threads"
+        )
+    report = rnn.run(repeats=repeats, threads=counts)
     typer.echo(json.dumps(report, indent=2) if as_json else rnn.format_report(report))
 
 

@@ -1,18 +1,22 @@
 """Speed of our recurrent layers against torch's: forward + backward time and achieved GFLOP/s.
 
 For each shape and cell (LSTM, GRU) it times ``torch.nn.<cell>``, our ``<cell>`` with
-``implementation="auto"`` and with ``"equations"`` (same weights, input without gradient as for a
-first layer, one forward + backward of ``output.sum()``), and reports the median milliseconds,
-the ratio to torch's time, and the achieved GFLOP/s of the matrix products against this
-machine's measured matmul GFLOP/s. The variants take turns in ``ROUNDS`` rounds, so that drifting
-machine load hits them alike; within a round each runs its calls back to back after ``warmup``
-untimed ones, as in training (alternating single calls would measure each right after another
-implementation has reshaped the memory allocator's state, which costs the equations path ~15-20%).
+``implementation="auto"``, ``"equations"`` and ``"fast"`` (same weights, input without gradient
+as for a first layer, one forward + backward of ``output.sum()``), and a ConvLSTM layer at the
+Moving MNIST recipe's size with ``"equations"`` and ``"fast"`` (torch has no ConvLSTM; its rows
+are compared with the equations path). It reports the median milliseconds, the ratio to torch's
+time, and the achieved GFLOP/s of the matrix products (convolutions) against this machine's
+measured matmul GFLOP/s, at 1 and at 2 threads. The variants take turns in ``ROUNDS`` rounds, so
+that drifting machine load hits them alike; within a round each runs its calls back to back after
+``warmup`` untimed ones, as in training (alternating single calls would measure each right after
+another implementation has reshaped the memory allocator's state, which costs the equations path
+~15-20%).
 
 FLOP count (matrix products only): forward ``2·G·H·(I+H)·B·T`` with ``G = 4`` gate blocks for an
-LSTM and 3 for a GRU; backward about twice the forward; so ``3x`` forward in all.
+LSTM and 3 for a GRU (times ``k²·height·width`` for the ConvLSTM); backward about twice the
+forward; so ``3x`` forward in all.
 
-Run ``python -m lstmvision.bench.rnn [--repeats N] [--threads N] [--json]``.
+Run ``python -m lstmvision.bench.rnn [--repeats N] [--threads 1,2] [--json]``.
 """
 
 from __future__ import annotations
@@ -26,14 +30,26 @@ from collections.abc import Callable
 
 import torch
 
-from lstmvision.nn import GRU, LSTM
+from lstmvision.nn import GRU, LSTM, ConvLSTM
 
 SHAPES = {
     "row-mnist": {"batch": 256, "steps": 28, "input_size": 28, "hidden_size": 128},
     "long-sequence": {"batch": 32, "steps": 784, "input_size": 1, "hidden_size": 128},
 }
+# the first ConvLSTM layer of recipes/next-frame/moving-mnist.yaml: 64x64 frames in 8x8 patches
+CONV_SHAPES = {
+    "moving-mnist": {
+        "batch": 16,
+        "steps": 10,
+        "input_size": 64,
+        "hidden_size": 128,
+        "size": 8,
+        "kernel": 3,
+    },
+}
 CELLS = {"LSTM": (torch.nn.LSTM, LSTM, 4), "GRU": (torch.nn.GRU, GRU, 3)}
-VARIANTS = ("torch", "auto", "equations")
+VARIANTS = ("torch", "auto", "equations", "fast")
+CONV_VARIANTS = ("equations", "fast")
 ROUNDS = 3
 
 
@@ -50,10 +66,19 @@ def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(_seconds(lambda: a @ b) for _ in range(repeats)) / 1e9
 
 
-def layer_flops(gates: int, batch: int, steps: int, input_size: int, hidden_size: int) -> int:
-    """Matmul FLOPs of one forward + backward of a one-layer, one-direction recurrent layer."""
+def layer_flops(
+    gates: int,
+    batch: int,
+    steps: int,
+    input_size: int,
+    hidden_size: int,
+    size: int = 1,
+    kernel: int = 1,
+) -> int:
+    """Matmul FLOPs of one forward + backward of a one-layer, one-direction recurrent layer (a
+    ConvLSTM's: ``size x size`` maps, ``kernel x kernel`` convolutions)."""
     forward = 2 * gates * hidden_size * (input_size + hidden_size) * batch * steps
-    return 3 * forward  # backward ~ 2x forward
+    return 3 * forward * size**2 * kernel**2  # backward ~ 2x forward
 
 
 def _load_average() -> list[float] | None:
@@ -70,6 +95,19 @@ def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], 
     return step
 
 
+def _time_steps(steps: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict:
+    """Median milliseconds of each forward+backward call, the variants taking turns in rounds."""
+    times = {name: [] for name in steps}
+    rounds = min(ROUNDS, repeats)
+    for round_ in range(rounds):
+        calls = repeats // rounds + (round_ < repeats % rounds)
+        for name, step in steps.items():
+            for _ in range(warmup):
+                step()
+            times[name] += [_seconds(step) for _ in range(calls)]
+    return {name: 1e3 * statistics.median(seconds) for name, seconds in times.items()}
+
+
 def _time_cell(cell: str, shape: dict, repeats: int, warmup: int) -> dict[str, float]:
     """Median forward+backward milliseconds of each variant for one cell and shape."""
     torch_cls, our_cls, _ = CELLS[cell]
@@ -82,23 +120,53 @@ def _time_cell(cell: str, shape: dict, repeats: int, warmup: int) -> dict[str, f
         modules[implementation].load_state_dict(reference.state_dict())
     x = torch.randn(shape["steps"], shape["batch"], shape["input_size"])  # (T, B, I)
     steps = {name: _forward_backward(module, x) for name, module in modules.items()}
-    times = {name: [] for name in steps}
-    rounds = min(ROUNDS, repeats)
-    for round_ in range(rounds):
-        calls = repeats // rounds + (round_ < repeats % rounds)
-        for name, step in steps.items():
-            for _ in range(warmup):
-                step()
-            times[name] += [_seconds(step) for _ in range(calls)]
-    return {name: 1e3 * statistics.median(seconds) for name, seconds in times.items()}
+    return _time_steps(steps, repeats, warmup)
+
+
+def _time_convlstm(shape: dict, repeats: int, warmup: int) -> dict[str, float]:
+    """Median forward+backward milliseconds of a ConvLSTM layer on each path."""
+    modules = {}
+    for implementation in CONV_VARIANTS:
+        modules[implementation] = ConvLSTM(
+            shape["input_size"],
+            shape["hidden_size"],
+            shape["kernel"],
+            implementation=implementation,
+        )
+        modules[implementation].load_state_dict(modules[CONV_VARIANTS[0]].state_dict())
+    size = shape["size"]
+    x = torch.randn(shape["batch"], shape["steps"], shape["input_size"], size, size)
+    steps = {name: _forward_backward(module, x) for name, module in modules.items()}
+    return _time_steps(steps, repeats, warmup)
+
+
+def _rows(shape_name, shape, cell, milliseconds, flops, peak, baseline) -> list[dict]:
+    rows = []
+    for variant, ms in milliseconds.items():
+        gflops = flops / ms / 1e6
+        rows.append(
+            {
+                "shape": shape_name,
+                **shape,
+                "cell": cell,
+                "variant": variant,
+                "ms": ms,
+                "time_vs_torch": ms / milliseconds[baseline],
+                "baseline": baseline,
+                "gflops": gflops,
+                "fraction_of_matmul_peak": gflops / peak,
+            }
+        )
+    return rows
 
 
 def run(
     shapes: dict[str, dict] | None = None,
     repeats: int = 10,
     warmup: int = 2,
-    threads: int | None = None,
+    threads: tuple[int, ...] | int | None = (1, 2),
     cells: tuple[str, ...] = tuple(CELLS),
+    conv_shapes: dict[str, dict] | None = None,
 ) -> dict:
     """Measure; returns a JSON-able report (see :func:`format_report`).
 
@@ -107,46 +175,47 @@ def run(
             :data:`SHAPES` (row-MNIST and a 784-step sequence).
         repeats: timed forward+backward calls per variant (the median is reported).
         warmup: untimed calls per variant at the start of each round.
-        threads: torch threads during the run (restored after); ``None`` keeps the current.
+        threads: torch thread counts to measure at, in turn (restored after); ``None`` keeps the
+            current one.
         cells: among ``"LSTM"``, ``"GRU"``.
+        conv_shapes: ConvLSTM shapes (:data:`CONV_SHAPES` by default; ``{}`` for none).
     """
     previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    counts = (
+        [previous_threads]
+        if threads is None
+        else [threads]
+        if isinstance(threads, int)
+        else list(threads)
+    )
+    load_before = _load_average()
+    results, peaks = [], {}
     try:
-        load_before = _load_average()
-        peak = matmul_gflops()
-        results = []
-        for shape_name, shape in (shapes or SHAPES).items():
-            for cell in cells:
-                milliseconds = _time_cell(cell, shape, repeats, warmup)
-                flops = layer_flops(CELLS[cell][2], **shape)
-                for variant in VARIANTS:
-                    ms = milliseconds[variant]
-                    gflops = flops / ms / 1e6
-                    results.append(
-                        {
-                            "shape": shape_name,
-                            **shape,
-                            "cell": cell,
-                            "variant": variant,
-                            "ms": ms,
-                            "time_vs_torch": ms / milliseconds["torch"],
-                            "gflops": gflops,
-                            "fraction_of_matmul_peak": gflops / peak,
-                        }
-                    )
-        return {
-            "torch_version": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "matmul_gflops": peak,
-            "repeats": repeats,
-            "results": results,
-            "load_average_before": load_before,
-            "load_average_after": _load_average(),
-        }
+        for count in counts:
+            torch.set_num_threads(count)
+            peak = peaks[count] = matmul_gflops()
+            for shape_name, shape in (shapes or SHAPES).items():
+                for cell in cells:
+                    milliseconds = _time_cell(cell, shape, repeats, warmup)
+                    flops = layer_flops(CELLS[cell][2], **shape)
+                    rows = _rows(shape_name, shape, cell, milliseconds, flops, peak, "torch")
+                    results += [{"threads": count, **row} for row in rows]
+            for shape_name, shape in (CONV_SHAPES if conv_shapes is None else conv_shapes).items():
+                milliseconds = _time_convlstm(shape, repeats, warmup)
+                flops = layer_flops(4, **shape)
+                rows = _rows(shape_name, shape, "ConvLSTM", milliseconds, flops, peak, "equations")
+                results += [{"threads": count, **row} for row in rows]
     finally:
         torch.set_num_threads(previous_threads)
+    return {
+        "torch_version": torch.__version__,
+        "threads": counts,
+        "matmul_gflops": {str(count): peak for count, peak in peaks.items()},
+        "repeats": repeats,
+        "results": results,
+        "load_average_before": load_before,
+        "load_average_after": _load_average(),
+    }
 
 
 def _loads(loads: list[float] | None) -> str:
@@ -154,24 +223,31 @@ def _loads(loads: list[float] | None) -> str:
 
 
 def format_report(report: dict) -> str:
-    """The report as a text table, one row per shape, cell and variant."""
+    """The report as text tables, one per thread count, one row per shape, cell and variant
+    (``x base``: the time over torch's, or over the equations path's for the ConvLSTM)."""
     lines = [
-        f"torch {report['torch_version']}, {report['threads']} thread(s), "
-        f"median of {report['repeats']}; "
-        f"matmul peak {report['matmul_gflops']:.1f} GFLOP/s (1024x1024 float32); "
+        f"torch {report['torch_version']}, median of {report['repeats']}; "
         f"load average (1, 5, 15 min) "
         f"before {_loads(report['load_average_before'])}, "
-        f"after {_loads(report['load_average_after'])}",
-        f"{'shape':<14} {'B':>4} {'T':>4} {'I':>3} {'H':>4} {'cell':<5} {'variant':<10} "
-        f"{'ms':>9} {'x torch':>8} {'GFLOP/s':>8} {'% peak':>7}",
+        f"after {_loads(report['load_average_after'])}"
     ]
-    for row in report["results"]:
-        lines.append(
-            f"{row['shape']:<14} {row['batch']:>4} {row['steps']:>4} {row['input_size']:>3} "
-            f"{row['hidden_size']:>4} {row['cell']:<5} {row['variant']:<10} {row['ms']:>9.2f} "
-            f"{row['time_vs_torch']:>8.2f} {row['gflops']:>8.1f} "
-            f"{row['fraction_of_matmul_peak']:>7.1%}"
-        )
+    for count in report["threads"]:
+        lines += [
+            "",
+            f"{count} thread(s): matmul peak {report['matmul_gflops'][str(count)]:.1f} GFLOP/s "
+            "(1024x1024 float32)",
+            f"{'shape':<14} {'B':>4} {'T':>4} {'I':>3} {'H':>4} {'cell':<8} {'variant':<10} "
+            f"{'ms':>9} {'x base':>7} {'GFLOP/s':>8} {'% peak':>7}",
+        ]
+        for row in report["results"]:
+            if row["threads"] != count:
+                continue
+            lines.append(
+                f"{row['shape']:<14} {row['batch']:>4} {row['steps']:>4} {row['input_size']:>3} "
+                f"{row['hidden_size']:>4} {row['cell']:<8} {row['variant']:<10} "
+                f"{row['ms']:>9.2f} {row['time_vs_torch']:>7.2f} {row['gflops']:>8.1f} "
+                f"{row['fraction_of_matmul_peak']:>7.1%}"
+            )
     return "\n".join(lines)
 
 
@@ -180,11 +256,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per variant")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per variant and round")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+        "--threads", default="1,2", help="comma list of torch thread counts to measure at"
     )
     parser.add_argument("--json", action="store_true", help="print the JSON report, not the table")
     args = parser.parse_args(argv)
-    report = run(repeats=args.repeats, warmup=args.warmup, threads=args.threads)
+    threads = tuple(int(count) for count in args.threads.split(","))
+    report = run(repeats=args.repeats, warmup=args.warmup, threads=threads)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
 
 

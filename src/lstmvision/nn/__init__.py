@@ -2,7 +2,8 @@
 it imports nothing else from lstmvision).
 
 * :class:`RNN`, :class:`LSTM`, :class:`GRU`: drop-ins for torch's layers, with
-  ``implementation="auto" | "equations" | "fused"`` and ``lengths=`` for padded batches.
+  ``implementation="auto" | "equations" | "fast" | "fused"`` and ``lengths=`` for padded
+  batches (fast path: :mod:`lstmvision.nn.recurrent_fast`).
 * :class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`: drop-ins for torch's cells.
 * :class:`RNNEquations`, :class:`LSTMEquations`, :class:`GRUEquations`: one step and its
   derivative, the code both the cells and the layers run.

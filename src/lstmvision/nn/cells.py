@@ -62,6 +62,7 @@ class LSTMEquations:
     num_gates = 4
     num_states = 2
     sums_parts = True
+    kernel = "lstm"  # its loop in lstmvision.nn.recurrent_fast
 
     def step(self, x_part: Tensor, h_part: Tensor, state: State) -> tuple[State, State]:
         """One step: pre-activations ``(B, 4H)`` and state ``(h_{t-1}, C_{t-1})`` ->
@@ -126,6 +127,7 @@ class GRUEquations:
     num_gates = 3
     num_states = 1
     sums_parts = False
+    kernel = "gru"  # its loop in lstmvision.nn.recurrent_fast
 
     def step(self, x_part: Tensor, h_part: Tensor, state: State) -> tuple[State, State]:
         """One step: pre-activations ``(B, 3H)`` and state ``(h_{t-1},)`` -> ``(h_t,)``."""
@@ -187,6 +189,7 @@ class RNNEquations:
                 f"not {nonlinearity!r}"
             )
         self.nonlinearity = nonlinearity
+        self.kernel = nonlinearity  # its loop in lstmvision.nn.recurrent_fast
 
     def step(self, x_part: Tensor, h_part: Tensor, state: State) -> tuple[State, State]:
         """One step: pre-activations ``(B, H)`` -> ``(h_t,)``."""

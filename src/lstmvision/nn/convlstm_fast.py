@@ -222,6 +222,16 @@ class _StepConv(torch.autograd.Function):
         return grad_x, None, None, g.new_zeros(()), None
 
 
+def _compiled_gates(gates: Tensor, training: bool):
+    """The compiled kernels of :mod:`lstmvision.nn.recurrent_fast` where they serve these gates
+    (when training: at inference the gate arithmetic is a small share of a step), else None."""
+    from lstmvision.nn import recurrent_fast
+
+    if not training or not recurrent_fast.supports(gates):
+        return None
+    return recurrent_fast.extension()
+
+
 class _Gates(torch.autograd.Function):
     """The gate equations of a cell without peepholes or normalisation, pre-activations ``(B, 4H,
     *space)`` and ``C_{t-1}`` -> ``(h_t, C_t)``, with their derivatives written out in few
@@ -231,6 +241,12 @@ class _Gates(torch.autograd.Function):
     def forward(ctx, pre, c_prev):
         ctx.pre_dtype = pre.dtype
         gates = pre.to(torch.promote_types(pre.dtype, c_prev.dtype), copy=True)  # (B, 4H, *space)
+        ctx.compiled = _compiled_gates(gates, training=any(ctx.needs_input_grad))
+        if ctx.compiled is not None:  # the same equations in one compiled loop
+            c_prev = c_prev.to(gates.dtype).contiguous()
+            h, c, tanh_c = ctx.compiled.lstm_gates_forward(gates, c_prev)
+            ctx.save_for_backward(gates, c_prev, tanh_c)
+            return h, c
         i, f, g, o = gates.chunk(4, 1)
         g.mul_(2)
         gates.sigmoid_()  # i, f, o = σ(.), and σ(2 g)
@@ -244,6 +260,11 @@ class _Gates(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dh, dc):
         gates, c_prev, tanh_c = ctx.saved_tensors
+        if ctx.compiled is not None:
+            dh = torch.zeros_like(tanh_c) if dh is None else dh.to(tanh_c.dtype).contiguous()
+            dc = torch.zeros_like(tanh_c) if dc is None else dc.to(tanh_c.dtype).contiguous()
+            d, dc_prev = ctx.compiled.lstm_gates_backward(dh, dc, gates, c_prev, tanh_c)
+            return d.to(ctx.pre_dtype), dc_prev
         i, f, g, o = gates.chunk(4, 1)
         d = torch.empty_like(gates)
         di, df, dg, do = d.chunk(4, 1)

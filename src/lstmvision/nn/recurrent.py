@@ -2,7 +2,7 @@ r"""Multi-layer, bidirectional :class:`RNN`, :class:`LSTM` and :class:`GRU` laye
 
 The layers subclass torch's, so parameters (names, shapes, gate order, initialisation
 ``U(-1/sqrt(H), 1/sqrt(H))``), ``state_dict`` and the call convention are torch's. Each runs one
-of two implementations, chosen by ``implementation``:
+of three implementations, chosen by ``implementation``:
 
 * ``"fused"``: torch's kernel (``super().forward``: cuDNN on GPU, oneDNN/ATen on CPU).
 * ``"equations"``: our code. For each layer and direction, :class:`_Recurrence` computes the
@@ -12,16 +12,20 @@ of two implementations, chosen by ``implementation``:
   :mod:`lstmvision.nn.cells`, and backpropagates through time with the cells' derivative
   equations (``step_backward``), gathering the weight gradients of all steps in one matrix
   product each at the end.
-* ``"auto"`` (default): the fused kernel. Torch's kernel accepts every configuration these
-  layers accept (lengths included, see below), so ``auto`` is always ``fused`` today; it is the
-  place where options only the equations path can serve (e.g. recording per-step gate
-  activations, which ``step`` already returns in its cache) would switch to ``equations``.
+* ``"fast"``: the same loop with each step's gate equations (and their derivatives) in one
+  compiled loop, :mod:`lstmvision.nn.recurrent_fast` (a C++ extension built at first use; where
+  it cannot be built, the equations path).
+* ``"auto"`` (default): the faster of torch's kernel and ours for the call, by a rule measured
+  with ``lstmvision bench rnn`` (:meth:`_RecurrentLayer._fast_is_faster`): ``fast`` for a GRU,
+  for an LSTM when training, for an RNN when training on 64 steps or more; ``fused`` otherwise,
+  and for GPU tensors, other dtypes than float32/64, CPU autocast, tracing and export.
 
 Speed: the equations path does the matrix products torch's kernel does, but its gate
 arithmetic is ~40 separate eager operations per step (forward and backward), so it is slower
 than torch's fused LSTM, most where each small operation costs more to dispatch than to compute
-(small batches, long sequences); torch's CPU GRU is not fused either. ``lstmvision bench rnn``
-measures both on your machine (figures in docs/bench.md).
+(small batches, long sequences); torch's CPU GRU is not fused either. The fast path removes that
+cost (1.3-1.8x torch's throughput when training, docs/bench.md). ``lstmvision bench rnn``
+measures them all on your machine.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
 is then packed too, like torch), or a padded batched tensor with ``lengths=`` (``B`` lengths,
@@ -45,7 +49,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from lstmvision.nn.cells import GRU_EQUATIONS, LSTM_EQUATIONS, RNN_EQUATIONS, RNNEquations
 
-IMPLEMENTATIONS = ("auto", "equations", "fused")
+IMPLEMENTATIONS = ("auto", "equations", "fast", "fused")
 
 State = tuple[Tensor, ...]
 
@@ -149,6 +153,13 @@ class _Recurrence(torch.autograd.Function):
         return None, None, None, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_state
 
 
+def _to_float(input):
+    """``input`` (a tensor or a packed batch) in float32."""
+    if isinstance(input, PackedSequence):
+        return input._replace(data=input.data.float())
+    return input.float()
+
+
 def _step_mask(batch_sizes: Tensor) -> Tensor:
     """``(T, B)`` bool, true where sequence ``b`` has step ``t``; packed data is its true cells in
     row-major order."""
@@ -188,7 +199,8 @@ class _RecurrentLayer:
 
     @property
     def implementation(self) -> str:
-        """``"auto"``, ``"equations"`` or ``"fused"`` (see :mod:`lstmvision.nn.recurrent`)."""
+        """``"auto"``, ``"equations"``, ``"fast"`` or ``"fused"`` (see
+        :mod:`lstmvision.nn.recurrent`)."""
         return self._implementation
 
     @implementation.setter
@@ -222,9 +234,50 @@ class _RecurrentLayer:
         """
         if lengths is not None:
             return self._forward_padded(input, hx, lengths)
-        if self.implementation == "equations":
-            return self._forward_equations(input, hx)
-        return super().forward(input, hx)
+        path = self._path(input)
+        if path == "fused":
+            return super().forward(input, hx)
+        if path == "equations":
+            return self._forward_equations(input, hx, _Recurrence)
+        from lstmvision.nn.recurrent_fast import FastRecurrence
+
+        if torch.is_autocast_enabled("cpu"):  # the kernels run in float32
+            with torch.autocast("cpu", enabled=False):
+                return self._forward_equations(_to_float(input), hx, FastRecurrence)
+        return self._forward_equations(input, hx, FastRecurrence)
+
+    def _path(self, input) -> str:
+        """The implementation that runs this call: ``"fused"``, ``"equations"`` or ``"fast"``."""
+        if self.implementation in ("equations", "fused"):
+            return self.implementation
+        from lstmvision.nn import recurrent_fast
+
+        data = input.data if isinstance(input, PackedSequence) else input
+        autocast = torch.is_autocast_enabled("cpu")
+        if self.implementation == "fast":
+            usable = (recurrent_fast.supports(data) or autocast) and data.device.type == "cpu"
+            return "fast" if usable and recurrent_fast.extension() else "equations"
+        # auto: the fast kernels where the benchmark found them faster than torch's
+        if autocast or not recurrent_fast.supports(data) or not self._fast_is_faster(input):
+            return "fused"
+        return "fast" if recurrent_fast.extension() else "fused"
+
+    def _fast_is_faster(self, input) -> bool:
+        """``auto``'s rule, from ``lstmvision bench rnn`` (docs/bench.md): the fast kernels for a
+        GRU always; for an LSTM when training (at inference torch's oneDNN kernel is faster);
+        for an RNN when training on sequences of at least 64 steps."""
+        kernel = self._equations.kernel
+        if kernel == "gru":
+            return True
+        if not torch.is_grad_enabled():
+            return False
+        if kernel == "lstm":
+            return True
+        if isinstance(input, PackedSequence):
+            steps = len(input.batch_sizes)
+        else:
+            steps = input.size(1 if self.batch_first and input.dim() == 3 else 0)
+        return steps >= 64
 
     def _forward_padded(self, input, hx, lengths):
         """A padded batch with lengths: pack it, run, pad the output back to ``T`` steps."""
@@ -240,10 +293,11 @@ class _RecurrentLayer:
         output, _ = pad_packed_sequence(output, self.batch_first, total_length=num_steps)
         return output, hx
 
-    def _forward_equations(self, input, hx):
-        """The equations path for a tensor input, with torch's layout conventions."""
+    def _forward_equations(self, input, hx, function):
+        """The equations (``function=_Recurrence``) or fast path for a tensor input, with torch's
+        layout conventions."""
         if isinstance(input, PackedSequence):
-            return self._forward_packed(input, hx)
+            return self._forward_packed(input, hx, function)
         if input.dim() not in (2, 3):
             raise ValueError(
                 f"{type(self).__name__}: Expected input to be 2D or 3D, got {input.dim()}D instead"
@@ -256,7 +310,7 @@ class _RecurrentLayer:
         x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
         state = self._initial_states(hx, x)
         self.check_forward_args(input, self._to_hx(state), None)
-        output, state = self._run_layers(x, [x.size(1)] * x.size(0), state)  # (T, B, D*H)
+        output, state = self._run_layers(x, [x.size(1)] * x.size(0), state, function)  # (T, B, D*H)
         output = (
             output.transpose(0, 1) if self.batch_first else output
         )  # (B, T, D*H) or (T, B, D*H)
@@ -264,22 +318,25 @@ class _RecurrentLayer:
             output, state = output.squeeze(batch_dim), [s.squeeze(1) for s in state]
         return output, self._to_hx(state)
 
-    def _forward_packed(self, input: PackedSequence, hx):
-        """The equations path for a packed batch (sorted by decreasing length inside)."""
+    def _forward_packed(self, input: PackedSequence, hx, function):
+        """The equations or fast path for a packed batch (sorted by decreasing length inside)."""
         data, batch_sizes, sorted_indices, unsorted_indices = input
         hx = None if hx is None else self.permute_hidden(hx, sorted_indices)
         x = _packed_to_padded(data, batch_sizes)  # (T, B, I)
         state = self._initial_states(hx, x)
         self.check_forward_args(data, self._to_hx(state), batch_sizes)
-        output, state = self._run_layers(x, batch_sizes.tolist(), state)  # (T, B, D*H)
+        output, state = self._run_layers(x, batch_sizes.tolist(), state, function)  # (T, B, D*H)
         output = PackedSequence(
             _padded_to_packed(output, batch_sizes), batch_sizes, sorted_indices, unsorted_indices
         )
         return output, self.permute_hidden(self._to_hx(state), unsorted_indices)
 
-    def _run_layers(self, x: Tensor, batch_sizes: list[int], state: State) -> tuple[Tensor, State]:
-        """All layers and directions over ``x`` ``(T, B, I)``; returns ``(T, B, D*H)`` and the
-        final states, each ``(L*D, B, H)``."""
+    def _run_layers(
+        self, x: Tensor, batch_sizes: list[int], state: State, function
+    ) -> tuple[Tensor, State]:
+        """All layers and directions over ``x`` ``(T, B, I)``, each by ``function``
+        (``_Recurrence`` or the fast path's); returns ``(T, B, D*H)`` and the final states,
+        each ``(L*D, B, H)``."""
         directions = 2 if self.bidirectional else 1
         final = []
         for layer in range(self.num_layers):
@@ -288,7 +345,7 @@ class _RecurrentLayer:
             outputs = []
             for direction in range(directions):
                 initial = (s[layer * directions + direction] for s in state)  # each (B, H)
-                output, *last = _Recurrence.apply(
+                output, *last = function.apply(
                     self._equations,
                     batch_sizes,
                     direction == 1,
@@ -344,8 +401,9 @@ _LAYER_ARGS = """
         bidirectional: also run each layer from the last step to the first, ``D = 2``; the output
             concatenates both directions' hidden states.
         device, dtype: of the parameters.
-        implementation: ``"auto"`` (default, torch's fused kernel), ``"fused"`` or
-            ``"equations"`` (our step loop from the cell equations).
+        implementation: ``"auto"`` (default: the faster of torch's kernel and ours for the call),
+            ``"fused"`` (torch's), ``"equations"`` (our step loop from the cell equations) or
+            ``"fast"`` (that loop with compiled gate equations).
 """
 
 

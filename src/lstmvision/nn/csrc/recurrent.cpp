@@ -1,0 +1,478 @@
+// The fast path of lstmvision.nn.RNN / LSTM / GRU (implementation="fast"): one layer in one
+// direction, forward and backward through time, in C++ (built at first use by
+// lstmvision.nn.recurrent_fast with torch.utils.cpp_extension).
+//
+// Per step: one matrix product for the recurrent part (at::addmm into the step's slice of a
+// (T, B, G*H) buffer that already holds x W_ih^T + b_ih of every step) and one loop over the
+// step's elements for all gate equations, vectorised (`omp simd`; GCC does not vectorise these
+// loops on its own) with a polynomial exp (fast_exp). The backward pass is the same: one loop
+// for the derivative equations of a step, one product for dL/dh_{t-1}. The weight gradients are
+// left to the caller: one product over all steps from the saved buffers.
+//
+// Packed batches (decreasing lengths): step t updates rows [0, batch_sizes[t]); the other rows
+// keep their state. Buffers whose padding rows are never written are zero-filled by the caller
+// (via `padded`).
+//
+// Equations and gate order are torch's (lstmvision/nn/cells.py writes them out):
+//   LSTM  i, f, g, o:  c' = f c + i g,  h' = o tanh(c')
+//   GRU   r, z, n:     n = tanh(x_n + r (W_hn h + b_hn)),  h' = (1 - z) n + z h
+//   RNN               h' = tanh or relu(x W_ih^T + b_ih + h W_hh^T + b_hh)
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+
+// exp(x) for float by Cephes' range reduction and polynomial (relative error ~2e-7), in plain
+// arithmetic so that loops calling it vectorise (std::exp would be one scalar call per element;
+// std::floor vectorises under -fno-trapping-math).
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);  // (fmin/fmax would not vectorise)
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+inline double fast_exp(double x) { return std::exp(x); }
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + fast_exp(-x));
+}
+
+// tanh(x) = 2 sigmoid(2x) - 1 (as the equations path computes it)
+template <typename T>
+inline T tanh_(T x) {
+  return T(2) * sigmoid(T(2) * x) - T(1);
+}
+
+// Rows per parallel chunk: enough elements that a thread's share outweighs waking it.
+inline int64_t grain(int64_t row_elements) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(row_elements, 1));
+}
+
+inline Tensor rows_of(const Tensor& t, int64_t rows) {
+  return rows == t.size(0) ? t : t.narrow(0, 0, rows);
+}
+
+// Rows [t*B, t*B + rows) of `flat`, the (T*B, X) view of a (T, B, X) buffer: step t's live rows
+// as one view (cheaper than select + narrow, which matters at ~1000 steps).
+inline Tensor step_rows(const Tensor& flat, int64_t t, int64_t B, int64_t rows) {
+  return flat.narrow(0, t * B, rows);
+}
+
+// Step t's data in a contiguous (T, B, X) buffer.
+template <typename T>
+inline T* at_step(const Tensor& buffer, int64_t t) {
+  return buffer.data_ptr<T>() + t * buffer.stride(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LSTM
+// ---------------------------------------------------------------------------------------------
+
+// One row of LSTM gates: g holds 4 blocks of n pre-activations (i, f, g, o), replaced by their
+// activations; c = f c_prev + i g, tanh_c = tanh(c), h = o tanh_c. A row is one sequence's
+// units (n = H) in a layer, or one image's channels x positions (n = H * space) in a ConvLSTM.
+template <typename T>
+inline void lstm_gates_row(T* __restrict__ g, const T* __restrict__ c_prev, T* __restrict__ c,
+                           T* __restrict__ tanh_c, T* __restrict__ h, int64_t n) {
+  T* __restrict__ gi = g;
+  T* __restrict__ gf = g + n;
+  T* __restrict__ gg = g + 2 * n;
+  T* __restrict__ go = g + 3 * n;
+  _Pragma("omp simd")
+  for (int64_t j = 0; j < n; ++j) {
+    const T i = sigmoid(gi[j]), f = sigmoid(gf[j]), gc = tanh_(gg[j]), o = sigmoid(go[j]);
+    const T cn = f * c_prev[j] + i * gc;
+    const T tc = tanh_(cn);
+    gi[j] = i;
+    gf[j] = f;
+    gg[j] = gc;
+    go[j] = o;
+    c[j] = cn;
+    tanh_c[j] = tc;
+    h[j] = o * tc;
+  }
+}
+
+// Its derivatives: from dL/dh_t (dh) and dL/dC_t (dc, replaced by dL/dC_{t-1}) to dL/d(gate
+// pre-activations) (d_g, 4 blocks of n).
+template <typename T>
+inline void lstm_gates_row_backward(const T* __restrict__ g, const T* __restrict__ c_prev,
+                                    const T* __restrict__ tanh_c, const T* __restrict__ dh, T* dc,
+                                    T* __restrict__ d_g, int64_t n) {
+  const T* __restrict__ gi = g;
+  const T* __restrict__ gf = g + n;
+  const T* __restrict__ gg = g + 2 * n;
+  const T* __restrict__ go = g + 3 * n;
+  T* __restrict__ di = d_g;
+  T* __restrict__ df = d_g + n;
+  T* __restrict__ dg = d_g + 2 * n;
+  T* __restrict__ d_o = d_g + 3 * n;
+  _Pragma("omp simd")
+  for (int64_t j = 0; j < n; ++j) {
+    const T i = gi[j], f = gf[j], gc = gg[j], o = go[j], tc = tanh_c[j], d_h = dh[j];
+    const T d_c = dc[j] + d_h * o * (T(1) - tc * tc);  // dL/dC_t, total
+    d_o[j] = d_h * tc * o * (T(1) - o);
+    di[j] = d_c * gc * i * (T(1) - i);
+    df[j] = d_c * c_prev[j] * f * (T(1) - f);
+    dg[j] = d_c * i * (T(1) - gc * gc);
+    dc[j] = d_c * f;
+  }
+}
+
+// gates: (T, B, 4H), on entry x W_ih^T + b_ih + b_hh; on exit the activations i, f, g, o.
+// Returns output (T, B, H), h_n, c_n (B, H), and for the backward c_prev, tanh(c) (T, B, H) and
+// h_prev (T, B, H).
+std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh,
+                                 std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = h0.size(1);
+  auto opts = h0.options();
+  auto make = [&](std::vector<int64_t> shape) {
+    return padded ? at::zeros(shape, opts) : at::empty(shape, opts);
+  };
+  Tensor output = make({T, B, H}), c_prev = make({T, B, H}), tanh_c = make({T, B, H}),
+         h_prev = make({T, B, H});
+  Tensor h = h0.clone(), c = c0.clone();
+  Tensor w_t = w_hh.t();
+  Tensor gates_flat = gates.view({T * B, 4 * H});
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+      Tensor g_rows = step_rows(gates_flat, t, B, rows);
+      g_rows.addmm_(rows_of(h, rows), w_t);  // + h_{t-1} W_hh^T
+      scalar_t* G = at_step<scalar_t>(gates, t);
+      scalar_t* hs = h.data_ptr<scalar_t>();
+      scalar_t* cs = c.data_ptr<scalar_t>();
+      scalar_t* out = at_step<scalar_t>(output, t);
+      scalar_t* cp = at_step<scalar_t>(c_prev, t);
+      scalar_t* tc = at_step<scalar_t>(tanh_c, t);
+      scalar_t* hp = at_step<scalar_t>(h_prev, t);
+      at::parallel_for(0, rows, grain(4 * H), [&](int64_t begin, int64_t end) {
+        const size_t bytes = (end - begin) * H * sizeof(scalar_t);
+        std::memcpy(cp + begin * H, cs + begin * H, bytes);  // C_{t-1}, h_{t-1} for the backward
+        std::memcpy(hp + begin * H, hs + begin * H, bytes);
+        for (int64_t b = begin; b < end; ++b) {
+          lstm_gates_row(G + b * 4 * H, cp + b * H, cs + b * H, tc + b * H, hs + b * H, H);
+        }
+        std::memcpy(out + begin * H, hs + begin * H, bytes);
+      });
+    }
+  });
+  return {output, h, c, c_prev, tanh_c, h_prev};
+}
+
+// Returns dL/d(gate pre-activations) (T, B, 4H) and dL/dh_0, dL/dc_0.
+std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Tensor gates,
+                                  Tensor c_prev, Tensor tanh_c, Tensor w_hh,
+                                  std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = w_hh.size(1);
+  Tensor d_gates = padded ? at::zeros_like(gates) : at::empty_like(gates);
+  Tensor dh = d_hn.clone(), dc = d_cn.clone();
+  Tensor d_gates_flat = d_gates.view({T * B, 4 * H});
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
+    for (int64_t k = T - 1; k >= 0; --k) {
+      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+      const scalar_t* G = at_step<scalar_t>(gates, t);
+      const scalar_t* dout = at_step<scalar_t>(d_output, t);
+      const scalar_t* cp = at_step<scalar_t>(c_prev, t);
+      const scalar_t* tc = at_step<scalar_t>(tanh_c, t);
+      scalar_t* dG = at_step<scalar_t>(d_gates, t);
+      scalar_t* dhs = dh.data_ptr<scalar_t>();
+      scalar_t* dcs = dc.data_ptr<scalar_t>();
+      at::parallel_for(0, rows, grain(4 * H), [&](int64_t begin, int64_t end) {
+        scalar_t* __restrict__ dh_part = dhs + begin * H;
+        const scalar_t* __restrict__ dout_part = dout + begin * H;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < (end - begin) * H; ++j) {
+          dh_part[j] += dout_part[j];  // dL/dh_t: through the next step and the output
+        }
+        for (int64_t b = begin; b < end; ++b) {
+          lstm_gates_row_backward(G + b * 4 * H, cp + b * H, tc + b * H, dhs + b * H,
+                                  dcs + b * H, dG + b * 4 * H, H);
+        }
+      });
+      Tensor dh_rows = rows_of(dh, rows);
+      at::mm_out(dh_rows, step_rows(d_gates_flat, t, B, rows), w_hh);  // dL/dh_{t-1}
+    }
+  });
+  return {d_gates, dh, dc};
+}
+
+// The gates of a ConvLSTM step (lstmvision.nn.convlstm_fast): pre-activations gates (B, 4H,
+// *space) (replaced by the activations) and C_{t-1} (B, H, *space) -> h_t, C_t, tanh(C_t).
+std::vector<Tensor> lstm_gates_forward(Tensor gates, Tensor c_prev) {
+  const int64_t B = gates.size(0), n = c_prev.numel() / B;
+  Tensor c = at::empty_like(c_prev), tanh_c = at::empty_like(c_prev), h = at::empty_like(c_prev);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_gates_forward", [&] {
+    scalar_t* G = gates.data_ptr<scalar_t>();
+    const scalar_t* cp = c_prev.data_ptr<scalar_t>();
+    scalar_t *cs = c.data_ptr<scalar_t>(), *tc = tanh_c.data_ptr<scalar_t>(),
+             *hs = h.data_ptr<scalar_t>();
+    at::parallel_for(0, B, grain(4 * n), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        lstm_gates_row(G + b * 4 * n, cp + b * n, cs + b * n, tc + b * n, hs + b * n, n);
+      }
+    });
+  });
+  return {h, c, tanh_c};
+}
+
+// Its backward: dL/dh_t, dL/dC_t -> dL/d(pre-activations) (B, 4H, *space), dL/dC_{t-1}.
+std::vector<Tensor> lstm_gates_backward(Tensor dh, Tensor dc, Tensor gates, Tensor c_prev,
+                                        Tensor tanh_c) {
+  const int64_t B = gates.size(0), n = c_prev.numel() / B;
+  Tensor d_gates = at::empty_like(gates);
+  Tensor d_c = dc.clone();
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_gates_backward", [&] {
+    const scalar_t *G = gates.data_ptr<scalar_t>(), *cp = c_prev.data_ptr<scalar_t>(),
+                   *tc = tanh_c.data_ptr<scalar_t>(), *dhs = dh.data_ptr<scalar_t>();
+    scalar_t *dcs = d_c.data_ptr<scalar_t>(), *dG = d_gates.data_ptr<scalar_t>();
+    at::parallel_for(0, B, grain(4 * n), [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        lstm_gates_row_backward(G + b * 4 * n, cp + b * n, tc + b * n, dhs + b * n, dcs + b * n,
+                                dG + b * 4 * n, n);
+      }
+    });
+  });
+  return {d_gates, d_c};
+}
+
+// ---------------------------------------------------------------------------------------------
+// GRU
+// ---------------------------------------------------------------------------------------------
+
+// gates: (T, B, 3H), on entry x W_ih^T + b_ih; on exit the activations r, z, n. b_hh (3H) may
+// be undefined. Returns output, h_n, and for the backward h_part_n = W_hn h + b_hn (T, B, H)
+// and h_prev (T, B, H).
+std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optional<Tensor> b_hh,
+                                std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = h0.size(1);
+  auto opts = h0.options();
+  auto make = [&](std::vector<int64_t> shape) {
+    return padded ? at::zeros(shape, opts) : at::empty(shape, opts);
+  };
+  Tensor output = make({T, B, H}), hn_part = make({T, B, H}), h_prev = make({T, B, H});
+  Tensor h = h0.clone();
+  Tensor hp_step = at::empty({B, 3 * H}, opts);
+  Tensor w_t = w_hh.t();
+  const bool has_bias = b_hh.has_value() && b_hh->defined();
+  Tensor zero_bias = at::zeros({3 * H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+      Tensor hp_rows = rows_of(hp_step, rows);
+      at::mm_out(hp_rows, rows_of(h, rows), w_t);  // h_{t-1} W_hh^T (b_hh added in the loop)
+      scalar_t* G = at_step<scalar_t>(gates, t);
+      const scalar_t* HP = hp_step.data_ptr<scalar_t>();
+      const scalar_t* bias = has_bias ? b_hh->data_ptr<scalar_t>() : zero_bias.data_ptr<scalar_t>();
+      scalar_t* hs = h.data_ptr<scalar_t>();
+      scalar_t* out = at_step<scalar_t>(output, t);
+      scalar_t* hnp = at_step<scalar_t>(hn_part, t);
+      scalar_t* hp = at_step<scalar_t>(h_prev, t);
+      at::parallel_for(0, rows, grain(3 * H), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          scalar_t* __restrict__ gr = G + b * 3 * H;
+          scalar_t* __restrict__ gz = gr + H;
+          scalar_t* __restrict__ gn = gr + 2 * H;
+          const scalar_t* __restrict__ hr = HP + b * 3 * H;
+          const scalar_t* __restrict__ hz = hr + H;
+          const scalar_t* __restrict__ hnn = hr + 2 * H;
+          scalar_t* __restrict__ hb = hs + b * H;
+          scalar_t* __restrict__ ob = out + b * H;
+          scalar_t* __restrict__ hnpb = hnp + b * H;
+          scalar_t* __restrict__ hpb = hp + b * H;
+          const scalar_t* __restrict__ br = bias;
+          const scalar_t* __restrict__ bz = bias + H;
+          const scalar_t* __restrict__ bn = bias + 2 * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t r = sigmoid(gr[j] + hr[j] + br[j]), z = sigmoid(gz[j] + hz[j] + bz[j]);
+            const scalar_t h_n = hnn[j] + bn[j];
+            const scalar_t n = tanh_(gn[j] + r * h_n);
+            const scalar_t hn = (scalar_t(1) - z) * n + z * hb[j];
+            gr[j] = r;
+            gz[j] = z;
+            gn[j] = n;
+            hnpb[j] = h_n;
+            hpb[j] = hb[j];
+            hb[j] = hn;
+            ob[j] = hn;
+          }
+        }
+      });
+    }
+  });
+  return {output, h, hn_part, h_prev};
+}
+
+// Returns dL/d(x part) (T, B, 3H), dL/d(h part) (T, B, 3H) and dL/dh_0.
+std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Tensor hn_part,
+                                 Tensor h_prev, Tensor w_hh, std::vector<int64_t> batch_sizes,
+                                 bool reverse, bool padded) {
+  const int64_t T = gates.size(0), B = gates.size(1), H = w_hh.size(1);
+  Tensor d_x = padded ? at::zeros_like(gates) : at::empty_like(gates);
+  Tensor d_h_part = padded ? at::zeros_like(gates) : at::empty_like(gates);
+  Tensor dh = d_hn.clone();
+  // dL/dh_{t-1} = dL/dh_part W_hh (in dh) + the direct path dL/dh_t z (in direct); kept apart
+  // so that the product writes dh without first copying direct into it
+  Tensor direct = at::zeros({B, H}, dh.options());
+  Tensor d_h_part_flat = d_h_part.view({T * B, 3 * H});
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
+    for (int64_t k = T - 1; k >= 0; --k) {
+      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+      const scalar_t* G = at_step<scalar_t>(gates, t);
+      const scalar_t* dout = at_step<scalar_t>(d_output, t);
+      const scalar_t* hnp = at_step<scalar_t>(hn_part, t);
+      const scalar_t* hp = at_step<scalar_t>(h_prev, t);
+      scalar_t* dX = at_step<scalar_t>(d_x, t);
+      scalar_t* dHP = at_step<scalar_t>(d_h_part, t);
+      const scalar_t* dhs = dh.data_ptr<scalar_t>();
+      scalar_t* dir = direct.data_ptr<scalar_t>();
+      at::parallel_for(0, rows, grain(3 * H), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          const scalar_t* __restrict__ gr = G + b * 3 * H;
+          const scalar_t* __restrict__ gz = gr + H;
+          const scalar_t* __restrict__ gn = gr + 2 * H;
+          const scalar_t* __restrict__ db = dout + b * H;
+          const scalar_t* __restrict__ hnpb = hnp + b * H;
+          const scalar_t* __restrict__ hpb = hp + b * H;
+          const scalar_t* __restrict__ dhb = dhs + b * H;
+          scalar_t* __restrict__ dxr = dX + b * 3 * H;
+          scalar_t* __restrict__ dxz = dxr + H;
+          scalar_t* __restrict__ dxn = dxr + 2 * H;
+          scalar_t* __restrict__ dhr = dHP + b * 3 * H;
+          scalar_t* __restrict__ dhz = dhr + H;
+          scalar_t* __restrict__ dhn = dhr + 2 * H;
+          scalar_t* __restrict__ dirb = dir + b * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t r = gr[j], z = gz[j], n = gn[j];
+            const scalar_t d_h = dhb[j] + dirb[j] + db[j];
+            const scalar_t d_z = d_h * (hpb[j] - n) * z * (scalar_t(1) - z);
+            const scalar_t d_n = d_h * (scalar_t(1) - z) * (scalar_t(1) - n * n);
+            const scalar_t d_r = d_n * hnpb[j] * r * (scalar_t(1) - r);
+            dxr[j] = d_r;
+            dxz[j] = d_z;
+            dxn[j] = d_n;
+            dhr[j] = d_r;
+            dhz[j] = d_z;
+            dhn[j] = d_n * r;
+            dirb[j] = d_h * z;
+          }
+        }
+      });
+      Tensor dh_rows = rows_of(dh, rows);
+      at::mm_out(dh_rows, step_rows(d_h_part_flat, t, B, rows), w_hh);
+    }
+  });
+  dh.add_(direct);
+  return {d_x, d_h_part, dh};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elman RNN
+// ---------------------------------------------------------------------------------------------
+
+// pre: (T, B, H), x W_ih^T + b_ih + b_hh. Returns output, h_n, h_prev.
+std::vector<Tensor> rnn_forward(Tensor pre, Tensor h0, Tensor w_hh, bool relu,
+                                std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
+  const int64_t T = pre.size(0), B = pre.size(1), H = h0.size(1);
+  auto opts = h0.options();
+  Tensor output = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
+  Tensor h_prev = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
+  Tensor h = h0.clone();
+  Tensor w_t = w_hh.t();
+  Tensor pre_flat = pre.view({T * B, H}), h_prev_flat = h_prev.view({T * B, H});
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnn_forward", [&] {
+    for (int64_t k = 0; k < T; ++k) {
+      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+      step_rows(h_prev_flat, t, B, rows).copy_(rows_of(h, rows));
+      step_rows(pre_flat, t, B, rows).addmm_(rows_of(h, rows), w_t);
+      const scalar_t* P = at_step<scalar_t>(pre, t);
+      scalar_t* hs = h.data_ptr<scalar_t>();
+      scalar_t* out = at_step<scalar_t>(output, t);
+      at::parallel_for(0, rows, grain(H), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          const scalar_t* __restrict__ pb = P + b * H;
+          scalar_t* __restrict__ hb = hs + b * H;
+          scalar_t* __restrict__ ob = out + b * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t y = relu ? (pb[j] > scalar_t(0) ? pb[j] : scalar_t(0)) : tanh_(pb[j]);
+            hb[j] = y;
+            ob[j] = y;
+          }
+        }
+      });
+    }
+  });
+  return {output, h, h_prev};
+}
+
+// Returns dL/d(pre-activation) (T, B, H) and dL/dh_0.
+std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Tensor w_hh,
+                                 bool relu, std::vector<int64_t> batch_sizes, bool reverse,
+                                 bool padded) {
+  const int64_t T = output.size(0), B = output.size(1), H = w_hh.size(1);
+  Tensor d_pre = padded ? at::zeros_like(output) : at::empty_like(output);
+  Tensor dh = d_hn.clone();
+  Tensor d_pre_flat = d_pre.view({T * B, H});
+  AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "rnn_backward", [&] {
+    for (int64_t k = T - 1; k >= 0; --k) {
+      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+      const scalar_t* Y = at_step<scalar_t>(output, t);
+      const scalar_t* dout = at_step<scalar_t>(d_output, t);
+      scalar_t* dP = at_step<scalar_t>(d_pre, t);
+      const scalar_t* dhs = dh.data_ptr<scalar_t>();
+      at::parallel_for(0, rows, grain(H), [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          const scalar_t* __restrict__ yb = Y + b * H;
+          const scalar_t* __restrict__ db = dout + b * H;
+          const scalar_t* __restrict__ dhb = dhs + b * H;
+          scalar_t* __restrict__ dpb = dP + b * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t d_h = dhb[j] + db[j], y = yb[j];
+            dpb[j] = relu ? (y > scalar_t(0) ? d_h : scalar_t(0)) : d_h * (scalar_t(1) - y * y);
+          }
+        }
+      });
+      Tensor dh_rows = rows_of(dh, rows);
+      at::mm_out(dh_rows, step_rows(d_pre_flat, t, B, rows), w_hh);
+    }
+  });
+  return {d_pre, dh};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+  m.def("lstm_gates_forward", &lstm_gates_forward);
+  m.def("lstm_gates_backward", &lstm_gates_backward);
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+  m.def("rnn_forward", &rnn_forward);
+  m.def("rnn_backward", &rnn_backward);
+}

@@ -1,0 +1,200 @@
+r"""The fast path of :class:`lstmvision.nn.RNN`, :class:`~lstmvision.nn.LSTM` and
+:class:`~lstmvision.nn.GRU` (``implementation="fast"``): the same equations as the equations path
+(:mod:`lstmvision.nn.cells`), with each time step's gate arithmetic in one compiled loop.
+
+Why a C++ extension: the equations path runs the right matrix products but spends most of a
+long sequence's time dispatching ~40 small element-wise operations per step from Python, and
+torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
+
+* the input part of every step, ``x W_ih^T + b_ih``, is one matrix product (as on the equations
+  path);
+* each step is one ``addmm`` for ``h_{t-1} W_hh^T`` into that step's slice, then one C++ loop
+  for all gate equations (vectorised by the compiler; the sigmoid's ``exp`` is a polynomial so
+  that it vectorises), forward and backward through time;
+* the weight gradients are one matrix product each over all steps, from the saved ``h_{t-1}``.
+
+The extension (``csrc/recurrent.cpp``) is compiled with ``torch.utils.cpp_extension`` at first
+use (tens of seconds, once) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
+``~/.cache/torch_extensions``), under a name that hashes the source, torch's version and this
+CPU's instruction set (it is built with ``-march=native``). Where it cannot be built (no
+compiler, or ``LSTMVISION_NO_EXTENSION=1``), ``"fast"`` prints one line and runs the equations
+path, which gives the same results.
+
+It serves float32 and float64 CPU tensors (float64 for ``gradcheck``); other devices and dtypes,
+and ONNX export or tracing, take torch's kernel (``"auto"``) or the equations path (``"fast"``).
+Under CPU autocast the layer runs in float32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import sys
+import time
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+SOURCE = Path(__file__).with_name("csrc") / "recurrent.cpp"
+DISABLE_ENV = "LSTMVISION_NO_EXTENSION"
+
+
+def _cpu_flags() -> str:
+    """This CPU's instruction-set flags (the extension is built for them)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build_name() -> str:
+    key = "\n".join((SOURCE.read_text(), torch.__version__, _cpu_flags(), sys.version))
+    return "lstmvision_recurrent_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@cache
+def extension() -> ModuleType | None:
+    """The compiled kernels (built on first call), or ``None`` where they cannot be built."""
+    if os.environ.get(DISABLE_ENV):
+        print(
+            f"lstmvision: {DISABLE_ENV} is set; implementation='fast' runs the equations path",
+            file=sys.stderr,
+        )
+        return None
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # not its warning that a CPU machine has no CUDA
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+    name = _build_name()
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    fresh = not any(build_dir.glob(f"{name}*.so"))
+    if fresh:
+        print(
+            f"lstmvision: compiling the fast recurrent kernels into {build_dir} (once)",
+            file=sys.stderr,
+        )
+    start = time.perf_counter()
+    try:
+        module = cpp_extension.load(
+            name=name,
+            sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-march=native", "-fno-trapping-math", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
+    except Exception as error:  # no compiler, no ninja, a failed build: one line, then fallback
+        reason = str(error).strip().split(":")[0] or type(error).__name__  # not the command
+        print(
+            f"lstmvision: cannot build the fast recurrent kernels ({reason}); "
+            "implementation='fast' runs the equations path",
+            file=sys.stderr,
+        )
+        return None
+    if fresh:
+        print(f"lstmvision: built in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return module
+
+
+def supports(x: Tensor) -> bool:
+    """Whether the fast kernels serve this input (float32/float64 on a CPU, not being traced
+    or exported)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.jit.is_tracing()
+        and not torch.onnx.is_in_onnx_export()
+        and not torch.compiler.is_compiling()  # torch.export, torch.compile: torch's kernel
+    )
+
+
+def _flat(tensor: Tensor) -> Tensor:
+    return tensor.reshape(-1, tensor.size(-1))
+
+
+class FastRecurrence(torch.autograd.Function):
+    """One layer in one direction on the compiled kernels; the same inputs and outputs as
+    :class:`lstmvision.nn.recurrent._Recurrence` (``equations`` names the cell)."""
+
+    @staticmethod
+    def forward(
+        ctx, equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state
+    ):
+        ext = extension()
+        kind = equations.kernel
+        padded = batch_sizes[-1] < x.size(1)
+        folded = kind != "gru" and bias_hh is not None
+        x_part = F.linear(x, weight_ih, bias_ih + bias_hh if folded else bias_ih).contiguous()
+        weight_hh = weight_hh.contiguous()
+        state = tuple(s.contiguous() for s in state)
+        args = (batch_sizes, reverse, padded)
+        if kind == "lstm":
+            output, h_n, c_n, c_prev, tanh_c, h_prev = ext.lstm_forward(
+                x_part, *state, weight_hh, *args
+            )
+            saved, finals = (x_part, c_prev, tanh_c, h_prev), (h_n, c_n)
+        elif kind == "gru":
+            output, h_n, hn_part, h_prev = ext.gru_forward(
+                x_part, state[0], weight_hh, bias_hh, *args
+            )
+            saved, finals = (x_part, hn_part, h_prev), (h_n,)
+        else:
+            output, h_n, h_prev = ext.rnn_forward(
+                x_part, state[0], weight_hh, kind == "relu", *args
+            )
+            saved, finals = (output, h_prev), (h_n,)
+        ctx.kind, ctx.args, ctx.folded = kind, args, folded
+        ctx.has_bias = bias_ih is not None
+        ctx.save_for_backward(x, weight_ih, weight_hh, *saved)
+        return (output, *finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, *d_state):
+        ext = extension()
+        x, weight_ih, weight_hh, *saved = ctx.saved_tensors
+        d_output = d_output.contiguous()
+        d_state = [d.contiguous() for d in d_state]
+        if ctx.kind == "lstm":
+            gates, c_prev, tanh_c, h_prev = saved
+            d_x_part, *d_initial = ext.lstm_backward(
+                d_output, *d_state, gates, c_prev, tanh_c, weight_hh, *ctx.args
+            )
+            d_h_part = d_x_part
+        elif ctx.kind == "gru":
+            gates, hn_part, h_prev = saved
+            d_x_part, d_h_part, d_h0 = ext.gru_backward(
+                d_output, d_state[0], gates, hn_part, h_prev, weight_hh, *ctx.args
+            )
+            d_initial = [d_h0]
+        else:
+            output, h_prev = saved
+            d_x_part, d_h0 = ext.rnn_backward(
+                d_output, d_state[0], output, weight_hh, ctx.kind == "relu", *ctx.args
+            )
+            d_h_part, d_initial = d_x_part, [d_h0]
+        # weight gradients: one product each over all steps; (I, T*B) @ (T*B, G*H) order as on
+        # the equations path
+        d_weight_hh = _flat(d_h_part).t() @ _flat(h_prev)
+        d_weight_ih = (_flat(x).t() @ _flat(d_x_part)).t()
+        d_x = d_x_part @ weight_ih if ctx.needs_input_grad[3] else None
+        d_bias_ih = _flat(d_x_part).sum(0) if ctx.has_bias else None
+        if not ctx.has_bias:
+            d_bias_hh = None
+        elif ctx.folded:
+            d_bias_hh = d_bias_ih
+        else:
+            d_bias_hh = _flat(d_h_part).sum(0)
+        return None, None, None, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_initial

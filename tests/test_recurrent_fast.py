@@ -1,0 +1,129 @@
+"""The fast path's own cases: equal to the equations path, its one-line fallback where the
+kernels cannot be built, CPU autocast, and the ConvLSTM's compiled gates. The grid against
+torch's kernel (directions, layers, lengths, initial states) is in test_nn_recurrent.py."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lstmvision.nn import GRU, LSTM, RNN, ConvLSTM, recurrent_fast
+
+LAYERS = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn-relu": (RNN, {"nonlinearity": "relu"})}
+
+
+def _both(name, **kwargs):
+    cls, extra = LAYERS[name]
+    fast = cls(3, 8, **extra, **kwargs, implementation="fast")
+    equations = cls(3, 8, **extra, **kwargs, implementation="equations")
+    equations.load_state_dict(fast.state_dict())
+    return fast, equations
+
+
+def _results(module, x, lengths=None):
+    x.grad = None
+    module.zero_grad()
+    output, state = module(x, lengths=lengths)
+    state = state if isinstance(state, tuple) else (state,)
+    loss = output.sin().sum() + sum(s.square().sum() for s in state)
+    loss.backward()
+    return [output, *state, x.grad, *(p.grad for p in module.parameters())]
+
+
+def test_the_extension_builds_here():
+    """g++ and ninja are on every machine CI runs on: the fast path must not quietly fall back."""
+    assert recurrent_fast.extension() is not None
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_fast_equals_the_equations_path(name):
+    torch.manual_seed(0)
+    fast, equations = _both(name, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(5, 70, 3, requires_grad=True)  # a longer sequence than the grid's
+    lengths = torch.tensor([70, 12, 1, 69, 33])
+    for lens in (None, lengths):
+        for a, b in zip(_results(fast, x, lens), _results(equations, x, lens), strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_fallback_without_the_extension_prints_one_line_and_runs_the_equations(monkeypatch):
+    """A build that fails (no compiler): one line on stderr, and the same results."""
+    from torch.utils import cpp_extension
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Error building extension 'x': g++: not found")
+
+    recurrent_fast.extension.cache_clear()
+    monkeypatch.setattr(cpp_extension, "load", fail)
+    try:
+        assert recurrent_fast.extension() is None
+        torch.manual_seed(0)
+        fast, equations = _both("gru")
+        assert fast._path(torch.zeros(4, 2, 3)) == "equations"
+        assert GRU(3, 8)._path(torch.zeros(4, 2, 3)) == "fused"  # auto: torch's kernel
+        x = torch.randn(6, 2, 3, requires_grad=True)
+        for a, b in zip(_results(fast, x), _results(equations, x), strict=True):
+            assert torch.equal(a, b)
+    finally:
+        recurrent_fast.extension.cache_clear()
+
+
+def test_disabled_by_environment_says_so_in_one_line():
+    code = (
+        "import torch; from lstmvision.nn import LSTM; "
+        "m = LSTM(2, 3, implementation='fast'); print(m._path(torch.zeros(4, 1, 2)))"
+    )
+    env = {**os.environ, recurrent_fast.DISABLE_ENV: "1"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "equations"
+    lines = [line for line in run.stderr.splitlines() if line.startswith("lstmvision:")]
+    assert len(lines) == 1 and recurrent_fast.DISABLE_ENV in lines[0]
+
+
+def test_fast_under_cpu_autocast_runs_in_float32():
+    torch.manual_seed(0)
+    fast, equations = _both("lstm")
+    x = torch.randn(6, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output, _ = fast(x)
+    assert output.dtype == torch.float32
+    torch.testing.assert_close(output, equations(x)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_convlstm_compiled_gates_equal_the_equations():
+    torch.manual_seed(0)
+    fast = ConvLSTM(2, 4, num_layers=2, implementation="fast").double()
+    equations = ConvLSTM(2, 4, num_layers=2, implementation="equations").double()
+    equations.load_state_dict(fast.state_dict())
+    x = torch.randn(2, 3, 2, 5, 6, dtype=torch.double, requires_grad=True)
+    results = []
+    for module in (fast, equations):
+        x.grad = None
+        output, states = module(x)
+        (output.sin().sum() + states[-1][1].square().sum()).backward()
+        results.append([output, x.grad, *(p.grad for p in module.parameters())])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+def test_convlstm_gates_take_the_compiled_kernel_when_training(monkeypatch):
+    calls = []
+    compiled = recurrent_fast.extension()
+
+    class Spy:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(compiled, name)
+
+    monkeypatch.setattr(recurrent_fast, "extension", lambda: Spy())
+    layer = ConvLSTM(2, 4)
+    x = torch.randn(1, 2, 2, 4, 4)
+    with torch.no_grad():
+        layer(x)
+    assert calls == []  # inference: the whole-map operations
+    layer(x)[0].sum().backward()
+    assert set(calls) == {"lstm_gates_forward", "lstm_gates_backward"}
