@@ -1,0 +1,68 @@
+"""The measurements behind ``implementation="auto"``'s rule (lstmvision.nn.recurrent): torch's
+kernel against the fast path, training (forward + backward) and inference (forward under
+``torch.no_grad``), for the RNN, LSTM and GRU at the benchmark's shapes and a single sequence.
+
+Run ``python scripts/rnn_auto_rule.py [--threads N] [--repeats N]``; prints milliseconds
+(median) and torch's time over the fast path's (> 1: the fast path is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lstmvision.nn import GRU, LSTM, RNN
+
+SHAPES = {"row-mnist": (256, 28, 28), "long-sequence": (32, 784, 1), "one-sequence": (1, 200, 64)}
+CELLS = {"RNN": (RNN, torch.nn.RNN), "LSTM": (LSTM, torch.nn.LSTM), "GRU": (GRU, torch.nn.GRU)}
+
+
+def _ms(module: torch.nn.Module, x: torch.Tensor, training: bool, repeats: int) -> float:
+    """Median milliseconds of one forward (+ backward when ``training``) call."""
+
+    def call() -> None:
+        with torch.set_grad_enabled(training):
+            module.zero_grad()
+            output = module(x)[0]
+            if training:
+                output.sum().backward()
+
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}")
+    print(f"{'shape':<14} {'cell':<5} {'mode':<9} {'torch ms':>9} {'fast ms':>8} {'ratio':>6}")
+    for shape, (batch, steps, size) in SHAPES.items():
+        x = torch.randn(steps, batch, size)
+        for cell, (ours, theirs) in CELLS.items():
+            reference = theirs(size, 128)
+            fast = ours(size, 128, implementation="fast")
+            fast.load_state_dict(reference.state_dict())
+
+            for mode in ("training", "inference"):
+                slow = _ms(reference, x, mode == "training", args.repeats)
+                quick = _ms(fast, x, mode == "training", args.repeats)
+                print(
+                    f"{shape:<14} {cell:<5} {mode:<9} {slow:>9.1f} {quick:>8.1f} "
+                    f"{slow / quick:>6.2f}"
+                )
+
+
+if __name__ == "__main__":
+    main()
