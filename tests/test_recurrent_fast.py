@@ -48,6 +48,27 @@ def test_fast_equals_the_equations_path(name):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", LAYERS)
+def test_batch_split_between_threads(name):
+    """At 2 threads each thread runs its own rows of the batch through all the steps (packed
+    rows sorted by length): the same results as the equations path, and as at 1 thread."""
+    torch.manual_seed(0)
+    fast, equations = _both(name, bidirectional=True)
+    x = torch.randn(9, 40, 3, requires_grad=True)
+    lengths = torch.randint(1, 10, (40,))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        split = _results(fast, x, lengths)
+        torch.set_num_threads(1)
+        single = _results(fast, x, lengths)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b, c in zip(split, single, _results(equations, x, lengths), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
+
+
 def test_fallback_without_the_extension_prints_one_line_and_runs_the_equations(monkeypatch):
     """A build that fails (no compiler): one line on stderr, and the same results."""
     from torch.utils import cpp_extension

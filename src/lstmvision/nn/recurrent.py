@@ -24,7 +24,7 @@ Speed: the equations path does the matrix products torch's kernel does, but its 
 arithmetic is ~40 separate eager operations per step (forward and backward), so it is slower
 than torch's fused LSTM, most where each small operation costs more to dispatch than to compute
 (small batches, long sequences); torch's CPU GRU is not fused either. The fast path removes that
-cost (1.3-1.8x torch's throughput when training, docs/bench.md). ``lstmvision bench rnn``
+cost (1.2-2.2x torch's throughput when training, docs/bench.md). ``lstmvision bench rnn``
 measures them all on your machine.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output

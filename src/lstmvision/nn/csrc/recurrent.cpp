@@ -9,6 +9,10 @@
 // for the derivative equations of a step, one product for dL/dh_{t-1}. The weight gradients are
 // left to the caller: one product over all steps from the saved buffers.
 //
+// With several threads, each runs all the steps of its own chunk of the batch's rows
+// (over_time): the sequences are independent, and one step's small product split between
+// threads costs more than it saves.
+//
 // Packed batches (decreasing lengths): step t updates rows [0, batch_sizes[t]); the other rows
 // keep their state. Buffers whose padding rows are never written are zero-filled by the caller
 // (via `padded`).
@@ -69,14 +73,38 @@ inline int64_t grain(int64_t row_elements) {
   return std::max<int64_t>(1, 16384 / std::max<int64_t>(row_elements, 1));
 }
 
-inline Tensor rows_of(const Tensor& t, int64_t rows) {
-  return rows == t.size(0) ? t : t.narrow(0, 0, rows);
+// Rows [r0, r0 + rows) of a (B, X) state.
+inline Tensor rows_at(const Tensor& t, int64_t r0, int64_t rows) {
+  return rows == t.size(0) ? t : t.narrow(0, r0, rows);
 }
 
-// Rows [t*B, t*B + rows) of `flat`, the (T*B, X) view of a (T, B, X) buffer: step t's live rows
-// as one view (cheaper than select + narrow, which matters at ~1000 steps).
-inline Tensor step_rows(const Tensor& flat, int64_t t, int64_t B, int64_t rows) {
-  return flat.narrow(0, t * B, rows);
+// Rows [t*B + r0, t*B + r0 + rows) of `flat`, the (T*B, X) view of a (T, B, X) buffer: step t's
+// live rows of a chunk as one view (cheaper than select + narrow, which matters at ~1000 steps).
+inline Tensor step_rows(const Tensor& flat, int64_t t, int64_t B, int64_t r0, int64_t rows) {
+  return flat.narrow(0, t * B + r0, rows);
+}
+
+// The sequences of a batch are independent: each thread runs all the steps of its own chunk of
+// rows (its products single-threaded), rather than every step being split between threads,
+// which for small batches costs more in waking threads than it saves. Calls
+// body(t, r0, rows) for every step in visiting order (backward: the reverse), rows being the
+// chunk's live rows at step t (packed batches are sorted by decreasing length).
+constexpr int64_t kBatchGrain = 8;
+
+template <typename F>
+void over_time(int64_t T, int64_t B, const std::vector<int64_t>& batch_sizes, bool reverse,
+               bool backward, const F& body) {
+  at::parallel_for(0, B, kBatchGrain, [&](int64_t r0, int64_t r1) {
+    at::NoGradGuard no_grad;  // a worker thread's own grad mode: no graph of the weights
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t k = backward ? T - 1 - i : i;
+      const int64_t t = reverse ? T - 1 - k : k;
+      const int64_t rows = std::min(batch_sizes[t], r1) - r0;
+      if (rows > 0) {
+        body(t, r0, rows);
+      }
+    }
+  });
 }
 
 // Step t's data in a contiguous (T, B, X) buffer.
@@ -153,13 +181,12 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
   Tensor output = make({T, B, H}), c_prev = make({T, B, H}), tanh_c = make({T, B, H}),
          h_prev = make({T, B, H});
   Tensor h = h0.clone(), c = c0.clone();
-  Tensor w_t = w_hh.t();
+  Tensor w_t = w_hh.detach().t();
   Tensor gates_flat = gates.view({T * B, 4 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
-    for (int64_t k = 0; k < T; ++k) {
-      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
-      Tensor g_rows = step_rows(gates_flat, t, B, rows);
-      g_rows.addmm_(rows_of(h, rows), w_t);  // + h_{t-1} W_hh^T
+    over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
+      Tensor g_rows = step_rows(gates_flat, t, B, r0, rows);
+      g_rows.addmm_(rows_at(h, r0, rows), w_t);  // + h_{t-1} W_hh^T
       scalar_t* G = at_step<scalar_t>(gates, t);
       scalar_t* hs = h.data_ptr<scalar_t>();
       scalar_t* cs = c.data_ptr<scalar_t>();
@@ -167,7 +194,8 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
       scalar_t* cp = at_step<scalar_t>(c_prev, t);
       scalar_t* tc = at_step<scalar_t>(tanh_c, t);
       scalar_t* hp = at_step<scalar_t>(h_prev, t);
-      at::parallel_for(0, rows, grain(4 * H), [&](int64_t begin, int64_t end) {
+      {
+        const int64_t begin = r0, end = r0 + rows;
         const size_t bytes = (end - begin) * H * sizeof(scalar_t);
         std::memcpy(cp + begin * H, cs + begin * H, bytes);  // C_{t-1}, h_{t-1} for the backward
         std::memcpy(hp + begin * H, hs + begin * H, bytes);
@@ -175,8 +203,8 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
           lstm_gates_row(G + b * 4 * H, cp + b * H, cs + b * H, tc + b * H, hs + b * H, H);
         }
         std::memcpy(out + begin * H, hs + begin * H, bytes);
-      });
-    }
+      }
+    });
   });
   return {output, h, c, c_prev, tanh_c, h_prev};
 }
@@ -190,8 +218,7 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
   Tensor dh = d_hn.clone(), dc = d_cn.clone();
   Tensor d_gates_flat = d_gates.view({T * B, 4 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    for (int64_t k = T - 1; k >= 0; --k) {
-      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+    over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
       const scalar_t* G = at_step<scalar_t>(gates, t);
       const scalar_t* dout = at_step<scalar_t>(d_output, t);
       const scalar_t* cp = at_step<scalar_t>(c_prev, t);
@@ -199,7 +226,8 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
       scalar_t* dG = at_step<scalar_t>(d_gates, t);
       scalar_t* dhs = dh.data_ptr<scalar_t>();
       scalar_t* dcs = dc.data_ptr<scalar_t>();
-      at::parallel_for(0, rows, grain(4 * H), [&](int64_t begin, int64_t end) {
+      {
+        const int64_t begin = r0, end = r0 + rows;
         scalar_t* __restrict__ dh_part = dhs + begin * H;
         const scalar_t* __restrict__ dout_part = dout + begin * H;
         _Pragma("omp simd")
@@ -210,10 +238,10 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
           lstm_gates_row_backward(G + b * 4 * H, cp + b * H, tc + b * H, dhs + b * H,
                                   dcs + b * H, dG + b * 4 * H, H);
         }
-      });
-      Tensor dh_rows = rows_of(dh, rows);
-      at::mm_out(dh_rows, step_rows(d_gates_flat, t, B, rows), w_hh);  // dL/dh_{t-1}
-    }
+      }
+      Tensor dh_rows = rows_at(dh, r0, rows);
+      at::mm_out(dh_rows, step_rows(d_gates_flat, t, B, r0, rows), w_hh);  // dL/dh_{t-1}
+    });
   });
   return {d_gates, dh, dc};
 }
@@ -274,14 +302,13 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
   Tensor output = make({T, B, H}), hn_part = make({T, B, H}), h_prev = make({T, B, H});
   Tensor h = h0.clone();
   Tensor hp_step = at::empty({B, 3 * H}, opts);
-  Tensor w_t = w_hh.t();
+  Tensor w_t = w_hh.detach().t();
   const bool has_bias = b_hh.has_value() && b_hh->defined();
   Tensor zero_bias = at::zeros({3 * H}, opts);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
-    for (int64_t k = 0; k < T; ++k) {
-      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
-      Tensor hp_rows = rows_of(hp_step, rows);
-      at::mm_out(hp_rows, rows_of(h, rows), w_t);  // h_{t-1} W_hh^T (b_hh added in the loop)
+    over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
+      Tensor hp_rows = rows_at(hp_step, r0, rows);
+      at::mm_out(hp_rows, rows_at(h, r0, rows), w_t);  // h_{t-1} W_hh^T (b_hh added in the loop)
       scalar_t* G = at_step<scalar_t>(gates, t);
       const scalar_t* HP = hp_step.data_ptr<scalar_t>();
       const scalar_t* bias = has_bias ? b_hh->data_ptr<scalar_t>() : zero_bias.data_ptr<scalar_t>();
@@ -289,7 +316,8 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
       scalar_t* out = at_step<scalar_t>(output, t);
       scalar_t* hnp = at_step<scalar_t>(hn_part, t);
       scalar_t* hp = at_step<scalar_t>(h_prev, t);
-      at::parallel_for(0, rows, grain(3 * H), [&](int64_t begin, int64_t end) {
+      {
+        const int64_t begin = r0, end = r0 + rows;
         for (int64_t b = begin; b < end; ++b) {
           scalar_t* __restrict__ gr = G + b * 3 * H;
           scalar_t* __restrict__ gz = gr + H;
@@ -319,8 +347,8 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
             ob[j] = hn;
           }
         }
-      });
-    }
+      }
+    });
   });
   return {output, h, hn_part, h_prev};
 }
@@ -338,8 +366,7 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
   Tensor direct = at::zeros({B, H}, dh.options());
   Tensor d_h_part_flat = d_h_part.view({T * B, 3 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
-    for (int64_t k = T - 1; k >= 0; --k) {
-      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+    over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
       const scalar_t* G = at_step<scalar_t>(gates, t);
       const scalar_t* dout = at_step<scalar_t>(d_output, t);
       const scalar_t* hnp = at_step<scalar_t>(hn_part, t);
@@ -348,7 +375,8 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
       scalar_t* dHP = at_step<scalar_t>(d_h_part, t);
       const scalar_t* dhs = dh.data_ptr<scalar_t>();
       scalar_t* dir = direct.data_ptr<scalar_t>();
-      at::parallel_for(0, rows, grain(3 * H), [&](int64_t begin, int64_t end) {
+      {
+        const int64_t begin = r0, end = r0 + rows;
         for (int64_t b = begin; b < end; ++b) {
           const scalar_t* __restrict__ gr = G + b * 3 * H;
           const scalar_t* __restrict__ gz = gr + H;
@@ -380,10 +408,10 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
             dirb[j] = d_h * z;
           }
         }
-      });
-      Tensor dh_rows = rows_of(dh, rows);
-      at::mm_out(dh_rows, step_rows(d_h_part_flat, t, B, rows), w_hh);
-    }
+      }
+      Tensor dh_rows = rows_at(dh, r0, rows);
+      at::mm_out(dh_rows, step_rows(d_h_part_flat, t, B, r0, rows), w_hh);
+    });
   });
   dh.add_(direct);
   return {d_x, d_h_part, dh};
@@ -401,17 +429,17 @@ std::vector<Tensor> rnn_forward(Tensor pre, Tensor h0, Tensor w_hh, bool relu,
   Tensor output = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
   Tensor h_prev = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
   Tensor h = h0.clone();
-  Tensor w_t = w_hh.t();
+  Tensor w_t = w_hh.detach().t();
   Tensor pre_flat = pre.view({T * B, H}), h_prev_flat = h_prev.view({T * B, H});
   AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnn_forward", [&] {
-    for (int64_t k = 0; k < T; ++k) {
-      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
-      step_rows(h_prev_flat, t, B, rows).copy_(rows_of(h, rows));
-      step_rows(pre_flat, t, B, rows).addmm_(rows_of(h, rows), w_t);
+    over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
+      step_rows(h_prev_flat, t, B, r0, rows).copy_(rows_at(h, r0, rows));
+      step_rows(pre_flat, t, B, r0, rows).addmm_(rows_at(h, r0, rows), w_t);
       const scalar_t* P = at_step<scalar_t>(pre, t);
       scalar_t* hs = h.data_ptr<scalar_t>();
       scalar_t* out = at_step<scalar_t>(output, t);
-      at::parallel_for(0, rows, grain(H), [&](int64_t begin, int64_t end) {
+      {
+        const int64_t begin = r0, end = r0 + rows;
         for (int64_t b = begin; b < end; ++b) {
           const scalar_t* __restrict__ pb = P + b * H;
           scalar_t* __restrict__ hb = hs + b * H;
@@ -423,8 +451,8 @@ std::vector<Tensor> rnn_forward(Tensor pre, Tensor h0, Tensor w_hh, bool relu,
             ob[j] = y;
           }
         }
-      });
-    }
+      }
+    });
   });
   return {output, h, h_prev};
 }
@@ -438,13 +466,13 @@ std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Te
   Tensor dh = d_hn.clone();
   Tensor d_pre_flat = d_pre.view({T * B, H});
   AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "rnn_backward", [&] {
-    for (int64_t k = T - 1; k >= 0; --k) {
-      const int64_t t = reverse ? T - 1 - k : k, rows = batch_sizes[t];
+    over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
       const scalar_t* Y = at_step<scalar_t>(output, t);
       const scalar_t* dout = at_step<scalar_t>(d_output, t);
       scalar_t* dP = at_step<scalar_t>(d_pre, t);
       const scalar_t* dhs = dh.data_ptr<scalar_t>();
-      at::parallel_for(0, rows, grain(H), [&](int64_t begin, int64_t end) {
+      {
+        const int64_t begin = r0, end = r0 + rows;
         for (int64_t b = begin; b < end; ++b) {
           const scalar_t* __restrict__ yb = Y + b * H;
           const scalar_t* __restrict__ db = dout + b * H;
@@ -456,10 +484,10 @@ std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Te
             dpb[j] = relu ? (y > scalar_t(0) ? d_h : scalar_t(0)) : d_h * (scalar_t(1) - y * y);
           }
         }
-      });
-      Tensor dh_rows = rows_of(dh, rows);
-      at::mm_out(dh_rows, step_rows(d_pre_flat, t, B, rows), w_hh);
-    }
+      }
+      Tensor dh_rows = rows_at(dh, r0, rows);
+      at::mm_out(dh_rows, step_rows(d_pre_flat, t, B, r0, rows), w_hh);
+    });
   });
   return {d_pre, dh};
 }
