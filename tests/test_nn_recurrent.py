@@ -64,8 +64,9 @@ def _outputs_and_grads(module, x, states, hx, kind, batch_first, lengths=LENGTHS
     return results, torch.autograd.grad(loss, [x, *states, *module.parameters()])
 
 
-CONFIGS = list(
-    itertools.product(
+CONFIGS = [
+    config
+    for config in itertools.product(
         LAYERS,
         ["equations", "fast", "fused"],
         [False, True],
@@ -75,7 +76,10 @@ CONFIGS = list(
         [True, False],
         ["full", "lengths", "packed"],
     )
-)
+    # batch_first is layout handled in Python, shared by the equations and fast paths: the fast
+    # kernels are checked on the other axes (keeps the fast tier short)
+    if not (config[1] == "fast" and config[4])
+]
 
 
 @pytest.mark.parametrize(
