@@ -49,7 +49,20 @@ class SplitSteps:
 
 class SplitLoaders:
     """Lightning's train/val/test data loaders as one ``self._loader(split, shuffle)`` per data
-    module."""
+    module; by default ``self.sets[split]`` in batches of ``self.cfg.batch_size`` with
+    ``self.cfg.num_workers`` workers (a data module with its own sampler or collation overrides
+    it)."""
+
+    def _loader(self, split: str, shuffle: bool = False):
+        from torch.utils.data import DataLoader
+
+        return DataLoader(
+            self.sets[split],
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)

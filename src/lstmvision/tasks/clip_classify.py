@@ -168,15 +168,6 @@ class ClipData(SplitLoaders, L.LightningDataModule):
         if not test:
             raise ConfigError(f"{cfg.dataset}: no test clip (groups 1-7, or testlist01.txt)")
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.sets[split],
-            batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
-            num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
-        )
-
 
 @register_task("clip-classify")
 class ClipClassifyTask(Task):

@@ -32,7 +32,7 @@ from typing import ClassVar, Literal, Optional
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from lstmvision.data import resolve_data_root, train_val_indices
 from lstmvision.data.binarized import load_binarized_mnist, read_binary_image
@@ -93,15 +93,6 @@ class BinarizedData(SplitLoaders, L.LightningDataModule):
             "test": data.test_bits[: cfg.limit_eval] * 255,
         }
         self.sets = {split: TensorDataset(x[:, None]) for split, x in images.items()}  # (N,1,H,W)
-
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.sets[split],
-            batch_size=self.cfg.batch_size,
-            shuffle=shuffle,
-            num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
-        )
 
     def bits(self, split: str, count: int) -> torch.Tensor:
         """The first ``count`` fixed digits of ``split`` (val or test): float 0./1.
