@@ -403,6 +403,30 @@ def test_study_puts_the_three_models_in_one_table(data_root, tmp_path):
     assert (tmp_path / "study" / "results.csv").read_text().count("\n") == 4
 
 
+def test_compare_runs_the_pixel_gen_study_and_refuses_mixing_it(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lstmvision import cli
+    from lstmvision.studies import pixel_gen
+
+    calls = []
+
+    def fake_study(out, data_root=None, overrides=None):
+        calls.append((out, data_root, overrides))
+        return []
+
+    monkeypatch.setattr(pixel_gen, "study", fake_study)
+    args = ["compare", "--tasks", "pixel-gen", "--out", str(tmp_path), "--epochs", "2"]
+    result = CliRunner().invoke(cli.app, [*args, "--limit-train", "64"])
+    assert result.exit_code == 0, result.output
+    assert calls == [(tmp_path / "pixel-gen", None, {"epochs": 2, "limit_train": 64})]
+    for wrong in (["--tasks", "pixel-gen,adding-100"], ["--tasks", "pixel-gen", "--cells", "gru"]):
+        result = CliRunner().invoke(cli.app, ["compare", *wrong])
+        assert result.exit_code == 1 and "give it alone, without --cells" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert len(calls) == 1
+
+
 @pytest.mark.recipe
 def test_pixel_gen_recipes(data_root, tmp_path, capsys):
     """Issue 31's figures (about 3.5 hours on 2 CPU cores, not in CI): the three commands of

@@ -797,7 +797,8 @@ def compare_command(
         Path("runs/compare"), help="folder of the runs and the table (rerun to continue)"
     ),
     tasks: str = typer.Option(
-        "row-mnist,seq-mnist,pmnist,adding-100,adding-400", help="comma list of benchmarks"
+        "row-mnist,seq-mnist,pmnist,adding-100,adding-400",
+        help="comma list of benchmarks, or pixel-gen alone (the PixelRNN models)",
     ),
     cells: str = typer.Option("rnn,lstm,gru", help="comma list of cells"),
     epochs: Optional[int] = typer.Option(
@@ -812,12 +813,17 @@ def compare_command(
         "cpu", help="cpu, gpu, mps or auto (Lightning); s/epoch is that device's"
     ),
 ):
-    """RNN vs LSTM vs GRU on sequential, permuted and row MNIST and the adding problem: a table."""
+    """RNN vs LSTM vs GRU on sequential, permuted and row MNIST and the adding problem: a table.
+    `--tasks pixel-gen`: the three PixelRNN models instead (docs/pixel-gen.md), in OUT/pixel-gen."""
     from lstmvision.studies.compare import compare, format_markdown
 
+    task_list = _csv_option(tasks)
+    if "pixel-gen" in task_list:
+        _compare_pixel_gen(out, task_list, cells, epochs, limit_train, data_root)
+        return
     rows = compare(
         out,
-        _csv_option(tasks),
+        task_list,
         _csv_option(cells),
         epochs,
         limit_train,
@@ -827,6 +833,21 @@ def compare_command(
     )
     typer.echo(format_markdown(rows))
     typer.echo(f"results: {out}/results.csv, {out}/results.md")
+
+
+def _compare_pixel_gen(out, task_list, cells, epochs, limit_train, data_root) -> None:
+    """`compare --tasks pixel-gen`: lstmvision.studies.pixel_gen's table of the three models."""
+    from lstmvision.studies.pixel_gen import COMMANDS, format_markdown, study
+
+    if task_list != ["pixel-gen"] or cells != "rnn,lstm,gru":
+        raise ConfigError(
+            "compare: pixel-gen compares its own three models "
+            f"({', '.join(COMMANDS)}); give it alone, without --cells: --tasks pixel-gen"
+        )
+    overrides = {k: v for k, v in (("epochs", epochs), ("limit_train", limit_train)) if v}
+    rows = study(out / "pixel-gen", data_root=data_root, overrides=overrides)
+    typer.echo(format_markdown(rows))
+    typer.echo(f"results: {out}/pixel-gen/results.csv, {out}/pixel-gen/results.md")
 
 
 @app.command("crossval")

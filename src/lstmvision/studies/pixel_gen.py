@@ -7,7 +7,8 @@ Not a task: a driver that trains one ``pixel-gen`` run per model through the run
 training time on 2 CPU cores), and writes ``results.csv`` and ``results.md``. A model whose folder
 holds ``metrics.json`` is read, not trained again, so the study continues where it stopped; a
 folder trained by hand with ``lstmvision train pixel-gen ... --out OUT/<model>`` is read the
-same way. ``lstmvision compare`` (RNN vs LSTM vs GRU over benchmarks) has no place for it; run::
+same way. ``lstmvision compare --tasks pixel-gen --out runs`` runs it (into ``runs/pixel-gen``), as
+does::
 
     python -m lstmvision.studies.pixel_gen --out runs/pixel-gen
 
