@@ -199,7 +199,24 @@ def test_streamed_sample_is_the_predicted_one():
     assert parts[-1] == model.predict("ROMEO:", length=50, temperature=0.8, seed=3).text
 
 
-def test_one_model_per_tab_and_each_says_what_it_was_trained_on(tmp_path):
+def _tiny_forecaster(data_root: Path, folder: Path) -> Path:
+    """A next-frame run folder on Moving MNIST, trained for 2 steps."""
+    from lstmvision.tasks import get_task, runner
+
+    overrides = {
+        **get_task("next-frame").smoke_overrides,
+        "data_root": str(data_root),
+        "dataset": "moving-mnist",
+        "frame_size": "64x64",
+        "patch": 8,
+        "train_size": 16,
+        "val_size": 8,
+        "test_size": 8,
+    }
+    return runner.train("next-frame", overrides, out=folder, quiet=True).run_dir
+
+
+def test_one_model_per_tab_and_each_says_what_it_was_trained_on(tmp_path, data_root):
     from lstmvision.app.served import load_served
     from lstmvision.errors import ConfigError
 
@@ -215,6 +232,10 @@ def test_one_model_per_tab_and_each_says_what_it_was_trained_on(tmp_path):
     default = load_served()  # no model named: the first shipped model of each tab
     assert default["lines"].name == "textline-handwriting"  # textline-print ships too
     assert {"digits", "captions", "lines", "clip", "char-lm"} <= set(default)
+    assert default["forecast"].name == "next-frame-moving-mnist"
+    run = _tiny_forecaster(data_root, tmp_path / "next-frame")  # a run folder takes its tab
+    served = load_served([str(run)], shipped=True)
+    assert served["forecast"].name == str(run) and served["digits"].name == "row-lstm-mnist"
 
 
 def test_bench_app_times_the_three_requests(data_root):
