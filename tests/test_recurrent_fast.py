@@ -148,3 +148,19 @@ def test_convlstm_gates_take_the_compiled_kernel_when_training(monkeypatch):
     assert calls == []  # inference: the whole-map operations
     layer(x)[0].sum().backward()
     assert set(calls) == {"lstm_gates_forward", "lstm_gates_backward"}
+
+
+def test_row_lstm_task_takes_every_implementation():
+    """`train row-lstm --implementation fast` reaches the layer (the task's choices are the
+    layer's)."""
+    from lstmvision.models import get_model
+    from lstmvision.tasks import get_task
+    from lstmvision.tasks.config import resolve_config
+
+    task = get_task("row-lstm")()
+    for name in ("auto", "equations", "fast", "fused"):
+        cfg = resolve_config(task.Config, overrides={"implementation": name, "cell": "gru"})
+        model_name, kwargs = task.model_spec(cfg)
+        model = get_model(model_name, **kwargs)
+        layers = [m for m in model.modules() if isinstance(m, GRU)]
+        assert layers and all(m.implementation == name for m in layers)

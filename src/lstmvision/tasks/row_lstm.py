@@ -36,8 +36,9 @@ class RowLSTMConfig(ImageClassificationConfig):
     """lstm: initial forget-gate bias (0: torch's init; 1 helps long readings such as pixels)"""
     chrono: bool = False
     """lstm: chrono initialisation of the gate biases (memory spans up to the sequence length)"""
-    implementation: Literal["auto", "equations", "fused"] = "auto"
-    """recurrent kernel: auto (fused when possible), equations (ours), fused (torch)"""
+    implementation: Literal["auto", "equations", "fast", "fused"] = "auto"
+    """recurrent kernel: auto (the faster of fast and fused, docs/bench.md), equations (ours,
+    step by step), fast (ours, compiled gates), fused (torch's)"""
     epochs: int = 20
     batch_size: int = 128
     lr: float = 3e-3
