@@ -15,8 +15,8 @@ torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
 
 The extension (``csrc/recurrent.cpp``) is compiled with ``torch.utils.cpp_extension`` at first
 use (tens of seconds, once) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
-``~/.cache/torch_extensions``), under a name that hashes the source, torch's version and this
-CPU's instruction set (it is built with ``-march=native``). Where it cannot be built (no
+``~/.cache/torch_extensions``), under a name that hashes the source and its path, torch's version
+and this CPU's instruction set (it is built with ``-march=native``). Where it cannot be built (no
 compiler, or ``LSTMVISION_NO_EXTENSION=1``), ``"fast"`` prints one line and runs the equations
 path, which gives the same results.
 
@@ -58,7 +58,11 @@ def _cpu_flags() -> str:
 
 
 def _build_name() -> str:
-    key = "\n".join((SOURCE.read_text(), torch.__version__, _cpu_flags(), sys.version))
+    # the source's path too: cpp_extension rewrites a folder's build file for each source path,
+    # so two checkouts (or a CI clone) sharing one name would rebuild it each time they alternate
+    key = "\n".join(
+        (str(SOURCE.resolve()), SOURCE.read_text(), torch.__version__, _cpu_flags(), sys.version)
+    )
     return "lstmvision_recurrent_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
