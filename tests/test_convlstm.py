@@ -243,7 +243,7 @@ def test_implementation_is_checked_shown_and_set_on_every_cell():
 
 @pytest.mark.parametrize("dims", [1, 2])
 def test_gradcheck_float64_of_the_written_out_gate_derivatives(dims):
-    """On the fast path, without peepholes, the gates' backward is written by hand (``_Gates``);
+    """On the fast path, without peepholes, the gates' backward is written by hand (``LSTMGates``);
     gradcheck compares it with finite differences, through ``h`` and ``C`` together."""
     torch.manual_seed(0)
     cell = ConvLSTMCell(2, 3, kernel_size=3, dims=dims, implementation="fast").double()

@@ -425,6 +425,9 @@ def test_compare_runs_the_pixel_gen_study_and_refuses_mixing_it(tmp_path, monkey
         assert result.exit_code == 1 and "give it alone, without --cells" in result.output
         assert len(result.output.strip().splitlines()) == 1
     assert len(calls) == 1
+    from lstmvision.studies.compare import CELLS
+
+    assert cli.COMPARE_CELLS == ",".join(CELLS)  # the default that "without --cells" means
 
 
 @pytest.mark.recipe

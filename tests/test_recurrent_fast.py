@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from lstmvision.nn import GRU, LSTM, RNN, ConvLSTM, recurrent_fast
+from lstmvision.nn import GRU, LSTM, RNN, ConvLSTM, LSTMCell, recurrent_fast
 
 LAYERS = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn-relu": (RNN, {"nonlinearity": "relu"})}
 
@@ -164,3 +164,54 @@ def test_row_lstm_task_takes_every_implementation():
         model = get_model(model_name, **kwargs)
         layers = [m for m in model.modules() if isinstance(m, GRU)]
         assert layers and all(m.implementation == name for m in layers)
+
+
+def _cell_results(cell, x, hx):
+    for tensor in (x, *hx):
+        tensor.grad = None
+    cell.zero_grad()
+    h, c = cell(x, hx)
+    (h.sin().sum() + c.square().sum()).backward()
+    return [h, c, x.grad, *(s.grad for s in hx), *(p.grad for p in cell.parameters())]
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_lstm_cell_paths_are_equal(batched):
+    """The captioner's cell: fast (compiled gates), equations and torch's fused cell give the
+    same outputs and gradients, batched and unbatched."""
+    torch.manual_seed(0)
+    cells = {name: LSTMCell(5, 7, implementation=name) for name in ("fast", "equations", "fused")}
+    for cell in cells.values():
+        cell.load_state_dict(cells["fast"].state_dict())
+    shape = (3,) if batched else ()
+    x = torch.randn(*shape, 5, requires_grad=True)
+    hx = tuple(torch.randn(*shape, 7, requires_grad=True) for _ in range(2))
+    results = {name: _cell_results(cell, x, hx) for name, cell in cells.items()}
+    for other in ("equations", "fused"):
+        for a, b in zip(results["fast"], results[other], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_lstm_cell_fast_gradcheck_and_auto(monkeypatch):
+    torch.manual_seed(0)
+    cell = LSTMCell(4, 3, implementation="fast").double()
+    x = torch.randn(2, 4, dtype=torch.double, requires_grad=True)
+    hx = tuple(torch.randn(2, 3, dtype=torch.double, requires_grad=True) for _ in range(2))
+    assert torch.autograd.gradcheck(lambda x, h, c: cell(x, (h, c)), (x, *hx))
+    calls = []
+    compiled = recurrent_fast.extension()
+
+    class Spy:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(compiled, name)
+
+    monkeypatch.setattr(recurrent_fast, "extension", lambda: Spy())
+    auto = LSTMCell(4, 3)
+    with torch.no_grad():
+        auto(torch.randn(2, 4))
+    assert calls == []  # inference: the equations
+    auto(torch.randn(2, 4))[0].sum().backward()
+    assert set(calls) == {"lstm_gates_forward", "lstm_gates_backward"}
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        LSTMCell(4, 3, implementation="quick")

@@ -101,9 +101,12 @@ def models_command(
     from lstmvision.pretrained import catalog, names
 
     notes = catalog()
-    for name in names():
-        src = read_source(name)
-        typer.echo(f"{name:24} {src.task:10} {headline(src.metrics, notes.get(name, {}))}")
+    sources = {name: read_source(name) for name in names()}
+    name_width = max(map(len, sources), default=0) + 2
+    task_width = max((len(src.task) for src in sources.values()), default=0) + 2
+    for name, src in sources.items():
+        figure = headline(src.metrics, notes.get(name, {}))
+        typer.echo(f"{name:{name_width}}{src.task:{task_width}}{figure}")
 
 
 def _train_command(task_cls):
@@ -790,6 +793,9 @@ def explain_gates_command(
     typer.echo(gates_of_run(run_dir, image, out))
 
 
+COMPARE_CELLS = "rnn,lstm,gru"  # compare's --cells default (lstmvision.studies.compare.CELLS)
+
+
 @app.command("compare")
 @user_errors
 def compare_command(
@@ -800,7 +806,7 @@ def compare_command(
         "row-mnist,seq-mnist,pmnist,adding-100,adding-400",
         help="comma list of benchmarks, or pixel-gen alone (the PixelRNN models)",
     ),
-    cells: str = typer.Option("rnn,lstm,gru", help="comma list of cells"),
+    cells: str = typer.Option(COMPARE_CELLS, help="comma list of cells"),
     epochs: Optional[int] = typer.Option(
         None, help="epochs of every run [default: each benchmark's recipe]"
     ),
@@ -839,7 +845,7 @@ def _compare_pixel_gen(out, task_list, cells, epochs, limit_train, data_root) ->
     """`compare --tasks pixel-gen`: lstmvision.studies.pixel_gen's table of the three models."""
     from lstmvision.studies.pixel_gen import COMMANDS, format_markdown, study
 
-    if task_list != ["pixel-gen"] or cells != "rnn,lstm,gru":
+    if task_list != ["pixel-gen"] or cells != COMPARE_CELLS:
         raise ConfigError(
             "compare: pixel-gen compares its own three models "
             f"({', '.join(COMMANDS)}); give it alone, without --cells: --tasks pixel-gen"

@@ -12,7 +12,7 @@ costs more to dispatch than to compute. Three changes, each checked equal to the
   a sum over the steps, is computed once for all steps when the graph runs backward
   (:class:`BatchedWeightGradConv`); on a CPU as one matrix product per kernel offset
   (:func:`_shifted_weight_grad`).
-* **Gate derivatives written out** (:class:`_Gates`) for cells without peepholes or
+* **Gate derivatives written out** (:class:`LSTMGates`) for cells without peepholes or
   normalisation: the backward of the gate equations in a few whole-map operations (as
   :meth:`lstmvision.nn.cells.LSTMEquations.step_backward`) instead of autograd's graph of a few
   dozen small ones.
@@ -57,7 +57,7 @@ def fast_step(
     # pre: (B, 4H, *space) = W_x * X_t + W_h * H_{t-1} + b
     if cell.peephole:
         return cell.gates(pre, c_prev)
-    return _Gates.apply(pre, c_prev)
+    return LSTMGates.apply(pre, c_prev)
 
 
 def joint_weights(cell: ConvLSTMCell) -> tuple[Tensor, Tensor | None]:
@@ -232,7 +232,7 @@ def _compiled_gates(gates: Tensor, training: bool):
     return recurrent_fast.extension()
 
 
-class _Gates(torch.autograd.Function):
+class LSTMGates(torch.autograd.Function):
     """The gate equations of a cell without peepholes or normalisation, pre-activations ``(B, 4H,
     *space)`` and ``C_{t-1}`` -> ``(h_t, C_t)``, with their derivatives written out in few
     whole-map operations. The gates are computed in ``C``'s type (float32 under autocast)."""

@@ -37,7 +37,7 @@ from torch.utils.data import TensorDataset
 from lstmvision.data import resolve_data_root, train_val_indices
 from lstmvision.data.binarized import load_binarized_mnist, read_binary_image
 from lstmvision.errors import ConfigError
-from lstmvision.nn.pixel import bernoulli_nll
+from lstmvision.nn.pixel import IMPLEMENTATIONS, bernoulli_nll
 from lstmvision.tasks.base import PredictOption, SplitLoaders, SplitSteps, Task, register_task
 from lstmvision.tasks.config import TrainConfig
 from lstmvision.tasks.schedule import one_cycle
@@ -58,7 +58,7 @@ class PixelGenConfig(TrainConfig):
     """the paper's h: LSTM units (or masked-convolution channels), 2h features between layers"""
     num_layers: int = 3
     """residual layers between the 7x7 mask-A convolution and the output layers"""
-    implementation: Literal["auto", "equations", "fast"] = "auto"
+    implementation: Literal[IMPLEMENTATIONS] = "auto"
     """LSTM layers: auto (fast), equations (autograd over the equations), fast (written backward)"""
     limit_eval: Optional[int] = None
     """score only the first N validation and test digits (a quick look; default: all)"""

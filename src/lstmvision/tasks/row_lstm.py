@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lstmvision.data import dataset_info
+from lstmvision.nn.recurrent import IMPLEMENTATIONS
 from lstmvision.tasks.base import register_task
 from lstmvision.tasks.classification import ImageClassificationConfig, ImageClassificationTask
 
@@ -36,7 +37,7 @@ class RowLSTMConfig(ImageClassificationConfig):
     """lstm: initial forget-gate bias (0: torch's init; 1 helps long readings such as pixels)"""
     chrono: bool = False
     """lstm: chrono initialisation of the gate biases (memory spans up to the sequence length)"""
-    implementation: Literal["auto", "equations", "fast", "fused"] = "auto"
+    implementation: Literal[IMPLEMENTATIONS] = "auto"
     """recurrent kernel: auto (the faster of fast and fused, docs/bench.md), equations (ours,
     step by step), fast (ours, compiled gates), fused (torch's)"""
     epochs: int = 20
