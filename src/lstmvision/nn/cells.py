@@ -235,6 +235,9 @@ def _pre_activations(cell: torch.nn.RNNCellBase, x: Tensor, h: Tensor) -> tuple[
     return F.linear(x, cell.weight_ih, cell.bias_ih), F.linear(h, cell.weight_hh, cell.bias_hh)
 
 
+CELL_IMPLEMENTATIONS = ("equations", "fast", "fused")  # LSTMCell's implementation=
+
+
 class LSTMCell(torch.nn.LSTMCell):
     """LSTM cell computed from :class:`LSTMEquations`; a drop-in for :class:`torch.nn.LSTMCell`.
 
@@ -243,11 +246,13 @@ class LSTMCell(torch.nn.LSTMCell):
         hidden_size: features of ``h`` and ``C``.
         bias: if ``False``, no ``bias_ih``/``bias_hh``.
         device, dtype: of the parameters.
-        implementation: ``"equations"`` (:meth:`LSTMEquations.step`, autograd differentiates
-            it), ``"fast"`` (the same gate equations and their derivatives in one compiled loop
-            each, :class:`lstmvision.nn.convlstm_fast.LSTMGates`), ``"fused"`` (torch's
-            ``LSTMCell``) or ``"auto"`` (default: ``"fast"`` when training on a CPU, else
-            ``"equations"``). All give the same numbers (``tests/test_recurrent_fast.py``).
+        implementation: ``"equations"`` (default: :meth:`LSTMEquations.step`, autograd
+            differentiates it), ``"fast"`` (the same gate equations and their derivatives in one
+            compiled loop each when training, :class:`lstmvision.nn.convlstm_fast.LSTMGates`) or
+            ``"fused"`` (torch's ``LSTMCell``); equal within 1e-5
+            (``tests/test_recurrent_fast.py``). There is no ``"auto"``: in the captioner's
+            training step the gates are about 2 % of the time (docs/bench.md), so the default
+            stays the equations, and the recipes' figures with it.
 
     ``forward(input (B, I) or (I,), hx=(h, C) or None) -> (h', C')``; ``hx`` defaults to zeros.
     """
@@ -259,45 +264,34 @@ class LSTMCell(torch.nn.LSTMCell):
         bias: bool = True,
         device=None,
         dtype=None,
-        implementation: str = "auto",
+        implementation: str = "equations",
     ):
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
-        from lstmvision.nn.recurrent import IMPLEMENTATIONS
-
-        if implementation not in IMPLEMENTATIONS:
+        if implementation not in CELL_IMPLEMENTATIONS:
             raise ValueError(
-                f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}, "
+                f"implementation must be one of {', '.join(map(repr, CELL_IMPLEMENTATIONS))}, "
                 f"not {implementation!r}"
             )
         self.implementation = implementation
 
     def extra_repr(self) -> str:
-        extra = "" if self.implementation == "auto" else f", implementation={self.implementation!r}"
-        return super().extra_repr() + extra
+        default = self.implementation == "equations"
+        return super().extra_repr() + (
+            "" if default else f", implementation={self.implementation!r}"
+        )
 
     def forward(self, input: Tensor, hx: State | None = None) -> tuple[Tensor, Tensor]:
         if self.implementation == "fused":
             return super().forward(input, hx)
         x, (h, c), batched = _batched(self, input, hx, num_states=2)
         x_part, h_part = _pre_activations(self, x, h)
-        if self._fast(x_part):
+        if self.implementation == "fast":
             from lstmvision.nn.convlstm_fast import LSTMGates
 
             h, c = LSTMGates.apply(x_part + h_part, c)
         else:
             (h, c), _ = LSTM_EQUATIONS.step(x_part, h_part, (h, c))
         return (h, c) if batched else (h[0], c[0])
-
-    def _fast(self, pre: Tensor) -> bool:
-        """Whether this call's gates go through :class:`LSTMGates` (``"auto"``: when something
-        needs their gradient, on a CPU, where the compiled loop exists)."""
-        if self.implementation != "auto":
-            return self.implementation == "fast"
-        if not (pre.requires_grad and torch.is_grad_enabled()):
-            return False
-        from lstmvision.nn import recurrent_fast
-
-        return recurrent_fast.supports(pre) and recurrent_fast.extension() is not None
 
 
 class GRUCell(torch.nn.GRUCell):

@@ -25,6 +25,7 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <cstdint>
@@ -94,8 +95,12 @@ constexpr int64_t kBatchGrain = 8;
 template <typename F>
 void over_time(int64_t T, int64_t B, const std::vector<int64_t>& batch_sizes, bool reverse,
                bool backward, const F& body) {
+  // A worker thread has its own modes: under the caller's torch.inference_mode the buffers are
+  // inference tensors, which only a thread in inference mode may write into.
+  const bool inference = c10::InferenceMode::is_enabled();
   at::parallel_for(0, B, kBatchGrain, [&](int64_t r0, int64_t r1) {
-    at::NoGradGuard no_grad;  // a worker thread's own grad mode: no graph of the weights
+    c10::InferenceMode inference_mode(inference);
+    at::NoGradGuard no_grad;  // no graph of the weights
     for (int64_t i = 0; i < T; ++i) {
       const int64_t k = backward ? T - 1 - i : i;
       const int64_t t = reverse ? T - 1 - k : k;
