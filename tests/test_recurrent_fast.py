@@ -149,7 +149,8 @@ def test_convlstm_compiled_gates_equal_the_equations():
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
-def test_convlstm_gates_take_the_compiled_kernel_when_training(monkeypatch):
+def _spy_on_the_kernels(monkeypatch) -> list:
+    """The names of the compiled kernels called from now on, in order."""
     calls = []
     compiled = recurrent_fast.extension()
 
@@ -159,6 +160,11 @@ def test_convlstm_gates_take_the_compiled_kernel_when_training(monkeypatch):
             return getattr(compiled, name)
 
     monkeypatch.setattr(recurrent_fast, "extension", lambda: Spy())
+    return calls
+
+
+def test_convlstm_gates_take_the_compiled_kernel_when_training(monkeypatch):
+    calls = _spy_on_the_kernels(monkeypatch)
     layer = ConvLSTM(2, 4)
     x = torch.randn(1, 2, 2, 4, 4)
     with torch.no_grad():
@@ -216,15 +222,7 @@ def test_lstm_cell_fast_gradcheck_and_default(monkeypatch):
     x = torch.randn(2, 4, dtype=torch.double, requires_grad=True)
     hx = tuple(torch.randn(2, 3, dtype=torch.double, requires_grad=True) for _ in range(2))
     assert torch.autograd.gradcheck(lambda x, h, c: cell(x, (h, c)), (x, *hx))
-    calls = []
-    compiled = recurrent_fast.extension()
-
-    class Spy:
-        def __getattr__(self, name):
-            calls.append(name)
-            return getattr(compiled, name)
-
-    monkeypatch.setattr(recurrent_fast, "extension", lambda: Spy())
+    calls = _spy_on_the_kernels(monkeypatch)
     LSTMCell(4, 3)(torch.randn(2, 4))[0].sum().backward()
     assert calls == []  # the default is the equations (the recipes' figures stay as measured)
     LSTMCell(4, 3, implementation="fast")(torch.randn(2, 4))[0].sum().backward()

@@ -238,6 +238,14 @@ def _pre_activations(cell: torch.nn.RNNCellBase, x: Tensor, h: Tensor) -> tuple[
 CELL_IMPLEMENTATIONS = ("equations", "fast", "fused")  # LSTMCell's implementation=
 
 
+def check_implementation(value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a ``ValueError`` naming them."""
+    if value not in choices:
+        names = ", ".join(map(repr, choices))
+        raise ValueError(f"implementation must be one of {names}, not {value!r}")
+    return value
+
+
 class LSTMCell(torch.nn.LSTMCell):
     """LSTM cell computed from :class:`LSTMEquations`; a drop-in for :class:`torch.nn.LSTMCell`.
 
@@ -251,7 +259,7 @@ class LSTMCell(torch.nn.LSTMCell):
             compiled loop each when training, :class:`lstmvision.nn.convlstm_fast.LSTMGates`) or
             ``"fused"`` (torch's ``LSTMCell``); equal within 1e-5
             (``tests/test_recurrent_fast.py``). There is no ``"auto"``: in the captioner's
-            training step the gates are about 2 % of the time (docs/bench.md), so the default
+            training step the gates are 1-2 % of the time (docs/bench.md), so the default
             stays the equations, and the recipes' figures with it.
 
     ``forward(input (B, I) or (I,), hx=(h, C) or None) -> (h', C')``; ``hx`` defaults to zeros.
@@ -267,12 +275,7 @@ class LSTMCell(torch.nn.LSTMCell):
         implementation: str = "equations",
     ):
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
-        if implementation not in CELL_IMPLEMENTATIONS:
-            raise ValueError(
-                f"implementation must be one of {', '.join(map(repr, CELL_IMPLEMENTATIONS))}, "
-                f"not {implementation!r}"
-            )
-        self.implementation = implementation
+        self.implementation = check_implementation(implementation, CELL_IMPLEMENTATIONS)
 
     def extra_repr(self) -> str:
         default = self.implementation == "equations"

@@ -47,7 +47,13 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmvision.nn.cells import GRU_EQUATIONS, LSTM_EQUATIONS, RNN_EQUATIONS, RNNEquations
+from lstmvision.nn.cells import (
+    GRU_EQUATIONS,
+    LSTM_EQUATIONS,
+    RNN_EQUATIONS,
+    RNNEquations,
+    check_implementation,
+)
 
 IMPLEMENTATIONS = ("auto", "equations", "fast", "fused")
 
@@ -205,12 +211,7 @@ class _RecurrentLayer:
 
     @implementation.setter
     def implementation(self, value: str) -> None:
-        if value not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"implementation must be one of {', '.join(map(repr, IMPLEMENTATIONS))}, "
-                f"not {value!r}"
-            )
-        self._implementation = value
+        self._implementation = check_implementation(value, IMPLEMENTATIONS)
 
     def extra_repr(self) -> str:
         extra = "" if self.implementation == "auto" else f", implementation={self.implementation!r}"
