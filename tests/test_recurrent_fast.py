@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from lstmvision.nn import GRU, LSTM, RNN, ConvLSTM, LSTMCell, recurrent_fast
+from lstmvision.nn.recurrent import IMPLEMENTATIONS
 
 LAYERS = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn-relu": (RNN, {"nonlinearity": "relu"})}
 
@@ -182,7 +183,7 @@ def test_row_lstm_task_takes_every_implementation():
     from lstmvision.tasks.config import resolve_config
 
     task = get_task("row-lstm")()
-    for name in ("auto", "equations", "fast", "fused"):
+    for name in IMPLEMENTATIONS:
         cfg = resolve_config(task.Config, overrides={"implementation": name, "cell": "gru"})
         model_name, kwargs = task.model_spec(cfg)
         model = get_model(model_name, **kwargs)

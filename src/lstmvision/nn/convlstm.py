@@ -43,19 +43,12 @@ import torch
 from torch import Tensor, nn
 
 from lstmvision.nn import convlstm_fast
-from lstmvision.nn.cells import tanh
+from lstmvision.nn.cells import check_implementation, tanh
 
 IMPLEMENTATIONS = ("auto", "equations", "fast")
 
 State = tuple[Tensor, Tensor]
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
-
-
-def _check_implementation(value: str) -> str:
-    if value not in IMPLEMENTATIONS:
-        names = ", ".join(map(repr, IMPLEMENTATIONS))
-        raise ValueError(f"implementation must be one of {names}, not {value!r}")
-    return value
 
 
 class ConvLSTMCell(nn.Module):
@@ -107,7 +100,7 @@ class ConvLSTMCell(nn.Module):
             raise ValueError(f"dims must be 1 or 2, not {dims}")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same-size maps), not {kernel_size}")
-        self.implementation = _check_implementation(implementation)
+        self.implementation = check_implementation(implementation, IMPLEMENTATIONS)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.kernel_size, self.dims = kernel_size, dims
         conv, pad = _CONV[dims], kernel_size // 2
@@ -255,7 +248,7 @@ class ConvLSTM(nn.Module):
     @implementation.setter
     def implementation(self, value: str) -> None:
         for cell in self.cells:
-            cell.implementation = _check_implementation(value)
+            cell.implementation = check_implementation(value, IMPLEMENTATIONS)
 
     def batched_weight_grads(self) -> contextlib.AbstractContextManager[None]:
         """Within, on the fast path: the steps share each cell's joined (and, under autocast,

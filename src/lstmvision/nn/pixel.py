@@ -33,18 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstmvision.nn.cells import LSTM_EQUATIONS
+from lstmvision.nn.cells import LSTM_EQUATIONS, check_implementation
 from lstmvision.nn.pixel_fast import lstm_scan
 
 MASKS = ("A", "B")
 IMPLEMENTATIONS = ("auto", "equations", "fast")
-
-
-def _check_implementation(value: str) -> str:
-    if value not in IMPLEMENTATIONS:
-        names = ", ".join(map(repr, IMPLEMENTATIONS))
-        raise ValueError(f"implementation must be one of {names}, not {value!r}")
-    return value
 
 
 def causal_mask(height: int, width: int, kind: str) -> Tensor:
@@ -188,7 +181,7 @@ class RowLSTM(nn.Module):
     ):
         super().__init__()
         self.hidden_size, self.kernel_size = hidden_size, kernel_size
-        self.implementation = _check_implementation(implementation)
+        self.implementation = check_implementation(implementation, IMPLEMENTATIONS)
         self.input_to_state = MaskedConv2d(in_channels, 4 * hidden_size, (1, kernel_size), "B")
         self.state_to_state = nn.Conv1d(
             hidden_size, 4 * hidden_size, kernel_size, padding=kernel_size // 2, bias=False
@@ -283,7 +276,7 @@ class DiagonalBiLSTM(nn.Module):
     def __init__(self, in_channels: int, hidden_size: int, implementation: str = "auto"):
         super().__init__()
         self.hidden_size = hidden_size
-        self.implementation = _check_implementation(implementation)
+        self.implementation = check_implementation(implementation, IMPLEMENTATIONS)
         # both directions' K^is: output channels [left 4h; right 4h]
         self.input_to_state = nn.Conv2d(in_channels, 2 * 4 * hidden_size, 1)
         # both directions' K^ss (groups: [h_left; h_right] -> [left 4h; right 4h]); taps: the
