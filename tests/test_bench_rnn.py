@@ -1,7 +1,9 @@
 """The RNN benchmark's report structure (tiny shapes; no timing assertions)."""
 
 import json
+import statistics
 
+import pytest
 import torch
 
 from lstmvision.bench.rnn import CONV_VARIANTS, VARIANTS, format_report, layer_flops, run
@@ -30,6 +32,16 @@ def test_report_structure_and_positive_numbers():
         for key in ("ms", "time_vs_torch", "gflops", "fraction_of_matmul_peak"):
             assert row[key] > 0
     assert all(r["time_vs_torch"] == 1 for r in rows if r["variant"] == r["baseline"])
+    # each row's share is of the matmul timed in its own group's rounds, one value per group;
+    # the peak printed per thread count is the median of the groups'
+    for row in rows:
+        assert row["fraction_of_matmul_peak"] == pytest.approx(row["gflops"] / row["matmul_gflops"])
+    for count in (1, 2):
+        groups = {
+            (r["shape"], r["cell"]): r["matmul_gflops"] for r in rows if r["threads"] == count
+        }
+        assert len({r["matmul_gflops"] for r in rows if r["threads"] == count}) == len(groups)
+        assert report["matmul_gflops"][str(count)] == statistics.median(groups.values())
     assert {r["baseline"] for r in rows if r["cell"] == "ConvLSTM"} == {"equations"}
     table = format_report(report)
     assert "fast" in table and "ConvLSTM" in table and "2 thread(s)" in table

@@ -7,7 +7,10 @@ Moving MNIST recipe's size with ``"equations"`` and ``"fast"`` (torch has no Con
 are compared with the equations path). It reports the median milliseconds, the ratio to torch's
 time, and the achieved GFLOP/s of the matrix products (convolutions) against this machine's
 measured matmul GFLOP/s, at 1 and at 2 threads. The variants take turns in ``ROUNDS`` rounds, so
-that drifting machine load hits them alike; within a round each runs its calls back to back after
+that drifting machine speed hits them alike, and so does the matmul that gives the peak: it is
+timed in the same rounds as each group of rows (a shared machine's matmul speed was seen to drift
+by a quarter between runs, which moved every "% peak" with it); within a round each runs its
+calls back to back after
 ``warmup`` untimed ones, as in training (alternating single calls would measure each right after
 another implementation has reshaped the memory allocator's state, which costs the equations path
 ~15-20%).
@@ -59,11 +62,17 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def matmul_gflops(size: int = 1024, repeats: int = 5) -> float:
-    """This machine's float32 matmul speed: median GFLOP/s of ``size x size`` products."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
-    return 2 * size**3 / statistics.median(_seconds(lambda: a @ b) for _ in range(repeats)) / 1e9
+PEAK_SIZE = 1024  # the matmul that measures the peak: PEAK_SIZE x PEAK_SIZE, float32
+
+
+def _matmul() -> Callable[[], object]:
+    a, b = torch.randn(PEAK_SIZE, PEAK_SIZE), torch.randn(PEAK_SIZE, PEAK_SIZE)
+    return lambda: a @ b
+
+
+def _gflops(milliseconds: float) -> float:
+    """GFLOP/s of one ``PEAK_SIZE`` matmul that took ``milliseconds``."""
+    return 2 * PEAK_SIZE**3 / milliseconds / 1e6
 
 
 def layer_flops(
@@ -96,7 +105,9 @@ def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], 
 
 
 def _time_steps(steps: dict[str, Callable[[], None]], repeats: int, warmup: int) -> dict:
-    """Median milliseconds of each forward+backward call, the variants taking turns in rounds."""
+    """Median milliseconds of each forward+backward call, the variants taking turns in rounds;
+    also of the peak's matmul (key ``"matmul"``), timed in the same rounds."""
+    steps = {**steps, "matmul": _matmul()}
     times = {name: [] for name in steps}
     rounds = min(ROUNDS, repeats)
     for round_ in range(rounds):
@@ -140,7 +151,10 @@ def _time_convlstm(shape: dict, repeats: int, warmup: int) -> dict[str, float]:
     return _time_steps(steps, repeats, warmup)
 
 
-def _rows(shape_name, shape, cell, milliseconds, flops, peak, baseline) -> list[dict]:
+def _rows(shape_name, shape, cell, milliseconds, flops, baseline) -> list[dict]:
+    """Report rows of one group of variants; ``milliseconds`` includes the peak's ``"matmul"``."""
+    milliseconds = dict(milliseconds)
+    peak = _gflops(milliseconds.pop("matmul"))
     rows = []
     for variant, ms in milliseconds.items():
         gflops = flops / ms / 1e6
@@ -155,6 +169,7 @@ def _rows(shape_name, shape, cell, milliseconds, flops, peak, baseline) -> list[
                 "baseline": baseline,
                 "gflops": gflops,
                 "fraction_of_matmul_peak": gflops / peak,
+                "matmul_gflops": peak,
             }
         )
     return rows
@@ -193,18 +208,20 @@ def run(
     try:
         for count in counts:
             torch.set_num_threads(count)
-            peak = peaks[count] = matmul_gflops()
             for shape_name, shape in (shapes or SHAPES).items():
                 for cell in cells:
                     milliseconds = _time_cell(cell, shape, repeats, warmup)
                     flops = layer_flops(CELLS[cell][2], **shape)
-                    rows = _rows(shape_name, shape, cell, milliseconds, flops, peak, "torch")
+                    rows = _rows(shape_name, shape, cell, milliseconds, flops, "torch")
                     results += [{"threads": count, **row} for row in rows]
             for shape_name, shape in (CONV_SHAPES if conv_shapes is None else conv_shapes).items():
                 milliseconds = _time_convlstm(shape, repeats, warmup)
                 flops = layer_flops(4, **shape)
-                rows = _rows(shape_name, shape, "ConvLSTM", milliseconds, flops, peak, "equations")
+                rows = _rows(shape_name, shape, "ConvLSTM", milliseconds, flops, "equations")
                 results += [{"threads": count, **row} for row in rows]
+            peaks[count] = statistics.median(
+                row["matmul_gflops"] for row in results if row["threads"] == count
+            )
     finally:
         torch.set_num_threads(previous_threads)
     return {
@@ -235,7 +252,8 @@ def format_report(report: dict) -> str:
         lines += [
             "",
             f"{count} thread(s): matmul peak {report['matmul_gflops'][str(count)]:.1f} GFLOP/s "
-            "(1024x1024 float32)",
+            f"(1024x1024 float32, median over the groups of rows; each row's % is of the matmuls "
+            f"timed in its group's rounds)",
             f"{'shape':<14} {'B':>4} {'T':>4} {'I':>3} {'H':>4} {'cell':<8} {'variant':<10} "
             f"{'ms':>9} {'x base':>7} {'GFLOP/s':>8} {'% peak':>7}",
         ]

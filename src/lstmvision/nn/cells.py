@@ -36,9 +36,23 @@ State = tuple[Tensor, ...]
 
 def tanh(x: Tensor) -> Tensor:
     """``tanh(x) = 2σ(2x) - 1``: the same function through torch's sigmoid, which on CPU is far
-    faster than ``torch.tanh`` (about 9x at LSTM sizes, torch 2.14 with AVX-512; the four small
-    operations still cost half of one ``torch.tanh``). Every ``tanh`` in the cells is this one."""
-    return 2 * torch.sigmoid(2 * x) - 1
+    faster than ``torch.tanh`` (these four operations take a third of one ``torch.tanh`` on
+    100,000 elements, a ``(256, 512)`` block or a ConvLSTM's gate maps, and three quarters of it on
+    the 4,096 of a long sequence's step; torch 2.14, AVX-512). ``2x`` and ``2σ`` are written
+    ``x + x`` and ``s + s``: at a recurrent step's sizes an operation with a Python number costs
+    about twice one between two tensors. Every ``tanh`` in the cells is this one."""
+    s = torch.sigmoid(x + x)
+    return s + s - 1
+
+
+def sigmoid_derivative(s: Tensor) -> Tensor:
+    """``σ'(x) = σ(x)(1 - σ(x))`` from ``s = σ(x)``, as ``s - s²`` (one operation)."""
+    return torch.addcmul(s, s, s, value=-1)
+
+
+def tanh_derivative(t: Tensor) -> Tensor:
+    """``tanh'(x) = 1 - tanh²(x)`` from ``t = tanh(x)``."""
+    return 1 - t * t
 
 
 class LSTMEquations:
@@ -80,8 +94,9 @@ class LSTMEquations:
         # C_t = f_t ⊙ C_{t-1} + i_t ⊙ g_t
         c = torch.addcmul(f * c_prev, i, g)
         # h_t = o_t ⊙ tanh(C_t)
-        h = o * tanh(c)
-        return (h, c), (i, f, g, o, c_prev, c)
+        tanh_c = tanh(c)
+        h = o * tanh_c
+        return (h, c), (i, f, g, o, c_prev, tanh_c)
 
     def step_backward(self, d_state: State, cache: State) -> tuple[list, list, State]:
         r"""Derivative equations of :meth:`step` (``σ' = σ(1-σ)``, ``tanh' = 1-tanh²``).
@@ -91,18 +106,17 @@ class LSTMEquations:
         ``h_part``.
         """
         dh, dc = d_state
-        i, f, g, o, c_prev, c = cache
-        tanh_c = tanh(c)  # recomputed: cheaper than keeping it in memory
+        i, f, g, o, c_prev, tanh_c = cache
         # ∂L/∂C_t, total: dC_t + dh_t ⊙ o_t ⊙ (1 - tanh²C_t)
-        dc = torch.addcmul(dc, dh * o, 1 - tanh_c * tanh_c)
+        dc = torch.addcmul(dc, dh * o, tanh_derivative(tanh_c))
         # ∂L/∂(pre-activation of i) = dC_t ⊙ g_t ⊙ i_t(1 - i_t)
-        di = dc * g * i * (1 - i)
+        di = dc * g * sigmoid_derivative(i)
         # ∂L/∂(pre-activation of f) = dC_t ⊙ C_{t-1} ⊙ f_t(1 - f_t)
-        df = dc * c_prev * f * (1 - f)
+        df = dc * c_prev * sigmoid_derivative(f)
         # ∂L/∂(pre-activation of g) = dC_t ⊙ i_t ⊙ (1 - g_t²)
-        dg = dc * i * (1 - g * g)
+        dg = dc * i * tanh_derivative(g)
         # ∂L/∂(pre-activation of o) = dh_t ⊙ tanh(C_t) ⊙ o_t(1 - o_t)
-        do = dh * tanh_c * o * (1 - o)
+        do = dh * tanh_c * sigmoid_derivative(o)
         # ∂L/∂C_{t-1} = dC_t ⊙ f_t
         dc_prev = dc * f
         d_gates = [di, df, dg, do]
@@ -140,8 +154,8 @@ class GRUEquations:
         z = torch.sigmoid(x_z + h_z)
         # n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn))
         n = tanh(torch.addcmul(x_n, r, h_n))
-        # h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
-        h = torch.addcmul((1 - z) * n, z, h_prev)
+        # h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}  (= n_t + z_t ⊙ (h_{t-1} - n_t))
+        h = torch.addcmul(n, z, h_prev - n)
         return (h,), (r, z, n, h_n, h_prev)
 
     def step_backward(self, d_state: State, cache: State) -> tuple[list, list, State]:
@@ -154,11 +168,11 @@ class GRUEquations:
         (dh,) = d_state
         r, z, n, h_n, h_prev = cache
         # ∂L/∂(pre-activation of n) = dh_t ⊙ (1 - z_t) ⊙ (1 - n_t²)
-        dn = dh * (1 - z) * (1 - n * n)
+        dn = dh * (1 - z) * tanh_derivative(n)
         # ∂L/∂(pre-activation of z) = dh_t ⊙ (h_{t-1} - n_t) ⊙ z_t(1 - z_t)
-        dz = dh * (h_prev - n) * z * (1 - z)
+        dz = dh * (h_prev - n) * sigmoid_derivative(z)
         # ∂L/∂(pre-activation of r) = dn ⊙ (W_hn h_{t-1} + b_hn) ⊙ r_t(1 - r_t)
-        dr = dn * h_n * r * (1 - r)
+        dr = dn * h_n * sigmoid_derivative(r)
         # ∂L/∂h_{t-1}, direct path = dh_t ⊙ z_t
         dh_prev = dh * z
         # ∂L/∂(W_hn h_{t-1} + b_hn) = dn ⊙ r_t
@@ -202,7 +216,7 @@ class RNNEquations:
         ``ReLU' = [h_t > 0]``."""
         (dh,) = d_state
         (h,) = cache
-        d_pre = [dh * (1 - h * h) if self.nonlinearity == "tanh" else dh * (h > 0)]
+        d_pre = [dh * tanh_derivative(h) if self.nonlinearity == "tanh" else dh * (h > 0)]
         return d_pre, d_pre, (None,)
 
 

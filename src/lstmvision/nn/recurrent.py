@@ -21,11 +21,12 @@ of three implementations, chosen by ``implementation``:
   and for GPU tensors, other dtypes than float32/64, CPU autocast, tracing and export.
 
 Speed: the equations path does the matrix products torch's kernel does, but its gate
-arithmetic is ~40 separate eager operations per step (forward and backward), so it is slower
-than torch's fused LSTM, most where each small operation costs more to dispatch than to compute
-(small batches, long sequences); torch's CPU GRU is not fused either. The fast path removes that
-cost (1.2-2.2x torch's throughput when training, docs/bench.md). ``lstmvision bench rnn``
-measures them all on your machine.
+arithmetic is about 35 separate eager operations per step (forward and backward), so it is
+slower than torch's fused LSTM where each small operation costs more to dispatch than to compute
+(small batches, long sequences; 1.2-1.3x torch's time there at 1 thread, 1.5-2x at 2, where only
+its matrix products use the second thread); torch's CPU GRU is not fused either. The fast path
+removes that cost (1.2-2.2x torch's throughput when training, docs/bench.md).
+``lstmvision bench rnn`` measures them all on your machine.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
 is then packed too, like torch), or a padded batched tensor with ``lengths=`` (``B`` lengths,
@@ -71,6 +72,12 @@ def _with_rows(head: Tensor, full: Tensor) -> Tensor:
     return head if rows == full.shape[0] else torch.cat([head, full[rows:]])
 
 
+def _head(tensor: Tensor, rows: int) -> Tensor:
+    """The first ``rows`` rows of ``tensor`` (itself when that is all of them: a view costs a
+    dispatch, and the steps of an unpadded batch are many)."""
+    return tensor if rows == tensor.shape[0] else tensor[:rows]
+
+
 def _buffer(like: Tensor, shape: tuple[int, ...], padded: bool) -> Tensor:
     """A buffer every row of which is written (``empty``), or zeros when padding rows are not."""
     return like.new_zeros(shape) if padded else like.new_empty(shape)
@@ -86,6 +93,10 @@ class _Recurrence(torch.autograd.Function):
     ``(G*H, I)``, ``weight_hh`` ``(G*H, H)``, ``bias_ih``, ``bias_hh`` ``(G*H,)`` or ``None``, the
     initial state (``num_states`` tensors ``(B, H)``). Outputs: the hidden states ``(T, B, H)``
     (zero at rows past each sequence's end), then the final state.
+
+    The per-step views of the ``(T, ...)`` buffers come from one ``unbind`` each, and a step that
+    updates every row takes whole tensors, not slices of them: at the small sizes of a long
+    sequence each operation costs mostly its dispatch, so the loop avoids the ones it can.
     """
 
     @staticmethod
@@ -97,22 +108,25 @@ class _Recurrence(torch.autograd.Function):
         folded = equations.sums_parts and bias_hh is not None
         if folded:  # b_hh reaches the step only through x_part + h_part: add it once, not per step
             bias_ih, bias_hh = bias_ih + bias_hh, None
-        x_part = F.linear(
-            x, weight_ih, bias_ih
-        )  # (T, B, G*H): x W_ih^T + b_ih for every step at once
+        x_part = F.linear(x, weight_ih, bias_ih)  # (T, B, G*H): x W_ih^T + b_ih for every step
         output = _buffer(x, (num_steps, batch, weight_hh.size(1)), padded)  # (T, B, H)
+        x_steps, output_steps = x_part.unbind(0), output.unbind(0)
         h_prevs, caches = [], []
         for t in _time_order(num_steps, reverse):
             rows = batch_sizes[t]
-            active = tuple(s[:rows] for s in state)  # each (b_t, H): the sequences still running
+            active = tuple(_head(s, rows) for s in state)  # each (b_t, H): sequences still running
             h_part = F.linear(active[0], weight_hh, bias_hh)  # (b_t, G*H)
-            new, cache = equations.step(x_part[t, :rows], h_part, active)
+            new, cache = equations.step(_head(x_steps[t], rows), h_part, active)
             state = tuple(_with_rows(n, s) for n, s in zip(new, state, strict=True))
-            output[t, :rows] = new[0]
+            _head(output_steps[t], rows).copy_(new[0])
             h_prevs.append(active[0])
             caches.extend(cache)
         ctx.equations, ctx.batch_sizes, ctx.reverse = equations, batch_sizes, reverse
         ctx.has_bias, ctx.folded, ctx.padded = bias_ih is not None, folded, padded
+        # x_part is kept as the memory for ∂L/∂x_part (same shape, never read again: its values
+        # are in the caches): a fresh buffer that size costs its page faults, several percent of
+        # a long sequence's time. Kept on ctx, not saved, as the backward writes into it
+        ctx.x_part = x_part
         ctx.save_for_backward(x, weight_ih, weight_hh, *h_prevs, *caches)
         return (output, *state)
 
@@ -120,12 +134,13 @@ class _Recurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_output, *d_state):
         x, weight_ih, weight_hh, *saved = ctx.saved_tensors
+        d_x_part = ctx.x_part
         batch_sizes, num_steps = ctx.batch_sizes, len(ctx.batch_sizes)
         h_prevs, caches = saved[:num_steps], saved[num_steps:]
         cache_size = len(caches) // num_steps
-        d_x_part = _buffer(
-            d_output, (*d_output.shape[:2], weight_hh.size(0)), ctx.padded
-        )  # (T, B, G*H)
+        if ctx.padded:  # rows past a sequence's end get no gradient
+            d_x_part.zero_()  # (T, B, G*H), written step by step below
+        d_steps, d_output_steps = d_x_part.unbind(0), d_output.unbind(0)
         d_weight_hh = torch.zeros_like(weight_hh)  # (G*H, H)
         d_bias_hh = (
             weight_hh.new_zeros(weight_hh.size(0)) if ctx.has_bias and not ctx.folded else None
@@ -133,11 +148,15 @@ class _Recurrence(torch.autograd.Function):
         for k, t in reversed(list(enumerate(_time_order(num_steps, ctx.reverse)))):
             rows = batch_sizes[t]
             # ∂L/∂state_t: through the next step (d_state) and, for h_t, the output at t
-            d_new = (d_state[0][:rows] + d_output[t, :rows], *(d[:rows] for d in d_state[1:]))
+            d_new = (
+                _head(d_state[0], rows) + _head(d_output_steps[t], rows),
+                *(_head(d, rows) for d in d_state[1:]),
+            )
             cache = caches[k * cache_size : (k + 1) * cache_size]
             d_x_blocks, d_h_blocks, d_direct = ctx.equations.step_backward(d_new, cache)
-            torch.cat(d_x_blocks, dim=1, out=d_x_part[t, :rows])  # (b_t, G*H)
-            d_h = d_x_part[t, :rows] if ctx.equations.sums_parts else torch.cat(d_h_blocks, dim=1)
+            d_x_t = _head(d_steps[t], rows)  # (b_t, G*H)
+            torch.cat(d_x_blocks, dim=1, out=d_x_t)
+            d_h = d_x_t if ctx.equations.sums_parts else torch.cat(d_h_blocks, dim=1)
             # ∂L/∂W_hh = Σ_t ∂L/∂h_part_t^T h_{t-1} (per step: as fast as one product, and no copy
             # of every h_{t-1}), ∂L/∂b_hh = Σ_t ∂L/∂h_part_t
             d_weight_hh.addmm_(d_h.t(), h_prevs[k])
