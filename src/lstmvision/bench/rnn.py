@@ -252,8 +252,7 @@ def format_report(report: dict) -> str:
         lines += [
             "",
             f"{count} thread(s): matmul peak {report['matmul_gflops'][str(count)]:.1f} GFLOP/s "
-            f"(1024x1024 float32, median over the groups of rows; each row's % is of the matmuls "
-            f"timed in its group's rounds)",
+            "(1024x1024 float32, timed in each group's rounds; median)",
             f"{'shape':<14} {'B':>4} {'T':>4} {'I':>3} {'H':>4} {'cell':<8} {'variant':<10} "
             f"{'ms':>9} {'x base':>7} {'GFLOP/s':>8} {'% peak':>7}",
         ]
