@@ -230,3 +230,8 @@ def test_lstm_cell_fast_gradcheck_and_default(monkeypatch):
     assert set(calls) == {"lstm_gates_forward", "lstm_gates_backward"}
     with pytest.raises(ValueError, match="implementation must be one of"):
         LSTMCell(4, 3, implementation="auto")
+    cell = LSTMCell(4, 3)
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        cell.implementation = "fused "  # checked when set later too, like the layers'
+    cell.implementation = "fused"
+    assert "implementation='fused'" in repr(cell)

@@ -289,7 +289,16 @@ class LSTMCell(torch.nn.LSTMCell):
         implementation: str = "equations",
     ):
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
-        self.implementation = check_implementation(implementation, CELL_IMPLEMENTATIONS)
+        self.implementation = implementation
+
+    @property
+    def implementation(self) -> str:
+        """``"equations"``, ``"fast"`` or ``"fused"``; checked when set, like the layers'."""
+        return self._implementation
+
+    @implementation.setter
+    def implementation(self, value: str) -> None:
+        self._implementation = check_implementation(value, CELL_IMPLEMENTATIONS)
 
     def extra_repr(self) -> str:
         default = self.implementation == "equations"
