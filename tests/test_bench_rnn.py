@@ -45,7 +45,34 @@ def test_report_structure_and_positive_numbers():
     assert {r["baseline"] for r in rows if r["cell"] == "ConvLSTM"} == {"equations"}
     table = format_report(report)
     assert "fast" in table and "ConvLSTM" in table and "2 thread(s)" in table
-    assert len(table.splitlines()) == 1 + 2 * 3 + len(rows)
+    assert len(table.splitlines()) == 2 + 2 * 3 + len(rows)
+    assert "2 MB pages for torch's large buffers: " + report["huge_pages"] in table
+
+
+@pytest.mark.parametrize(
+    ("mode", "env", "expected"),
+    [
+        ("always [madvise] never", None, "no (kernel: madvise; THP_MEM_ALLOC_ENABLE unset)"),
+        ("always [madvise] never", "1", "yes (kernel: madvise; THP_MEM_ALLOC_ENABLE set)"),
+        ("[always] madvise never", None, "yes (kernel: always; THP_MEM_ALLOC_ENABLE unset)"),
+        ("always madvise [never]", "1", "no (kernel: never; THP_MEM_ALLOC_ENABLE set)"),
+    ],
+)
+def test_huge_pages_reads_the_kernel_mode_and_torchs_switch(
+    tmp_path, monkeypatch, mode, env, expected
+):
+    from lstmvision.bench import rnn
+
+    setting = tmp_path / "enabled"
+    setting.write_text(mode + "\n")
+    monkeypatch.setattr(rnn, "THP_SETTING", setting)
+    if env is None:
+        monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    else:
+        monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", env)
+    assert rnn.huge_pages() == expected
+    monkeypatch.setattr(rnn, "THP_SETTING", tmp_path / "absent")
+    assert rnn.huge_pages().startswith("unknown")
 
 
 def test_threads_are_restored():

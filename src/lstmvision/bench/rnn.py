@@ -30,6 +30,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -93,6 +94,28 @@ def layer_flops(
 def _load_average() -> list[float] | None:
     """The 1, 5 and 15 minute load averages (other work on the machine skews timings), if known."""
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def huge_pages() -> str:
+    """Whether torch's large allocations get 2 MB pages here (they change these timings: a
+    long sequence's buffers are tens of MB, and each 4 KB page costs a fault at first touch).
+
+    The kernel's mode (``always``: yes; ``never``: no; ``madvise``: only where asked) and torch's
+    ``THP_MEM_ALLOC_ENABLE``, which asks for buffers of 2 MB and more (read by torch once, at its
+    first allocation)."""
+    try:
+        mode = THP_SETTING.read_text().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "unknown (no transparent huge pages setting)"
+    asked = os.environ.get("THP_MEM_ALLOC_ENABLE", "") not in ("", "0")
+    used = mode == "always" or (mode == "madvise" and asked)
+    return (
+        f"{'yes' if used else 'no'} (kernel: {mode}; THP_MEM_ALLOC_ENABLE "
+        f"{'set' if asked else 'unset'})"
+    )
 
 
 def _forward_backward(module: torch.nn.Module, x: torch.Tensor) -> Callable[[], None]:
@@ -232,6 +255,7 @@ def run(
         "results": results,
         "load_average_before": load_before,
         "load_average_after": _load_average(),
+        "huge_pages": huge_pages(),
     }
 
 
@@ -246,7 +270,8 @@ def format_report(report: dict) -> str:
         f"torch {report['torch_version']}, median of {report['repeats']}; "
         f"load average (1, 5, 15 min) "
         f"before {_loads(report['load_average_before'])}, "
-        f"after {_loads(report['load_average_after'])}"
+        f"after {_loads(report['load_average_after'])}",
+        f"2 MB pages for torch's large buffers: {report['huge_pages']}",
     ]
     for count in report["threads"]:
         lines += [
