@@ -58,10 +58,10 @@ def lstm_gates(layer, seq: torch.Tensor) -> dict[str, torch.Tensor]:
     rows = {k: [] for k in ("input", "forget", "output", "cell")}
     for x_t in seq:  # (I,)
         # the step of LSTMEquations: i, f, g, o from x W_ih^T + b_ih + h W_hh^T + b_hh
-        state, (i, f, _g, o, _c_prev, c) = LSTM_EQUATIONS.step(
+        state, (i, f, _g, o, _c_prev, _tanh_c) = LSTM_EQUATIONS.step(
             F.linear(x_t[None], w_ih, b_ih), F.linear(state[0], w_hh, b_hh), state
         )
-        for key, value in (("input", i), ("forget", f), ("output", o), ("cell", c)):
+        for key, value in (("input", i), ("forget", f), ("output", o), ("cell", state[1])):
             rows[key].append(value[0])
     return {k: torch.stack(v) for k, v in rows.items()}  # each (T, H)
 
