@@ -1,11 +1,12 @@
-"""The equations path of an earlier commit against this checkout's, in one process, interleaved
-with torch's kernel: forward + backward of ``LSTM``/``GRU(implementation="equations")`` at the
+"""Our layers of an earlier commit against this checkout's, in one process, interleaved with
+torch's kernel: forward + backward of ``LSTM``/``GRU(implementation=...)`` (the equations path
+by default, or the fast path, whose kernels the earlier copy builds under its own name) at the
 ``lstmvision bench rnn`` shapes. One process and interleaved rounds, because this machine's speed
 drifts between runs by more than the change being measured.
 
-Run ``python scripts/equations_before_after.py REV [--threads N] [--rounds N]`` in a git checkout
-(``REV``: the commit before the change); prints the median milliseconds and each time over
-torch's.
+Run ``python scripts/equations_before_after.py REV [--implementation fast] [--threads N]
+[--rounds N]`` in a git checkout (``REV``: the commit before the change); prints the median
+milliseconds and each time over torch's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def _import_old(rev: str, into: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rev", help="the commit to compare against (before the change)")
+    parser.add_argument("--implementation", default="equations", choices=("equations", "fast"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of 3 timed calls each")
     args = parser.parse_args()
@@ -54,14 +56,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         old = _import_old(args.rev, Path(tmp))
-        print(f"torch {torch.__version__}, {args.threads} thread(s), before = {args.rev}")
+        print(
+            f"torch {torch.__version__}, {args.threads} thread(s), {args.implementation}, "
+            f"before = {args.rev}"
+        )
         for cell in ("LSTM", "GRU"):
             for name, shape in SHAPES.items():
                 batch, steps, inputs = shape["batch"], shape["steps"], shape["input_size"]
                 hidden = shape["hidden_size"]
                 modules = {"torch": getattr(torch.nn, cell)(inputs, hidden)}
                 for tag, module in (("before", old), ("after", new)):
-                    ours = getattr(module, cell)(inputs, hidden, implementation="equations")
+                    ours = getattr(module, cell)(inputs, hidden, implementation=args.implementation)
                     ours.load_state_dict(modules["torch"].state_dict())
                     modules[tag] = ours
                 x = torch.randn(steps, batch, inputs)

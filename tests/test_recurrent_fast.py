@@ -70,6 +70,29 @@ def test_batch_split_between_threads(name):
         torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", LAYERS)
+def test_gradients_added_up_in_blocks_of_steps(name):
+    """The kernels add the weight, bias and input gradients up in blocks of about 1024 rows
+    (steps x batch): 128 sequences of 30 steps make 4 blocks (the last one shorter), both
+    directions, packed rows, two layers, 1 and 2 threads: the equations path's gradients."""
+    torch.manual_seed(0)
+    fast, equations = _both(name, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(128, 30, 3, requires_grad=True)
+    threads = torch.get_num_threads()
+    for lengths in (None, torch.randint(1, 31, (128,))):
+        reference = _results(equations, x, lengths)
+        try:
+            for count in (1, 2):
+                torch.set_num_threads(count)
+                for a, b in zip(_results(fast, x, lengths), reference, strict=True):
+                    # a weight gradient sums 3,840 rows: float32 rounding is relative to its
+                    # largest entries (both paths are ~1e-4 from a float64 run here)
+                    scale = max(1.0, b.abs().max().item())
+                    torch.testing.assert_close(a, b, atol=1e-5 * scale, rtol=1e-5)
+        finally:
+            torch.set_num_threads(threads)
+
+
 def test_fallback_without_the_extension_prints_one_line_and_runs_the_equations(monkeypatch):
     """A build that fails (no compiler): one line on stderr, and the same results."""
     from torch.utils import cpp_extension

@@ -124,10 +124,6 @@ def supports(x: Tensor) -> bool:
     )
 
 
-def _flat(tensor: Tensor) -> Tensor:
-    return tensor.reshape(-1, tensor.size(-1))
-
-
 class FastRecurrence(torch.autograd.Function):
     """One layer in one direction on the compiled kernels; the same inputs and outputs as
     :class:`lstmvision.nn.recurrent._Recurrence` (``equations`` names the cell)."""
@@ -171,34 +167,33 @@ class FastRecurrence(torch.autograd.Function):
         x, weight_ih, weight_hh, *saved = ctx.saved_tensors
         d_output = d_output.contiguous()
         d_state = [d.contiguous() for d in d_state]
+        # the kernels add up the weight, bias and input gradients in blocks of steps
+        inputs = (x.contiguous(), weight_ih.contiguous(), weight_hh)
+        flags = (ctx.needs_input_grad[3], ctx.has_bias)
         if ctx.kind == "lstm":
             gates, c_prev, tanh_c, h_prev = saved
-            d_x_part, *d_initial = ext.lstm_backward(
-                d_output, *d_state, gates, c_prev, tanh_c, weight_hh, *ctx.args
+            d_x, d_weight_ih, d_weight_hh, d_bias, _, *d_initial = ext.lstm_backward(
+                d_output, *d_state, gates, c_prev, tanh_c, h_prev, *inputs, *flags, *ctx.args
             )
-            d_h_part = d_x_part
         elif ctx.kind == "gru":
             gates, hn_part, h_prev = saved
-            d_x_part, d_h_part, d_h0 = ext.gru_backward(
-                d_output, d_state[0], gates, hn_part, h_prev, weight_hh, *ctx.args
+            d_x, d_weight_ih, d_weight_hh, d_bias, d_bias_hh, *d_initial = ext.gru_backward(
+                d_output, d_state[0], gates, hn_part, h_prev, *inputs, *flags, *ctx.args
             )
-            d_initial = [d_h0]
         else:
             output, h_prev = saved
-            d_x_part, d_h0 = ext.rnn_backward(
-                d_output, d_state[0], output, weight_hh, ctx.kind == "relu", *ctx.args
+            d_x, d_weight_ih, d_weight_hh, d_bias, _, *d_initial = ext.rnn_backward(
+                d_output,
+                d_state[0],
+                output,
+                h_prev,
+                *inputs,
+                *flags,
+                ctx.kind == "relu",
+                *ctx.args,
             )
-            d_h_part, d_initial = d_x_part, [d_h0]
-        # weight gradients: one product each over all steps; (I, T*B) @ (T*B, G*H) order as on
-        # the equations path
-        d_weight_hh = _flat(d_h_part).t() @ _flat(h_prev)
-        d_weight_ih = (_flat(x).t() @ _flat(d_x_part)).t()
-        d_x = d_x_part @ weight_ih if ctx.needs_input_grad[3] else None
-        d_bias_ih = _flat(d_x_part).sum(0) if ctx.has_bias else None
-        if not ctx.has_bias:
-            d_bias_hh = None
-        elif ctx.folded:
-            d_bias_hh = d_bias_ih
-        else:
-            d_bias_hh = _flat(d_h_part).sum(0)
+        if ctx.kind != "gru":  # b_ih and b_hh enter as a sum: the same gradient
+            d_bias_hh = d_bias if ctx.has_bias else None
+        d_bias_ih = d_bias if ctx.has_bias else None
+        d_x = d_x if ctx.needs_input_grad[3] else None
         return None, None, None, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_initial

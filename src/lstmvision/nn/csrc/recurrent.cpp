@@ -6,8 +6,8 @@
 // (T, B, G*H) buffer that already holds x W_ih^T + b_ih of every step) and one loop over the
 // step's elements for all gate equations, vectorised (`omp simd`; GCC does not vectorise these
 // loops on its own) with a polynomial exp (fast_exp). The backward pass is the same: one loop
-// for the derivative equations of a step, one product for dL/dh_{t-1}. The weight gradients are
-// left to the caller: one product over all steps from the saved buffers.
+// for the derivative equations of a step, one product for dL/dh_{t-1}; the weight, bias and
+// input gradients are added up in blocks of steps (Gradients), one product each per block.
 //
 // With several threads, each runs all the steps of its own chunk of the batch's rows
 // (over_time): the sequences are independent, and one step's small product split between
@@ -94,14 +94,17 @@ constexpr int64_t kBatchGrain = 8;
 
 template <typename F>
 void over_time(int64_t T, int64_t B, const std::vector<int64_t>& batch_sizes, bool reverse,
-               bool backward, const F& body) {
+               bool backward, const F& body, int64_t i_begin = 0, int64_t i_end = -1) {
   // A worker thread has its own modes: under the caller's torch.inference_mode the buffers are
   // inference tensors, which only a thread in inference mode may write into.
   const bool inference = c10::InferenceMode::is_enabled();
+  if (i_end < 0) {
+    i_end = T;
+  }
   at::parallel_for(0, B, kBatchGrain, [&](int64_t r0, int64_t r1) {
     c10::InferenceMode inference_mode(inference);
     at::NoGradGuard no_grad;  // no graph of the weights
-    for (int64_t i = 0; i < T; ++i) {
+    for (int64_t i = i_begin; i < i_end; ++i) {
       const int64_t k = backward ? T - 1 - i : i;
       const int64_t t = reverse ? T - 1 - k : k;
       const int64_t rows = std::min(batch_sizes[t], r1) - r0;
@@ -117,6 +120,78 @@ template <typename T>
 inline T* at_step(const Tensor& buffer, int64_t t) {
   return buffer.data_ptr<T>() + t * buffer.stride(0);
 }
+
+// The backward through time in blocks of steps. Each step's dL/d(pre-activations) goes to its
+// slot in a block buffer (n, B, G*H) of about 1024 rows (2 MB for an LSTM of 128 units), not to a
+// (T, B, G*H) buffer: after each block its weight, bias and input gradients are added in one
+// product each, while the block is still in cache. A whole buffer would be tens of MB on a long
+// sequence, written once and read four times, each 4 KB page faulted in at first touch.
+struct Gradients {
+  Tensor x, w_ih, h_prev;  // inputs (T, B, I), (G*H, I), h_{t-1} of every step (T, B, H)
+  bool need_dx, has_bias, separate_h;  // separate_h: dL/dh_part differs from dL/dx_part (GRU)
+  Tensor d_x, d_w_ih_t, d_w_hh, d_b_ih, d_b_hh;  // d_w_ih_t: (I, G*H), transposed at the end
+  Tensor block_x, block_h;  // (steps, B, G*H); block_h is block_x unless separate_h
+  int64_t steps = 0;
+
+  Gradients(Tensor x_, Tensor w_ih_, Tensor w_hh, Tensor h_prev_, bool need_dx_, bool has_bias_,
+            bool separate_h_)
+      : x(x_), w_ih(w_ih_), h_prev(h_prev_), need_dx(need_dx_), has_bias(has_bias_),
+        separate_h(separate_h_) {
+    const int64_t T = x.size(0), B = x.size(1), GH = w_hh.size(0);
+    steps = std::min<int64_t>(T, std::max<int64_t>(1, 1024 / B));
+    block_x = at::empty({steps, B, GH}, h_prev.options());
+    block_h = separate_h ? at::empty_like(block_x) : block_x;
+    d_w_ih_t = at::zeros({x.size(2), GH}, h_prev.options());
+    d_w_hh = at::zeros_like(w_hh);
+    if (has_bias) {
+      d_b_ih = at::zeros({GH}, h_prev.options());
+      d_b_hh = separate_h ? at::zeros({GH}, h_prev.options()) : d_b_ih;
+    }
+    if (need_dx) {
+      d_x = at::empty_like(x);
+    }
+  }
+
+  // Blocks in the backward's visiting order: calls body(i_begin, i_end, t_lo), where the steps
+  // visited are times [t_lo, t_lo + i_end - i_begin) and step t's slot is t - t_lo; then adds
+  // the block's gradients. Rows past a sequence's end stay zero (padded: blocks zeroed first).
+  template <typename F>
+  void over_blocks(int64_t T, bool reverse, bool padded, const F& body) {
+    const int64_t B = x.size(1), GH = block_x.size(2);
+    for (int64_t i0 = 0; i0 < T; i0 += steps) {
+      const int64_t i1 = std::min(T, i0 + steps), n = i1 - i0;
+      const int64_t t_lo = reverse ? i0 : T - i1;
+      if (padded) {
+        block_x.zero_();
+        if (separate_h) {
+          block_h.zero_();
+        }
+      }
+      body(i0, i1, t_lo);
+      at::NoGradGuard no_grad;
+      Tensor bx = block_x.narrow(0, 0, n).view({n * B, GH});
+      Tensor bh = block_h.narrow(0, 0, n).view({n * B, GH});
+      Tensor xs = x.narrow(0, t_lo, n).view({n * B, x.size(2)});
+      d_w_hh.addmm_(bh.t(), h_prev.narrow(0, t_lo, n).view({n * B, h_prev.size(2)}));
+      d_w_ih_t.addmm_(xs.t(), bx);  // (I, nB) @ (nB, G*H): MKL's faster operand order
+      if (has_bias) {
+        d_b_ih.add_(bx.sum(0));
+        if (separate_h) {
+          d_b_hh.add_(bh.sum(0));
+        }
+      }
+      if (need_dx) {
+        Tensor dxs = d_x.narrow(0, t_lo, n).view({n * B, x.size(2)});
+        at::mm_out(dxs, bx, w_ih);
+      }
+    }
+  }
+
+  // d_x (or undefined), d_w_ih, d_w_hh, d_b_ih, d_b_hh (undefined without bias)
+  std::vector<Tensor> result() const {
+    return {d_x, d_w_ih_t.t().contiguous(), d_w_hh, d_b_ih, d_b_hh};
+  }
+};
 
 // ---------------------------------------------------------------------------------------------
 // LSTM
@@ -214,41 +289,47 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
   return {output, h, c, c_prev, tanh_c, h_prev};
 }
 
-// Returns dL/d(gate pre-activations) (T, B, 4H) and dL/dh_0, dL/dc_0.
+// Returns the gradients of x, W_ih, W_hh, b (= b_ih = b_hh: they enter as a sum), h_0, c_0.
 std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Tensor gates,
-                                  Tensor c_prev, Tensor tanh_c, Tensor w_hh,
+                                  Tensor c_prev, Tensor tanh_c, Tensor h_prev, Tensor x,
+                                  Tensor w_ih, Tensor w_hh, bool need_dx, bool has_bias,
                                   std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
   const int64_t T = gates.size(0), B = gates.size(1), H = w_hh.size(1);
-  Tensor d_gates = padded ? at::zeros_like(gates) : at::empty_like(gates);
+  Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, false);
   Tensor dh = d_hn.clone(), dc = d_cn.clone();
-  Tensor d_gates_flat = d_gates.view({T * B, 4 * H});
+  Tensor block_flat = grads.block_x.view({-1, 4 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
-      const scalar_t* G = at_step<scalar_t>(gates, t);
-      const scalar_t* dout = at_step<scalar_t>(d_output, t);
-      const scalar_t* cp = at_step<scalar_t>(c_prev, t);
-      const scalar_t* tc = at_step<scalar_t>(tanh_c, t);
-      scalar_t* dG = at_step<scalar_t>(d_gates, t);
-      scalar_t* dhs = dh.data_ptr<scalar_t>();
-      scalar_t* dcs = dc.data_ptr<scalar_t>();
-      {
-        const int64_t begin = r0, end = r0 + rows;
-        scalar_t* __restrict__ dh_part = dhs + begin * H;
-        const scalar_t* __restrict__ dout_part = dout + begin * H;
-        _Pragma("omp simd")
-        for (int64_t j = 0; j < (end - begin) * H; ++j) {
-          dh_part[j] += dout_part[j];  // dL/dh_t: through the next step and the output
+    grads.over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
+      over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
+        const scalar_t* G = at_step<scalar_t>(gates, t);
+        const scalar_t* dout = at_step<scalar_t>(d_output, t);
+        const scalar_t* cp = at_step<scalar_t>(c_prev, t);
+        const scalar_t* tc = at_step<scalar_t>(tanh_c, t);
+        scalar_t* dG = at_step<scalar_t>(grads.block_x, t - t_lo);
+        scalar_t* dhs = dh.data_ptr<scalar_t>();
+        scalar_t* dcs = dc.data_ptr<scalar_t>();
+        {
+          const int64_t begin = r0, end = r0 + rows;
+          scalar_t* __restrict__ dh_part = dhs + begin * H;
+          const scalar_t* __restrict__ dout_part = dout + begin * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < (end - begin) * H; ++j) {
+            dh_part[j] += dout_part[j];  // dL/dh_t: through the next step and the output
+          }
+          for (int64_t b = begin; b < end; ++b) {
+            lstm_gates_row_backward(G + b * 4 * H, cp + b * H, tc + b * H, dhs + b * H,
+                                    dcs + b * H, dG + b * 4 * H, H);
+          }
         }
-        for (int64_t b = begin; b < end; ++b) {
-          lstm_gates_row_backward(G + b * 4 * H, cp + b * H, tc + b * H, dhs + b * H,
-                                  dcs + b * H, dG + b * 4 * H, H);
-        }
-      }
-      Tensor dh_rows = rows_at(dh, r0, rows);
-      at::mm_out(dh_rows, step_rows(d_gates_flat, t, B, r0, rows), w_hh);  // dL/dh_{t-1}
+        Tensor dh_rows = rows_at(dh, r0, rows);
+        at::mm_out(dh_rows, step_rows(block_flat, t - t_lo, B, r0, rows), w_hh);  // dL/dh_{t-1}
+      }, i0, i1);
     });
   });
-  return {d_gates, dh, dc};
+  std::vector<Tensor> out = grads.result();
+  out.push_back(dh);
+  out.push_back(dc);
+  return out;
 }
 
 // The gates of a ConvLSTM step (lstmvision.nn.convlstm_fast): pre-activations gates (B, 4H,
@@ -358,68 +439,72 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
   return {output, h, hn_part, h_prev};
 }
 
-// Returns dL/d(x part) (T, B, 3H), dL/d(h part) (T, B, 3H) and dL/dh_0.
+// Returns the gradients of x, W_ih, W_hh, b_ih, b_hh, h_0.
 std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Tensor hn_part,
-                                 Tensor h_prev, Tensor w_hh, std::vector<int64_t> batch_sizes,
-                                 bool reverse, bool padded) {
+                                 Tensor h_prev, Tensor x, Tensor w_ih, Tensor w_hh, bool need_dx,
+                                 bool has_bias, std::vector<int64_t> batch_sizes, bool reverse,
+                                 bool padded) {
   const int64_t T = gates.size(0), B = gates.size(1), H = w_hh.size(1);
-  Tensor d_x = padded ? at::zeros_like(gates) : at::empty_like(gates);
-  Tensor d_h_part = padded ? at::zeros_like(gates) : at::empty_like(gates);
+  Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, true);
   Tensor dh = d_hn.clone();
   // dL/dh_{t-1} = dL/dh_part W_hh (in dh) + the direct path dL/dh_t z (in direct); kept apart
   // so that the product writes dh without first copying direct into it
   Tensor direct = at::zeros({B, H}, dh.options());
-  Tensor d_h_part_flat = d_h_part.view({T * B, 3 * H});
+  Tensor block_h_flat = grads.block_h.view({-1, 3 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
-    over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
-      const scalar_t* G = at_step<scalar_t>(gates, t);
-      const scalar_t* dout = at_step<scalar_t>(d_output, t);
-      const scalar_t* hnp = at_step<scalar_t>(hn_part, t);
-      const scalar_t* hp = at_step<scalar_t>(h_prev, t);
-      scalar_t* dX = at_step<scalar_t>(d_x, t);
-      scalar_t* dHP = at_step<scalar_t>(d_h_part, t);
-      const scalar_t* dhs = dh.data_ptr<scalar_t>();
-      scalar_t* dir = direct.data_ptr<scalar_t>();
-      {
-        const int64_t begin = r0, end = r0 + rows;
-        for (int64_t b = begin; b < end; ++b) {
-          const scalar_t* __restrict__ gr = G + b * 3 * H;
-          const scalar_t* __restrict__ gz = gr + H;
-          const scalar_t* __restrict__ gn = gr + 2 * H;
-          const scalar_t* __restrict__ db = dout + b * H;
-          const scalar_t* __restrict__ hnpb = hnp + b * H;
-          const scalar_t* __restrict__ hpb = hp + b * H;
-          const scalar_t* __restrict__ dhb = dhs + b * H;
-          scalar_t* __restrict__ dxr = dX + b * 3 * H;
-          scalar_t* __restrict__ dxz = dxr + H;
-          scalar_t* __restrict__ dxn = dxr + 2 * H;
-          scalar_t* __restrict__ dhr = dHP + b * 3 * H;
-          scalar_t* __restrict__ dhz = dhr + H;
-          scalar_t* __restrict__ dhn = dhr + 2 * H;
-          scalar_t* __restrict__ dirb = dir + b * H;
-          _Pragma("omp simd")
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t r = gr[j], z = gz[j], n = gn[j];
-            const scalar_t d_h = dhb[j] + dirb[j] + db[j];
-            const scalar_t d_z = d_h * (hpb[j] - n) * z * (scalar_t(1) - z);
-            const scalar_t d_n = d_h * (scalar_t(1) - z) * (scalar_t(1) - n * n);
-            const scalar_t d_r = d_n * hnpb[j] * r * (scalar_t(1) - r);
-            dxr[j] = d_r;
-            dxz[j] = d_z;
-            dxn[j] = d_n;
-            dhr[j] = d_r;
-            dhz[j] = d_z;
-            dhn[j] = d_n * r;
-            dirb[j] = d_h * z;
+    grads.over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
+      over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
+        const scalar_t* G = at_step<scalar_t>(gates, t);
+        const scalar_t* dout = at_step<scalar_t>(d_output, t);
+        const scalar_t* hnp = at_step<scalar_t>(hn_part, t);
+        const scalar_t* hp = at_step<scalar_t>(h_prev, t);
+        scalar_t* dX = at_step<scalar_t>(grads.block_x, t - t_lo);
+        scalar_t* dHP = at_step<scalar_t>(grads.block_h, t - t_lo);
+        const scalar_t* dhs = dh.data_ptr<scalar_t>();
+        scalar_t* dir = direct.data_ptr<scalar_t>();
+        {
+          const int64_t begin = r0, end = r0 + rows;
+          for (int64_t b = begin; b < end; ++b) {
+            const scalar_t* __restrict__ gr = G + b * 3 * H;
+            const scalar_t* __restrict__ gz = gr + H;
+            const scalar_t* __restrict__ gn = gr + 2 * H;
+            const scalar_t* __restrict__ db = dout + b * H;
+            const scalar_t* __restrict__ hnpb = hnp + b * H;
+            const scalar_t* __restrict__ hpb = hp + b * H;
+            const scalar_t* __restrict__ dhb = dhs + b * H;
+            scalar_t* __restrict__ dxr = dX + b * 3 * H;
+            scalar_t* __restrict__ dxz = dxr + H;
+            scalar_t* __restrict__ dxn = dxr + 2 * H;
+            scalar_t* __restrict__ dhr = dHP + b * 3 * H;
+            scalar_t* __restrict__ dhz = dhr + H;
+            scalar_t* __restrict__ dhn = dhr + 2 * H;
+            scalar_t* __restrict__ dirb = dir + b * H;
+            _Pragma("omp simd")
+            for (int64_t j = 0; j < H; ++j) {
+              const scalar_t r = gr[j], z = gz[j], n = gn[j];
+              const scalar_t d_h = dhb[j] + dirb[j] + db[j];
+              const scalar_t d_z = d_h * (hpb[j] - n) * z * (scalar_t(1) - z);
+              const scalar_t d_n = d_h * (scalar_t(1) - z) * (scalar_t(1) - n * n);
+              const scalar_t d_r = d_n * hnpb[j] * r * (scalar_t(1) - r);
+              dxr[j] = d_r;
+              dxz[j] = d_z;
+              dxn[j] = d_n;
+              dhr[j] = d_r;
+              dhz[j] = d_z;
+              dhn[j] = d_n * r;
+              dirb[j] = d_h * z;
+            }
           }
         }
-      }
-      Tensor dh_rows = rows_at(dh, r0, rows);
-      at::mm_out(dh_rows, step_rows(d_h_part_flat, t, B, r0, rows), w_hh);
+        Tensor dh_rows = rows_at(dh, r0, rows);
+        at::mm_out(dh_rows, step_rows(block_h_flat, t - t_lo, B, r0, rows), w_hh);
+      }, i0, i1);
     });
   });
   dh.add_(direct);
-  return {d_x, d_h_part, dh};
+  std::vector<Tensor> out = grads.result();
+  out.push_back(dh);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -462,39 +547,44 @@ std::vector<Tensor> rnn_forward(Tensor pre, Tensor h0, Tensor w_hh, bool relu,
   return {output, h, h_prev};
 }
 
-// Returns dL/d(pre-activation) (T, B, H) and dL/dh_0.
-std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Tensor w_hh,
+// Returns the gradients of x, W_ih, W_hh, b (= b_ih = b_hh), h_0.
+std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Tensor h_prev,
+                                 Tensor x, Tensor w_ih, Tensor w_hh, bool need_dx, bool has_bias,
                                  bool relu, std::vector<int64_t> batch_sizes, bool reverse,
                                  bool padded) {
   const int64_t T = output.size(0), B = output.size(1), H = w_hh.size(1);
-  Tensor d_pre = padded ? at::zeros_like(output) : at::empty_like(output);
+  Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, false);
   Tensor dh = d_hn.clone();
-  Tensor d_pre_flat = d_pre.view({T * B, H});
+  Tensor block_flat = grads.block_x.view({-1, H});
   AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "rnn_backward", [&] {
-    over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
-      const scalar_t* Y = at_step<scalar_t>(output, t);
-      const scalar_t* dout = at_step<scalar_t>(d_output, t);
-      scalar_t* dP = at_step<scalar_t>(d_pre, t);
-      const scalar_t* dhs = dh.data_ptr<scalar_t>();
-      {
-        const int64_t begin = r0, end = r0 + rows;
-        for (int64_t b = begin; b < end; ++b) {
-          const scalar_t* __restrict__ yb = Y + b * H;
-          const scalar_t* __restrict__ db = dout + b * H;
-          const scalar_t* __restrict__ dhb = dhs + b * H;
-          scalar_t* __restrict__ dpb = dP + b * H;
-          _Pragma("omp simd")
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t d_h = dhb[j] + db[j], y = yb[j];
-            dpb[j] = relu ? (y > scalar_t(0) ? d_h : scalar_t(0)) : d_h * (scalar_t(1) - y * y);
+    grads.over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
+      over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
+        const scalar_t* Y = at_step<scalar_t>(output, t);
+        const scalar_t* dout = at_step<scalar_t>(d_output, t);
+        scalar_t* dP = at_step<scalar_t>(grads.block_x, t - t_lo);
+        const scalar_t* dhs = dh.data_ptr<scalar_t>();
+        {
+          const int64_t begin = r0, end = r0 + rows;
+          for (int64_t b = begin; b < end; ++b) {
+            const scalar_t* __restrict__ yb = Y + b * H;
+            const scalar_t* __restrict__ db = dout + b * H;
+            const scalar_t* __restrict__ dhb = dhs + b * H;
+            scalar_t* __restrict__ dpb = dP + b * H;
+            _Pragma("omp simd")
+            for (int64_t j = 0; j < H; ++j) {
+              const scalar_t d_h = dhb[j] + db[j], y = yb[j];
+              dpb[j] = relu ? (y > scalar_t(0) ? d_h : scalar_t(0)) : d_h * (scalar_t(1) - y * y);
+            }
           }
         }
-      }
-      Tensor dh_rows = rows_at(dh, r0, rows);
-      at::mm_out(dh_rows, step_rows(d_pre_flat, t, B, r0, rows), w_hh);
+        Tensor dh_rows = rows_at(dh, r0, rows);
+        at::mm_out(dh_rows, step_rows(block_flat, t - t_lo, B, r0, rows), w_hh);
+      }, i0, i1);
     });
   });
-  return {d_pre, dh};
+  std::vector<Tensor> out = grads.result();
+  out.push_back(dh);
+  return out;
 }
 
 }  // namespace
