@@ -23,9 +23,9 @@ of three implementations, chosen by ``implementation``:
 Speed: the equations path does the matrix products torch's kernel does, but its gate
 arithmetic is about 35 separate eager operations per step (forward and backward), so it is
 slower than torch's fused LSTM where each small operation costs more to dispatch than to compute
-(small batches, long sequences; 1.2-1.3x torch's time there at 1 thread, 1.5-2x at 2, where only
+(small batches, long sequences; 1.1-1.3x torch's time there at 1 thread, 1.3-2x at 2, where only
 its matrix products use the second thread); torch's CPU GRU is not fused either. The fast path
-removes that cost (1.2-2.4x torch's throughput when training, docs/bench.md).
+removes that cost (1.3-2.9x torch's throughput when training, docs/bench.md).
 ``lstmvision bench rnn`` measures them all on your machine.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
