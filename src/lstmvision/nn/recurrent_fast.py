@@ -3,7 +3,7 @@ r"""The fast path of :class:`lstmvision.nn.RNN`, :class:`~lstmvision.nn.LSTM` an
 (:mod:`lstmvision.nn.cells`), with each time step's gate arithmetic in one compiled loop.
 
 Why a C++ extension: the equations path runs the right matrix products but spends most of a
-long sequence's time dispatching ~40 small element-wise operations per step from Python, and
+long sequence's time dispatching ~35 small element-wise operations per step from Python, and
 torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
 
 * the input part of every step, ``x W_ih^T + b_ih``, is one matrix product (as on the equations
@@ -11,7 +11,10 @@ torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
 * each step is one ``addmm`` for ``h_{t-1} W_hh^T`` into that step's slice, then one C++ loop
   for all gate equations (vectorised by the compiler; the sigmoid's ``exp`` is a polynomial so
   that it vectorises), forward and backward through time;
-* the weight gradients are one matrix product each over all steps, from the saved ``h_{t-1}``.
+* the weight, bias and input gradients are added up every ~1024 rows (steps x batch), one
+  matrix product each per block of steps while its gradients are in cache, with the saved
+  ``h_{t-1}``: no gradient buffer the size of the sequence (51 MB for a 784-step LSTM of 32
+  sequences) is written, read back and page-faulted in.
 
 The extension (``csrc/recurrent.cpp``) is compiled with ``torch.utils.cpp_extension`` at first
 use (tens of seconds, once) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
