@@ -187,6 +187,18 @@ struct Gradients {
     }
   }
 
+  // over_time's backward visit, block by block: body(t, slot, r0, rows), slot being step t's
+  // index in the block buffers.
+  template <typename F>
+  void backward_steps(int64_t T, const std::vector<int64_t>& batch_sizes, bool reverse,
+                      bool padded, const F& body) {
+    over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
+      over_time(
+          T, x.size(1), batch_sizes, reverse, true,
+          [&](int64_t t, int64_t r0, int64_t rows) { body(t, t - t_lo, r0, rows); }, i0, i1);
+    });
+  }
+
   // d_x (or undefined), d_w_ih, d_w_hh, d_b_ih, d_b_hh (undefined without bias)
   std::vector<Tensor> result() const {
     return {d_x, d_w_ih_t.t().contiguous(), d_w_hh, d_b_ih, d_b_hh};
@@ -299,31 +311,30 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
   Tensor dh = d_hn.clone(), dc = d_cn.clone();
   Tensor block_flat = grads.block_x.view({-1, 4 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    grads.over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
-      over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
-        const scalar_t* G = at_step<scalar_t>(gates, t);
-        const scalar_t* dout = at_step<scalar_t>(d_output, t);
-        const scalar_t* cp = at_step<scalar_t>(c_prev, t);
-        const scalar_t* tc = at_step<scalar_t>(tanh_c, t);
-        scalar_t* dG = at_step<scalar_t>(grads.block_x, t - t_lo);
-        scalar_t* dhs = dh.data_ptr<scalar_t>();
-        scalar_t* dcs = dc.data_ptr<scalar_t>();
-        {
-          const int64_t begin = r0, end = r0 + rows;
-          scalar_t* __restrict__ dh_part = dhs + begin * H;
-          const scalar_t* __restrict__ dout_part = dout + begin * H;
-          _Pragma("omp simd")
-          for (int64_t j = 0; j < (end - begin) * H; ++j) {
-            dh_part[j] += dout_part[j];  // dL/dh_t: through the next step and the output
-          }
-          for (int64_t b = begin; b < end; ++b) {
-            lstm_gates_row_backward(G + b * 4 * H, cp + b * H, tc + b * H, dhs + b * H,
-                                    dcs + b * H, dG + b * 4 * H, H);
-          }
+    grads.backward_steps(T, batch_sizes, reverse, padded,
+                         [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
+      const scalar_t* G = at_step<scalar_t>(gates, t);
+      const scalar_t* dout = at_step<scalar_t>(d_output, t);
+      const scalar_t* cp = at_step<scalar_t>(c_prev, t);
+      const scalar_t* tc = at_step<scalar_t>(tanh_c, t);
+      scalar_t* dG = at_step<scalar_t>(grads.block_x, slot);
+      scalar_t* dhs = dh.data_ptr<scalar_t>();
+      scalar_t* dcs = dc.data_ptr<scalar_t>();
+      {
+        const int64_t begin = r0, end = r0 + rows;
+        scalar_t* __restrict__ dh_part = dhs + begin * H;
+        const scalar_t* __restrict__ dout_part = dout + begin * H;
+        _Pragma("omp simd")
+        for (int64_t j = 0; j < (end - begin) * H; ++j) {
+          dh_part[j] += dout_part[j];  // dL/dh_t: through the next step and the output
         }
-        Tensor dh_rows = rows_at(dh, r0, rows);
-        at::mm_out(dh_rows, step_rows(block_flat, t - t_lo, B, r0, rows), w_hh);  // dL/dh_{t-1}
-      }, i0, i1);
+        for (int64_t b = begin; b < end; ++b) {
+          lstm_gates_row_backward(G + b * 4 * H, cp + b * H, tc + b * H, dhs + b * H,
+                                  dcs + b * H, dG + b * 4 * H, H);
+        }
+      }
+      Tensor dh_rows = rows_at(dh, r0, rows);
+      at::mm_out(dh_rows, step_rows(block_flat, slot, B, r0, rows), w_hh);  // dL/dh_{t-1}
     });
   });
   std::vector<Tensor> out = grads.result();
@@ -452,53 +463,52 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
   Tensor direct = at::zeros({B, H}, dh.options());
   Tensor block_h_flat = grads.block_h.view({-1, 3 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
-    grads.over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
-      over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
-        const scalar_t* G = at_step<scalar_t>(gates, t);
-        const scalar_t* dout = at_step<scalar_t>(d_output, t);
-        const scalar_t* hnp = at_step<scalar_t>(hn_part, t);
-        const scalar_t* hp = at_step<scalar_t>(h_prev, t);
-        scalar_t* dX = at_step<scalar_t>(grads.block_x, t - t_lo);
-        scalar_t* dHP = at_step<scalar_t>(grads.block_h, t - t_lo);
-        const scalar_t* dhs = dh.data_ptr<scalar_t>();
-        scalar_t* dir = direct.data_ptr<scalar_t>();
-        {
-          const int64_t begin = r0, end = r0 + rows;
-          for (int64_t b = begin; b < end; ++b) {
-            const scalar_t* __restrict__ gr = G + b * 3 * H;
-            const scalar_t* __restrict__ gz = gr + H;
-            const scalar_t* __restrict__ gn = gr + 2 * H;
-            const scalar_t* __restrict__ db = dout + b * H;
-            const scalar_t* __restrict__ hnpb = hnp + b * H;
-            const scalar_t* __restrict__ hpb = hp + b * H;
-            const scalar_t* __restrict__ dhb = dhs + b * H;
-            scalar_t* __restrict__ dxr = dX + b * 3 * H;
-            scalar_t* __restrict__ dxz = dxr + H;
-            scalar_t* __restrict__ dxn = dxr + 2 * H;
-            scalar_t* __restrict__ dhr = dHP + b * 3 * H;
-            scalar_t* __restrict__ dhz = dhr + H;
-            scalar_t* __restrict__ dhn = dhr + 2 * H;
-            scalar_t* __restrict__ dirb = dir + b * H;
-            _Pragma("omp simd")
-            for (int64_t j = 0; j < H; ++j) {
-              const scalar_t r = gr[j], z = gz[j], n = gn[j];
-              const scalar_t d_h = dhb[j] + dirb[j] + db[j];
-              const scalar_t d_z = d_h * (hpb[j] - n) * z * (scalar_t(1) - z);
-              const scalar_t d_n = d_h * (scalar_t(1) - z) * (scalar_t(1) - n * n);
-              const scalar_t d_r = d_n * hnpb[j] * r * (scalar_t(1) - r);
-              dxr[j] = d_r;
-              dxz[j] = d_z;
-              dxn[j] = d_n;
-              dhr[j] = d_r;
-              dhz[j] = d_z;
-              dhn[j] = d_n * r;
-              dirb[j] = d_h * z;
-            }
+    grads.backward_steps(T, batch_sizes, reverse, padded,
+                         [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
+      const scalar_t* G = at_step<scalar_t>(gates, t);
+      const scalar_t* dout = at_step<scalar_t>(d_output, t);
+      const scalar_t* hnp = at_step<scalar_t>(hn_part, t);
+      const scalar_t* hp = at_step<scalar_t>(h_prev, t);
+      scalar_t* dX = at_step<scalar_t>(grads.block_x, slot);
+      scalar_t* dHP = at_step<scalar_t>(grads.block_h, slot);
+      const scalar_t* dhs = dh.data_ptr<scalar_t>();
+      scalar_t* dir = direct.data_ptr<scalar_t>();
+      {
+        const int64_t begin = r0, end = r0 + rows;
+        for (int64_t b = begin; b < end; ++b) {
+          const scalar_t* __restrict__ gr = G + b * 3 * H;
+          const scalar_t* __restrict__ gz = gr + H;
+          const scalar_t* __restrict__ gn = gr + 2 * H;
+          const scalar_t* __restrict__ db = dout + b * H;
+          const scalar_t* __restrict__ hnpb = hnp + b * H;
+          const scalar_t* __restrict__ hpb = hp + b * H;
+          const scalar_t* __restrict__ dhb = dhs + b * H;
+          scalar_t* __restrict__ dxr = dX + b * 3 * H;
+          scalar_t* __restrict__ dxz = dxr + H;
+          scalar_t* __restrict__ dxn = dxr + 2 * H;
+          scalar_t* __restrict__ dhr = dHP + b * 3 * H;
+          scalar_t* __restrict__ dhz = dhr + H;
+          scalar_t* __restrict__ dhn = dhr + 2 * H;
+          scalar_t* __restrict__ dirb = dir + b * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t r = gr[j], z = gz[j], n = gn[j];
+            const scalar_t d_h = dhb[j] + dirb[j] + db[j];
+            const scalar_t d_z = d_h * (hpb[j] - n) * z * (scalar_t(1) - z);
+            const scalar_t d_n = d_h * (scalar_t(1) - z) * (scalar_t(1) - n * n);
+            const scalar_t d_r = d_n * hnpb[j] * r * (scalar_t(1) - r);
+            dxr[j] = d_r;
+            dxz[j] = d_z;
+            dxn[j] = d_n;
+            dhr[j] = d_r;
+            dhz[j] = d_z;
+            dhn[j] = d_n * r;
+            dirb[j] = d_h * z;
           }
         }
-        Tensor dh_rows = rows_at(dh, r0, rows);
-        at::mm_out(dh_rows, step_rows(block_h_flat, t - t_lo, B, r0, rows), w_hh);
-      }, i0, i1);
+      }
+      Tensor dh_rows = rows_at(dh, r0, rows);
+      at::mm_out(dh_rows, step_rows(block_h_flat, slot, B, r0, rows), w_hh);
     });
   });
   dh.add_(direct);
@@ -557,29 +567,28 @@ std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Te
   Tensor dh = d_hn.clone();
   Tensor block_flat = grads.block_x.view({-1, H});
   AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "rnn_backward", [&] {
-    grads.over_blocks(T, reverse, padded, [&](int64_t i0, int64_t i1, int64_t t_lo) {
-      over_time(T, B, batch_sizes, reverse, true, [&](int64_t t, int64_t r0, int64_t rows) {
-        const scalar_t* Y = at_step<scalar_t>(output, t);
-        const scalar_t* dout = at_step<scalar_t>(d_output, t);
-        scalar_t* dP = at_step<scalar_t>(grads.block_x, t - t_lo);
-        const scalar_t* dhs = dh.data_ptr<scalar_t>();
-        {
-          const int64_t begin = r0, end = r0 + rows;
-          for (int64_t b = begin; b < end; ++b) {
-            const scalar_t* __restrict__ yb = Y + b * H;
-            const scalar_t* __restrict__ db = dout + b * H;
-            const scalar_t* __restrict__ dhb = dhs + b * H;
-            scalar_t* __restrict__ dpb = dP + b * H;
-            _Pragma("omp simd")
-            for (int64_t j = 0; j < H; ++j) {
-              const scalar_t d_h = dhb[j] + db[j], y = yb[j];
-              dpb[j] = relu ? (y > scalar_t(0) ? d_h : scalar_t(0)) : d_h * (scalar_t(1) - y * y);
-            }
+    grads.backward_steps(T, batch_sizes, reverse, padded,
+                         [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
+      const scalar_t* Y = at_step<scalar_t>(output, t);
+      const scalar_t* dout = at_step<scalar_t>(d_output, t);
+      scalar_t* dP = at_step<scalar_t>(grads.block_x, slot);
+      const scalar_t* dhs = dh.data_ptr<scalar_t>();
+      {
+        const int64_t begin = r0, end = r0 + rows;
+        for (int64_t b = begin; b < end; ++b) {
+          const scalar_t* __restrict__ yb = Y + b * H;
+          const scalar_t* __restrict__ db = dout + b * H;
+          const scalar_t* __restrict__ dhb = dhs + b * H;
+          scalar_t* __restrict__ dpb = dP + b * H;
+          _Pragma("omp simd")
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t d_h = dhb[j] + db[j], y = yb[j];
+            dpb[j] = relu ? (y > scalar_t(0) ? d_h : scalar_t(0)) : d_h * (scalar_t(1) - y * y);
           }
         }
-        Tensor dh_rows = rows_at(dh, r0, rows);
-        at::mm_out(dh_rows, step_rows(block_flat, t - t_lo, B, r0, rows), w_hh);
-      }, i0, i1);
+      }
+      Tensor dh_rows = rows_at(dh, r0, rows);
+      at::mm_out(dh_rows, step_rows(block_flat, slot, B, r0, rows), w_hh);
     });
   });
   std::vector<Tensor> out = grads.result();
