@@ -10,10 +10,9 @@ measured matmul GFLOP/s, at 1 and at 2 threads. The variants take turns in ``ROU
 that drifting machine speed hits them alike, and so does the matmul that gives the peak: it is
 timed in the same rounds as each group of rows (a shared machine's matmul speed was seen to drift
 by a quarter between runs, which moved every "% peak" with it); within a round each runs its
-calls back to back after
-``warmup`` untimed ones, as in training (alternating single calls would measure each right after
-another implementation has reshaped the memory allocator's state, which costs the equations path
-~15-20%).
+calls back to back after ``warmup`` untimed ones, as in training (alternating single calls would
+measure each right after another implementation has reshaped the memory allocator's state, which
+costs the equations path ~15-20%).
 
 FLOP count (matrix products only): forward ``2·G·H·(I+H)·B·T`` with ``G = 4`` gate blocks for an
 LSTM and 3 for a GRU (times ``k²·height·width`` for the ConvLSTM); backward about twice the

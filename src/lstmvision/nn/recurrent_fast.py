@@ -158,7 +158,7 @@ class FastRecurrence(torch.autograd.Function):
                 x_part, state[0], weight_hh, kind == "relu", *args
             )
             saved, finals = (output, h_prev), (h_n,)
-        ctx.kind, ctx.args, ctx.folded = kind, args, folded
+        ctx.kind, ctx.args = kind, args
         ctx.has_bias = bias_ih is not None
         ctx.save_for_backward(x, weight_ih, weight_hh, *saved)
         return (output, *finals)
@@ -170,33 +170,26 @@ class FastRecurrence(torch.autograd.Function):
         x, weight_ih, weight_hh, *saved = ctx.saved_tensors
         d_output = d_output.contiguous()
         d_state = [d.contiguous() for d in d_state]
-        # the kernels add up the weight, bias and input gradients in blocks of steps
+        # the kernels add up the weight, bias and input gradients in blocks of steps; they return
+        # None for d_x when x needs no gradient and for the biases without bias, and the same
+        # tensor for b_ih and b_hh where the two enter as a sum (LSTM, RNN)
         inputs = (x.contiguous(), weight_ih.contiguous(), weight_hh)
         flags = (ctx.needs_input_grad[3], ctx.has_bias)
         if ctx.kind == "lstm":
             gates, c_prev, tanh_c, h_prev = saved
-            d_x, d_weight_ih, d_weight_hh, d_bias, _, *d_initial = ext.lstm_backward(
+            grads = ext.lstm_backward(
                 d_output, *d_state, gates, c_prev, tanh_c, h_prev, *inputs, *flags, *ctx.args
             )
         elif ctx.kind == "gru":
             gates, hn_part, h_prev = saved
-            d_x, d_weight_ih, d_weight_hh, d_bias, d_bias_hh, *d_initial = ext.gru_backward(
+            grads = ext.gru_backward(
                 d_output, d_state[0], gates, hn_part, h_prev, *inputs, *flags, *ctx.args
             )
         else:
             output, h_prev = saved
-            d_x, d_weight_ih, d_weight_hh, d_bias, _, *d_initial = ext.rnn_backward(
-                d_output,
-                d_state[0],
-                output,
-                h_prev,
-                *inputs,
-                *flags,
-                ctx.kind == "relu",
-                *ctx.args,
+            relu = ctx.kind == "relu"
+            grads = ext.rnn_backward(
+                d_output, d_state[0], output, h_prev, *inputs, *flags, relu, *ctx.args
             )
-        if ctx.kind != "gru":  # b_ih and b_hh enter as a sum: the same gradient
-            d_bias_hh = d_bias if ctx.has_bias else None
-        d_bias_ih = d_bias if ctx.has_bias else None
-        d_x = d_x if ctx.needs_input_grad[3] else None
+        d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_initial = grads
         return None, None, None, d_x, d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh, *d_initial
