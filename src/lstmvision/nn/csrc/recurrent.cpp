@@ -2,10 +2,11 @@
 // direction, forward and backward through time, in C++ (built at first use by
 // lstmvision.nn.recurrent_fast with torch.utils.cpp_extension).
 //
-// Per step: one matrix product for the recurrent part (at::addmm into the step's slice of a
-// (T, B, G*H) buffer that already holds x W_ih^T + b_ih of every step) and one loop over the
-// step's elements for all gate equations, vectorised (`omp simd`; GCC does not vectorise these
-// loops on its own) with a polynomial exp (fast_exp). The backward pass is the same: one loop
+// Per step: one matrix product for the recurrent part (into the step's slice of a (T, B, G*H)
+// buffer that already holds x W_ih^T + b_ih of every step; step_product.h, with W_hh packed once
+// per sequence) and one loop over the step's elements for all gate equations, vectorised
+// (`omp simd`; GCC does not vectorise these loops on its own) with a polynomial exp
+// (fast_exp). The backward pass is the same: one loop
 // for the derivative equations of a step, one product for dL/dh_{t-1}; the weight, bias and
 // input gradients are added up in blocks of steps (Gradients), one product each per block.
 //
@@ -32,7 +33,11 @@
 #include <cstring>
 #include <vector>
 
+#include "step_product.h"
+
 namespace {
+
+using step_product::StepWeight;
 
 using at::Tensor;
 
@@ -72,17 +77,6 @@ inline T tanh_(T x) {
 // Rows per parallel chunk: enough elements that a thread's share outweighs waking it.
 inline int64_t grain(int64_t row_elements) {
   return std::max<int64_t>(1, 16384 / std::max<int64_t>(row_elements, 1));
-}
-
-// Rows [r0, r0 + rows) of a (B, X) state.
-inline Tensor rows_at(const Tensor& t, int64_t r0, int64_t rows) {
-  return rows == t.size(0) ? t : t.narrow(0, r0, rows);
-}
-
-// Rows [t*B + r0, t*B + r0 + rows) of `flat`, the (T*B, X) view of a (T, B, X) buffer: step t's
-// live rows of a chunk as one view (cheaper than select + narrow, which matters at ~1000 steps).
-inline Tensor step_rows(const Tensor& flat, int64_t t, int64_t B, int64_t r0, int64_t rows) {
-  return flat.narrow(0, t * B + r0, rows);
 }
 
 // The sequences of a batch are independent: each thread runs all the steps of its own chunk of
@@ -273,14 +267,12 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
   Tensor output = make({T, B, H}), c_prev = make({T, B, H}), tanh_c = make({T, B, H}),
          h_prev = make({T, B, H});
   Tensor h = h0.clone(), c = c0.clone();
-  Tensor w_t = w_hh.detach().t();
-  Tensor gates_flat = gates.view({T * B, 4 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
+    const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, 4 * H);  // W_hh^T
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
-      Tensor g_rows = step_rows(gates_flat, t, B, r0, rows);
-      g_rows.addmm_(rows_at(h, r0, rows), w_t);  // + h_{t-1} W_hh^T
       scalar_t* G = at_step<scalar_t>(gates, t);
       scalar_t* hs = h.data_ptr<scalar_t>();
+      w_t.times(hs + r0 * H, H, rows, G + r0 * 4 * H, 4 * H, true);  // + h_{t-1} W_hh^T
       scalar_t* cs = c.data_ptr<scalar_t>();
       scalar_t* out = at_step<scalar_t>(output, t);
       scalar_t* cp = at_step<scalar_t>(c_prev, t);
@@ -309,8 +301,8 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
   const int64_t T = gates.size(0), B = gates.size(1), H = w_hh.size(1);
   Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, false);
   Tensor dh = d_hn.clone(), dc = d_cn.clone();
-  Tensor block_flat = grads.block_x.view({-1, 4 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
+    const StepWeight<scalar_t> w(w_hh.data_ptr<scalar_t>(), H, 1, 4 * H, H);
     grads.backward_steps(T, batch_sizes, reverse, padded,
                          [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
       const scalar_t* G = at_step<scalar_t>(gates, t);
@@ -333,8 +325,7 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
                                   dcs + b * H, dG + b * 4 * H, H);
         }
       }
-      Tensor dh_rows = rows_at(dh, r0, rows);
-      at::mm_out(dh_rows, step_rows(block_flat, slot, B, r0, rows), w_hh);  // dL/dh_{t-1}
+      w.times(dG + r0 * 4 * H, 4 * H, rows, dhs + r0 * H, H, false);  // dL/dh_{t-1}
     });
   });
   std::vector<Tensor> out = grads.result();
@@ -399,17 +390,17 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
   Tensor output = make({T, B, H}), hn_part = make({T, B, H}), h_prev = make({T, B, H});
   Tensor h = h0.clone();
   Tensor hp_step = at::empty({B, 3 * H}, opts);
-  Tensor w_t = w_hh.detach().t();
   const bool has_bias = b_hh.has_value() && b_hh->defined();
   Tensor zero_bias = at::zeros({3 * H}, opts);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
+    const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, 3 * H);  // W_hh^T
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
-      Tensor hp_rows = rows_at(hp_step, r0, rows);
-      at::mm_out(hp_rows, rows_at(h, r0, rows), w_t);  // h_{t-1} W_hh^T (b_hh added in the loop)
       scalar_t* G = at_step<scalar_t>(gates, t);
-      const scalar_t* HP = hp_step.data_ptr<scalar_t>();
+      scalar_t* HP = hp_step.data_ptr<scalar_t>();
       const scalar_t* bias = has_bias ? b_hh->data_ptr<scalar_t>() : zero_bias.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();
+      // h_{t-1} W_hh^T (b_hh added in the loop)
+      w_t.times(hs + r0 * H, H, rows, HP + r0 * 3 * H, 3 * H, false);
       scalar_t* out = at_step<scalar_t>(output, t);
       scalar_t* hnp = at_step<scalar_t>(hn_part, t);
       scalar_t* hp = at_step<scalar_t>(h_prev, t);
@@ -461,8 +452,8 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
   // dL/dh_{t-1} = dL/dh_part W_hh (in dh) + the direct path dL/dh_t z (in direct); kept apart
   // so that the product writes dh without first copying direct into it
   Tensor direct = at::zeros({B, H}, dh.options());
-  Tensor block_h_flat = grads.block_h.view({-1, 3 * H});
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
+    const StepWeight<scalar_t> w(w_hh.data_ptr<scalar_t>(), H, 1, 3 * H, H);
     grads.backward_steps(T, batch_sizes, reverse, padded,
                          [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
       const scalar_t* G = at_step<scalar_t>(gates, t);
@@ -471,7 +462,7 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
       const scalar_t* hp = at_step<scalar_t>(h_prev, t);
       scalar_t* dX = at_step<scalar_t>(grads.block_x, slot);
       scalar_t* dHP = at_step<scalar_t>(grads.block_h, slot);
-      const scalar_t* dhs = dh.data_ptr<scalar_t>();
+      scalar_t* dhs = dh.data_ptr<scalar_t>();
       scalar_t* dir = direct.data_ptr<scalar_t>();
       {
         const int64_t begin = r0, end = r0 + rows;
@@ -507,8 +498,7 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
           }
         }
       }
-      Tensor dh_rows = rows_at(dh, r0, rows);
-      at::mm_out(dh_rows, step_rows(block_h_flat, slot, B, r0, rows), w_hh);
+      w.times(dHP + r0 * 3 * H, 3 * H, rows, dhs + r0 * H, H, false);
     });
   });
   dh.add_(direct);
@@ -529,14 +519,14 @@ std::vector<Tensor> rnn_forward(Tensor pre, Tensor h0, Tensor w_hh, bool relu,
   Tensor output = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
   Tensor h_prev = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
   Tensor h = h0.clone();
-  Tensor w_t = w_hh.detach().t();
-  Tensor pre_flat = pre.view({T * B, H}), h_prev_flat = h_prev.view({T * B, H});
   AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnn_forward", [&] {
+    const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, H);  // W_hh^T
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
-      step_rows(h_prev_flat, t, B, r0, rows).copy_(rows_at(h, r0, rows));
-      step_rows(pre_flat, t, B, r0, rows).addmm_(rows_at(h, r0, rows), w_t);
-      const scalar_t* P = at_step<scalar_t>(pre, t);
+      scalar_t* P = at_step<scalar_t>(pre, t);
       scalar_t* hs = h.data_ptr<scalar_t>();
+      std::memcpy(at_step<scalar_t>(h_prev, t) + r0 * H, hs + r0 * H,
+                  rows * H * sizeof(scalar_t));  // h_{t-1} for the backward
+      w_t.times(hs + r0 * H, H, rows, P + r0 * H, H, true);
       scalar_t* out = at_step<scalar_t>(output, t);
       {
         const int64_t begin = r0, end = r0 + rows;
@@ -565,14 +555,14 @@ std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Te
   const int64_t T = output.size(0), B = output.size(1), H = w_hh.size(1);
   Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, false);
   Tensor dh = d_hn.clone();
-  Tensor block_flat = grads.block_x.view({-1, H});
   AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "rnn_backward", [&] {
+    const StepWeight<scalar_t> w(w_hh.data_ptr<scalar_t>(), H, 1, H, H);
     grads.backward_steps(T, batch_sizes, reverse, padded,
                          [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
       const scalar_t* Y = at_step<scalar_t>(output, t);
       const scalar_t* dout = at_step<scalar_t>(d_output, t);
       scalar_t* dP = at_step<scalar_t>(grads.block_x, slot);
-      const scalar_t* dhs = dh.data_ptr<scalar_t>();
+      scalar_t* dhs = dh.data_ptr<scalar_t>();
       {
         const int64_t begin = r0, end = r0 + rows;
         for (int64_t b = begin; b < end; ++b) {
@@ -587,8 +577,7 @@ std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Te
           }
         }
       }
-      Tensor dh_rows = rows_at(dh, r0, rows);
-      at::mm_out(dh_rows, step_rows(block_flat, slot, B, r0, rows), w_hh);
+      w.times(dP + r0 * H, H, rows, dhs + r0 * H, H, false);
     });
   });
   std::vector<Tensor> out = grads.result();
