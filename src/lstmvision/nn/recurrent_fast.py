@@ -6,13 +6,15 @@ Why a C++ extension: the equations path runs the right matrix products but spend
 long sequence's time dispatching ~35 small element-wise operations per step from Python, and
 torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
 
-* the input part of every step, ``x W_ih^T + b_ih``, is one matrix product (as on the equations
-  path);
-* each step is one product ``h_{t-1} W_hh^T`` into that step's slice, by a small kernel of our
-  own with ``W_hh`` packed once per sequence (``csrc/step_product.h``: a general ``addmm``
-  repacks the weight at every step, and at a thread's 16 rows ran at 70-80 % of this kernel's
-  speed), then one C++ loop for all gate equations (vectorised by the compiler; the sigmoid's
-  ``exp`` is a polynomial so that it vectorises), forward and backward through time;
+* each step's pre-activations ``x_t W_ih^T + b + h_{t-1} W_hh^T`` are one pass of a small
+  matrix-product kernel of our own (``csrc/step_product.h``), with ``[W_ih, W_hh]`` packed once
+  per sequence: a general ``addmm`` repacks its weight at every call (at a thread's 16 rows it
+  ran at 70-80 % of this kernel's speed), and the input part batched over all steps beforehand
+  (as on the equations path) wrote a buffer the size of the sequence in a pass of its own (a
+  third of the long LSTM's forward, most of it page faults); the GRU keeps the input and the
+  recurrent part apart (its ``n`` gate needs both), two passes;
+* then one C++ loop for all gate equations (vectorised by the compiler; the sigmoid's ``exp``
+  is a polynomial so that it vectorises), forward and backward through time;
 * the weight, bias and input gradients are added up every ~1024 rows (steps x batch), one
   matrix product each per block of steps while its gradients are in cache, with the saved
   ``h_{t-1}``: no gradient buffer the size of the sequence (51 MB for a 784-step LSTM of 32
@@ -43,7 +45,6 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -148,23 +149,24 @@ class FastRecurrence(torch.autograd.Function):
         kind = equations.kernel
         padded = batch_sizes[-1] < x.size(1)
         folded = kind != "gru" and bias_hh is not None
-        x_part = F.linear(x, weight_ih, bias_ih + bias_hh if folded else bias_ih).contiguous()
+        bias = bias_ih + bias_hh if folded else bias_ih  # None without biases
+        inputs = (x.contiguous(), weight_ih.contiguous(), bias)
         weight_hh = weight_hh.contiguous()
         state = tuple(s.contiguous() for s in state)
         args = (batch_sizes, reverse, padded)
         if kind == "lstm":
-            output, h_n, c_n, c_prev, tanh_c, h_prev = ext.lstm_forward(
-                x_part, *state, weight_hh, *args
+            output, h_n, c_n, gates, c_prev, tanh_c, h_prev = ext.lstm_forward(
+                *inputs, *state, weight_hh, *args
             )
-            saved, finals = (x_part, c_prev, tanh_c, h_prev), (h_n, c_n)
+            saved, finals = (gates, c_prev, tanh_c, h_prev), (h_n, c_n)
         elif kind == "gru":
-            output, h_n, hn_part, h_prev = ext.gru_forward(
-                x_part, state[0], weight_hh, bias_hh, *args
+            output, h_n, gates, hn_part, h_prev = ext.gru_forward(
+                *inputs, state[0], weight_hh, bias_hh, *args
             )
-            saved, finals = (x_part, hn_part, h_prev), (h_n,)
+            saved, finals = (gates, hn_part, h_prev), (h_n,)
         else:
             output, h_n, h_prev = ext.rnn_forward(
-                x_part, state[0], weight_hh, kind == "relu", *args
+                *inputs, state[0], weight_hh, kind == "relu", *args
             )
             saved, finals = (output, h_prev), (h_n,)
         ctx.kind, ctx.args = kind, args

@@ -115,6 +115,27 @@ inline T* at_step(const Tensor& buffer, int64_t t) {
   return buffer.data_ptr<T>() + t * buffer.stride(0);
 }
 
+// The weights of a step's pre-activations, x_t W_ih^T + bias + h_{t-1} W_hh^T (with_h) or
+// x_t W_ih^T + bias (the GRU's input part), packed for step_product; bias may be absent.
+template <typename T>
+StepWeight<T> input_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias,
+                           const Tensor* w_hh = nullptr) {
+  const int64_t N = w_ih.size(0), I = w_ih.size(1);
+  const T* b = bias.has_value() && bias->defined() ? bias->data_ptr<T>() : nullptr;
+  if (w_hh == nullptr) {
+    return StepWeight<T>(nullptr, 0, 0, 0, w_ih.data_ptr<T>(), 1, I, I, N, b);
+  }
+  const int64_t H = w_hh->size(1);
+  return StepWeight<T>(w_ih.data_ptr<T>(), 1, I, I, w_hh->data_ptr<T>(), 1, H, H, N, b);
+}
+
+// The step's buffer of pre-activations (T, B, G*H), which the forward turns into the gates'
+// activations and keeps for the backward (rows past a sequence's end zeroed when padded).
+inline Tensor gate_buffer(const Tensor& x, int64_t GH, bool padded) {
+  const std::vector<int64_t> shape{x.size(0), x.size(1), GH};
+  return padded ? at::zeros(shape, x.options()) : at::empty(shape, x.options());
+}
+
 // The backward through time in blocks of steps. Each step's dL/d(pre-activations) goes to its
 // slot in a block buffer (n, B, G*H) of about 1024 rows (2 MB for an LSTM of 128 units), not to a
 // (T, B, G*H) buffer: after each block its weight, bias and input gradients are added in one
@@ -254,12 +275,14 @@ inline void lstm_gates_row_backward(const T* __restrict__ g, const T* __restrict
   }
 }
 
-// gates: (T, B, 4H), on entry x W_ih^T + b_ih + b_hh; on exit the activations i, f, g, o.
-// Returns output (T, B, H), h_n, c_n (B, H), and for the backward c_prev, tanh(c) (T, B, H) and
-// h_prev (T, B, H).
-std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh,
-                                 std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
-  const int64_t T = gates.size(0), B = gates.size(1), H = h0.size(1);
+// x: (T, B, I); bias: b_ih + b_hh (4H) or absent. Returns output (T, B, H), h_n, c_n (B, H),
+// and for the backward the gates' activations i, f, g, o (T, B, 4H), c_prev, tanh(c) and h_prev
+// (T, B, H).
+std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bias, Tensor h0,
+                                 Tensor c0, Tensor w_hh, std::vector<int64_t> batch_sizes,
+                                 bool reverse, bool padded) {
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
+  Tensor gates = gate_buffer(x, 4 * H, padded);
   auto opts = h0.options();
   auto make = [&](std::vector<int64_t> shape) {
     return padded ? at::zeros(shape, opts) : at::empty(shape, opts);
@@ -267,12 +290,14 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
   Tensor output = make({T, B, H}), c_prev = make({T, B, H}), tanh_c = make({T, B, H}),
          h_prev = make({T, B, H});
   Tensor h = h0.clone(), c = c0.clone();
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
-    const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, 4 * H);  // W_hh^T
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
+    const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
       scalar_t* G = at_step<scalar_t>(gates, t);
       scalar_t* hs = h.data_ptr<scalar_t>();
-      w_t.times(hs + r0 * H, H, rows, G + r0 * 4 * H, 4 * H, true);  // + h_{t-1} W_hh^T
+      // x_t W_ih^T + b + h_{t-1} W_hh^T
+      w.times(at_step<scalar_t>(x, t) + r0 * I, I, hs + r0 * H, H, rows, G + r0 * 4 * H, 4 * H,
+              false);
       scalar_t* cs = c.data_ptr<scalar_t>();
       scalar_t* out = at_step<scalar_t>(output, t);
       scalar_t* cp = at_step<scalar_t>(c_prev, t);
@@ -290,7 +315,7 @@ std::vector<Tensor> lstm_forward(Tensor gates, Tensor h0, Tensor c0, Tensor w_hh
       }
     });
   });
-  return {output, h, c, c_prev, tanh_c, h_prev};
+  return {output, h, c, gates, c_prev, tanh_c, h_prev};
 }
 
 // Returns the gradients of x, W_ih, W_hh, b (= b_ih = b_hh: they enter as a sum), h_0, c_0.
@@ -377,12 +402,13 @@ std::vector<Tensor> lstm_gates_backward(Tensor dh, Tensor dc, Tensor gates, Tens
 // GRU
 // ---------------------------------------------------------------------------------------------
 
-// gates: (T, B, 3H), on entry x W_ih^T + b_ih; on exit the activations r, z, n. b_hh (3H) may
-// be undefined. Returns output, h_n, and for the backward h_part_n = W_hn h + b_hn (T, B, H)
-// and h_prev (T, B, H).
-std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optional<Tensor> b_hh,
+// x: (T, B, I); b_ih, b_hh (3H) may be absent. Returns output, h_n, and for the backward the
+// gates' activations r, z, n (T, B, 3H), h_part_n = W_hn h + b_hn (T, B, H) and h_prev.
+std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_ih, Tensor h0,
+                                Tensor w_hh, c10::optional<Tensor> b_hh,
                                 std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
-  const int64_t T = gates.size(0), B = gates.size(1), H = h0.size(1);
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
+  Tensor gates = gate_buffer(x, 3 * H, padded);
   auto opts = h0.options();
   auto make = [&](std::vector<int64_t> shape) {
     return padded ? at::zeros(shape, opts) : at::empty(shape, opts);
@@ -392,14 +418,16 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
   Tensor hp_step = at::empty({B, 3 * H}, opts);
   const bool has_bias = b_hh.has_value() && b_hh->defined();
   Tensor zero_bias = at::zeros({3 * H}, opts);
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
+    const StepWeight<scalar_t> w_x = input_weight<scalar_t>(w_ih, b_ih);
     const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, 3 * H);  // W_hh^T
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
       scalar_t* G = at_step<scalar_t>(gates, t);
       scalar_t* HP = hp_step.data_ptr<scalar_t>();
       const scalar_t* bias = has_bias ? b_hh->data_ptr<scalar_t>() : zero_bias.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();
-      // h_{t-1} W_hh^T (b_hh added in the loop)
+      // x_t W_ih^T + b_ih and h_{t-1} W_hh^T (b_hh added in the loop)
+      w_x.times(at_step<scalar_t>(x, t) + r0 * I, I, rows, G + r0 * 3 * H, 3 * H, false);
       w_t.times(hs + r0 * H, H, rows, HP + r0 * 3 * H, 3 * H, false);
       scalar_t* out = at_step<scalar_t>(output, t);
       scalar_t* hnp = at_step<scalar_t>(hn_part, t);
@@ -438,7 +466,7 @@ std::vector<Tensor> gru_forward(Tensor gates, Tensor h0, Tensor w_hh, c10::optio
       }
     });
   });
-  return {output, h, hn_part, h_prev};
+  return {output, h, gates, hn_part, h_prev};
 }
 
 // Returns the gradients of x, W_ih, W_hh, b_ih, b_hh, h_0.
@@ -511,22 +539,25 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
 // Elman RNN
 // ---------------------------------------------------------------------------------------------
 
-// pre: (T, B, H), x W_ih^T + b_ih + b_hh. Returns output, h_n, h_prev.
-std::vector<Tensor> rnn_forward(Tensor pre, Tensor h0, Tensor w_hh, bool relu,
-                                std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
-  const int64_t T = pre.size(0), B = pre.size(1), H = h0.size(1);
+// x: (T, B, I); bias: b_ih + b_hh (H) or absent. Returns output, h_n, h_prev.
+std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bias, Tensor h0,
+                                Tensor w_hh, bool relu, std::vector<int64_t> batch_sizes,
+                                bool reverse, bool padded) {
+  const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
+  Tensor pre = at::empty({B, H}, h0.options());  // a step's pre-activations
   auto opts = h0.options();
   Tensor output = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
   Tensor h_prev = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
   Tensor h = h0.clone();
-  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "rnn_forward", [&] {
-    const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, H);  // W_hh^T
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
+    const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
-      scalar_t* P = at_step<scalar_t>(pre, t);
+      scalar_t* P = pre.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();
       std::memcpy(at_step<scalar_t>(h_prev, t) + r0 * H, hs + r0 * H,
                   rows * H * sizeof(scalar_t));  // h_{t-1} for the backward
-      w_t.times(hs + r0 * H, H, rows, P + r0 * H, H, true);
+      // x_t W_ih^T + b + h_{t-1} W_hh^T
+      w.times(at_step<scalar_t>(x, t) + r0 * I, I, hs + r0 * H, H, rows, P + r0 * H, H, false);
       scalar_t* out = at_step<scalar_t>(output, t);
       {
         const int64_t begin = r0, end = r0 + rows;

@@ -41,8 +41,10 @@ struct Vector<double> {
   typedef double type __attribute__((vector_size(kVectorBytes), aligned(8)));
 };
 
-// A (K x N) matrix, B(k, n) = b[k * k_stride + n * n_stride], packed into panels of kCols
-// columns (two vectors), each panel K rows of kCols contiguous values, the last one zero-padded.
+// A (K x N) matrix B, packed into panels of kCols columns (two vectors), each panel K rows of
+// kCols contiguous values, the last one zero-padded. B may be two matrices stacked, [B_x; B_h]
+// (K_x + K_h rows), so that one pass computes a_x B_x + a_h B_h (the input and the recurrent
+// part of a step), and may carry a bias row that each product starts from.
 template <typename T>
 class StepWeight {
  public:
@@ -50,56 +52,83 @@ class StepWeight {
   static constexpr int kLanes = kVectorBytes / sizeof(T);
   static constexpr int kCols = 2 * kLanes;
 
+  // One matrix: B(k, n) = b[k * k_stride + n * n_stride].
   StepWeight(const T* b, int64_t k_stride, int64_t n_stride, int64_t K, int64_t N)
-      : K_(K), N_(N), panels_((N + kCols - 1) / kCols), packed_(panels_ * K * kCols, T(0)) {
+      : StepWeight(nullptr, 0, 0, 0, b, k_stride, n_stride, K, N, nullptr) {}
+
+  // [B_x; B_h] and a bias (N values, or nullptr).
+  StepWeight(const T* b_x, int64_t x_k_stride, int64_t x_n_stride, int64_t K_x, const T* b_h,
+             int64_t h_k_stride, int64_t h_n_stride, int64_t K_h, int64_t N, const T* bias)
+      : K_x_(K_x), K_(K_x + K_h), N_(N), panels_((N + kCols - 1) / kCols),
+        packed_(panels_ * K_ * kCols, T(0)) {
     for (int64_t p = 0; p < panels_; ++p) {
       const int64_t cols = std::min<int64_t>(kCols, N - p * kCols);
-      for (int64_t k = 0; k < K; ++k) {
-        T* dst = packed_.data() + (p * K + k) * kCols;
+      for (int64_t k = 0; k < K_; ++k) {
+        const bool x = k < K_x;
+        const T* b = x ? b_x : b_h;
+        const int64_t row = x ? k : k - K_x;
+        const int64_t k_stride = x ? x_k_stride : h_k_stride;
+        const int64_t n_stride = x ? x_n_stride : h_n_stride;
+        T* dst = packed_.data() + (p * K_ + k) * kCols;
         for (int64_t j = 0; j < cols; ++j) {
-          dst[j] = b[k * k_stride + (p * kCols + j) * n_stride];
+          dst[j] = b[row * k_stride + (p * kCols + j) * n_stride];
         }
       }
     }
+    if (bias != nullptr) {
+      bias_.assign(panels_ * kCols, T(0));
+      std::copy(bias, bias + N, bias_.begin());
+    }
   }
 
-  // c (M x N, rows c_stride apart) = [c +] a (M x K, rows a_stride apart) B
+  // c (M x N, rows c_stride apart) = [c +] a B, a (M x K, rows a_stride apart); one matrix
   void times(const T* a, int64_t a_stride, int64_t M, T* c, int64_t c_stride,
              bool accumulate) const {
+    times(nullptr, 0, a, a_stride, M, c, c_stride, accumulate);
+  }
+
+  // c = [c +] [bias +] a_x B_x + a_h B_h, a_x (M x K_x) and a_h (M x K_h)
+  void times(const T* a_x, int64_t x_stride, const T* a_h, int64_t h_stride, int64_t M, T* c,
+             int64_t c_stride, bool accumulate) const {
+    const Rows a{a_x, x_stride, a_h, h_stride};
     for (int64_t p = 0; p < panels_; ++p) {  // panel outer: it stays in L1 for all the rows
       const T* panel = packed_.data() + p * K_ * kCols;
+      const T* bias = bias_.empty() ? nullptr : bias_.data() + p * kCols;
       const int64_t cols = std::min<int64_t>(kCols, N_ - p * kCols);
       T* cp = c + p * kCols;
       int64_t r = 0;
       for (; r + kRows <= M; r += kRows) {
-        tile<kRows>(a + r * a_stride, a_stride, panel, cp + r * c_stride, c_stride, cols,
-                    accumulate);
+        tile<kRows>(a.at(r), panel, bias, cp + r * c_stride, c_stride, cols, accumulate);
       }
       if (M - r >= 4) {
-        tile<4>(a + r * a_stride, a_stride, panel, cp + r * c_stride, c_stride, cols, accumulate);
+        tile<4>(a.at(r), panel, bias, cp + r * c_stride, c_stride, cols, accumulate);
         r += 4;
       }
       if (M - r >= 2) {
-        tile<2>(a + r * a_stride, a_stride, panel, cp + r * c_stride, c_stride, cols, accumulate);
+        tile<2>(a.at(r), panel, bias, cp + r * c_stride, c_stride, cols, accumulate);
         r += 2;
       }
       if (M - r >= 1) {
-        tile<1>(a + r * a_stride, a_stride, panel, cp + r * c_stride, c_stride, cols, accumulate);
+        tile<1>(a.at(r), panel, bias, cp + r * c_stride, c_stride, cols, accumulate);
       }
     }
   }
 
  private:
-  template <int R>
-  void tile(const T* __restrict__ a, int64_t a_stride, const T* __restrict__ panel,
-            T* __restrict__ c, int64_t c_stride, int64_t cols, bool accumulate) const {
-    V s0[R], s1[R];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      s0[r] = V{};
-      s1[r] = V{};
+  struct Rows {  // the left operand's two parts, from row r on
+    const T* x;
+    int64_t x_stride;
+    const T* h;
+    int64_t h_stride;
+    Rows at(int64_t r) const {
+      return {x == nullptr ? x : x + r * x_stride, x_stride, h + r * h_stride, h_stride};
     }
-    for (int64_t k = 0; k < K_; ++k) {
+  };
+
+  template <int R>
+  __attribute__((always_inline)) static inline void add_products(V* s0, V* s1, const T* __restrict__ a, int64_t a_stride,
+                                  const T* __restrict__ panel, int64_t K) {
+    for (int64_t k = 0; k < K; ++k) {
       V b0, b1;
       std::memcpy(&b0, panel + k * kCols, sizeof(V));
       std::memcpy(&b1, panel + k * kCols + kLanes, sizeof(V));
@@ -110,6 +139,26 @@ class StepWeight {
         s1[r] += x * b1;
       }
     }
+  }
+
+  template <int R>
+  void tile(const Rows& a, const T* __restrict__ panel, const T* bias, T* __restrict__ c,
+            int64_t c_stride, int64_t cols, bool accumulate) const {
+    V s0[R], s1[R];
+    V init0{}, init1{};
+    if (bias != nullptr) {
+      std::memcpy(&init0, bias, sizeof(V));
+      std::memcpy(&init1, bias + kLanes, sizeof(V));
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      s0[r] = init0;
+      s1[r] = init1;
+    }
+    if (K_x_ > 0) {
+      add_products<R>(s0, s1, a.x, a.x_stride, panel, K_x_);
+    }
+    add_products<R>(s0, s1, a.h, a.h_stride, panel + K_x_ * kCols, K_ - K_x_);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       T* cr = c + r * c_stride;
@@ -134,8 +183,8 @@ class StepWeight {
     }
   }
 
-  int64_t K_, N_, panels_;
-  std::vector<T> packed_;
+  int64_t K_x_, K_, N_, panels_;
+  std::vector<T> packed_, bias_;
 };
 
 }  // namespace step_product
