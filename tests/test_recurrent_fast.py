@@ -277,3 +277,82 @@ def test_lstm_cell_fast_gradcheck_and_default(monkeypatch):
         cell.implementation = "fused "  # checked when set later too, like the layers'
     cell.implementation = "fused"
     assert "implementation='fused'" in repr(cell)
+
+
+def _train_call(module, x):
+    output, _ = module(x)
+    output.square().sum().backward()
+    return output
+
+
+def test_buffers_reused_only_once_nothing_holds_them():
+    """The fast path keeps its large buffers (csrc/buffer_cache.h) and hands one out again only
+    when no tensor shares its memory: an output still held keeps its values through later calls,
+    and a released one's memory serves the next call."""
+    ext = recurrent_fast.extension()
+    ext.buffer_cache_clear()
+    torch.manual_seed(0)
+    layer = LSTM(3, 64, implementation="fast")
+    x = torch.randn(200, 32, 3, requires_grad=True)  # (200, 32, 64) floats: 1.6 MB a buffer
+    held = _train_call(layer, x)
+    kept = held.detach().clone()
+    bytes_kept, count = ext.buffer_cache_stats()
+    assert count >= 5 and bytes_kept >= 5 * 200 * 32 * 64 * 4  # output, states, gates, block
+    second = _train_call(layer, x)
+    assert second.data_ptr() != held.data_ptr()
+    torch.testing.assert_close(held, kept, atol=0, rtol=0)  # untouched by the second call
+    assert ext.buffer_cache_stats()[0] > bytes_kept  # held: a new buffer for the second output
+    stats = ext.buffer_cache_stats()
+    del second
+    third = _train_call(layer, x)
+    assert ext.buffer_cache_stats() == stats  # every buffer of the third call reused
+    torch.testing.assert_close(third, held)
+    torch.testing.assert_close(held, kept, atol=0, rtol=0)
+
+
+def test_buffers_of_two_graphs_alive_at_once():
+    """Two forward passes before either backward (and a backward that keeps its graph): each
+    graph keeps its own saved buffers, and the gradients equal the equations path's."""
+    torch.manual_seed(0)
+    fast = LSTM(3, 64, implementation="fast")  # (150, 40, 64) floats: 1.5 MB a buffer
+    equations = LSTM(3, 64, implementation="equations")
+    equations.load_state_dict(fast.state_dict())
+    xs = [torch.randn(150, 40, 3, requires_grad=True) for _ in range(2)]
+
+    def grads(module):
+        module.zero_grad()
+        outputs = [module(x)[0] for x in xs]
+        losses = [o.sin().sum() for o in outputs]
+        losses[1].backward(retain_graph=True)
+        losses[0].backward()
+        losses[1].backward()  # the kept graph, a second time: its buffers are still its own
+        return [x.grad.clone() for x in xs] + [p.grad.clone() for p in module.parameters()]
+
+    for x in xs:
+        x.grad = None
+    fast_grads = grads(fast)
+    for x in xs:
+        x.grad = None
+    for a, b in zip(fast_grads, grads(equations), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_buffer_cache_limit():
+    """Free buffers beyond LSTMVISION_BUFFER_CACHE_MB are let go, oldest first; 0 keeps none."""
+    ext = recurrent_fast.extension()
+    ext.buffer_cache_clear()
+    layer = GRU(3, 64, implementation="fast")
+    before = ext.buffer_cache_limit_mb(4)
+    try:
+        for steps in (100, 200, 300, 400):  # each a new size: new buffers, the old ones free
+            _train_call(layer, torch.randn(steps, 32, 3))
+        # the last call's buffers (gates, output, h_part, h_{t-1}; let go after it) and at most
+        # 4 MB of the earlier ones (all of them: 2.5 times as much)
+        last = 400 * 32 * (192 + 3 * 64) * 4
+        assert ext.buffer_cache_stats()[0] <= last + (4 << 20)
+        ext.buffer_cache_limit_mb(0)
+        assert ext.buffer_cache_stats() == [0, 0]
+        _train_call(layer, torch.randn(100, 32, 3))
+        assert ext.buffer_cache_stats() == [0, 0]
+    finally:
+        ext.buffer_cache_limit_mb(before)

@@ -11,14 +11,19 @@ torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
   per sequence: a general ``addmm`` repacks its weight at every call (at a thread's 16 rows it
   ran at 70-80 % of this kernel's speed), and the input part batched over all steps beforehand
   (as on the equations path) wrote a buffer the size of the sequence in a pass of its own (a
-  third of the long LSTM's forward, most of it page faults); the GRU keeps the input and the
-  recurrent part apart (its ``n`` gate needs both), two passes;
+  third of the long LSTM's forward at 2 threads); the GRU keeps the input and the recurrent
+  part apart (its ``n`` gate needs both), two passes;
 * then one C++ loop for all gate equations (vectorised by the compiler; the sigmoid's ``exp``
   is a polynomial so that it vectorises), forward and backward through time;
 * the weight, bias and input gradients are added up every ~1024 rows (steps x batch), one
   matrix product each per block of steps while its gradients are in cache, with the saved
   ``h_{t-1}``: no gradient buffer the size of the sequence (51 MB for a 784-step LSTM of 32
-  sequences) is written, read back and page-faulted in.
+  sequences) is written, read back and page-faulted in;
+* the buffers of 1 MB and more (the gates and states of every step, the output) are kept and
+  reused by later calls once nothing holds them (``csrc/buffer_cache.h``), rather than taken
+  from malloc afresh: fresh memory faults in each 4 KB page at first touch, a tenth of the long
+  LSTM's time. Up to ``LSTMVISION_BUFFER_CACHE_MB`` (default 512) of free buffers are kept;
+  ``0`` keeps none.
 
 The extension (``csrc/recurrent.cpp``) is compiled with ``torch.utils.cpp_extension`` at first
 use (tens of seconds, once) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
@@ -49,7 +54,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("csrc") / "recurrent.cpp"
-HEADERS = (SOURCE.with_name("step_product.h"),)
+HEADERS = tuple(SOURCE.with_name(name) for name in ("step_product.h", "buffer_cache.h"))
 DISABLE_ENV = "LSTMVISION_NO_EXTENSION"
 
 

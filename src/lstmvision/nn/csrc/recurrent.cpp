@@ -33,6 +33,7 @@
 #include <cstring>
 #include <vector>
 
+#include "buffer_cache.h"
 #include "step_product.h"
 
 namespace {
@@ -129,11 +130,11 @@ StepWeight<T> input_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias
   return StepWeight<T>(w_ih.data_ptr<T>(), 1, I, I, w_hh->data_ptr<T>(), 1, H, H, N, b);
 }
 
-// The step's buffer of pre-activations (T, B, G*H), which the forward turns into the gates'
-// activations and keeps for the backward (rows past a sequence's end zeroed when padded).
-inline Tensor gate_buffer(const Tensor& x, int64_t GH, bool padded) {
-  const std::vector<int64_t> shape{x.size(0), x.size(1), GH};
-  return padded ? at::zeros(shape, x.options()) : at::empty(shape, x.options());
+// A buffer of the size of a sequence or a block of steps, reused from an earlier call where
+// one is free (buffer_cache.h); zeroed: where padding rows are never written.
+inline Tensor buffer(at::IntArrayRef shape, const at::TensorOptions& options, bool zeroed) {
+  buffer_cache::Cache& cache = buffer_cache::Cache::instance();
+  return zeroed ? cache.zeros(shape, options) : cache.empty(shape, options);
 }
 
 // The backward through time in blocks of steps. Each step's dL/d(pre-activations) goes to its
@@ -154,8 +155,8 @@ struct Gradients {
         separate_h(separate_h_) {
     const int64_t T = x.size(0), B = x.size(1), GH = w_hh.size(0);
     steps = std::min<int64_t>(T, std::max<int64_t>(1, 1024 / B));
-    block_x = at::empty({steps, B, GH}, h_prev.options());
-    block_h = separate_h ? at::empty_like(block_x) : block_x;
+    block_x = buffer({steps, B, GH}, h_prev.options(), false);
+    block_h = separate_h ? buffer({steps, B, GH}, h_prev.options(), false) : block_x;
     d_w_ih_t = at::zeros({x.size(2), GH}, h_prev.options());
     d_w_hh = at::zeros_like(w_hh);
     if (has_bias) {
@@ -163,7 +164,7 @@ struct Gradients {
       d_b_hh = separate_h ? at::zeros({GH}, h_prev.options()) : d_b_ih;
     }
     if (need_dx) {
-      d_x = at::empty_like(x);
+      d_x = buffer(x.sizes(), x.options(), false);
     }
   }
 
@@ -282,11 +283,9 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bi
                                  Tensor c0, Tensor w_hh, std::vector<int64_t> batch_sizes,
                                  bool reverse, bool padded) {
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
-  Tensor gates = gate_buffer(x, 4 * H, padded);
+  Tensor gates = buffer({T, B, 4 * H}, x.options(), padded);
   auto opts = h0.options();
-  auto make = [&](std::vector<int64_t> shape) {
-    return padded ? at::zeros(shape, opts) : at::empty(shape, opts);
-  };
+  auto make = [&](std::vector<int64_t> shape) { return buffer(shape, opts, padded); };
   Tensor output = make({T, B, H}), c_prev = make({T, B, H}), tanh_c = make({T, B, H}),
          h_prev = make({T, B, H});
   Tensor h = h0.clone(), c = c0.clone();
@@ -408,11 +407,9 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_i
                                 Tensor w_hh, c10::optional<Tensor> b_hh,
                                 std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
-  Tensor gates = gate_buffer(x, 3 * H, padded);
+  Tensor gates = buffer({T, B, 3 * H}, x.options(), padded);
   auto opts = h0.options();
-  auto make = [&](std::vector<int64_t> shape) {
-    return padded ? at::zeros(shape, opts) : at::empty(shape, opts);
-  };
+  auto make = [&](std::vector<int64_t> shape) { return buffer(shape, opts, padded); };
   Tensor output = make({T, B, H}), hn_part = make({T, B, H}), h_prev = make({T, B, H});
   Tensor h = h0.clone();
   Tensor hp_step = at::empty({B, 3 * H}, opts);
@@ -546,8 +543,7 @@ std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bia
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
   Tensor pre = at::empty({B, H}, h0.options());  // a step's pre-activations
   auto opts = h0.options();
-  Tensor output = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
-  Tensor h_prev = padded ? at::zeros({T, B, H}, opts) : at::empty({T, B, H}, opts);
+  Tensor output = buffer({T, B, H}, opts, padded), h_prev = buffer({T, B, H}, opts, padded);
   Tensor h = h0.clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
@@ -627,4 +623,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &gru_backward);
   m.def("rnn_forward", &rnn_forward);
   m.def("rnn_backward", &rnn_backward);
+  m.def("buffer_cache_stats", [] { return buffer_cache::Cache::instance().stats(); });
+  m.def("buffer_cache_clear", [] { buffer_cache::Cache::instance().clear(); });
+  m.def("buffer_cache_limit_mb",
+        [](int64_t mb) { return buffer_cache::Cache::instance().set_limit_mb(mb); });
 }
