@@ -1,6 +1,7 @@
 """The measurements behind ``implementation="auto"``'s rule (lstmvision.nn.recurrent): torch's
 kernel against the fast path, training (forward + backward) and inference (forward under
-``torch.no_grad``), for the RNN, LSTM and GRU at the benchmark's shapes and a single sequence.
+``torch.no_grad``), for the RNN, LSTM and GRU at the benchmark's shapes, a single sequence and
+small batches.
 
 Run ``python scripts/rnn_auto_rule.py [--threads N] [--repeats N]``; prints milliseconds
 (median) and torch's time over the fast path's (> 1: the fast path is faster).
@@ -16,7 +17,13 @@ import torch
 
 from lstmvision.nn import GRU, LSTM, RNN
 
-SHAPES = {"row-mnist": (256, 28, 28), "long-sequence": (32, 784, 1), "one-sequence": (1, 200, 64)}
+SHAPES = {  # (batch, steps, inputs)
+    "row-mnist": (256, 28, 28),
+    "long-sequence": (32, 784, 1),
+    "one-sequence": (1, 200, 64),
+    "4-sequences": (4, 200, 64),  # small batches, where torch's LSTM used to be the faster
+    "16-sequences": (16, 200, 64),
+}
 CELLS = {"RNN": (RNN, torch.nn.RNN), "LSTM": (LSTM, torch.nn.LSTM), "GRU": (GRU, torch.nn.GRU)}
 
 

@@ -224,7 +224,8 @@ def test_dropout_one_drops_exactly_the_inputs_of_upper_layers():
 @pytest.mark.parametrize("name", LAYERS)
 @pytest.mark.parametrize("training", [True, False])
 def test_auto_picks_one_of_the_equal_paths(name, training):
-    """``auto`` runs torch's kernel or the fast path (by its rule) and equals torch's either way."""
+    """``auto`` runs the fast path wherever it serves the call (CPU, float32/64, no autocast; the
+    faster in what docs/bench.md measured), torch's kernel otherwise, and equals torch's."""
     torch.manual_seed(0)
     ours, reference = _pair(name, "auto", num_layers=2, bidirectional=True)
     x = torch.randn(STEPS, BATCH, INPUT)
@@ -232,15 +233,8 @@ def test_auto_picks_one_of_the_equal_paths(name, training):
         path = ours._path(x)
         output, expected = ours(x)[0], reference(x)[0]
     assert path in ("fused", "fast")
-    # the rule (docs/bench.md): GRU always fast; LSTM fast when training; RNN only from 64 steps
-    assert path == ("fast" if name == "gru" or (name == "lstm" and training) else "fused")
-    if path == "fused":
-        assert torch.equal(output, expected)
+    assert path == "fast"
     torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
-    long = torch.randn(64, BATCH, INPUT)
-    with torch.set_grad_enabled(training):
-        long_path = ours._path(long)
-    assert long_path == ("fast" if name == "gru" or training else "fused")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert ours._path(x) == "fused"  # torch's kernel under autocast
     with torch.set_grad_enabled(training):

@@ -356,3 +356,39 @@ def test_buffer_cache_limit():
         assert ext.buffer_cache_stats() == [0, 0]
     finally:
         ext.buffer_cache_limit_mb(before)
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_forward_without_a_graph_keeps_nothing_and_gives_the_same_outputs(name, monkeypatch):
+    """Under torch.no_grad, or with nothing requiring a gradient, the fast path runs its forward
+    with one step's scratch for the gates and states (FastInference, no autograd): the same
+    outputs and final states as the training forward, packed rows and both directions."""
+    torch.manual_seed(0)
+    fast, _ = _both(name, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(6, 30, 3)
+    lengths = torch.tensor([30, 7, 1, 29, 12, 30])
+    calls = []
+    real = recurrent_fast._forward
+
+    def spy(*args, keep):
+        calls.append(keep)
+        return real(*args, keep=keep)
+
+    monkeypatch.setattr(recurrent_fast, "_forward", spy)
+    for lens in (None, lengths):
+        calls.clear()
+        trained = fast(x, lengths=lens)  # parameters require gradients: a graph
+        with torch.no_grad():
+            inferred = fast(x, lengths=lens)
+        fast.requires_grad_(False)
+        frozen = fast(x, lengths=lens)
+        fast.requires_grad_(True)
+        assert calls == [True] * 4 + [False] * 8  # 2 layers x 2 directions per call
+        assert not inferred[0].requires_grad and not frozen[0].requires_grad
+        for other in (inferred, frozen):
+            for a, b in zip(
+                torch.utils._pytree.tree_leaves(trained),
+                torch.utils._pytree.tree_leaves(other),
+                strict=True,
+            ):
+                torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)

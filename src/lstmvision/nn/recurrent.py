@@ -15,10 +15,11 @@ of three implementations, chosen by ``implementation``:
 * ``"fast"``: the same loop with each step's gate equations (and their derivatives) in one
   compiled loop, :mod:`lstmvision.nn.recurrent_fast` (a C++ extension built at first use; where
   it cannot be built, the equations path).
-* ``"auto"`` (default): the faster of torch's kernel and ours for the call, by a rule measured
-  with ``lstmvision bench rnn`` (:meth:`_RecurrentLayer._fast_is_faster`): ``fast`` for a GRU,
-  for an LSTM when training, for an RNN when training on 64 steps or more; ``fused`` otherwise,
-  and for GPU tensors, other dtypes than float32/64, CPU autocast, tracing and export.
+* ``"auto"`` (default): the faster of torch's kernel and ours, as measured
+  (``scripts/rnn_auto_rule.py``, docs/bench.md): ``fast`` for every call the kernels serve
+  (training and inference, all three cells: 1.0-15x torch's speed there, small LSTM batches at
+  1 thread aside, 0.83-1.03x), ``fused`` for GPU tensors, other dtypes than float32/64, CPU
+  autocast, tracing and export, and where the kernels cannot be built.
 
 Speed: the equations path does the matrix products torch's kernel does, but its gate
 arithmetic is about 35 separate eager operations per step (forward and backward), so it is
@@ -259,12 +260,23 @@ class _RecurrentLayer:
             return super().forward(input, hx)
         if path == "equations":
             return self._forward_equations(input, hx, _Recurrence)
-        from lstmvision.nn.recurrent_fast import FastRecurrence
+        from lstmvision.nn.recurrent_fast import FastInference, FastRecurrence
 
+        function = FastRecurrence if self._builds_graph(input, hx) else FastInference
         if torch.is_autocast_enabled("cpu"):  # the kernels run in float32
             with torch.autocast("cpu", enabled=False):
-                return self._forward_equations(_to_float(input), hx, FastRecurrence)
-        return self._forward_equations(input, hx, FastRecurrence)
+                return self._forward_equations(_to_float(input), hx, function)
+        return self._forward_equations(input, hx, function)
+
+    def _builds_graph(self, input, hx) -> bool:
+        """Whether this call records a graph for a backward (grad mode on, and the input, the
+        initial state or a parameter requires a gradient)."""
+        if not torch.is_grad_enabled():
+            return False
+        data = input.data if isinstance(input, PackedSequence) else input
+        states = () if hx is None else (hx if isinstance(hx, tuple) else (hx,))
+        tensors = (data, *states, *self.parameters())
+        return any(t.requires_grad for t in tensors if isinstance(t, Tensor))
 
     def _path(self, input) -> str:
         """The implementation that runs this call: ``"fused"``, ``"equations"`` or ``"fast"``."""
@@ -277,27 +289,11 @@ class _RecurrentLayer:
         if self.implementation == "fast":
             usable = (recurrent_fast.supports(data) or autocast) and data.device.type == "cpu"
             return "fast" if usable and recurrent_fast.extension() else "equations"
-        # auto: the fast kernels where the benchmark found them faster than torch's
-        if autocast or not recurrent_fast.supports(data) or not self._fast_is_faster(input):
+        # auto: the fast kernels wherever they serve the call (they were the faster in every
+        # configuration measured but small LSTM batches at 1 thread, within 17 %: docs/bench.md)
+        if autocast or not recurrent_fast.supports(data):
             return "fused"
         return "fast" if recurrent_fast.extension() else "fused"
-
-    def _fast_is_faster(self, input) -> bool:
-        """``auto``'s rule, from ``lstmvision bench rnn`` (docs/bench.md): the fast kernels for a
-        GRU always; for an LSTM when training (at inference torch's oneDNN kernel is faster);
-        for an RNN when training on sequences of at least 64 steps."""
-        kernel = self._equations.kernel
-        if kernel == "gru":
-            return True
-        if not torch.is_grad_enabled():
-            return False
-        if kernel == "lstm":
-            return True
-        if isinstance(input, PackedSequence):
-            steps = len(input.batch_sizes)
-        else:
-            steps = input.size(1 if self.batch_first and input.dim() == 3 else 0)
-        return steps >= 64
 
     def _forward_padded(self, input, hx, lengths):
         """A padded batch with lengths: pack it, run, pad the output back to ``T`` steps."""

@@ -23,12 +23,16 @@ torch's own CPU GRU is not fused at all. Here, for one layer in one direction:
   reused by later calls once nothing holds them (``csrc/buffer_cache.h``), rather than taken
   from malloc afresh: fresh memory faults in each 4 KB page at first touch, a tenth of the long
   LSTM's time. Up to ``LSTMVISION_BUFFER_CACHE_MB`` (default 512) of free buffers are kept;
-  ``0`` keeps none.
+  ``0`` keeps none;
+* a call that records no graph (``torch.no_grad``, ``torch.inference_mode``, nothing requiring
+  a gradient) runs :class:`FastInference`: the same forward, keeping each step's gates and
+  states only until the next step.
 
-The extension (``csrc/recurrent.cpp``) is compiled with ``torch.utils.cpp_extension`` at first
-use (tens of seconds, once) into torch's extension cache (``$TORCH_EXTENSIONS_DIR``, default
-``~/.cache/torch_extensions``), under a name that hashes the source and its path, torch's version
-and this CPU's instruction set (it is built with ``-march=native``). Where it cannot be built (no
+The extension (``csrc/recurrent.cpp`` and its two headers) is compiled with
+``torch.utils.cpp_extension`` at first use (tens of seconds, once) into torch's extension cache
+(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), under a name that hashes the
+sources and the path, torch's version and this CPU's instruction set (it is built with
+``-march=native``). Where it cannot be built (no
 compiler, or ``LSTMVISION_NO_EXTENSION=1``), ``"fast"`` prints one line and runs the equations
 path, which gives the same results.
 
@@ -142,6 +146,46 @@ def supports(x: Tensor) -> bool:
     )
 
 
+def _forward(
+    equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, state, keep
+):
+    """One layer in one direction through the kernels: ``(output, *final states)`` and what the
+    backward needs (one step's scratch unless ``keep``)."""
+    ext = extension()
+    kind = equations.kernel
+    padded = batch_sizes[-1] < x.size(1)
+    folded = kind != "gru" and bias_hh is not None
+    bias = bias_ih + bias_hh if folded else bias_ih  # None without biases
+    inputs = (x.contiguous(), weight_ih.contiguous(), bias)
+    weight_hh = weight_hh.contiguous()
+    state = tuple(s.contiguous() for s in state)
+    args = (batch_sizes, reverse, padded, keep)
+    if kind == "lstm":
+        output, h_n, c_n, gates, c_prev, tanh_c, h_prev = ext.lstm_forward(
+            *inputs, *state, weight_hh, *args
+        )
+        return (output, h_n, c_n), (gates, c_prev, tanh_c, h_prev)
+    if kind == "gru":
+        output, h_n, gates, hn_part, h_prev = ext.gru_forward(
+            *inputs, state[0], weight_hh, bias_hh, *args
+        )
+        return (output, h_n), (gates, hn_part, h_prev)
+    output, h_n, h_prev = ext.rnn_forward(*inputs, state[0], weight_hh, kind == "relu", *args)
+    return (output, h_n), (output, h_prev)
+
+
+class FastInference:
+    """:class:`FastRecurrence` for a call that builds no graph (``torch.no_grad``,
+    ``torch.inference_mode``, nothing requiring a gradient): the same forward, with nothing kept
+    for a backward (each step's gates and states in one step's scratch), and no autograd."""
+
+    @staticmethod
+    def apply(equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state):
+        weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+        outputs, _ = _forward(equations, batch_sizes, reverse, x, *weights, state, keep=False)
+        return outputs
+
+
 class FastRecurrence(torch.autograd.Function):
     """One layer in one direction on the compiled kernels; the same inputs and outputs as
     :class:`lstmvision.nn.recurrent._Recurrence` (``equations`` names the cell)."""
@@ -150,34 +194,13 @@ class FastRecurrence(torch.autograd.Function):
     def forward(
         ctx, equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, *state
     ):
-        ext = extension()
-        kind = equations.kernel
-        padded = batch_sizes[-1] < x.size(1)
-        folded = kind != "gru" and bias_hh is not None
-        bias = bias_ih + bias_hh if folded else bias_ih  # None without biases
-        inputs = (x.contiguous(), weight_ih.contiguous(), bias)
-        weight_hh = weight_hh.contiguous()
-        state = tuple(s.contiguous() for s in state)
-        args = (batch_sizes, reverse, padded)
-        if kind == "lstm":
-            output, h_n, c_n, gates, c_prev, tanh_c, h_prev = ext.lstm_forward(
-                *inputs, *state, weight_hh, *args
-            )
-            saved, finals = (gates, c_prev, tanh_c, h_prev), (h_n, c_n)
-        elif kind == "gru":
-            output, h_n, gates, hn_part, h_prev = ext.gru_forward(
-                *inputs, state[0], weight_hh, bias_hh, *args
-            )
-            saved, finals = (gates, hn_part, h_prev), (h_n,)
-        else:
-            output, h_n, h_prev = ext.rnn_forward(
-                *inputs, state[0], weight_hh, kind == "relu", *args
-            )
-            saved, finals = (output, h_prev), (h_n,)
-        ctx.kind, ctx.args = kind, args
+        weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+        outputs, saved = _forward(equations, batch_sizes, reverse, x, *weights, state, keep=True)
+        ctx.kind = equations.kernel
+        ctx.args = (batch_sizes, reverse, batch_sizes[-1] < x.size(1))
         ctx.has_bias = bias_ih is not None
         ctx.save_for_backward(x, weight_ih, weight_hh, *saved)
-        return (output, *finals)
+        return outputs
 
     @staticmethod
     @once_differentiable

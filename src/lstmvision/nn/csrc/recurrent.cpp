@@ -130,6 +130,11 @@ StepWeight<T> input_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias
   return StepWeight<T>(w_ih.data_ptr<T>(), 1, I, I, w_hh->data_ptr<T>(), 1, H, H, N, b);
 }
 
+// Steps a forward keeps for the backward: all T when training (keep), else one step's slot
+// that each step overwrites (a call that builds no graph); step t's slot in them.
+inline int64_t kept_steps(bool keep, int64_t T) { return keep ? T : 1; }
+inline int64_t slot(bool keep, int64_t t) { return keep ? t : 0; }
+
 // A buffer of the size of a sequence or a block of steps, reused from an earlier call where
 // one is free (buffer_cache.h); zeroed: where padding rows are never written.
 inline Tensor buffer(at::IntArrayRef shape, const at::TensorOptions& options, bool zeroed) {
@@ -277,36 +282,40 @@ inline void lstm_gates_row_backward(const T* __restrict__ g, const T* __restrict
 }
 
 // x: (T, B, I); bias: b_ih + b_hh (4H) or absent. Returns output (T, B, H), h_n, c_n (B, H),
-// and for the backward the gates' activations i, f, g, o (T, B, 4H), c_prev, tanh(c) and h_prev
-// (T, B, H).
+// and for the backward (keep; else one step's worth) the gates' activations i, f, g, o
+// (T, B, 4H), c_prev, tanh(c) and h_prev (T, B, H).
 std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bias, Tensor h0,
                                  Tensor c0, Tensor w_hh, std::vector<int64_t> batch_sizes,
-                                 bool reverse, bool padded) {
+                                 bool reverse, bool padded, bool keep) {
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
-  Tensor gates = buffer({T, B, 4 * H}, x.options(), padded);
+  const int64_t S = kept_steps(keep, T);
+  Tensor gates = buffer({S, B, 4 * H}, x.options(), padded);
   auto opts = h0.options();
   auto make = [&](std::vector<int64_t> shape) { return buffer(shape, opts, padded); };
-  Tensor output = make({T, B, H}), c_prev = make({T, B, H}), tanh_c = make({T, B, H}),
-         h_prev = make({T, B, H});
+  Tensor output = make({T, B, H}), c_prev = make({S, B, H}), tanh_c = make({S, B, H}),
+         h_prev = make({S, B, H});
   Tensor h = h0.clone(), c = c0.clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
     const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
-      scalar_t* G = at_step<scalar_t>(gates, t);
+      const int64_t k = slot(keep, t);
+      scalar_t* G = at_step<scalar_t>(gates, k);
       scalar_t* hs = h.data_ptr<scalar_t>();
       // x_t W_ih^T + b + h_{t-1} W_hh^T
       w.times(at_step<scalar_t>(x, t) + r0 * I, I, hs + r0 * H, H, rows, G + r0 * 4 * H, 4 * H,
               false);
       scalar_t* cs = c.data_ptr<scalar_t>();
       scalar_t* out = at_step<scalar_t>(output, t);
-      scalar_t* cp = at_step<scalar_t>(c_prev, t);
-      scalar_t* tc = at_step<scalar_t>(tanh_c, t);
-      scalar_t* hp = at_step<scalar_t>(h_prev, t);
+      scalar_t* cp = at_step<scalar_t>(c_prev, k);
+      scalar_t* tc = at_step<scalar_t>(tanh_c, k);
+      scalar_t* hp = at_step<scalar_t>(h_prev, k);
       {
         const int64_t begin = r0, end = r0 + rows;
         const size_t bytes = (end - begin) * H * sizeof(scalar_t);
         std::memcpy(cp + begin * H, cs + begin * H, bytes);  // C_{t-1}, h_{t-1} for the backward
-        std::memcpy(hp + begin * H, hs + begin * H, bytes);
+        if (keep) {
+          std::memcpy(hp + begin * H, hs + begin * H, bytes);
+        }
         for (int64_t b = begin; b < end; ++b) {
           lstm_gates_row(G + b * 4 * H, cp + b * H, cs + b * H, tc + b * H, hs + b * H, H);
         }
@@ -405,12 +414,14 @@ std::vector<Tensor> lstm_gates_backward(Tensor dh, Tensor dc, Tensor gates, Tens
 // gates' activations r, z, n (T, B, 3H), h_part_n = W_hn h + b_hn (T, B, H) and h_prev.
 std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_ih, Tensor h0,
                                 Tensor w_hh, c10::optional<Tensor> b_hh,
-                                std::vector<int64_t> batch_sizes, bool reverse, bool padded) {
+                                std::vector<int64_t> batch_sizes, bool reverse, bool padded,
+                                bool keep) {
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
-  Tensor gates = buffer({T, B, 3 * H}, x.options(), padded);
+  const int64_t S = kept_steps(keep, T);
+  Tensor gates = buffer({S, B, 3 * H}, x.options(), padded);
   auto opts = h0.options();
   auto make = [&](std::vector<int64_t> shape) { return buffer(shape, opts, padded); };
-  Tensor output = make({T, B, H}), hn_part = make({T, B, H}), h_prev = make({T, B, H});
+  Tensor output = make({T, B, H}), hn_part = make({S, B, H}), h_prev = make({S, B, H});
   Tensor h = h0.clone();
   Tensor hp_step = at::empty({B, 3 * H}, opts);
   const bool has_bias = b_hh.has_value() && b_hh->defined();
@@ -419,7 +430,8 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_i
     const StepWeight<scalar_t> w_x = input_weight<scalar_t>(w_ih, b_ih);
     const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, 3 * H);  // W_hh^T
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
-      scalar_t* G = at_step<scalar_t>(gates, t);
+      const int64_t k = slot(keep, t);
+      scalar_t* G = at_step<scalar_t>(gates, k);
       scalar_t* HP = hp_step.data_ptr<scalar_t>();
       const scalar_t* bias = has_bias ? b_hh->data_ptr<scalar_t>() : zero_bias.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();
@@ -427,8 +439,8 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_i
       w_x.times(at_step<scalar_t>(x, t) + r0 * I, I, rows, G + r0 * 3 * H, 3 * H, false);
       w_t.times(hs + r0 * H, H, rows, HP + r0 * 3 * H, 3 * H, false);
       scalar_t* out = at_step<scalar_t>(output, t);
-      scalar_t* hnp = at_step<scalar_t>(hn_part, t);
-      scalar_t* hp = at_step<scalar_t>(h_prev, t);
+      scalar_t* hnp = at_step<scalar_t>(hn_part, k);
+      scalar_t* hp = at_step<scalar_t>(h_prev, k);
       {
         const int64_t begin = r0, end = r0 + rows;
         for (int64_t b = begin; b < end; ++b) {
@@ -536,22 +548,26 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
 // Elman RNN
 // ---------------------------------------------------------------------------------------------
 
-// x: (T, B, I); bias: b_ih + b_hh (H) or absent. Returns output, h_n, h_prev.
+// x: (T, B, I); bias: b_ih + b_hh (H) or absent. Returns output, h_n, h_prev (keep; else
+// empty).
 std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bias, Tensor h0,
                                 Tensor w_hh, bool relu, std::vector<int64_t> batch_sizes,
-                                bool reverse, bool padded) {
+                                bool reverse, bool padded, bool keep) {
   const int64_t T = x.size(0), B = x.size(1), I = x.size(2), H = h0.size(1);
   Tensor pre = at::empty({B, H}, h0.options());  // a step's pre-activations
   auto opts = h0.options();
-  Tensor output = buffer({T, B, H}, opts, padded), h_prev = buffer({T, B, H}, opts, padded);
+  Tensor output = buffer({T, B, H}, opts, padded);
+  Tensor h_prev = buffer({keep ? T : 0, B, H}, opts, padded);
   Tensor h = h0.clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
     const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
       scalar_t* P = pre.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();
-      std::memcpy(at_step<scalar_t>(h_prev, t) + r0 * H, hs + r0 * H,
-                  rows * H * sizeof(scalar_t));  // h_{t-1} for the backward
+      if (keep) {
+        std::memcpy(at_step<scalar_t>(h_prev, t) + r0 * H, hs + r0 * H,
+                    rows * H * sizeof(scalar_t));  // h_{t-1} for the backward
+      }
       // x_t W_ih^T + b + h_{t-1} W_hh^T
       w.times(at_step<scalar_t>(x, t) + r0 * I, I, hs + r0 * H, H, rows, P + r0 * H, H, false);
       scalar_t* out = at_step<scalar_t>(output, t);
