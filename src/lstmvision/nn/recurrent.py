@@ -17,16 +17,17 @@ of three implementations, chosen by ``implementation``:
   it cannot be built, the equations path).
 * ``"auto"`` (default): the faster of torch's kernel and ours, as measured
   (``scripts/rnn_auto_rule.py``, docs/bench.md): ``fast`` for every call the kernels serve
-  (training and inference, all three cells: 1.0-15x torch's speed there, small LSTM batches at
-  1 thread aside, 0.83-1.03x), ``fused`` for GPU tensors, other dtypes than float32/64, CPU
-  autocast, tracing and export, and where the kernels cannot be built.
+  (training and inference, all three cells: 1.04-13x torch's speed at 1 thread, 1.2-10x at 2,
+  an LSTM on a few sequences at 1 thread aside, 0.83-0.99x), ``fused`` for GPU tensors, other
+  dtypes than float32/64, CPU autocast, tracing and export, and where the kernels cannot be
+  built.
 
 Speed: the equations path does the matrix products torch's kernel does, but its gate
 arithmetic is about 35 separate eager operations per step (forward and backward), so it is
 slower than torch's fused LSTM where each small operation costs more to dispatch than to compute
 (small batches, long sequences; 1.1-1.3x torch's time there at 1 thread, 1.3-2x at 2, where only
 its matrix products use the second thread); torch's CPU GRU is not fused either. The fast path
-removes that cost (1.3-2.9x torch's throughput when training, docs/bench.md).
+removes that cost and more (1.2-5x torch's throughput when training, docs/bench.md).
 ``lstmvision bench rnn`` measures them all on your machine.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output
@@ -417,9 +418,9 @@ _LAYER_ARGS = """
         bidirectional: also run each layer from the last step to the first, ``D = 2``; the output
             concatenates both directions' hidden states.
         device, dtype: of the parameters.
-        implementation: ``"auto"`` (default: the faster of torch's kernel and ours for the call),
-            ``"fused"`` (torch's), ``"equations"`` (our step loop from the cell equations) or
-            ``"fast"`` (that loop with compiled gate equations).
+        implementation: ``"auto"`` (default: ``"fast"`` wherever it serves the call, else
+            ``"fused"``), ``"fused"`` (torch's), ``"equations"`` (our step loop from the cell
+            equations) or ``"fast"`` (that loop in C++).
 """
 
 

@@ -38,8 +38,8 @@ class RowLSTMConfig(ImageClassificationConfig):
     chrono: bool = False
     """lstm: chrono initialisation of the gate biases (memory spans up to the sequence length)"""
     implementation: Literal[IMPLEMENTATIONS] = "auto"
-    """recurrent kernel: auto (the faster of fast and fused, docs/bench.md), equations (ours,
-    step by step), fast (ours, compiled gates), fused (torch's)"""
+    """recurrent kernel: auto (fast where it runs, else fused; docs/bench.md), equations (ours,
+    step by step), fast (ours, in C++), fused (torch's)"""
     epochs: int = 20
     batch_size: int = 128
     lr: float = 3e-3
