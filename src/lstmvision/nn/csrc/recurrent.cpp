@@ -2,13 +2,14 @@
 // direction, forward and backward through time, in C++ (built at first use by
 // lstmvision.nn.recurrent_fast with torch.utils.cpp_extension).
 //
-// Per step: one matrix product for the recurrent part (into the step's slice of a (T, B, G*H)
-// buffer that already holds x W_ih^T + b_ih of every step; step_product.h, with W_hh packed once
-// per sequence) and one loop over the step's elements for all gate equations, vectorised
-// (`omp simd`; GCC does not vectorise these loops on its own) with a polynomial exp
-// (fast_exp). The backward pass is the same: one loop
-// for the derivative equations of a step, one product for dL/dh_{t-1}; the weight, bias and
-// input gradients are added up in blocks of steps (Gradients), one product each per block.
+// Per step: one matrix product for the pre-activations x_t W_ih^T + b + h_{t-1} W_hh^T
+// (step_product.h, the weights packed once per sequence; the GRU's input and recurrent parts
+// apart) and one loop over the step's elements for all gate equations, vectorised (`omp simd`;
+// GCC does not vectorise these loops on its own) with a polynomial exp (fast_exp). The backward
+// pass is the same: one loop for the derivative equations of a step, one product for
+// dL/dh_{t-1}; the weight, bias and input gradients are added up in blocks of steps
+// (Gradients), one product each per block. The large buffers come from buffer_cache.h; a
+// forward that keeps nothing for a backward (keep = false) overwrites one step's slot.
 //
 // With several threads, each runs all the steps of its own chunk of the batch's rows
 // (over_time): the sequences are independent, and one step's small product split between
@@ -116,7 +117,7 @@ inline T* at_step(const Tensor& buffer, int64_t t) {
   return buffer.data_ptr<T>() + t * buffer.stride(0);
 }
 
-// The weights of a step's pre-activations, x_t W_ih^T + bias + h_{t-1} W_hh^T (with_h) or
+// The weights of a step's pre-activations, x_t W_ih^T + bias + h_{t-1} W_hh^T (given w_hh) or
 // x_t W_ih^T + bias (the GRU's input part), packed for step_product; bias may be absent.
 template <typename T>
 StepWeight<T> input_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias,
