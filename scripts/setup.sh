@@ -17,4 +17,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check $TORCH_SPEC
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
   echo "$want" > "$stamp"
+  # the fast recurrent kernels compile at first use (30-40 s); do it now, not in the first test
+  # that needs them (where no compiler exists it prints one line and the library falls back)
+  .venv/bin/python -c "from lstmvision.nn.recurrent_fast import extension; extension()" || true
 fi
