@@ -15,10 +15,10 @@ from lstmvision.nn.recurrent import IMPLEMENTATIONS
 LAYERS = {"lstm": (LSTM, {}), "gru": (GRU, {}), "rnn-relu": (RNN, {"nonlinearity": "relu"})}
 
 
-def _both(name, **kwargs):
+def _both(name, hidden=8, **kwargs):
     cls, extra = LAYERS[name]
-    fast = cls(3, 8, **extra, **kwargs, implementation="fast")
-    equations = cls(3, 8, **extra, **kwargs, implementation="equations")
+    fast = cls(3, hidden, **extra, **kwargs, implementation="fast")
+    equations = cls(3, hidden, **extra, **kwargs, implementation="equations")
     equations.load_state_dict(fast.state_dict())
     return fast, equations
 
@@ -78,10 +78,7 @@ def test_step_product_every_tile_and_panel(name, hidden):
     fewer where they end) and 13 or 37 units (G x H and H columns that no panel width divides)
     give the equations path's outputs and gradients."""
     torch.manual_seed(0)
-    cls, extra = LAYERS[name]
-    fast = cls(3, hidden, **extra, bidirectional=True, implementation="fast")
-    equations = cls(3, hidden, **extra, bidirectional=True, implementation="equations")
-    equations.load_state_dict(fast.state_dict())
+    fast, equations = _both(name, hidden, bidirectional=True)
     x = torch.randn(11, 15, 3, requires_grad=True)
     lengths = torch.tensor([11, 11, 10, 9, 9, 8, 7, 6, 5, 5, 4, 3, 2, 1, 1])
     for lens in (None, lengths):
@@ -314,9 +311,7 @@ def test_buffers_of_two_graphs_alive_at_once():
     """Two forward passes before either backward (and a backward that keeps its graph): each
     graph keeps its own saved buffers, and the gradients equal the equations path's."""
     torch.manual_seed(0)
-    fast = LSTM(3, 64, implementation="fast")  # (150, 40, 64) floats: 1.5 MB a buffer
-    equations = LSTM(3, 64, implementation="equations")
-    equations.load_state_dict(fast.state_dict())
+    fast, equations = _both("lstm", 64)  # (150, 40, 64) floats: 1.5 MB a buffer
     xs = [torch.randn(150, 40, 3, requires_grad=True) for _ in range(2)]
 
     def grads(module):

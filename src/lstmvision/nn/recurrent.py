@@ -27,7 +27,7 @@ arithmetic is about 35 separate eager operations per step (forward and backward)
 slower than torch's fused LSTM where each small operation costs more to dispatch than to compute
 (small batches, long sequences; 1.1-1.3x torch's time there at 1 thread, 1.3-2x at 2, where only
 its matrix products use the second thread); torch's CPU GRU is not fused either. The fast path
-removes that cost and more (1.2-5x torch's throughput when training, docs/bench.md).
+removes that cost and more (1.2-6x torch's throughput when training, docs/bench.md).
 ``lstmvision bench rnn`` measures them all on your machine.
 
 Variable lengths. ``input`` may be a :class:`~torch.nn.utils.rnn.PackedSequence` (the output

@@ -146,6 +146,12 @@ def supports(x: Tensor) -> bool:
     )
 
 
+def _padded(batch_sizes, x: Tensor) -> bool:
+    """Whether some of the batch's sequences end before the last step (rows the kernels leave
+    zero there)."""
+    return batch_sizes[-1] < x.size(1)
+
+
 def _forward(
     equations, batch_sizes, reverse, x, weight_ih, weight_hh, bias_ih, bias_hh, state, keep
 ):
@@ -153,7 +159,7 @@ def _forward(
     backward needs (one step's scratch unless ``keep``)."""
     ext = extension()
     kind = equations.kernel
-    padded = batch_sizes[-1] < x.size(1)
+    padded = _padded(batch_sizes, x)
     folded = kind != "gru" and bias_hh is not None
     bias = bias_ih + bias_hh if folded else bias_ih  # None without biases
     inputs = (x.contiguous(), weight_ih.contiguous(), bias)
@@ -197,7 +203,7 @@ class FastRecurrence(torch.autograd.Function):
         weights = (weight_ih, weight_hh, bias_ih, bias_hh)
         outputs, saved = _forward(equations, batch_sizes, reverse, x, *weights, state, keep=True)
         ctx.kind = equations.kernel
-        ctx.args = (batch_sizes, reverse, batch_sizes[-1] < x.size(1))
+        ctx.args = (batch_sizes, reverse, _padded(batch_sizes, x))
         ctx.has_bias = bias_ih is not None
         ctx.save_for_backward(x, weight_ih, weight_hh, *saved)
         return outputs

@@ -118,14 +118,15 @@ inline T* at_step(const Tensor& buffer, int64_t t) {
 }
 
 // The weights of a step's pre-activations, x_t W_ih^T + bias + h_{t-1} W_hh^T (given w_hh) or
-// x_t W_ih^T + bias (the GRU's input part), packed for step_product; bias may be absent.
+// a W^T + bias for one weight (the GRU's input part, and its recurrent part), packed for
+// step_product; bias may be absent.
 template <typename T>
-StepWeight<T> input_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias,
+StepWeight<T> step_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias,
                            const Tensor* w_hh = nullptr) {
   const int64_t N = w_ih.size(0), I = w_ih.size(1);
   const T* b = bias.has_value() && bias->defined() ? bias->data_ptr<T>() : nullptr;
   if (w_hh == nullptr) {
-    return StepWeight<T>(nullptr, 0, 0, 0, w_ih.data_ptr<T>(), 1, I, I, N, b);
+    return StepWeight<T>(w_ih.data_ptr<T>(), 1, I, I, N, b);
   }
   const int64_t H = w_hh->size(1);
   return StepWeight<T>(w_ih.data_ptr<T>(), 1, I, I, w_hh->data_ptr<T>(), 1, H, H, N, b);
@@ -297,7 +298,7 @@ std::vector<Tensor> lstm_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bi
          h_prev = make({S, B, H});
   Tensor h = h0.clone(), c = c0.clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstm_forward", [&] {
-    const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
+    const StepWeight<scalar_t> w = step_weight<scalar_t>(w_ih, bias, &w_hh);
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
       const int64_t k = slot(keep, t);
       scalar_t* G = at_step<scalar_t>(gates, k);
@@ -412,7 +413,8 @@ std::vector<Tensor> lstm_gates_backward(Tensor dh, Tensor dc, Tensor gates, Tens
 // ---------------------------------------------------------------------------------------------
 
 // x: (T, B, I); b_ih, b_hh (3H) may be absent. Returns output, h_n, and for the backward the
-// gates' activations r, z, n (T, B, 3H), h_part_n = W_hn h + b_hn (T, B, H) and h_prev.
+// gates' activations r, z, n (T, B, 3H), h_part_n = W_hn h + b_hn (T, B, H) and h_prev. Each
+// step's two products start from their biases: x_t W_ih^T + b_ih, h_{t-1} W_hh^T + b_hh.
 std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_ih, Tensor h0,
                                 Tensor w_hh, c10::optional<Tensor> b_hh,
                                 std::vector<int64_t> batch_sizes, bool reverse, bool padded,
@@ -425,18 +427,15 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_i
   Tensor output = make({T, B, H}), hn_part = make({S, B, H}), h_prev = make({S, B, H});
   Tensor h = h0.clone();
   Tensor hp_step = at::empty({B, 3 * H}, opts);
-  const bool has_bias = b_hh.has_value() && b_hh->defined();
-  Tensor zero_bias = at::zeros({3 * H}, opts);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gru_forward", [&] {
-    const StepWeight<scalar_t> w_x = input_weight<scalar_t>(w_ih, b_ih);
-    const StepWeight<scalar_t> w_t(w_hh.data_ptr<scalar_t>(), 1, H, H, 3 * H);  // W_hh^T
+    const StepWeight<scalar_t> w_x = step_weight<scalar_t>(w_ih, b_ih);
+    const StepWeight<scalar_t> w_t = step_weight<scalar_t>(w_hh, b_hh);  // W_hh^T, b_hh
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
       const int64_t k = slot(keep, t);
       scalar_t* G = at_step<scalar_t>(gates, k);
       scalar_t* HP = hp_step.data_ptr<scalar_t>();
-      const scalar_t* bias = has_bias ? b_hh->data_ptr<scalar_t>() : zero_bias.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();
-      // x_t W_ih^T + b_ih and h_{t-1} W_hh^T (b_hh added in the loop)
+      // x_t W_ih^T + b_ih and h_{t-1} W_hh^T + b_hh
       w_x.times(at_step<scalar_t>(x, t) + r0 * I, I, rows, G + r0 * 3 * H, 3 * H, false);
       w_t.times(hs + r0 * H, H, rows, HP + r0 * 3 * H, 3 * H, false);
       scalar_t* out = at_step<scalar_t>(output, t);
@@ -455,13 +454,10 @@ std::vector<Tensor> gru_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> b_i
           scalar_t* __restrict__ ob = out + b * H;
           scalar_t* __restrict__ hnpb = hnp + b * H;
           scalar_t* __restrict__ hpb = hp + b * H;
-          const scalar_t* __restrict__ br = bias;
-          const scalar_t* __restrict__ bz = bias + H;
-          const scalar_t* __restrict__ bn = bias + 2 * H;
           _Pragma("omp simd")
           for (int64_t j = 0; j < H; ++j) {
-            const scalar_t r = sigmoid(gr[j] + hr[j] + br[j]), z = sigmoid(gz[j] + hz[j] + bz[j]);
-            const scalar_t h_n = hnn[j] + bn[j];
+            const scalar_t r = sigmoid(gr[j] + hr[j]), z = sigmoid(gz[j] + hz[j]);
+            const scalar_t h_n = hnn[j];
             const scalar_t n = tanh_(gn[j] + r * h_n);
             const scalar_t hn = (scalar_t(1) - z) * n + z * hb[j];
             gr[j] = r;
@@ -561,7 +557,7 @@ std::vector<Tensor> rnn_forward(Tensor x, Tensor w_ih, c10::optional<Tensor> bia
   Tensor h_prev = buffer({keep ? T : 0, B, H}, opts, padded);
   Tensor h = h0.clone();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rnn_forward", [&] {
-    const StepWeight<scalar_t> w = input_weight<scalar_t>(w_ih, bias, &w_hh);
+    const StepWeight<scalar_t> w = step_weight<scalar_t>(w_ih, bias, &w_hh);
     over_time(T, B, batch_sizes, reverse, false, [&](int64_t t, int64_t r0, int64_t rows) {
       scalar_t* P = pre.data_ptr<scalar_t>();
       scalar_t* hs = h.data_ptr<scalar_t>();

@@ -52,9 +52,10 @@ class StepWeight {
   static constexpr int kLanes = kVectorBytes / sizeof(T);
   static constexpr int kCols = 2 * kLanes;
 
-  // One matrix: B(k, n) = b[k * k_stride + n * n_stride].
-  StepWeight(const T* b, int64_t k_stride, int64_t n_stride, int64_t K, int64_t N)
-      : StepWeight(nullptr, 0, 0, 0, b, k_stride, n_stride, K, N, nullptr) {}
+  // One matrix: B(k, n) = b[k * k_stride + n * n_stride], and a bias (N values, or nullptr).
+  StepWeight(const T* b, int64_t k_stride, int64_t n_stride, int64_t K, int64_t N,
+             const T* bias = nullptr)
+      : StepWeight(nullptr, 0, 0, 0, b, k_stride, n_stride, K, N, bias) {}
 
   // [B_x; B_h] and a bias (N values, or nullptr).
   StepWeight(const T* b_x, int64_t x_k_stride, int64_t x_n_stride, int64_t K_x, const T* b_h,
