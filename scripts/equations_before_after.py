@@ -28,8 +28,11 @@ from lstmvision.bench.rnn import SHAPES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _import_old(rev: str, into: Path):
-    """``lstmvision.nn.recurrent`` of ``rev``, importable beside ours as ``lstmvision_old``."""
+def import_old(rev: str, into: Path, module: str = "nn.recurrent"):
+    """``lstmvision.<module>`` of ``rev``, importable beside ours as ``lstmvision_old``."""
+    package = into / "lstmvision_old"
+    if package.exists():  # extracted by an earlier call
+        return importlib.import_module(f"lstmvision_old.{module}")
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", rev, "src/lstmvision"], check=True, capture_output=True
     ).stdout
@@ -41,7 +44,7 @@ def _import_old(rev: str, into: Path):
         text = re.sub(r"\blstmvision\.", "lstmvision_old.", text)
         path.write_text(text.replace("from lstmvision import", "from lstmvision_old import"))
     sys.path.insert(0, str(into))
-    return importlib.import_module("lstmvision_old.nn.recurrent")
+    return importlib.import_module(f"lstmvision_old.{module}")
 
 
 def main() -> None:
@@ -55,7 +58,7 @@ def main() -> None:
     from lstmvision.nn import recurrent as new
 
     with tempfile.TemporaryDirectory() as tmp:
-        old = _import_old(args.rev, Path(tmp))
+        old = import_old(args.rev, Path(tmp))
         print(
             f"torch {torch.__version__}, {args.threads} thread(s), {args.implementation}, "
             f"before = {args.rev}"

@@ -217,6 +217,50 @@ def test_fast_forward_computes_one_weight_gradient_per_cell_and_sequence(
     assert seen == calls  # fast: each of the 2 cells, the 5 steps at once
 
 
+@pytest.mark.parametrize("frames_need_grad", [False, True])
+@pytest.mark.parametrize("peephole", [False, True])
+def test_fast_path_from_a_zero_state_and_fixed_frames_equals_the_equations(
+    frames_need_grad, peephole
+):
+    """From no state (zeros) the fast path convolves only the input, and it differentiates only
+    the parts of ``[X_t, H_{t-1}]`` that need it (not frames that need no gradient): the
+    outputs and every gradient must stay those of the equations from an explicit zero state."""
+    torch.manual_seed(0)
+    layer = ConvLSTM(3, [4, 5], kernel_size=3, peephole=peephole, implementation="fast").double()
+    reference = _equations_copy(layer)
+    x = torch.randn(2, 4, 3, 5, 6, dtype=torch.double, requires_grad=frames_need_grad)
+    zeros = [(torch.zeros(2, n, 5, 6, dtype=torch.double),) * 2 for n in (4, 5)]
+    results = []
+    for model, run in ((layer, lambda: layer(x)[0]), (reference, lambda: reference(x, zeros)[0])):
+        x.grad = None
+        out = run()
+        out.square().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        results.append([out.detach(), *grads] + ([x.grad.clone()] if frames_need_grad else []))
+    for a, b in zip(*results, strict=True):
+        assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-10, rtol=1e-9)
+
+
+def test_fast_backward_skips_the_gradients_no_one_needs(monkeypatch):
+    """The input gradients of the first cell's joined convolution: for its hidden part only when
+    the frames need no gradient, none at the first step (from a zero state, which the frames
+    alone enter), the whole ``[X_t, H_{t-1}]`` when the frames need one."""
+    channels = []
+    real = dict(convlstm_fast._CONV_T_FN)
+    monkeypatch.setitem(
+        convlstm_fast._CONV_T_FN,
+        2,
+        lambda g, w, **kw: channels.append(w.shape[1]) or real[2](g, w, **kw),
+    )
+    layer = ConvLSTM(2, [3], kernel_size=3, implementation="fast")
+    x = torch.randn(2, 4, 2, 5, 5)
+    layer(x)[0].sum().backward()
+    assert channels == [3, 3, 3]  # steps 4, 3, 2: H_{t-1} only; step 1: nothing
+    channels.clear()
+    layer(x.requires_grad_())[0].sum().backward()
+    assert channels == [5, 5, 5, 2] and x.grad.abs().sum() > 0  # step 1: X_1 only
+
+
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_without_gradients_forward_is_the_plain_step(implementation):
     torch.manual_seed(0)

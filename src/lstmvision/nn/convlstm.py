@@ -136,10 +136,9 @@ class ConvLSTMCell(nn.Module):
                 f"ConvLSTMCell: expected (B, {self.input_size}, {', '.join('*' * self.dims)}), "
                 f"got {tuple(x.shape)}"
             )
-        h_prev, c_prev = self.initial_state(x) if state is None else state
         if self.implementation == "equations":
-            return self.equations(x, h_prev, c_prev)
-        return convlstm_fast.fast_step(self, x, h_prev, c_prev)
+            return self.equations(x, *(self.initial_state(x) if state is None else state))
+        return convlstm_fast.fast_step(self, x, state)
 
     def equations(self, x: Tensor, h_prev: Tensor, c_prev: Tensor) -> State:
         """The module's equations for ``x`` ``(B, I, *space)`` and ``(H_{t-1}, C_{t-1})``, one

@@ -42,18 +42,24 @@ _CONV_T_FN = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
 
 
 def fast_step(
-    cell: ConvLSTMCell, x: Tensor, h_prev: Tensor, c_prev: Tensor
+    cell: ConvLSTMCell, x: Tensor, state: tuple[Tensor, Tensor] | None
 ) -> tuple[Tensor, Tensor]:
     """One step of ``cell`` on the fast path: ``x`` ``(B, I, *space)``, ``(H_{t-1}, C_{t-1})``
-    -> ``(H_t, C_t)``, each ``(B, H, *space)``."""
+    or ``None`` (zeros) -> ``(H_t, C_t)``, each ``(B, H, *space)``. From a zero state
+    ``W_h * H_{t-1}`` is zero: only the input's part of the convolution runs."""
     if cell.norm:  # LN of each convolution apart: nothing to join
-        return cell.equations(x, h_prev, c_prev)
-    xh = torch.cat([x, h_prev], 1)  # (B, I + H, *space)
+        return cell.equations(x, *(cell.initial_state(x) if state is None else state))
+    h_prev, c_prev = (None, cell.initial_state(x)[1]) if state is None else state
     if cell._batched_conv is not None and torch.is_grad_enabled():  # in batched_weight_grads
-        pre = cell._batched_conv(xh)
+        pre = cell._batched_conv(x, h_prev)
     else:
         weight, bias = joint_weights(cell)
-        pre = _CONV_FN[cell.dims](xh, weight, bias, padding=cell.kernel_size // 2)
+        inputs = x
+        if h_prev is None:
+            weight = cell.conv_x.weight
+        else:
+            inputs = torch.cat([x, h_prev], 1)  # (B, I + H, *space)
+        pre = _CONV_FN[cell.dims](inputs, weight, bias, padding=cell.kernel_size // 2)
     # pre: (B, 4H, *space) = W_x * X_t + W_h * H_{t-1} + b
     if cell.peephole:
         return cell.gates(pre, c_prev)
@@ -78,7 +84,7 @@ def batched_weight_grads(cells: Iterable[ConvLSTMCell]) -> Iterator[None]:
         if cell.implementation != "equations" and not cell.norm and torch.is_grad_enabled():
             weight, bias = joint_weights(cell)
             cell._batched_conv = BatchedWeightGradConv(
-                weight, bias, cell.dims, cell.kernel_size // 2
+                weight, bias, cell.dims, cell.kernel_size // 2, (cell.input_size, cell.hidden_size)
             )
     try:
         yield
@@ -100,19 +106,39 @@ class BatchedWeightGradConv:
     into the weight's and bias's gradients (on a CPU as matrix products,
     :func:`_shifted_weight_grad`, faster still). The weights are cast once (under autocast, to its
     type) rather than at every step.
+
+    The input may come in parts stacked along the channels (``sizes``: a ConvLSTM's ``[X_t,
+    H_{t-1}]``), each part ``None`` where it is zero (a zero first state): no convolution, and no
+    gradient, is computed for a part that is zero or that needs no gradient (the frames read).
     """
 
-    def __init__(self, weight: Tensor, bias: Tensor | None, dims: int, padding: int):
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        dims: int,
+        padding: int,
+        sizes: tuple[int, ...] | None = None,
+    ):
         device = weight.device.type
         if torch.is_autocast_enabled(device):  # what autocast would do to the convolution each step
             dtype = torch.get_autocast_dtype(device)
             weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
         self.weight, self.bias, self.dims, self.padding = weight, bias, dims, padding
-        self.pending: list[tuple[Tensor, Tensor]] = []  # (x_t, g_t) of the steps whose backward ran
+        self.sizes = tuple(sizes or (weight.shape[1],))  # input channels of each part
+        # each part's weight (a copy, made once), for steps that convolve or differentiate fewer
+        parts = weight.split(self.sizes, 1)
+        self.part_weights = [w.contiguous() for w in parts] if len(parts) > 1 else [weight]
+        # (parts of x_t, g_t) of the steps whose backward ran
+        self.pending: list[tuple[tuple[Tensor | None, ...], Tensor]] = []
         self.token = _StepWeightGrad.apply(weight, bias, self)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        return _StepConv.apply(x.to(self.weight.dtype), self.weight, self.bias, self.token, self)
+    def __call__(self, *parts: Tensor | None) -> Tensor:
+        """The convolution of the parts stacked along the channels (a missing or ``None`` part:
+        zeros); the first part is given."""
+        parts = (*parts, *[None] * (len(self.sizes) - len(parts)))
+        cast = [None if p is None else p.to(self.weight.dtype) for p in parts]
+        return _StepConv.apply(self.weight, self.bias, self.token, self, *cast)
 
 
 @contextlib.contextmanager
@@ -154,7 +180,9 @@ class _StepWeightGrad(torch.autograd.Function):
         conv.pending = []
         if conv.weight.device.type == "cpu":
             kernel = conv.weight.shape[2:]
-            return (*_shifted_weight_grad(xs, gs, kernel, conv.padding, ctx.has_bias), None)
+            grads = _shifted_weight_grad(xs, gs, kernel, conv.padding, ctx.has_bias, conv.sizes)
+            return (*grads, None)
+        xs = [_joined(parts, conv.sizes) for parts in xs]
         d = conv.dims
         bias_sizes = [conv.weight.shape[0]] if ctx.has_bias else None
         _, grad_w, grad_b = torch.ops.aten.convolution_backward(
@@ -173,22 +201,43 @@ class _StepWeightGrad(torch.autograd.Function):
         return grad_w, grad_b, None
 
 
-def _shifted_weight_grad(xs, gs, kernel, padding: int, bias: bool) -> tuple[Tensor, Tensor | None]:
+def _joined(parts: tuple[Tensor | None, ...], sizes: tuple[int, ...]) -> Tensor:
+    """The parts stacked along the channels, zeros for ``None``."""
+    first = next(p for p in parts if p is not None)
+    return torch.cat(
+        [
+            first.new_zeros(first.shape[0], size, *first.shape[2:]) if p is None else p
+            for p, size in zip(parts, sizes)
+        ],
+        1,
+    )
+
+
+def _shifted_weight_grad(
+    xs, gs, kernel, padding: int, bias: bool, sizes: tuple[int, ...] | None = None
+) -> tuple[Tensor, Tensor | None]:
     """The weight and bias gradients of a stride-1 convolution from its inputs ``xs`` and output
     gradients ``gs`` (lists of ``(B, I, *space)`` and ``(B, O, *space)``, summed over the list), as
     one matrix product per kernel offset: ``dW[:, :, k] = G @ X_k`` with ``G`` the gradients
     ``(O, positions)`` and ``X_k`` the inputs moved by ``k``, ``(positions, I)`` (from one
     zero-padded channels-last copy). On a CPU oneDNN's weight gradient of many small maps runs
-    well below the matrix-multiplication speed that these products reach."""
-    n = sum(x.shape[0] for x in xs)
-    space, cin, cout = xs[0].shape[2:], xs[0].shape[1], gs[0].shape[1]
-    padded = xs[0].new_zeros(n, *(s + 2 * padding for s in space), cin)  # channels last
+    well below the matrix-multiplication speed that these products reach. With ``sizes``, each
+    input is a tuple of parts stacked along the channels (``None``: zeros)."""
+    if sizes is None:
+        xs, sizes = [(x,) for x in xs], (xs[0].shape[1],)
+    firsts = [next(p for p in parts if p is not None) for parts in xs]
+    n = sum(x.shape[0] for x in firsts)
+    space, cin, cout = firsts[0].shape[2:], sum(sizes), gs[0].shape[1]
+    padded = firsts[0].new_zeros(n, *(s + 2 * padding for s in space), cin)  # channels last
     grads = gs[0].new_empty(cout, n, *space)  # (O, N, *space)
     inner = tuple(slice(padding, padding + s) for s in space)
+    bounds = list(itertools.accumulate(sizes, initial=0))
     start = 0
-    for x, g in zip(xs, gs):
-        stop = start + x.shape[0]
-        padded[(slice(start, stop), *inner)] = x.movedim(1, -1)
+    for parts, first, g in zip(xs, firsts, gs):
+        stop = start + first.shape[0]
+        for part, lo, hi in zip(parts, bounds, bounds[1:]):
+            if part is not None:  # a zero part stays the zeros it was made with
+                padded[(slice(start, stop), *inner, slice(lo, hi))] = part.movedim(1, -1)
         grads[:, start:stop] = g.movedim(1, 0)
         start = stop
     grads = grads.reshape(cout, -1)  # (O, N * positions)
@@ -200,26 +249,42 @@ def _shifted_weight_grad(xs, gs, kernel, padding: int, bias: bool) -> tuple[Tens
 
 
 class _StepConv(torch.autograd.Function):
-    """One step's convolution: its backward gives the input's gradient and leaves ``(x_t, g_t)``
-    for :class:`_StepWeightGrad`."""
+    """One step's convolution of its input parts (stacked along the channels, ``None``: zeros):
+    its backward gives the gradient of each part that needs one and leaves ``(parts, g_t)`` for
+    :class:`_StepWeightGrad`."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, token, conv):
+    def forward(ctx, weight, bias, token, conv, *parts):
         ctx.conv = conv
-        ctx.save_for_backward(x, weight)
-        return _CONV_FN[conv.dims](x, weight, bias, padding=conv.padding)
+        ctx.save_for_backward(*(p for p in parts if p is not None))
+        ctx.given = [p is not None for p in parts]
+        if all(ctx.given):
+            inputs, w = torch.cat(parts, 1) if len(parts) > 1 else parts[0], weight
+        else:  # a zero part adds nothing: the others' convolution (the bias is added once)
+            inputs = torch.cat([p for p in parts if p is not None], 1)
+            ws = [pw for pw, p in zip(conv.part_weights, parts) if p is not None]
+            w = ws[0] if len(ws) == 1 else torch.cat(ws, 1)
+        return _CONV_FN[conv.dims](inputs, w, bias, padding=conv.padding)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x, weight = ctx.saved_tensors
+        saved = iter(ctx.saved_tensors)
+        parts = tuple(next(saved) if given else None for given in ctx.given)
         conv = ctx.conv
-        if ctx.needs_input_grad[3]:  # the weights are trained: _StepWeightGrad sums this step in
-            conv.pending.append((x, g))
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = _CONV_T_FN[conv.dims](g, weight, padding=conv.padding)
-        return grad_x, None, None, g.new_zeros(()), None
+        if ctx.needs_input_grad[2]:  # the weights are trained: _StepWeightGrad sums this step in
+            conv.pending.append((parts, g))
+        wanted = ctx.needs_input_grad[4:]
+        grads = [None] * len(parts)
+        if all(wanted):
+            whole = _CONV_T_FN[conv.dims](g, conv.weight, padding=conv.padding)
+            grads = list(whole.split(conv.sizes, 1))
+        else:  # only the parts that need a gradient (not the frames read, not a zero state)
+            for k, need in enumerate(wanted):
+                if need:
+                    w = conv.part_weights[k]
+                    grads[k] = _CONV_T_FN[conv.dims](g, w, padding=conv.padding)
+        return None, None, g.new_zeros(()), None, *grads
 
 
 def _compiled_gates(gates: Tensor, training: bool):
