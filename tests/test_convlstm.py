@@ -178,8 +178,13 @@ def test_forward_gradients_equal_the_equations_step_by_step(
     assert all(cell._batched_conv is None for cell in layer.cells)  # left as it was
 
 
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-def test_under_bf16_autocast_forward_matches_the_equations_step_by_step(implementation):
+@pytest.mark.parametrize(
+    "implementation,products", [("equations", False), ("fast", False), ("fast", True)]
+)
+def test_under_bf16_autocast_forward_matches_the_equations_step_by_step(
+    monkeypatch, implementation, products
+):
+    monkeypatch.setattr(convlstm_fast, "products_are_faster", lambda: products)
     torch.manual_seed(0)
     layer = ConvLSTM(3, [8, 8], kernel_size=3, implementation=implementation)
     reference = _equations_copy(layer)
@@ -206,11 +211,11 @@ def test_fast_forward_computes_one_weight_gradient_per_cell_and_sequence(
     """The speed of the fast path rests on it: one weight-gradient computation per cell and
     sequence; the equations take none of it."""
     seen = []
-    real = convlstm_fast._shifted_weight_grad
+    real = convlstm_fast._stacked_weight_grad
     monkeypatch.setattr(
         convlstm_fast,
-        "_shifted_weight_grad",
-        lambda xs, *a: seen.append(len(xs)) or real(xs, *a),
+        "_stacked_weight_grad",
+        lambda conv, xs, *a: seen.append(len(xs)) or real(conv, xs, *a),
     )
     layer = ConvLSTM(2, [3, 4], kernel_size=3, implementation=implementation)
     layer(torch.randn(2, 5, 2, 4, 4))[0].sum().backward()
@@ -219,12 +224,16 @@ def test_fast_forward_computes_one_weight_gradient_per_cell_and_sequence(
 
 @pytest.mark.parametrize("frames_need_grad", [False, True])
 @pytest.mark.parametrize("peephole", [False, True])
+@pytest.mark.parametrize("products", [False, True])
 def test_fast_path_from_a_zero_state_and_fixed_frames_equals_the_equations(
-    frames_need_grad, peephole
+    monkeypatch, frames_need_grad, peephole, products
 ):
     """From no state (zeros) the fast path convolves only the input, and it differentiates only
     the parts of ``[X_t, H_{t-1}]`` that need it (not frames that need no gradient): the
-    outputs and every gradient must stay those of the equations from an explicit zero state."""
+    outputs and every gradient must stay those of the equations from an explicit zero state,
+    with the weight gradients as either CPU takes them (one product per kernel offset with AMX,
+    else oneDNN's convolution backward)."""
+    monkeypatch.setattr(convlstm_fast, "products_are_faster", lambda: products)
     torch.manual_seed(0)
     layer = ConvLSTM(3, [4, 5], kernel_size=3, peephole=peephole, implementation="fast").double()
     reference = _equations_copy(layer)
