@@ -3,8 +3,10 @@ kernel against the fast path, training (forward + backward) and inference (forwa
 ``torch.no_grad``), for the RNN, LSTM and GRU at the benchmark's shapes, a single sequence and
 small batches.
 
-Run ``python scripts/rnn_auto_rule.py [--threads N] [--repeats N]``; prints milliseconds
-(median) and torch's time over the fast path's (> 1: the fast path is faster).
+Run ``python scripts/rnn_auto_rule.py [--threads N] [--repeats N] [--cells LSTM,GRU]
+[--sequences 1,2,3]``; prints milliseconds (median) and torch's time over the fast path's (> 1:
+the fast path is faster). ``--sequences`` times batches of that many sequences of the
+small-batch shape (200 steps of 64 inputs) instead of the shapes below.
 """
 
 from __future__ import annotations
@@ -51,13 +53,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma list of cells")
+    parser.add_argument("--sequences", default="", help="comma list of batch sizes (200 x 64)")
     args = parser.parse_args()
+    cells = {name: CELLS[name] for name in args.cells.split(",")}
+    shapes = SHAPES
+    if args.sequences:
+        shapes = {f"{b}-sequences": (int(b), 200, 64) for b in args.sequences.split(",")}
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}")
     print(f"{'shape':<14} {'cell':<5} {'mode':<9} {'torch ms':>9} {'fast ms':>8} {'ratio':>6}")
-    for shape, (batch, steps, size) in SHAPES.items():
+    for shape, (batch, steps, size) in shapes.items():
         x = torch.randn(steps, batch, size)
-        for cell, (ours, theirs) in CELLS.items():
+        for cell, (ours, theirs) in cells.items():
             reference = theirs(size, 128)
             fast = ours(size, 128, implementation="fast")
             fast.load_state_dict(reference.state_dict())
