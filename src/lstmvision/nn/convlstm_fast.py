@@ -57,12 +57,8 @@ def fast_step(
     if cell._batched_conv is not None and torch.is_grad_enabled():  # in batched_weight_grads
         pre = cell._batched_conv(x, h_prev)
     else:
-        weight, bias = joint_weights(cell)
-        inputs = x
-        if h_prev is None:
-            weight = cell.conv_x.weight
-        else:
-            inputs = torch.cat([x, h_prev], 1)  # (B, I + H, *space)
+        weight, bias = joint_weights(cell, with_h=h_prev is not None)
+        inputs = x if h_prev is None else torch.cat([x, h_prev], 1)  # (B, I [+ H], *space)
         pre = _CONV_FN[cell.dims](inputs, weight, bias, padding=cell.kernel_size // 2)
     # pre: (B, 4H, *space) = W_x * X_t + W_h * H_{t-1} + b
     if cell.peephole:
@@ -70,9 +66,12 @@ def fast_step(
     return LSTMGates.apply(pre, c_prev)
 
 
-def joint_weights(cell: ConvLSTMCell) -> tuple[Tensor, Tensor | None]:
-    """``[W_x, W_h]`` ``(4H, I + H, *kernel)`` and ``b_ih + b_hh`` (``None`` without biases)."""
-    weight = torch.cat([cell.conv_x.weight, cell.conv_h.weight], 1)
+def joint_weights(cell: ConvLSTMCell, with_h: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``[W_x, W_h]`` ``(4H, I + H, *kernel)`` (``W_x`` alone without ``with_h``) and ``b_ih +
+    b_hh`` (``None`` without biases)."""
+    weight = cell.conv_x.weight
+    if with_h:
+        weight = torch.cat([weight, cell.conv_h.weight], 1)
     bias = cell.conv_x.bias + cell.conv_h.bias if cell.conv_x.bias is not None else None
     return weight, bias
 
@@ -235,18 +234,16 @@ def _joined(parts: tuple[Tensor | None, ...], sizes: tuple[int, ...]) -> Tensor:
 
 
 def _shifted_weight_grad(
-    xs, gs, kernel, padding: int, bias: bool, sizes: tuple[int, ...] | None = None
+    xs, gs, kernel, padding: int, bias: bool, sizes: tuple[int, ...]
 ) -> tuple[Tensor, Tensor | None]:
     """The weight and bias gradients of a stride-1 convolution from its inputs ``xs`` and output
     gradients ``gs`` (lists of ``(B, I, *space)`` and ``(B, O, *space)``, summed over the list), as
     one matrix product per kernel offset: ``dW[:, :, k] = G @ X_k`` with ``G`` the gradients
     ``(O, positions)`` and ``X_k`` the inputs moved by ``k``, ``(positions, I)`` (from one
-    zero-padded channels-last copy). On a CPU with AMX oneDNN's weight gradient of many small maps
-    runs well below the matrix-multiplication speed that these products reach (elsewhere it is
-    the faster: :func:`products_are_faster`). With ``sizes``, each
-    input is a tuple of parts stacked along the channels (``None``: zeros)."""
-    if sizes is None:
-        xs, sizes = [(x,) for x in xs], (xs[0].shape[1],)
+    zero-padded channels-last copy). Each input is a tuple of parts of ``sizes`` channels, stacked
+    along the channels (``None``: zeros). On a CPU with AMX oneDNN's weight gradient of many small
+    maps runs well below the matrix-multiplication speed that these products reach (elsewhere it
+    is the faster: :func:`products_are_faster`)."""
     firsts = [next(p for p in parts if p is not None) for parts in xs]
     n = sum(x.shape[0] for x in firsts)
     space, cin, cout = firsts[0].shape[2:], sum(sizes), gs[0].shape[1]
