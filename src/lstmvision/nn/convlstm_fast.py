@@ -277,10 +277,10 @@ class _StepConv(torch.autograd.Function):
         ctx.conv = conv
         ctx.save_for_backward(*(p for p in parts if p is not None))
         ctx.given = [p is not None for p in parts]
-        if all(ctx.given):
-            inputs, w = torch.cat(parts, 1) if len(parts) > 1 else parts[0], weight
-        else:  # a zero part adds nothing: the others' convolution (the bias is added once)
-            inputs = torch.cat([p for p in parts if p is not None], 1)
+        given = [p for p in parts if p is not None]
+        inputs = given[0] if len(given) == 1 else torch.cat(given, 1)
+        w = weight
+        if not all(ctx.given):  # a zero part adds nothing: the others' convolution (one bias)
             ws = [pw for pw, p in zip(conv.part_weights, parts) if p is not None]
             w = ws[0] if len(ws) == 1 else torch.cat(ws, 1)
         return _CONV_FN[conv.dims](inputs, w, bias, padding=conv.padding)

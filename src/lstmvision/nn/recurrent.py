@@ -17,10 +17,10 @@ of three implementations, chosen by ``implementation``:
   it cannot be built, the equations path).
 * ``"auto"`` (default): the faster of torch's kernel and ours, as measured
   (``scripts/rnn_auto_rule.py``, docs/bench.md): ``fast`` for every call the kernels serve
-  (training and inference, all three cells: 1.04-13x torch's speed at 1 thread, 1.2-10x at 2,
-  an LSTM on a few sequences at 1 thread aside, 0.83-0.99x), ``fused`` for GPU tensors, other
-  dtypes than float32/64, CPU autocast, tracing and export, and where the kernels cannot be
-  built.
+  (training and inference, all three cells: 1.0-13x torch's speed at 1 thread, 1.15-16x at 2,
+  an LSTM's inference on 4-16 sequences at 1 thread about even, 0.84-1.09x), ``fused`` for GPU
+  tensors, other dtypes than float32/64, CPU autocast, tracing and export, and where the kernels
+  cannot be built.
 
 Speed: the equations path does the matrix products torch's kernel does, but its gate
 arithmetic is about 35 separate eager operations per step (forward and backward), so it is
@@ -290,8 +290,8 @@ class _RecurrentLayer:
         if self.implementation == "fast":
             usable = (recurrent_fast.supports(data) or autocast) and data.device.type == "cpu"
             return "fast" if usable and recurrent_fast.extension() else "equations"
-        # auto: the fast kernels wherever they serve the call (they were the faster in every
-        # configuration measured but small LSTM batches at 1 thread, within 17 %: docs/bench.md)
+        # auto: the fast kernels wherever they serve the call (the faster in every configuration
+        # measured but an LSTM's inference on 4-16 sequences at 1 thread, 0.84-1.09x: docs/bench.md)
         if autocast or not recurrent_fast.supports(data):
             return "fused"
         return "fast" if recurrent_fast.extension() else "fused"

@@ -135,6 +135,13 @@ StepWeight<T> step_weight(const Tensor& w_ih, const c10::optional<Tensor>& bias,
   return StepWeight<T>(w_ih.data_ptr<T>(), 1, I, I, w_hh->data_ptr<T>(), 1, H, H, N, b);
 }
 
+// W_hh itself (G*H x H) packed for step_product: dL/dh_{t-1} = dL/d(pre-activations) W_hh.
+template <typename T>
+StepWeight<T> backward_weight(const Tensor& w_hh) {
+  const int64_t GH = w_hh.size(0), H = w_hh.size(1);
+  return StepWeight<T>(w_hh.data_ptr<T>(), H, 1, GH, H);
+}
+
 // Steps a forward keeps for the backward: all T when training (keep), else one step's slot
 // that each step overwrites (a call that builds no graph); step t's slot in them.
 inline int64_t kept_steps(bool keep, int64_t T) { return keep ? T : 1; }
@@ -340,7 +347,7 @@ std::vector<Tensor> lstm_backward(Tensor d_output, Tensor d_hn, Tensor d_cn, Ten
   Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, false);
   Tensor dh = d_hn.clone(), dc = d_cn.clone();
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    const StepWeight<scalar_t> w(w_hh.data_ptr<scalar_t>(), H, 1, 4 * H, H);
+    const StepWeight<scalar_t> w = backward_weight<scalar_t>(w_hh);
     grads.backward_steps(T, batch_sizes, reverse, padded,
                          [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
       const scalar_t* G = at_step<scalar_t>(gates, t);
@@ -490,7 +497,7 @@ std::vector<Tensor> gru_backward(Tensor d_output, Tensor d_hn, Tensor gates, Ten
   // so that the product writes dh without first copying direct into it
   Tensor direct = at::zeros({B, H}, dh.options());
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
-    const StepWeight<scalar_t> w(w_hh.data_ptr<scalar_t>(), H, 1, 3 * H, H);
+    const StepWeight<scalar_t> w = backward_weight<scalar_t>(w_hh);
     grads.backward_steps(T, batch_sizes, reverse, padded,
                          [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
       const scalar_t* G = at_step<scalar_t>(gates, t);
@@ -599,7 +606,7 @@ std::vector<Tensor> rnn_backward(Tensor d_output, Tensor d_hn, Tensor output, Te
   Gradients grads(x, w_ih, w_hh, h_prev, need_dx, has_bias, false);
   Tensor dh = d_hn.clone();
   AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "rnn_backward", [&] {
-    const StepWeight<scalar_t> w(w_hh.data_ptr<scalar_t>(), H, 1, H, H);
+    const StepWeight<scalar_t> w = backward_weight<scalar_t>(w_hh);
     grads.backward_steps(T, batch_sizes, reverse, padded,
                          [&](int64_t t, int64_t slot, int64_t r0, int64_t rows) {
       const scalar_t* Y = at_step<scalar_t>(output, t);

@@ -117,24 +117,8 @@ class StepWeight {
       for (; r + kRows <= M; r += kRows) {
         tile<kRows>(a.at(r), panel, bias, cp + r * c_stride, c_stride, cols, accumulate);
       }
-      switch (M - r) {  // the last rows, one tile of that many
-#define STEP_PRODUCT_REST(R)                                                             \
-  case R:                                                                                \
-    tile<R>(a.at(r), panel, bias, cp + r * c_stride, c_stride, cols, accumulate);        \
-    break;
-        STEP_PRODUCT_REST(1)
-        STEP_PRODUCT_REST(2)
-        STEP_PRODUCT_REST(3)
-        STEP_PRODUCT_REST(4)
-        STEP_PRODUCT_REST(5)
-#if defined(__AVX512F__)
-        STEP_PRODUCT_REST(6)
-        STEP_PRODUCT_REST(7)
-#endif
-#undef STEP_PRODUCT_REST
-        default:
-          break;
-      }
+      rest<kRows - 1>(M - r, a.at(r), panel, bias, cp + r * c_stride, c_stride, cols,
+                      accumulate);  // the last rows, one tile of that many
     }
   }
 
@@ -149,9 +133,25 @@ class StepWeight {
     }
   };
 
+  // A tile of `rows` rows (0 to R; none for 0).
   template <int R>
-  __attribute__((always_inline)) static inline void add_products(V* s0, V* s1, const T* __restrict__ a, int64_t a_stride,
-                                  const T* __restrict__ panel, int64_t K) {
+  void rest(int64_t rows, const Rows& a, const T* panel, const T* bias, T* c, int64_t c_stride,
+            int64_t cols, bool accumulate) const {
+    if constexpr (R > 0) {
+      if (rows == R) {
+        tile<R>(a, panel, bias, c, c_stride, cols, accumulate);
+      } else {
+        rest<R - 1>(rows, a, panel, bias, c, c_stride, cols, accumulate);
+      }
+    }
+  }
+
+  template <int R>
+  __attribute__((always_inline)) static inline void add_products(V* s0, V* s1,
+                                                                 const T* __restrict__ a,
+                                                                 int64_t a_stride,
+                                                                 const T* __restrict__ panel,
+                                                                 int64_t K) {
     for (int64_t k = 0; k < K; ++k) {
       V b0, b1;
       std::memcpy(&b0, panel + k * kCols, sizeof(V));
