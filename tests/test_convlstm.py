@@ -225,15 +225,24 @@ def test_fast_forward_computes_one_weight_gradient_per_cell_and_sequence(
 @pytest.mark.parametrize("frames_need_grad", [False, True])
 @pytest.mark.parametrize("peephole", [False, True])
 @pytest.mark.parametrize("products", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
 def test_fast_path_from_a_zero_state_and_fixed_frames_equals_the_equations(
-    monkeypatch, frames_need_grad, peephole, products
+    monkeypatch, frames_need_grad, peephole, products, channels_last
 ):
     """From no state (zeros) the fast path convolves only the input, and it differentiates only
     the parts of ``[X_t, H_{t-1}]`` that need it (not frames that need no gradient): the
     outputs and every gradient must stay those of the equations from an explicit zero state,
     with the weight gradients as either CPU takes them (one product per kernel offset with AMX,
-    else oneDNN's convolution backward)."""
+    else oneDNN's convolution backward), and in either layout of the maps (channels last, as
+    bfloat16 convolutions run, made to run so here in float64)."""
     monkeypatch.setattr(convlstm_fast, "products_are_faster", lambda: products)
+    layouts = []
+    if channels_last:
+        monkeypatch.setattr(convlstm_fast, "_memory_format", lambda w: torch.channels_last)
+    real_rows = convlstm_fast._rows
+    monkeypatch.setattr(
+        convlstm_fast, "_rows", lambda m, last: layouts.append(last) or real_rows(m, last)
+    )
     torch.manual_seed(0)
     layer = ConvLSTM(3, [4, 5], kernel_size=3, peephole=peephole, implementation="fast").double()
     reference = _equations_copy(layer)
@@ -248,6 +257,8 @@ def test_fast_path_from_a_zero_state_and_fixed_frames_equals_the_equations(
         results.append([out.detach(), *grads] + ([x.grad.clone()] if frames_need_grad else []))
     for a, b in zip(*results, strict=True):
         assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-10, rtol=1e-9)
+    if not peephole:  # the compiled gates took the maps in the layout of the convolutions
+        assert layouts and set(layouts) == {channels_last}
 
 
 def test_fast_backward_skips_the_gradients_no_one_needs(monkeypatch):
