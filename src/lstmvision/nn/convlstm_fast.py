@@ -193,7 +193,8 @@ class _StepWeightGrad(torch.autograd.Function):
 
 def _stacked_weight_grad(conv: BatchedWeightGradConv, xs, gs, bias: bool):
     """The weight and bias gradients of ``conv`` summed over the steps whose backward ran (``xs``:
-    each step's input parts, ``gs``: its output's gradient): as one matrix product per kernel
+    each step's given input parts joined and which parts were given, ``gs``: its output's
+    gradient): as one matrix product per kernel
     offset (:func:`_shifted_weight_grad`) on a CPU with AMX, else one convolution backward of
     the steps stacked as a batch."""
     xs = [_step_parts(inputs, given, conv.sizes) for inputs, given in xs]
