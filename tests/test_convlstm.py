@@ -178,6 +178,24 @@ def test_forward_gradients_equal_the_equations_step_by_step(
     assert all(cell._batched_conv is None for cell in layer.cells)  # left as it was
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_under_bf16_autocast_the_maps_come_back_in_the_callers_layout(implementation):
+    """The fast path's 16-bit convolutions run channels last within; what the layer and its
+    steps hand back lies as their input did, as torch's convolutions give it (``.view`` works
+    on the outputs of maps given in the usual layout)."""
+    layer = ConvLSTM(3, [8, 8], kernel_size=3, implementation=implementation)
+    x = torch.randn(2, 4, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, states = layer(x)
+    assert out.is_contiguous() and all(t.is_contiguous() for state in states for t in state)
+    out.view(2, -1).float().sum().backward()  # and the gradients flow through
+    frame = x[:, 0].contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16), layer.batched_weight_grads():
+        h, state = layer.step(frame)
+        h, state = layer.step(frame, state)
+    assert h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous()
+
+
 @pytest.mark.parametrize(
     "implementation,products", [("equations", False), ("fast", False), ("fast", True)]
 )

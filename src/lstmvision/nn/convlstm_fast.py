@@ -17,7 +17,8 @@ costs more to dispatch than to compute. Five changes, each checked equal to the 
   the frames a first layer reads).
 * **Channels last in 16-bit types** (:func:`_memory_format`): under bfloat16 autocast the steps'
   convolutions take and give 2-d maps channels last, which oneDNN runs without reordering them
-  at every call; the compiled gates then read each position's channels as one row.
+  at every call; the compiled gates then read each position's channels as one row. What a step
+  hands back lies as its input did (:func:`_in_layout_of`), as torch's convolutions keep it.
 * **Gate derivatives written out** (:class:`LSTMGates`) for cells without peepholes or
   normalisation: the backward of the gate equations in a few whole-map operations (as
   :meth:`lstmvision.nn.cells.LSTMEquations.step_backward`) instead of autograd's graph of a few
@@ -58,15 +59,20 @@ def fast_step(
         return cell.equations(x, *(cell.initial_state(x) if state is None else state))
     h_prev, c_prev = (None, cell.initial_state(x)[1]) if state is None else state
     if cell._batched_conv is not None and torch.is_grad_enabled():  # in batched_weight_grads
-        pre = cell._batched_conv(x, h_prev)
+        pre = cell._batched_conv(x, h_prev, same_layout=False)
     else:
         weight, bias = joint_weights(cell, with_h=h_prev is not None)
         inputs = x if h_prev is None else torch.cat([x, h_prev], 1)  # (B, I [+ H], *space)
         pre = _CONV_FN[cell.dims](inputs, weight, bias, padding=cell.kernel_size // 2)
     # pre: (B, 4H, *space) = W_x * X_t + W_h * H_{t-1} + b
-    if cell.peephole:
-        return cell.gates(pre, c_prev)
-    return LSTMGates.apply(pre, c_prev)
+    h, c = cell.gates(pre, c_prev) if cell.peephole else LSTMGates.apply(pre, c_prev)
+    return _in_layout_of(x, h), _in_layout_of(x, c)
+
+
+def _in_layout_of(x: Tensor, maps: Tensor) -> Tensor:
+    """``maps`` in ``x``'s layout, as torch's convolutions give their output: the usual one
+    unless ``x`` lies channels last (the 16-bit steps compute channels last within)."""
+    return maps if _is_channels_last(x) or not _is_channels_last(maps) else maps.contiguous()
 
 
 def joint_weights(cell: ConvLSTMCell, with_h: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -144,11 +150,14 @@ class BatchedWeightGradConv:
         self.pending: list[tuple[tuple[Tensor, list[bool]], Tensor]] = []
         self.token = _StepWeightGrad.apply(weight, bias, self)
 
-    def __call__(self, *parts: Tensor | None) -> Tensor:
+    def __call__(self, *parts: Tensor | None, same_layout: bool = True) -> Tensor:
         """The convolution of the parts stacked along the channels (a missing or ``None`` part:
-        zeros); the first part is given."""
+        zeros); the first part is given. The output lies as the first part does (as torch's
+        convolution gives it), or without ``same_layout`` as the convolution ran (channels last
+        in a 16-bit type: :func:`_memory_format`), for a caller that keeps it within."""
         parts = (*parts, *[None] * (len(self.sizes) - len(parts)))
-        return _StepConv.apply(self.weight, self.bias, self.token, self, *parts)
+        out = _StepConv.apply(self.weight, self.bias, self.token, self, *parts)
+        return _in_layout_of(parts[0], out) if same_layout else out
 
 
 @contextlib.contextmanager
