@@ -203,12 +203,13 @@ class _StepWeightGrad(torch.autograd.Function):
 def _stacked_weight_grad(conv: BatchedWeightGradConv, xs, gs, bias: bool):
     """The weight and bias gradients of ``conv`` summed over the steps whose backward ran (``xs``:
     each step's given input parts joined and which parts were given, ``gs``: its output's
-    gradient): as one matrix product per kernel
-    offset (:func:`_shifted_weight_grad`) on a CPU with AMX, else one convolution backward of
-    the steps stacked as a batch."""
-    xs = [_step_parts(inputs, given, conv.sizes) for inputs, given in xs]
+    gradient): as one matrix product per kernel offset (:func:`_shifted_weight_grad`) on a CPU
+    with AMX, else one convolution backward of the steps stacked as a batch (:func:`_stacked`)."""
     if conv.weight.device.type == "cpu" and products_are_faster():
-        return _shifted_weight_grad(xs, gs, conv.weight.shape[2:], conv.padding, bias, conv.sizes)
+        parts = [_step_parts(inputs, given, conv.sizes) for inputs, given in xs]
+        return _shifted_weight_grad(
+            parts, gs, conv.weight.shape[2:], conv.padding, bias, conv.sizes
+        )
     d = conv.dims
     _, grad_w, grad_b = torch.ops.aten.convolution_backward(
         torch.cat(gs),  # (T*B, O, *space): the steps stacked as a batch
@@ -272,21 +273,24 @@ def _step_parts(
     return tuple(next(pieces) if g else None for g in given)
 
 
-def _stacked(xs: list[tuple[Tensor | None, ...]], conv: BatchedWeightGradConv) -> Tensor:
-    """The steps' inputs (tuples of parts, ``None``: zeros) stacked as one batch ``(N, I,
-    *space)``, the parts along the channels, in ``conv``'s layout."""
-    firsts = [next(p for p in parts if p is not None) for parts in xs]
-    n = sum(x.shape[0] for x in firsts)
-    shape = (n, sum(conv.sizes), *firsts[0].shape[2:])
+def _stacked(xs: list[tuple[Tensor, list[bool]]], conv: BatchedWeightGradConv) -> Tensor:
+    """The steps' inputs (each its given parts joined, and which parts were given) stacked as
+    one batch ``(N, I, *space)`` in ``conv``'s layout, zeros for the parts not given."""
+    n = sum(inputs.shape[0] for inputs, _ in xs)
+    shape = (n, sum(conv.sizes), *xs[0][0].shape[2:])
     out = torch.empty(
         shape, dtype=conv.weight.dtype, device=conv.weight.device, memory_format=conv.memory_format
     )
     start = 0
-    for parts, first in zip(xs, firsts):
-        stop = start + first.shape[0]
-        for part, piece in zip(parts, out[start:stop].split(conv.sizes, 1)):
-            piece.zero_() if part is None else piece.copy_(part)
-        start = stop
+    for inputs, given in xs:
+        block = out[start : start + inputs.shape[0]]
+        if all(given):  # the step's whole input: one copy
+            block.copy_(inputs)
+        else:
+            parts = _step_parts(inputs, given, conv.sizes)
+            for part, piece in zip(parts, block.split(conv.sizes, 1)):
+                piece.zero_() if part is None else piece.copy_(part)
+        start += inputs.shape[0]
     return out
 
 
