@@ -197,12 +197,22 @@ def test_under_bf16_autocast_the_maps_come_back_in_the_callers_layout(implementa
 
 
 @pytest.mark.parametrize(
-    "implementation,products", [("equations", False), ("fast", False), ("fast", True)]
+    "implementation,products,winograd",
+    [
+        ("equations", False, None),
+        ("fast", False, None),
+        ("fast", True, None),
+        ("fast", False, torch.float32),  # a CPU without bfloat16 arithmetic
+        ("fast", False, torch.bfloat16),  # one with
+    ],
 )
 def test_under_bf16_autocast_forward_matches_the_equations_step_by_step(
-    monkeypatch, implementation, products
+    monkeypatch, implementation, products, winograd
 ):
+    """Under bfloat16 autocast the fast path's weight gradients stay within 2 % of the largest
+    of the equations', also as Winograd's products in float32 or bfloat16 (made to run so)."""
     monkeypatch.setattr(convlstm_fast, "products_are_faster", lambda: products)
+    monkeypatch.setattr(convlstm_fast, "winograd_dtype", lambda w, p: winograd)
     torch.manual_seed(0)
     layer = ConvLSTM(3, [8, 8], kernel_size=3, implementation=implementation)
     reference = _equations_copy(layer)
@@ -243,20 +253,27 @@ def test_fast_forward_computes_one_weight_gradient_per_cell_and_sequence(
 @pytest.mark.parametrize("frames_need_grad", [False, True])
 @pytest.mark.parametrize("peephole", [False, True])
 @pytest.mark.parametrize("products", [False, True])
-@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("layout", ["usual", "channels_last", "winograd"])
 def test_fast_path_from_a_zero_state_and_fixed_frames_equals_the_equations(
-    monkeypatch, frames_need_grad, peephole, products, channels_last
+    monkeypatch, frames_need_grad, peephole, products, layout
 ):
     """From no state (zeros) the fast path convolves only the input, and it differentiates only
     the parts of ``[X_t, H_{t-1}]`` that need it (not frames that need no gradient): the
     outputs and every gradient must stay those of the equations from an explicit zero state,
     with the weight gradients as either CPU takes them (one product per kernel offset with AMX,
-    else oneDNN's convolution backward), and in either layout of the maps (channels last, as
-    bfloat16 convolutions run, made to run so here in float64)."""
+    else oneDNN's convolution backward), in either layout of the maps (channels last, as
+    bfloat16 convolutions run, made to run so here in float64), and as Winograd's products
+    (made to run so here in float64, with as few channels)."""
     monkeypatch.setattr(convlstm_fast, "products_are_faster", lambda: products)
     layouts = []
-    if channels_last:
+    channels_last = layout != "usual"
+    if layout == "channels_last":
         monkeypatch.setattr(convlstm_fast, "_memory_format", lambda w: torch.channels_last)
+    winograd = []
+    if layout == "winograd":
+        monkeypatch.setattr(
+            convlstm_fast, "winograd_dtype", lambda w, p: winograd.append(w.shape) or w.dtype
+        )
     real_rows = convlstm_fast._rows
     monkeypatch.setattr(
         convlstm_fast, "_rows", lambda m, last: layouts.append(last) or real_rows(m, last)
@@ -277,6 +294,88 @@ def test_fast_path_from_a_zero_state_and_fixed_frames_equals_the_equations(
         assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-10, rtol=1e-9)
     if not peephole:  # the compiled gates took the maps in the layout of the convolutions
         assert layouts and set(layouts) == {channels_last}
+    assert len(winograd) == (2 if layout == "winograd" else 0)  # each cell's convolution
+
+
+@pytest.mark.parametrize("space", [(8, 8), (7, 5), (1, 1), (2, 3)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_winograd_convolution_and_its_gradients_equal_the_direct_ones_in_float64(
+    monkeypatch, space, bias
+):
+    """Winograd F(2x2, 3x3) (``csrc/winograd.h``): the forward, the input gradient (the flipped,
+    transposed weight's transform) and the weight and bias gradients equal torch's direct
+    convolution's, on even and odd map sizes (tiles past the edge)."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, *space, dtype=torch.double).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(6, 5, 3, 3, dtype=torch.double)
+    b = torch.randn(6, dtype=torch.double) if bias else None
+    g = torch.randn(3, 6, *space, dtype=torch.double).contiguous(memory_format=torch.channels_last)
+    u = convlstm_fast.winograd_weight(weight, torch.double)
+    assert u.shape == (16, 5, 6)
+    y = convlstm_fast.winograd_conv(x, u, b, torch.double)
+    ref = torch.nn.functional.conv2d(x, weight, b, padding=1)
+    assert y.shape == ref.shape and torch.allclose(y, ref, atol=1e-12, rtol=1e-10)
+    back = convlstm_fast.winograd_weight(weight.flip(2, 3).transpose(0, 1), torch.double)
+    dx = convlstm_fast.winograd_conv(g, back, None, torch.double)
+    ref_dx = torch.nn.functional.conv_transpose2d(g, weight, padding=1)
+    assert torch.allclose(dx, ref_dx, atol=1e-12, rtol=1e-10)
+    monkeypatch.setattr(convlstm_fast, "winograd_dtype", lambda w, p: w.dtype)
+    conv = convlstm_fast.BatchedWeightGradConv(weight, b, 2, 1)  # as Winograd's, in float64
+    xs = [(x[:2], [True]), (x[2:], [True])]  # two steps: their inputs, all parts given
+    grad_w, grad_b = convlstm_fast._winograd_weight_grad(conv, xs, [g[:2], g[2:]], bias)
+    _, ref_w, ref_b = torch.ops.aten.convolution_backward(
+        g, x, weight, [6] if bias else None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+        [False, True, bias],
+    )  # fmt: skip
+    assert torch.allclose(grad_w, ref_w, atol=1e-11, rtol=1e-10)
+    assert (grad_b is None) == (not bias) and (not bias or torch.allclose(grad_b, ref_b))
+
+
+def test_winograd_serves_3x3_same_convolutions_of_enough_channels_where_the_kernels_build(
+    monkeypatch,
+):
+    """The rule (:func:`convlstm_fast.winograd_dtype`): 3x3 kernels with padding 1, at least
+    :data:`WINOGRAD_MIN_CHANNELS` channels each way, float32, or bfloat16 (in bfloat16 on a CPU
+    that computes it natively, else in float32); none without the compiled kernels."""
+    rule = convlstm_fast.winograd_dtype
+    n = convlstm_fast.WINOGRAD_MIN_CHANNELS
+    assert rule(torch.empty(4 * n, 2 * n, 3, 3), 1) == torch.float32
+    native = convlstm_fast.cpu_computes_bf16()
+    bf16 = torch.bfloat16 if native else torch.float32
+    assert rule(torch.empty(4 * n, 2 * n, 3, 3, dtype=torch.bfloat16), 1) == bf16
+    for weight, padding in [
+        (torch.empty(4 * n, 2 * n, 5, 5), 2),  # 5x5
+        (torch.empty(4 * n, 2 * n, 3, 3), 0),  # not "same"
+        (torch.empty(4 * n, n - 1, 3, 3), 1),  # too few channels in
+        (torch.empty(4 * n, 2 * n, 3), 1),  # 1-d
+        (torch.empty(4 * n, 2 * n, 3, 3, dtype=torch.double), 1),  # float64: oneDNN's
+    ]:
+        assert rule(weight, padding) is None
+    from lstmvision.nn import recurrent_fast
+
+    monkeypatch.setattr(recurrent_fast, "extension", lambda: None)
+    assert rule(torch.empty(4 * n, 2 * n, 3, 3), 1) is None
+
+
+def test_at_the_default_rule_a_wide_layer_equals_the_equations_in_float32():
+    """A layer wide enough for Winograd's products by default: outputs and gradients within
+    1e-5 of the largest of the equations' in float32."""
+    torch.manual_seed(0)
+    n = convlstm_fast.WINOGRAD_MIN_CHANNELS
+    layer = ConvLSTM(n, [n], kernel_size=3, implementation="fast")
+    reference = _equations_copy(layer)
+    assert convlstm_fast.winograd_dtype(convlstm_fast.joint_weights(layer.cells[0])[0], 1)
+    x = torch.randn(2, 3, n, 6, 5, requires_grad=True)
+    results = []
+    for model in (layer, reference):
+        x.grad = None
+        out = model(x)[0]
+        out.square().sum().backward()
+        results.append(
+            [out.detach(), x.grad.clone(), *(p.grad.clone() for p in model.parameters())]
+        )
+    for a, b in zip(*results, strict=True):
+        assert a.abs().sum() > 0 and (a - b).abs().max() <= 1e-5 * b.abs().max()
 
 
 def test_fast_backward_skips_the_gradients_no_one_needs(monkeypatch):

@@ -135,9 +135,17 @@ class BatchedWeightGradConv:
         if torch.is_autocast_enabled(device):  # what autocast would do to the convolution each step
             dtype = torch.get_autocast_dtype(device)
             weight, bias = weight.to(dtype), None if bias is None else bias.to(dtype)
-        self.memory_format = _memory_format(weight)
+        # the type its products compute in where it runs as Winograd's (None: oneDNN's direct)
+        self.winograd = winograd_dtype(weight, padding)
+        self.memory_format = (
+            torch.channels_last if self.winograd is not None else _memory_format(weight)
+        )
         weight = weight.contiguous(memory_format=self.memory_format)
         self.weight, self.bias, self.dims, self.padding = weight, bias, dims, padding
+        # Winograd's transformed weights (16, I, O) for the steps' forward, and (16, O, I) of each
+        # part for their input gradients (made at the first backward)
+        self.winograd_u = None if self.winograd is None else winograd_weight(weight, self.winograd)
+        self.winograd_back: dict[int | None, Tensor] = {}
         self.sizes = tuple(sizes or (weight.shape[1],))  # input channels of each part
         # each part's weight (a copy, made once), for steps that convolve or differentiate fewer
         parts = weight.split(self.sizes, 1)
@@ -158,6 +166,17 @@ class BatchedWeightGradConv:
         parts = (*parts, *[None] * (len(self.sizes) - len(parts)))
         out = _StepConv.apply(self.weight, self.bias, self.token, self, *parts)
         return _in_layout_of(parts[0], out) if same_layout else out
+
+    def input_grad(self, g: Tensor, part: int | None) -> Tensor:
+        """The gradient of the input's part ``part`` (``None``: of the whole input) from the
+        output's ``g``: the transposed convolution, or Winograd's."""
+        if self.winograd is None:
+            w = self.weight if part is None else self.part_weights[part]
+            return _CONV_T_FN[self.dims](g, w, padding=self.padding)
+        if part not in self.winograd_back:  # the flipped, transposed weight's transform
+            w = self.weight if part is None else self.part_weights[part]
+            self.winograd_back[part] = winograd_weight(w.flip(2, 3).transpose(0, 1), self.winograd)
+        return winograd_conv(g, self.winograd_back[part], None, self.weight.dtype)
 
 
 @contextlib.contextmanager
@@ -205,6 +224,8 @@ def _stacked_weight_grad(conv: BatchedWeightGradConv, xs, gs, bias: bool):
     each step's given input parts joined and which parts were given, ``gs``: its output's
     gradient): as one matrix product per kernel offset (:func:`_shifted_weight_grad`) on a CPU
     with AMX, else one convolution backward of the steps stacked as a batch (:func:`_stacked`)."""
+    if conv.winograd is not None:
+        return _winograd_weight_grad(conv, xs, gs, bias)
     if conv.weight.device.type == "cpu" and products_are_faster():
         parts = [_step_parts(inputs, given, conv.sizes) for inputs, given in xs]
         return _shifted_weight_grad(
@@ -249,6 +270,101 @@ def _memory_format(weight: Tensor) -> torch.memory_format:
     if weight.dim() == 4 and weight.dtype in (torch.bfloat16, torch.float16):
         return torch.channels_last
     return torch.contiguous_format
+
+
+WINOGRAD_MIN_CHANNELS = 32
+"""The fewest input and output channels of a step's convolution that runs as Winograd's."""
+
+
+def winograd_dtype(weight: Tensor, padding: int) -> torch.dtype | None:
+    """The type in which a step's convolution with ``weight`` computes as Winograd F(2x2, 3x3)
+    products (:func:`winograd_conv`), or ``None`` where it runs as oneDNN's direct convolution.
+
+    Winograd's for 3x3 kernels with "same" padding, 2-d maps on a CPU, at least
+    :data:`WINOGRAD_MIN_CHANNELS` channels in and out, where the compiled kernels are built: 16
+    multiplications per 2x2 outputs and channel pair where the direct convolution takes 36. On a
+    2-core AMD EPYC (AVX2) at the Moving MNIST recipe's shapes (16 maps of 8x8, 192 and 256
+    channels in, 512 out) in float32 it took 6.3 and 8.5 ms against oneDNN's 12.2 and 18.0
+    (input gradients 7.0 and 7.6 against 15.0 and 15.0). It computes in float32, and in
+    bfloat16 where the CPU computes bfloat16 natively (:func:`cpu_computes_bf16`; on a 2-core
+    AMD EPYC with AVX512-BF16 the products took 2.6 ms against oneDNN's direct 5.1 ms); a CPU
+    without emulates bfloat16 convolutions and products at a small fraction of its float32
+    speed, so there a bfloat16 step computes in float32 (its inputs and weights rounded to
+    bfloat16 as autocast's, its outputs rounded to bfloat16)."""
+    if (
+        weight.device.type != "cpu"
+        or weight.dim() != 4
+        or tuple(weight.shape[2:]) != (3, 3)
+        or padding != 1
+        or min(weight.shape[:2]) < WINOGRAD_MIN_CHANNELS
+        or torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+        or torch.compiler.is_compiling()
+    ):
+        return None
+    if weight.dtype == torch.float32:
+        dtype = torch.float32
+    elif weight.dtype == torch.bfloat16:
+        dtype = torch.bfloat16 if cpu_computes_bf16() else torch.float32
+    else:
+        return None
+    from lstmvision.nn import recurrent_fast
+
+    return dtype if recurrent_fast.extension() is not None else None
+
+
+@functools.cache
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU's oneDNN computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it
+    emulates it, many times slower than float32."""
+    try:  # oneDNN's own check (a private torch function)
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without it: say no
+        return False
+
+
+_WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+
+
+def winograd_weight(weight: Tensor, dtype: torch.dtype) -> Tensor:
+    """A 3x3 kernel's Winograd F(2x2, 3x3) transform ``G w G^T``: ``(O, I, 3, 3)`` -> ``(16, I,
+    O)`` in ``dtype`` (computed in float32, or float64 for float64)."""
+    exact = torch.float64 if weight.dtype == torch.float64 else torch.float32
+    g = torch.tensor(_WINOGRAD_G, dtype=exact, device=weight.device)
+    u = torch.einsum("ka,oiab,lb->klio", g, weight.detach().to(exact), g)
+    return u.reshape(16, *u.shape[2:]).to(dtype).contiguous()
+
+
+def winograd_conv(x: Tensor, u: Tensor, bias: Tensor | None, dtype: torch.dtype) -> Tensor:
+    """The stride-1 3x3 convolution with padding 1 of maps ``x`` ``(B, C, H, W)`` with a weight
+    transformed by :func:`winograd_weight`, ``u`` ``(16, C, O)``, plus ``bias``: ``(B, O, H, W)``
+    in ``dtype``, channels last (``csrc/winograd.h``: 4x4 tiles 2 apart, transformed, 16 matrix
+    products in ``u``'s type, the 2x2 outputs of each tile transformed back)."""
+    from lstmvision.nn import recurrent_fast
+
+    nhwc = x.permute(0, 2, 3, 1).contiguous()  # no copy for maps that lie channels last
+    with torch.autocast(x.device.type, enabled=False):  # the products in u's type, as given
+        y = recurrent_fast.extension().winograd_conv(nhwc, u, bias, dtype)
+    return y.permute(0, 3, 1, 2)
+
+
+def _winograd_weight_grad(conv: BatchedWeightGradConv, xs, gs, bias: bool):
+    """:func:`_stacked_weight_grad` where the steps ran as Winograd's: the gradient of the
+    transformed weight, ``dU``, one product per tile offset over all steps' tiles
+    (``csrc/winograd.h``), then the weight's own, ``G^T dU G`` (16 multiplications per tile and
+    channel pair, where the convolution backward takes 36 per 2x2 outputs)."""
+    from lstmvision.nn import recurrent_fast
+
+    x = _stacked(xs, conv).permute(0, 2, 3, 1)  # (N, H, W, I), channels last: no copy
+    g = torch.cat(gs)  # (N, O, H, W)
+    nhwc = g.permute(0, 2, 3, 1).contiguous()
+    with torch.autocast(x.device.type, enabled=False):
+        du, grad_b = recurrent_fast.extension().winograd_weight_grad(x, nhwc, conv.winograd)
+    gm = torch.tensor(_WINOGRAD_G, dtype=grad_b.dtype, device=du.device)
+    grad_w = torch.einsum("ka,klio,lb->oiab", gm, du.view(4, 4, *du.shape[1:]).to(gm.dtype), gm)
+    dtype = conv.weight.dtype
+    grad_w = grad_w.to(dtype).contiguous(memory_format=conv.memory_format)
+    return grad_w, grad_b.to(dtype) if bias else None
 
 
 def _joined(parts: list[Tensor], conv: BatchedWeightGradConv) -> Tensor:
@@ -341,6 +457,12 @@ class _StepConv(torch.autograd.Function):
         ctx.dtypes = [None if p is None else p.dtype for p in parts]
         inputs = _joined(given, conv)  # cast to the weight's type (autocast's) in the same copy
         ctx.save_for_backward(inputs)
+        if conv.winograd is not None:  # the given parts' rows of the transformed weight
+            u = conv.winograd_u
+            if not all(ctx.given):
+                rows = [r for r, p in zip(u.split(conv.sizes, 1), parts) if p is not None]
+                u = rows[0] if len(rows) == 1 else torch.cat(rows, 1)
+            return winograd_conv(inputs, u, bias, weight.dtype)
         w = weight
         if not all(ctx.given):  # a zero part adds nothing: the others' convolution (one bias)
             ws = [pw for pw, p in zip(conv.part_weights, parts) if p is not None]
@@ -357,13 +479,12 @@ class _StepConv(torch.autograd.Function):
         wanted = ctx.needs_input_grad[4:]
         grads = [None] * len(ctx.given)
         if all(wanted):
-            whole = _CONV_T_FN[conv.dims](g, conv.weight, padding=conv.padding)
+            whole = conv.input_grad(g, None)
             grads = list(whole.split(conv.sizes, 1))
         else:  # only the parts that need a gradient (not the frames read, not a zero state)
             for k, need in enumerate(wanted):
                 if need:
-                    w = conv.part_weights[k]
-                    grads[k] = _CONV_T_FN[conv.dims](g, w, padding=conv.padding)
+                    grads[k] = conv.input_grad(g, k)
         grads = [None if d is None else d.to(t) for d, t in zip(grads, ctx.dtypes)]  # parts' types
         return None, None, g.new_zeros(()), None, *grads
 

@@ -58,7 +58,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 SOURCE = Path(__file__).with_name("csrc") / "recurrent.cpp"
-HEADERS = tuple(SOURCE.with_name(name) for name in ("step_product.h", "buffer_cache.h"))
+HEADERS = tuple(
+    SOURCE.with_name(name) for name in ("step_product.h", "buffer_cache.h", "winograd.h")
+)
 DISABLE_ENV = "LSTMVISION_NO_EXTENSION"
 
 

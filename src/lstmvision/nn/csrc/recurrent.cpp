@@ -36,6 +36,7 @@
 
 #include "buffer_cache.h"
 #include "step_product.h"
+#include "winograd.h"
 
 namespace {
 
@@ -646,6 +647,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_backward", &gru_backward);
   m.def("rnn_forward", &rnn_forward);
   m.def("rnn_backward", &rnn_backward);
+  m.def("winograd_conv", &winograd::conv);
+  m.def("winograd_weight_grad", &winograd::weight_grad);
   m.def("buffer_cache_stats", [] { return buffer_cache::Cache::instance().stats(); });
   m.def("buffer_cache_clear", [] { buffer_cache::Cache::instance().clear(); });
   m.def("buffer_cache_limit_mb",
