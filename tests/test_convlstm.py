@@ -378,6 +378,29 @@ def test_at_the_default_rule_a_wide_layer_equals_the_equations_in_float32():
         assert a.abs().sum() > 0 and (a - b).abs().max() <= 1e-5 * b.abs().max()
 
 
+def test_without_gradients_winograd_products_equal_the_direct_convolution(monkeypatch):
+    """Inference (validation rollouts, ``predict``) takes Winograd's products too, the weight's
+    transform kept per cell until a parameter changes: outputs within 1e-5 of the direct
+    convolution's, before and after an in-place change of a weight."""
+    torch.manual_seed(0)
+    n = convlstm_fast.WINOGRAD_MIN_CHANNELS
+    layer = ConvLSTM(n, [n], kernel_size=3, implementation="fast")
+    x = torch.randn(2, 3, n, 6, 5)
+    calls = []
+    real = convlstm_fast.winograd_conv
+    monkeypatch.setattr(convlstm_fast, "winograd_conv", lambda *a: calls.append(1) or real(*a))
+    for _ in range(2):
+        with torch.no_grad():
+            out = layer(x)[0]
+            with monkeypatch.context() as direct:
+                direct.setattr(convlstm_fast, "_inference_winograd", lambda *a: None)
+                ref = layer(x)[0]
+        assert out.is_contiguous() and (out - ref).abs().max() <= 1e-5 * ref.abs().max()
+        with torch.no_grad():
+            layer.cells[0].conv_h.weight.mul_(-0.5)  # the kept transform must not be used
+    assert len(calls) == 6  # 3 steps, twice
+
+
 def test_fast_backward_skips_the_gradients_no_one_needs(monkeypatch):
     """The input gradients of the first cell's joined convolution: for its hidden part only when
     the frames need no gradient, none at the first step (from a zero state, which the frames

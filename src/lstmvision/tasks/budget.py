@@ -43,11 +43,10 @@ def native_bf16(accelerator: str) -> bool:
     """Whether training on ``accelerator`` runs on a CPU whose oneDNN computes bfloat16 natively
     (AVX512-BF16 or AMX): there bf16-mixed is faster per step than float32; elsewhere it is
     emulated and slower."""
+    from lstmvision.nn.convlstm_fast import cpu_computes_bf16
+
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    try:  # oneDNN's own check (a private torch function)
-        return on_cpu and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch build without it: say no
-        return False
+    return on_cpu and cpu_computes_bf16()
 
 
 def step_seconds(
