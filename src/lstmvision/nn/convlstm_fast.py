@@ -260,8 +260,9 @@ class _StepWeightGrad(torch.autograd.Function):
 def _stacked_weight_grad(conv: BatchedWeightGradConv, xs, gs, bias: bool):
     """The weight and bias gradients of ``conv`` summed over the steps whose backward ran (``xs``:
     each step's given input parts joined and which parts were given, ``gs``: its output's
-    gradient): as one matrix product per kernel offset (:func:`_shifted_weight_grad`) on a CPU
-    with AMX, else one convolution backward of the steps stacked as a batch (:func:`_stacked`)."""
+    gradient): as Winograd's products where the steps ran so (:func:`_winograd_weight_grad`), as
+    one matrix product per kernel offset (:func:`_shifted_weight_grad`) on a CPU with AMX, else
+    one convolution backward of the steps stacked as a batch (:func:`_stacked`)."""
     if conv.winograd is not None:
         return _winograd_weight_grad(conv, xs, gs, bias)
     if conv.weight.device.type == "cpu" and products_are_faster():

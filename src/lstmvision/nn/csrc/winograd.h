@@ -65,6 +65,25 @@ struct Io<at::BFloat16> {
 
 inline int64_t tiles_of(int64_t n) { return (n + 1) / 2; }
 
+// body(t, b, r, s, scratch) for every tile t (image b, tile row r, column s) of maps (B, H, W, n),
+// the tiles split between threads, each thread with a scratch of `scratch` values.
+template <typename acc, typename Body>
+void over_tiles(int64_t B, int64_t H, int64_t W, int64_t n, int64_t scratch, const Body& body) {
+  const int64_t th = tiles_of(H), tw = tiles_of(W);
+  at::parallel_for(0, B * th * tw, std::max<int64_t>(1, 8192 / std::max<int64_t>(n, 1)),
+                   [&](int64_t t0, int64_t t1) {
+    std::vector<acc> u(scratch);
+    for (int64_t t = t0; t < t1; ++t) body(t, t / (th * tw), (t / tw) % th, t % tw, u.data());
+  });
+}
+
+// The n values at (y, x) of image b of maps (B, H, W, n), or `outside` past the map's edges.
+template <typename T>
+inline T* at_position(T* maps, int64_t b, int64_t y, int64_t x, int64_t H, int64_t W, int64_t n,
+                      T* outside) {
+  return y >= 0 && y < H && x >= 0 && x < W ? maps + ((b * H + y) * W + x) * n : outside;
+}
+
 // One row of four vectors of n channels: (p0 - p2, p1 + p2, p2 - p1, p1 - p3), the input
 // transform's B^T (or B) applied along the four.
 template <typename in_t, typename out_t>
@@ -106,31 +125,21 @@ inline void a_transform(const in_t* __restrict__ p0, const in_t* __restrict__ p1
 template <typename in_t, typename out_t>
 void input_transform(const in_t* x, out_t* v, int64_t B, int64_t H, int64_t W, int64_t C) {
   using acc = typename Io<in_t>::acc;
-  const int64_t th = tiles_of(H), tw = tiles_of(W), T = B * th * tw;
-  at::parallel_for(0, T, std::max<int64_t>(1, 8192 / std::max<int64_t>(C, 1)),
-                   [&](int64_t t0, int64_t t1) {
-    std::vector<in_t> zeros(C, in_t(0));
-    std::vector<acc> scratch(16 * C);
-    acc* u = scratch.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (th * tw), r = (t / tw) % th, s = t % tw;
-      for (int i = 0; i < 4; ++i) {  // d B: row i of the tile (zeros past the map's edges)
-        const in_t* p[4];
-        const int64_t y = 2 * r + i - 1;
-        for (int j = 0; j < 4; ++j) {
-          const int64_t xx = 2 * s + j - 1;
-          p[j] = y >= 0 && y < H && xx >= 0 && xx < W ? x + ((b * H + y) * W + xx) * C
-                                                      : zeros.data();
-        }
-        acc* q = u + 4 * i * C;
-        b_transform(p[0], p[1], p[2], p[3], q, q + C, q + 2 * C, q + 3 * C, C);
+  const int64_t T = B * tiles_of(H) * tiles_of(W), k = 4 * T * C;  // k: (i, j) to (i + 1, j)
+  const std::vector<in_t> zeros(C, in_t(0));
+  over_tiles<acc>(B, H, W, C, 16 * C, [&](int64_t t, int64_t b, int64_t r, int64_t s, acc* u) {
+    for (int i = 0; i < 4; ++i) {  // d B: row i of the tile (zeros past the map's edges)
+      const in_t* p[4];
+      for (int j = 0; j < 4; ++j) {
+        p[j] = at_position(x, b, 2 * r + i - 1, 2 * s + j - 1, H, W, C, zeros.data());
       }
-      for (int j = 0; j < 4; ++j) {  // B^T (d B): column j
-        out_t* o = v + (j * T + t) * C;
-        const int64_t k = 4 * T * C;  // from (i, j) to (i + 1, j)
-        b_transform(u + j * C, u + (4 + j) * C, u + (8 + j) * C, u + (12 + j) * C, o, o + k,
-                    o + 2 * k, o + 3 * k, C);
-      }
+      acc* q = u + 4 * i * C;
+      b_transform(p[0], p[1], p[2], p[3], q, q + C, q + 2 * C, q + 3 * C, C);
+    }
+    for (int j = 0; j < 4; ++j) {  // B^T (d B): column j
+      out_t* o = v + (j * T + t) * C;
+      b_transform(u + j * C, u + (4 + j) * C, u + (8 + j) * C, u + (12 + j) * C, o, o + k,
+                  o + 2 * k, o + 3 * k, C);
     }
   });
 }
@@ -142,30 +151,21 @@ template <typename in_t, typename out_t>
 void output_transform(const in_t* m, const typename Io<out_t>::acc* bias, out_t* y, int64_t B,
                       int64_t H, int64_t W, int64_t O) {
   using acc = typename Io<out_t>::acc;
-  const int64_t th = tiles_of(H), tw = tiles_of(W), T = B * th * tw;
-  at::parallel_for(0, T, std::max<int64_t>(1, 8192 / std::max<int64_t>(O, 1)),
-                   [&](int64_t t0, int64_t t1) {
-    std::vector<out_t> spill(2 * O);  // the outputs of a tile past the map's edge (odd H or W)
-    std::vector<acc> scratch(8 * O);
-    acc* u = scratch.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (th * tw), r = (t / tw) % th, s = t % tw;
-      for (int i = 0; i < 4; ++i) {  // M A: row i
-        const in_t* p = m + (4 * i * T + t) * O;
-        const int64_t k = T * O;  // from (i, j) to (i, j + 1)
-        a_transform<in_t, acc>(p, p + k, p + 2 * k, p + 3 * k, nullptr, u + i * O,
-                               u + (4 + i) * O, O);
-      }
-      for (int j = 0; j < 2; ++j) {  // A^T (M A): column j, to rows 2r and 2r + 1
-        out_t* o[2];
-        const int64_t xx = 2 * s + j;
-        for (int i = 0; i < 2; ++i) {
-          const int64_t yy = 2 * r + i;
-          o[i] = yy < H && xx < W ? y + ((b * H + yy) * W + xx) * O : spill.data() + i * O;
-        }
-        const acc* q = u + 4 * j * O;
-        a_transform<acc, out_t>(q, q + O, q + 2 * O, q + 3 * O, bias, o[0], o[1], O);
-      }
+  const int64_t T = B * tiles_of(H) * tiles_of(W), k = T * O;  // k: (i, j) to (i, j + 1)
+  over_tiles<acc>(B, H, W, O, 8 * O, [&](int64_t t, int64_t b, int64_t r, int64_t s, acc* u) {
+    for (int i = 0; i < 4; ++i) {  // M A: row i
+      const in_t* p = m + (4 * i * T + t) * O;
+      a_transform<in_t, acc>(p, p + k, p + 2 * k, p + 3 * k, nullptr, u + i * O, u + (4 + i) * O,
+                             O);
+    }
+    thread_local std::vector<out_t> spill;  // a tile's outputs past the map's edge (odd H, W)
+    spill.resize(2 * O);
+    out_t* none = spill.data();
+    for (int j = 0; j < 2; ++j) {  // A^T (M A): column j, to rows 2r and 2r + 1
+      const acc* q = u + 4 * j * O;
+      a_transform<acc, out_t>(q, q + O, q + 2 * O, q + 3 * O, bias,
+                              at_position(y, b, 2 * r, 2 * s + j, H, W, O, none),
+                              at_position(y, b, 2 * r + 1, 2 * s + j, H, W, O, none + O), O);
     }
   });
 }
@@ -190,29 +190,18 @@ inline void a_transposed(const in_t* __restrict__ p0, const in_t* __restrict__ p
 template <typename in_t, typename out_t>
 void grad_transform(const in_t* g, out_t* v, int64_t B, int64_t H, int64_t W, int64_t O) {
   using acc = typename Io<in_t>::acc;
-  const int64_t th = tiles_of(H), tw = tiles_of(W), T = B * th * tw;
-  at::parallel_for(0, T, std::max<int64_t>(1, 8192 / std::max<int64_t>(O, 1)),
-                   [&](int64_t t0, int64_t t1) {
-    std::vector<in_t> zeros(O, in_t(0));
-    std::vector<acc> scratch(8 * O);
-    acc* u = scratch.data();
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (th * tw), r = (t / tw) % th, s = t % tw;
-      for (int i = 0; i < 2; ++i) {  // g A^T: row i (zeros past the map's edges)
-        const in_t* p[2];
-        const int64_t y = 2 * r + i;
-        for (int j = 0; j < 2; ++j) {
-          const int64_t xx = 2 * s + j;
-          p[j] = y < H && xx < W ? g + ((b * H + y) * W + xx) * O : zeros.data();
-        }
-        acc* q = u + 4 * i * O;
-        a_transposed(p[0], p[1], q, q + O, q + 2 * O, q + 3 * O, O);
-      }
-      for (int j = 0; j < 4; ++j) {  // A (g A^T): column j
-        out_t* o = v + (j * T + t) * O;
-        const int64_t k = 4 * T * O;
-        a_transposed(u + j * O, u + (4 + j) * O, o, o + k, o + 2 * k, o + 3 * k, O);
-      }
+  const int64_t T = B * tiles_of(H) * tiles_of(W), k = 4 * T * O;  // k: (i, j) to (i + 1, j)
+  const std::vector<in_t> zeros(O, in_t(0));
+  over_tiles<acc>(B, H, W, O, 8 * O, [&](int64_t t, int64_t b, int64_t r, int64_t s, acc* u) {
+    for (int i = 0; i < 2; ++i) {  // g A^T: row i (zeros past the map's edges)
+      const in_t* p0 = at_position(g, b, 2 * r + i, 2 * s, H, W, O, zeros.data());
+      const in_t* p1 = at_position(g, b, 2 * r + i, 2 * s + 1, H, W, O, zeros.data());
+      acc* q = u + 4 * i * O;
+      a_transposed(p0, p1, q, q + O, q + 2 * O, q + 3 * O, O);
+    }
+    for (int j = 0; j < 4; ++j) {  // A (g A^T): column j
+      out_t* o = v + (j * T + t) * O;
+      a_transposed(u + j * O, u + (4 + j) * O, o, o + k, o + 2 * k, o + 3 * k, O);
     }
   });
 }
