@@ -19,8 +19,9 @@ of three implementations, chosen by ``implementation``:
   (``scripts/rnn_auto_rule.py``, docs/bench.md): ``fast`` for every call the kernels serve
   (training and inference, all three cells: 1.0-13x torch's speed at 1 thread, 1.15-16x at 2,
   an LSTM's inference on 4-16 sequences at 1 thread about even, 0.84-1.09x), ``fused`` for GPU
-  tensors, other dtypes than float32/64, CPU autocast, tracing and export, and where the kernels
-  cannot be built.
+  tensors, other dtypes than float32/64, CPU autocast (on a CPU without bfloat16 arithmetic,
+  where oneDNN has no bfloat16 LSTM, ``fast`` in float32), tracing and export, and where the
+  kernels cannot be built.
 
 Speed: the equations path does the matrix products torch's kernel does, but its gate
 arithmetic is about 35 separate eager operations per step (forward and backward), so it is
@@ -292,6 +293,11 @@ class _RecurrentLayer:
             return "fast" if usable and recurrent_fast.extension() else "equations"
         # auto: the fast kernels wherever they serve the call (the faster in every configuration
         # measured but an LSTM's inference on 4-16 sequences at 1 thread, 0.84-1.09x: docs/bench.md)
+        if autocast and data.device.type == "cpu" and not _cpu_computes_bf16():
+            # torch's kernel under CPU autocast is oneDNN's bfloat16 LSTM, which a CPU without
+            # bfloat16 arithmetic cannot create ("could not create a primitive descriptor"): our
+            # paths run such a call in float32
+            return "fast" if recurrent_fast.extension() else "equations"
         if autocast or not recurrent_fast.supports(data):
             return "fused"
         return "fast" if recurrent_fast.extension() else "fused"
@@ -566,3 +572,9 @@ class RNN(_RecurrentLayer, torch.nn.RNN):
     @property
     def _equations(self) -> RNNEquations:
         return RNN_EQUATIONS[self.nonlinearity]
+
+
+def _cpu_computes_bf16() -> bool:
+    from lstmvision.nn.convlstm_fast import cpu_computes_bf16
+
+    return cpu_computes_bf16()
