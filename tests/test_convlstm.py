@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell, convlstm_fast
+from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell, convlstm_fast, recurrent_fast
 
 IMPLEMENTATIONS = ["equations", "fast"]
 
@@ -340,7 +340,7 @@ def test_winograd_serves_3x3_same_convolutions_of_enough_channels_where_the_kern
     rule = convlstm_fast.winograd_dtype
     n = convlstm_fast.WINOGRAD_MIN_CHANNELS
     assert rule(torch.empty(4 * n, 2 * n, 3, 3), 1) == torch.float32
-    native = convlstm_fast.cpu_computes_bf16()
+    native = recurrent_fast.cpu_computes_bf16()
     bf16 = torch.bfloat16 if native else torch.float32
     assert rule(torch.empty(4 * n, 2 * n, 3, 3, dtype=torch.bfloat16), 1) == bf16
     for weight, padding in [
@@ -351,8 +351,6 @@ def test_winograd_serves_3x3_same_convolutions_of_enough_channels_where_the_kern
         (torch.empty(4 * n, 2 * n, 3, 3, dtype=torch.double), 1),  # float64: oneDNN's
     ]:
         assert rule(weight, padding) is None
-    from lstmvision.nn import recurrent_fast
-
     monkeypatch.setattr(recurrent_fast, "extension", lambda: None)
     assert rule(torch.empty(4 * n, 2 * n, 3, 3), 1) is None
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmvision.nn import GRU, IMPLEMENTATIONS, LSTM, RNN, RowLSTM, convlstm_fast
+from lstmvision.nn import GRU, IMPLEMENTATIONS, LSTM, RNN, RowLSTM, recurrent_fast
 
 STEPS, BATCH, INPUT, HIDDEN = 5, 4, 3, 6
 LENGTHS = [3, 5, 1, 4]  # unsorted, max = STEPS
@@ -239,7 +239,7 @@ def test_auto_picks_one_of_the_equal_paths(name, training):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         # torch's kernel under autocast where the CPU computes bfloat16 (oneDNN's bfloat16 LSTM
         # exists only there), else ours in float32
-        native = convlstm_fast.cpu_computes_bf16()
+        native = recurrent_fast.cpu_computes_bf16()
         assert ours._path(x) == ("fused" if native else "fast")
     with torch.set_grad_enabled(training):
         assert ours.double()._path(x.double()) == path

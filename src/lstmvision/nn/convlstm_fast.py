@@ -94,13 +94,13 @@ def _inference_winograd(
         return None
     device = inputs.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
-    compute = winograd_dtype(weight.to(dtype), cell.kernel_size // 2)
+    compute = winograd_dtype(weight, cell.kernel_size // 2, dtype)
     if compute is None:
         return None
     params = (cell.conv_x.weight, cell.conv_h.weight)
     key = (dtype, compute, *((p.data_ptr(), p._version) for p in params))
     kept = _INFERENCE_WEIGHTS.setdefault(cell, {})  # from a zero state and from a state
-    if kept.get(weight.shape[1], (None,))[0] != key:
+    if kept.get(weight.shape[1], (None,))[0] != key:  # cast and transformed once, then kept
         kept[weight.shape[1]] = (key, winograd_weight(weight.to(dtype), compute))
     x = inputs.to(dtype, memory_format=torch.channels_last)
     u = kept[weight.shape[1]][1]
@@ -185,13 +185,7 @@ class BatchedWeightGradConv:
         self.winograd_u = None if self.winograd is None else winograd_weight(weight, self.winograd)
         self.winograd_back: dict[int | None, Tensor] = {}
         self.sizes = tuple(sizes or (weight.shape[1],))  # input channels of each part
-        # each part's weight (a copy, made once), for steps that convolve or differentiate fewer
-        parts = weight.split(self.sizes, 1)
-        self.part_weights = (
-            [w.contiguous(memory_format=self.memory_format) for w in parts]
-            if len(parts) > 1
-            else [weight]
-        )
+        self._part_weights: list[Tensor] | None = None  # made at first use: part_weights()
         # ((x_t's given parts joined, which parts were given), g_t) of the steps whose backward ran
         self.pending: list[tuple[tuple[Tensor, list[bool]], Tensor]] = []
         self.token = _StepWeightGrad.apply(weight, bias, self)
@@ -205,14 +199,26 @@ class BatchedWeightGradConv:
         out = _StepConv.apply(self.weight, self.bias, self.token, self, *parts)
         return _in_layout_of(parts[0], out) if same_layout else out
 
+    def part_weights(self) -> list[Tensor]:
+        """Each part's weight in the convolution's layout (copies, made once), for the direct
+        convolutions of steps that convolve or differentiate fewer parts than all."""
+        if self._part_weights is None:
+            parts = self.weight.split(self.sizes, 1)
+            self._part_weights = (
+                [w.contiguous(memory_format=self.memory_format) for w in parts]
+                if len(parts) > 1
+                else [self.weight]
+            )
+        return self._part_weights
+
     def input_grad(self, g: Tensor, part: int | None) -> Tensor:
         """The gradient of the input's part ``part`` (``None``: of the whole input) from the
         output's ``g``: the transposed convolution, or Winograd's."""
         if self.winograd is None:
-            w = self.weight if part is None else self.part_weights[part]
+            w = self.weight if part is None else self.part_weights()[part]
             return _CONV_T_FN[self.dims](g, w, padding=self.padding)
         if part not in self.winograd_back:  # the flipped, transposed weight's transform
-            w = self.weight if part is None else self.part_weights[part]
+            w = self.weight if part is None else self.weight.split(self.sizes, 1)[part]
             self.winograd_back[part] = winograd_weight(w.flip(2, 3).transpose(0, 1), self.winograd)
         return winograd_conv(g, self.winograd_back[part], None, self.weight.dtype)
 
@@ -315,9 +321,12 @@ WINOGRAD_MIN_CHANNELS = 32
 """The fewest input and output channels of a step's convolution that runs as Winograd's."""
 
 
-def winograd_dtype(weight: Tensor, padding: int) -> torch.dtype | None:
-    """The type in which a step's convolution with ``weight`` computes as Winograd F(2x2, 3x3)
-    products (:func:`winograd_conv`), or ``None`` where it runs as oneDNN's direct convolution.
+def winograd_dtype(
+    weight: Tensor, padding: int, dtype: torch.dtype | None = None
+) -> torch.dtype | None:
+    """The type in which a step's convolution with ``weight`` (cast to ``dtype``, if given, as
+    autocast would) computes as Winograd F(2x2, 3x3) products (:func:`winograd_conv`), or
+    ``None`` where it runs as oneDNN's direct convolution.
 
     Winograd's for 3x3 kernels with "same" padding, 2-d maps on a CPU, at least
     :data:`WINOGRAD_MIN_CHANNELS` channels in and out, where the compiled kernels are built: 16
@@ -325,10 +334,11 @@ def winograd_dtype(weight: Tensor, padding: int) -> torch.dtype | None:
     2-core AMD EPYC (AVX2) at the Moving MNIST recipe's shapes (16 maps of 8x8, 192 and 256
     channels in, 512 out) in float32 it took 6.3 and 8.5 ms against oneDNN's 12.2 and 18.0
     (input gradients 7.0 and 7.6 against 15.0 and 15.0). It computes in float32, and in
-    bfloat16 where the CPU computes bfloat16 natively (:func:`cpu_computes_bf16`; on a 2-core
-    AMD EPYC with AVX512-BF16 the products took 2.6 ms against oneDNN's direct 5.1 ms); a CPU
-    without emulates bfloat16 convolutions and products at a small fraction of its float32
-    speed, so there a bfloat16 step computes in float32 (its inputs and weights rounded to
+    bfloat16 where the CPU computes bfloat16 natively
+    (:func:`~lstmvision.nn.recurrent_fast.cpu_computes_bf16`; on a 2-core AMD EPYC with
+    AVX512-BF16 the products took 2.6 ms against oneDNN's direct 5.1 ms); a CPU without emulates
+    bfloat16 convolutions and products at a small fraction of its float32 speed, so there a
+    bfloat16 step computes in float32 (its inputs and weights rounded to
     bfloat16 as autocast's, its outputs rounded to bfloat16)."""
     if (
         weight.device.type != "cpu"
@@ -341,24 +351,16 @@ def winograd_dtype(weight: Tensor, padding: int) -> torch.dtype | None:
         or torch.compiler.is_compiling()
     ):
         return None
-    if weight.dtype == torch.float32:
-        dtype = torch.float32
-    elif weight.dtype == torch.bfloat16:
-        dtype = torch.bfloat16 if cpu_computes_bf16() else torch.float32
-    else:
-        return None
     from lstmvision.nn import recurrent_fast
 
-    return dtype if recurrent_fast.extension() is not None else None
-
-
-def cpu_computes_bf16() -> bool:
-    """Whether this CPU's oneDNN computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it
-    emulates it, many times slower than float32."""
-    try:  # oneDNN's own check (a private torch function)
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch build without it: say no
-        return False
+    given = weight.dtype if dtype is None else dtype
+    if given == torch.float32:
+        compute = torch.float32
+    elif given == torch.bfloat16:
+        compute = torch.bfloat16 if recurrent_fast.cpu_computes_bf16() else torch.float32
+    else:
+        return None
+    return compute if recurrent_fast.extension() is not None else None
 
 
 _WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
@@ -503,7 +505,7 @@ class _StepConv(torch.autograd.Function):
             return winograd_conv(inputs, u, bias, weight.dtype)
         w = weight
         if not all(ctx.given):  # a zero part adds nothing: the others' convolution (one bias)
-            ws = [pw for pw, p in zip(conv.part_weights, parts) if p is not None]
+            ws = [pw for pw, p in zip(conv.part_weights(), parts) if p is not None]
             w = ws[0] if len(ws) == 1 else torch.cat(ws, 1)
         return _CONV_FN[conv.dims](inputs, w, bias, padding=conv.padding)
 

@@ -293,7 +293,7 @@ class _RecurrentLayer:
             return "fast" if usable and recurrent_fast.extension() else "equations"
         # auto: the fast kernels wherever they serve the call (the faster in every configuration
         # measured but an LSTM's inference on 4-16 sequences at 1 thread, 0.84-1.09x: docs/bench.md)
-        if autocast and data.device.type == "cpu" and not _cpu_computes_bf16():
+        if autocast and data.device.type == "cpu" and not recurrent_fast.cpu_computes_bf16():
             # torch's kernel under CPU autocast is oneDNN's bfloat16 LSTM, which a CPU without
             # bfloat16 arithmetic cannot create ("could not create a primitive descriptor"): our
             # paths run such a call in float32
@@ -572,9 +572,3 @@ class RNN(_RecurrentLayer, torch.nn.RNN):
     @property
     def _equations(self) -> RNNEquations:
         return RNN_EQUATIONS[self.nonlinearity]
-
-
-def _cpu_computes_bf16() -> bool:
-    from lstmvision.nn.convlstm_fast import cpu_computes_bf16
-
-    return cpu_computes_bf16()

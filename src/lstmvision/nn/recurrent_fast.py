@@ -75,6 +75,15 @@ def _cpu_flags() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU's oneDNN computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it
+    emulates it, many times slower than float32. Not cached: tests simulate either CPU."""
+    try:  # oneDNN's own check (a private torch function)
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without it: say no
+        return False
+
+
 def _build_name() -> str:
     # the source's path too: cpp_extension rewrites a folder's build file for each source path,
     # so two checkouts (or a CI clone) sharing one name would rebuild it each time they alternate

@@ -43,7 +43,7 @@ def native_bf16(accelerator: str) -> bool:
     """Whether training on ``accelerator`` runs on a CPU whose oneDNN computes bfloat16 natively
     (AVX512-BF16 or AMX): there bf16-mixed is faster per step than float32; elsewhere it is
     emulated and slower."""
-    from lstmvision.nn.convlstm_fast import cpu_computes_bf16
+    from lstmvision.nn.recurrent_fast import cpu_computes_bf16
 
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     return on_cpu and cpu_computes_bf16()

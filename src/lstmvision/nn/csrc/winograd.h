@@ -206,6 +206,24 @@ void grad_transform(const in_t* g, out_t* v, int64_t B, int64_t H, int64_t W, in
   });
 }
 
+// f(in, out) on the two tensors' data as typed pointers: one floating type for both, bfloat16
+// to float (products computed in float on bfloat16 values) or float to bfloat16 (their results
+// rounded back).
+template <typename F>
+void typed(const at::Tensor& in, const at::Tensor& out, const char* name, F&& f) {
+  const auto a = in.scalar_type(), b = out.scalar_type();
+  if (a == at::kBFloat16 && b == at::kFloat) {
+    f(in.data_ptr<at::BFloat16>(), out.data_ptr<float>());
+  } else if (a == at::kFloat && b == at::kBFloat16) {
+    f(in.data_ptr<float>(), out.data_ptr<at::BFloat16>());
+  } else {
+    TORCH_CHECK(a == b, name, ": unsupported types");
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, a, "winograd", [&] {
+      f(in.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
+    });
+  }
+}
+
 // x (B, H, W, C) -> V (16, tiles, C) in dtype (x's own, or float for bfloat16 computed in
 // float where the CPU has no bfloat16 products).
 inline at::Tensor input(at::Tensor x, at::ScalarType dtype) {
@@ -213,15 +231,8 @@ inline at::Tensor input(at::Tensor x, at::ScalarType dtype) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   at::Tensor v = buffer_cache::Cache::instance().empty({16, B * tiles_of(H) * tiles_of(W), C},
                                                          x.options().dtype(dtype));
-  const auto in = x.scalar_type();
-  if (in == at::kBFloat16 && dtype == at::kFloat) {
-    input_transform(x.data_ptr<at::BFloat16>(), v.data_ptr<float>(), B, H, W, C);
-  } else {
-    TORCH_CHECK(in == dtype, "winograd input: unsupported types");
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, in, "winograd_input", [&] {
-      input_transform(x.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(), B, H, W, C);
-    });
-  }
+  typed(x, v, "winograd input",
+        [&](auto* src, auto* dst) { input_transform(src, dst, B, H, W, C); });
   return v;
 }
 
@@ -238,17 +249,11 @@ inline at::Tensor output(at::Tensor m, c10::optional<at::Tensor> bias, int64_t B
     bias_acc = bias->to(in == at::kDouble ? at::kDouble : at::kFloat).contiguous();
     TORCH_CHECK(bias_acc.numel() == O, "winograd output: bias");
   }
-  if (in == at::kFloat && dtype == at::kBFloat16) {
-    const float* b = bias_acc.defined() ? bias_acc.data_ptr<float>() : nullptr;
-    output_transform(m.data_ptr<float>(), b, y.data_ptr<at::BFloat16>(), B, H, W, O);
-  } else {
-    TORCH_CHECK(in == dtype, "winograd output: unsupported types");
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, in, "winograd_output", [&] {
-      using acc = typename Io<scalar_t>::acc;
-      const acc* b = bias_acc.defined() ? bias_acc.data_ptr<acc>() : nullptr;
-      output_transform(m.data_ptr<scalar_t>(), b, y.data_ptr<scalar_t>(), B, H, W, O);
-    });
-  }
+  typed(m, y, "winograd output", [&](auto* src, auto* dst) {
+    using acc = typename Io<std::remove_pointer_t<decltype(src)>>::acc;
+    const acc* b = bias_acc.defined() ? bias_acc.data_ptr<acc>() : nullptr;
+    output_transform(src, b, dst, B, H, W, O);
+  });
   return y;
 }
 
@@ -276,15 +281,8 @@ inline std::vector<at::Tensor> weight_grad(at::Tensor x, at::Tensor g, at::Scala
   at::Tensor v = input(x, dtype);
   const int64_t B = g.size(0), H = g.size(1), W = g.size(2), O = g.size(3);
   at::Tensor gt = buffer_cache::Cache::instance().empty({16, v.size(1), O}, v.options());
-  const auto in = g.scalar_type();
-  if (in == at::kBFloat16 && dtype == at::kFloat) {
-    grad_transform(g.data_ptr<at::BFloat16>(), gt.data_ptr<float>(), B, H, W, O);
-  } else {
-    TORCH_CHECK(in == dtype, "winograd weight gradient: unsupported types");
-    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, in, "winograd_grad", [&] {
-      grad_transform(g.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>(), B, H, W, O);
-    });
-  }
+  typed(g, gt, "winograd weight gradient",
+        [&](auto* src, auto* dst) { grad_transform(src, dst, B, H, W, O); });
   // the bias's gradient: the sum of g over all positions, each tile's sum being its (1, 1) entry
   const auto exact = dtype == at::kDouble ? at::kDouble : at::kFloat;
   return {at::bmm(v.transpose(1, 2), gt), gt.select(0, 5).sum(0, false, exact)};
