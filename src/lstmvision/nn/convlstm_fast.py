@@ -23,9 +23,10 @@ costs more to dispatch than to compute. Six changes, each checked equal to the e
   more, its input gradients and its weight gradient as Winograd F(2x2, 3x3): 16 matrix products
   over 4x4 tiles of the maps, with compiled transforms (``csrc/winograd.h``), 16 multiplications
   per 2x2 outputs and channel pair where the direct convolution takes 36 (the Moving MNIST
-  recipe's float32 step 1.9x as fast on a 2-core AMD EPYC). It runs channels last, in float32, or
-  in bfloat16 where the CPU computes it natively; elsewhere a bfloat16 step computes in float32
-  (torch emulates bfloat16 convolutions there many times slower).
+  recipe's step 1.9x as fast in float32 on a 2-core Zen 3 EPYC, 1.4x in bf16-mixed on a Zen
+  4). It runs channels last, in float32, or in bfloat16 where the CPU computes it natively;
+  elsewhere a bfloat16 step computes in float32 (torch emulates bfloat16 convolutions there many
+  times slower).
 * **Gate derivatives written out** (:class:`LSTMGates`) for cells without peepholes or
   normalisation: the backward of the gate equations in a few whole-map operations (as
   :meth:`lstmvision.nn.cells.LSTMEquations.step_backward`) instead of autograd's graph of a few
@@ -335,8 +336,9 @@ def winograd_dtype(
     channels in, 512 out) in float32 it took 6.3 and 8.5 ms against oneDNN's 12.2 and 18.0
     (input gradients 7.0 and 7.6 against 15.0 and 15.0). It computes in float32, and in
     bfloat16 where the CPU computes bfloat16 natively
-    (:func:`~lstmvision.nn.recurrent_fast.cpu_computes_bf16`; on a 2-core AMD EPYC with
-    AVX512-BF16 the products took 2.6 ms against oneDNN's direct 5.1 ms); a CPU without emulates
+    (:func:`~lstmvision.nn.recurrent_fast.cpu_computes_bf16`; on a 2-core Zen 4 EPYC with
+    AVX512-BF16 the two forwards took 2.2 and 3.1 ms against oneDNN's 3.9 and 5.0, in float32
+    5.3 and 6.9 against 7.7 and 9.9); a CPU without emulates
     bfloat16 convolutions and products at a small fraction of its float32 speed, so there a
     bfloat16 step computes in float32 (its inputs and weights rounded to
     bfloat16 as autocast's, its outputs rounded to bfloat16)."""
