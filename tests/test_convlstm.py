@@ -5,6 +5,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from lstmvision.nn import LSTM, ConvLSTM, ConvLSTMCell, convlstm_fast, recurrent_fast
 
@@ -397,6 +398,50 @@ def test_without_gradients_winograd_products_equal_the_direct_convolution(monkey
         with torch.no_grad():
             layer.cells[0].conv_h.weight.mul_(-0.5)  # the kept transform must not be used
     assert len(calls) == 6  # 3 steps, twice
+
+
+def test_inference_conv_computes_emulated_bfloat16_as_winograds_products(monkeypatch):
+    """A forecaster's read-out without gradients, in bfloat16 on a CPU without bfloat16
+    arithmetic (simulated): a "same" 3x3 ``Conv2d`` of 32+ channels each way as Winograd's
+    products in float32 (within bfloat16's rounding of the float32 convolution, the transform
+    made again after a weight changes); with native bfloat16, in float32, for other convolutions
+    and when recording a graph, the module itself."""
+    torch.manual_seed(0)
+    n = convlstm_fast.WINOGRAD_MIN_CHANNELS
+    calls = []
+    real = convlstm_fast.winograd_conv
+    monkeypatch.setattr(convlstm_fast, "winograd_conv", lambda *a: calls.append(a[-1]) or real(*a))
+    monkeypatch.setattr(recurrent_fast, "cpu_computes_bf16", lambda: False)
+    conv = torch.nn.Conv2d(2 * n, n, 3, padding=1)
+    x = torch.randn(3, 2 * n, 7, 6)
+    for _ in range(2):
+        with torch.no_grad():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = convlstm_fast.inference_conv(conv, x)
+            rounded = [t.bfloat16().float() for t in (x, conv.weight, conv.bias)]
+            ref = F.conv2d(*rounded, padding=1)  # float32 on autocast's bfloat16 values
+            conv.weight.mul_(-0.5)  # the kept transform must not be used again
+        assert out.dtype == torch.bfloat16 and out.shape == ref.shape
+        assert (out.float() - ref).abs().max() <= 1e-2 * ref.abs().max()
+    assert calls == [torch.bfloat16] * 2
+    others = [
+        torch.nn.Conv2d(2 * n, n, 3, padding=1, padding_mode="reflect"),
+        torch.nn.Conv2d(2 * n, n, 1),
+        torch.nn.Conv2d(2 * n, n, 3, padding=1, stride=2),
+        torch.nn.Conv2d(n - 1, n, 3, padding=1),
+    ]
+    for other in others:
+        y = torch.randn(3, other.in_channels, 7, 6)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(convlstm_fast.inference_conv(other, y), other(y))
+    with torch.no_grad():
+        assert torch.equal(convlstm_fast.inference_conv(conv, x), conv(x))  # float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        convlstm_fast.inference_conv(conv, x).float().sum().backward()  # recording a graph
+    monkeypatch.setattr(recurrent_fast, "cpu_computes_bf16", lambda: True)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        convlstm_fast.inference_conv(conv, x)  # native bfloat16: oneDNN's
+    assert len(calls) == 2 and conv.weight.grad is not None
 
 
 def test_fast_backward_skips_the_gradients_no_one_needs(monkeypatch):

@@ -396,6 +396,38 @@ def test_readout_kernel_reads_each_patch_from_its_neighbourhood():
         ConvLSTMForecaster(readout_kernel=2)
 
 
+def test_emulated_bfloat16_readout_without_gradients_takes_winograds_products(monkeypatch):
+    """In bf16-mixed on a CPU without bfloat16 arithmetic (simulated), a 3x3 read-out of 32+
+    channels each way (8x8 patches: 64 out) in a rollout without gradients (validation,
+    ``predict``) runs as Winograd's products in float32: the forecast within bfloat16's rounding
+    of the direct convolution's."""
+    from lstmvision.models.video import ConvLSTMForecaster
+    from lstmvision.nn import convlstm_fast, recurrent_fast
+
+    monkeypatch.setattr(recurrent_fast, "cpu_computes_bf16", lambda: False)
+    torch.manual_seed(0)
+    model = ConvLSTMForecaster(hidden_sizes=[32], patch=8, output_frames=2, readout_kernel=3)
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.05)  # zero at the start: the read-out would add nothing
+    frames = torch.rand(2, 3, 1, 16, 24)
+    served = []  # the modules whose convolutions ran as Winograd's products
+    real = convlstm_fast._inference_winograd
+
+    def recorded(owner, *args):
+        out = real(owner, *args)
+        served.append(type(owner).__name__) if out is not None else None
+        return out
+
+    monkeypatch.setattr(convlstm_fast, "_inference_winograd", recorded)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = model(frames).float()
+        assert served.count("Conv2d") == 4  # the read-out at each of the rollout's 4 steps
+        with monkeypatch.context() as direct:
+            direct.setattr("lstmvision.models.video.inference_conv", lambda conv, x: conv(x))
+            ref = model(frames).float()
+    assert fast.abs().max() > 0 and (fast - ref).abs().max() <= 2e-2 * ref.abs().max()
+
+
 def test_readout_hidden_layer_makes_the_readout_nonlinear():
     from lstmvision.errors import ConfigError
     from lstmvision.models.video import ConvLSTMForecaster

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from lstmvision.errors import ConfigError
 from lstmvision.models import get_model, register_model
 from lstmvision.nn import GRU, LSTM, ConvLSTM, LSTMCell
-from lstmvision.nn.convlstm_fast import batched_weight_grad_conv
+from lstmvision.nn.convlstm_fast import batched_weight_grad_conv, inference_conv
 from lstmvision.nn.geometry import affine_field, heat_blur, robust_affine_params, warp
 
 # ------------------------------------------------------------------------------- clip classifiers
@@ -340,7 +340,10 @@ class ConvLSTMForecaster(_Forecaster):
                 anchor, total = frame, u
             frame = warp(anchor, total)
         if self.out is not None:
-            out = F.pixel_shuffle((self._readout or self.out)(h), self.patch)  # (B, C, H, W)
+            # training: the read-out's weight gradient once per sequence; else the module, or
+            # Winograd's products where torch would emulate bfloat16
+            out = self._readout(h) if self._readout is not None else inference_conv(self.out, h)
+            out = F.pixel_shuffle(out, self.patch)  # (B, C, H, W)
             frame = frame + out if self.residual else out
         return frame, ConvLSTMForecastState(lstm_state, anchor, total, prev)
 
