@@ -375,10 +375,10 @@ def winograd_dtype(
     bfloat16 where the CPU computes bfloat16 natively
     (:func:`~lstmvision.nn.recurrent_fast.cpu_computes_bf16`; on a 2-core Zen 4 EPYC with
     AVX512-BF16 the two forwards took 2.2 and 3.1 ms against oneDNN's 3.9 and 5.0, in float32
-    5.3 and 6.9 against 7.7 and 9.9); a CPU without emulates
-    bfloat16 convolutions and products at a small fraction of its float32 speed, so there a
-    bfloat16 step computes in float32 (its inputs and weights rounded to
-    bfloat16 as autocast's, its outputs rounded to bfloat16)."""
+    5.3 and 6.9 against 7.7 and 9.9); a CPU without emulates bfloat16 convolutions and
+    products at a small fraction of its float32 speed, so there a bfloat16 step computes in
+    float32 (its inputs and weights rounded to bfloat16 as autocast's, its outputs rounded to
+    bfloat16)."""
     if (
         weight.device.type != "cpu"
         or weight.dim() != 4
