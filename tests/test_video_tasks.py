@@ -413,8 +413,8 @@ def test_emulated_bfloat16_readout_without_gradients_takes_winograds_products(mo
     served = []  # the modules whose convolutions ran as Winograd's products
     real = convlstm_fast._inference_winograd
 
-    def recorded(owner, *args):
-        out = real(owner, *args)
+    def recorded(owner, *args, **kwargs):
+        out = real(owner, *args, **kwargs)
         served.append(type(owner).__name__) if out is not None else None
         return out
 

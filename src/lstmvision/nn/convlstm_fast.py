@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmvision.nn import recurrent_fast
 from lstmvision.nn.cells import tanh
 
 if TYPE_CHECKING:
@@ -93,17 +94,19 @@ def _inference_winograd(
     weight: Tensor,
     bias: Tensor | None,
     padding: int,
+    emulated_only: bool = False,
 ) -> Tensor | None:
     """A convolution of ``inputs`` with ``weight`` (made from ``owner``'s parameters ``params``)
     as Winograd's products where no gradient is recorded (validation rollouts, ``predict``, the
-    app) and :func:`winograd_dtype` serves it, else ``None``. The weight's transform is kept per
+    app) and :func:`winograd_dtype` serves it (with ``emulated_only``, only where it computes in
+    float32 what would be emulated bfloat16), else ``None``. The weight's transform is kept per
     module until its parameters change."""
     if torch.is_grad_enabled() or inputs.dim() != 4:
         return None
     device = inputs.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
     compute = winograd_dtype(weight, padding, dtype)
-    if compute is None:
+    if compute is None or (emulated_only and compute == dtype):
         return None
     key = (dtype, compute, *((p.data_ptr(), p._version) for p in params))
     kept = _INFERENCE_WEIGHTS.setdefault(owner, {})  # a cell's: from a zero state, from a state
@@ -123,17 +126,11 @@ def inference_conv(conv: nn.Module, x: Tensor) -> Tensor:
     1.54 s with oneDNN capped at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) on a Zen 4 EPYC; with its
     native bfloat16, or in float32, the read-out's Winograd products made no difference there
     (0.36-0.38 s, 0.59-0.60 s), so there the module runs as it is."""
-    if _same_conv_dims(conv) == 2 and not torch.is_grad_enabled() and x.device.type == "cpu":
-        weight = conv.weight
-        autocast = torch.is_autocast_enabled("cpu")
-        dtype = torch.get_autocast_dtype("cpu") if autocast else weight.dtype
-        if (
-            dtype == torch.bfloat16
-            and winograd_dtype(weight, conv.padding[0], dtype) == torch.float32
-        ):
-            y = _inference_winograd(conv, (weight,), x, weight, conv.bias, conv.padding[0])
-            if y is not None:
-                return _in_layout_of(x, y)
+    if _same_conv_dims(conv) == 2:
+        w = conv.weight
+        y = _inference_winograd(conv, (w,), x, w, conv.bias, conv.padding[0], emulated_only=True)
+        if y is not None:
+            return _in_layout_of(x, y)
     return conv(x)
 
 
@@ -390,8 +387,6 @@ def winograd_dtype(
         or torch.compiler.is_compiling()
     ):
         return None
-    from lstmvision.nn import recurrent_fast
-
     given = weight.dtype if dtype is None else dtype
     if given == torch.float32:
         compute = torch.float32
@@ -419,8 +414,6 @@ def winograd_conv(x: Tensor, u: Tensor, bias: Tensor | None, dtype: torch.dtype)
     transformed by :func:`winograd_weight`, ``u`` ``(16, C, O)``, plus ``bias``: ``(B, O, H, W)``
     in ``dtype``, channels last (``csrc/winograd.h``: 4x4 tiles 2 apart, transformed, 16 matrix
     products in ``u``'s type, the 2x2 outputs of each tile transformed back)."""
-    from lstmvision.nn import recurrent_fast
-
     nhwc = x.permute(0, 2, 3, 1).contiguous()  # no copy for maps that lie channels last
     with torch.autocast(x.device.type, enabled=False):  # the products in u's type, as given
         y = recurrent_fast.extension().winograd_conv(nhwc, u, bias, dtype)
@@ -432,8 +425,6 @@ def _winograd_weight_grad(conv: BatchedWeightGradConv, xs, gs, bias: bool):
     transformed weight, ``dU``, one product per tile offset over all steps' tiles
     (``csrc/winograd.h``), then the weight's own, ``G^T dU G`` (16 multiplications per tile and
     channel pair, where the convolution backward takes 36 per 2x2 outputs)."""
-    from lstmvision.nn import recurrent_fast
-
     x = _stacked(xs, conv).permute(0, 2, 3, 1)  # (N, H, W, I), channels last: no copy
     g = torch.cat(gs)  # (N, O, H, W)
     nhwc = g.permute(0, 2, 3, 1).contiguous()
@@ -571,8 +562,6 @@ class _StepConv(torch.autograd.Function):
 def _compiled_gates(gates: Tensor, training: bool):
     """The compiled kernels of :mod:`lstmvision.nn.recurrent_fast` where they serve these gates
     (when training: at inference the gate arithmetic is a small share of a step), else None."""
-    from lstmvision.nn import recurrent_fast
-
     if not training or not recurrent_fast.supports(gates):
         return None
     return recurrent_fast.extension()
