@@ -125,6 +125,31 @@ def test_out_under_a_file_or_unwritable_folder(tmp_path, monkeypatch):
     assert "cannot write in" in out and not (locked / "run").exists()
 
 
+def test_outputs_other_commands_cannot_write_are_one_line_naming_them(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    under_file = tmp_path / "afile"
+    for args, named in [
+        (["samples", "mnist", "--count", "1", "--out", under_file / "digits"], "digits"),
+        (["save-pretrained", "row-lstm-mnist", under_file / "model"], "model"),
+        (["explain", "gradients", "--steps", "1", "--out", under_file / "g.png"], "g.png"),
+        (["transfer", "codes", "imagenet", "--out", under_file / "c.safetensors"], "c.safetensors"),
+    ]:
+        code, out = invoke(*args)
+        one_clear_line(code, out)
+        assert str(under_file / named) in out, out
+    code, out = invoke("samples", "mnist", "--count", "1", "--out", under_file)
+    one_clear_line(code, out)
+    assert f"{under_file}: a file, where a folder is needed" in out
+    assert (tmp_path / "afile").read_text() == "x" and os.listdir(tmp_path) == ["afile"]
+
+
+def test_an_atomic_write_that_cannot_start_names_the_file_asked_for(tmp_path):
+    target = tmp_path / "missing" / "model.onnx"
+    with pytest.raises(FileNotFoundError, match="cannot write it") as caught:
+        files.write_text(target, "x")
+    assert caught.value.filename == str(target)
+
+
 # ---- one writer per run folder ----
 
 

@@ -47,7 +47,9 @@ SHIPPED = "(`lstmvision models --pretrained`)"
 
 
 def user_errors(fn):
-    """Turn a LstmvisionError into one line on stderr and exit code 1 (no traceback)."""
+    """Turn a LstmvisionError, or an OSError (a path that cannot be read or written: a missing
+    folder, a file where a folder should be, a full disk), into one line on stderr and exit code
+    1 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -55,6 +57,13 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except LstmvisionError as e:
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as e:  # a file or folder the command cannot read or write: no traceback
+            where = f"{e.filename}: " if e.filename else ""
+            reason = e.strerror or str(e)
+            if isinstance(e, FileExistsError) and e.filename and Path(e.filename).is_file():
+                reason = "a file, where a folder is needed"  # mkdir(exist_ok=True) on a file
+            typer.echo(f"error: {where}{reason}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             typer.echo(
@@ -702,8 +711,10 @@ def transfer_codes_command(
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
     """Extract "CNN codes" (penultimate activations) of a data set to a file."""
+    from lstmvision.files import check_output_file
     from lstmvision.tasks.transfer import extract_codes
 
+    check_output_file(out, example="codes.safetensors")  # before extracting, not after
     summary = extract_codes(source, dataset, split, out, data_root, limit, image_size)
     typer.echo(f"{summary['file']}: {summary['examples']} codes of {summary['features']} features")
 
@@ -770,8 +781,10 @@ def explain_gradients_command(
     seed: int = typer.Option(0, help="random seed"),
 ):
     """Plot ||dLoss/dx_t|| against t for RNN, LSTM and GRU briefly trained on the adding problem."""
+    from lstmvision.files import check_output_file
     from lstmvision.viz.explain import gradient_study
 
+    check_output_file(out, example="gradients.png")  # before the training, not after it
     path, curves = gradient_study(out, seq_len, steps, hidden_size, seed=seed)
     for label, norms in curves.items():
         typer.echo(f"{label:28} |dL/dx_1| {float(norms[0]):.2e}   |dL/dx_T| {float(norms[-1]):.2e}")
@@ -788,8 +801,10 @@ def explain_gates_command(
     out: Path = typer.Option(Path("gates.png"), help="PNG file to write"),
 ):
     """Input, forget and output gates and cell state of a trained Row LSTM over an image's rows."""
+    from lstmvision.files import check_output_file
     from lstmvision.viz.explain import gates_of_run
 
+    check_output_file(out, example="gates.png")
     typer.echo(gates_of_run(run_dir, image, out))
 
 

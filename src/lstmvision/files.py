@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from lstmvision.errors import ConfigError
+
 
 def default_mode() -> int:
     """The mode ``open(path, "w")`` gives a new file: 0666 less the process's umask."""
@@ -23,12 +25,28 @@ def default_mode() -> int:
     return 0o666 & ~mask
 
 
+def check_output_file(path: str | Path, option: str = "--out", example: str = "") -> None:
+    """Raise a one-line :class:`ConfigError` unless ``path`` can be written as a file: before the
+    work whose result it holds, not after (``option`` names where the path came from; ``example``
+    a file name to suggest when it is a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        hint = f"; give the file to write, e.g. {example}" if example else ""
+        raise ConfigError(f"{option} {path}: a folder{hint}")
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        raise ConfigError(f"{option} {path}: folder {path.parent} {what}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix, so writers that infer the format from it
     work); when the block ends without an error it replaces ``path``, else it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as e:  # name the file asked for, not the temporary one
+        raise type(e)(e.errno, f"cannot write it ({e.strerror})", str(path)) from None
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -30,7 +30,7 @@ import torch
 from lstmvision.errors import ConfigError, LstmvisionError
 from lstmvision.export import graphs as G
 from lstmvision.export.runtime import META_KEY, require, session
-from lstmvision.files import atomic_path
+from lstmvision.files import atomic_path, check_output_file
 
 FORMATS = ("onnx",)
 DEFAULT_OPSET = 17  # GridSample (the flow forecaster) needs 16; ONNX Runtime 1.18 runs up to 21
@@ -58,13 +58,6 @@ def graph_paths(out: str | Path, parts: list[str]) -> list[Path]:
         return [out]
     stem = out.name[: -len(".onnx")] if out.name.endswith(".onnx") else out.name
     return [out.with_name(f"{stem}.{part}.onnx") for part in parts]
-
-
-def _check_out(path: Path) -> None:
-    if path.is_dir():
-        raise ConfigError(f"--out {path}: a folder; give the ONNX file to write, e.g. model.onnx")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--out {path}: folder {path.parent} does not exist")
 
 
 @contextlib.contextmanager
@@ -177,7 +170,7 @@ def export(source, out: str | Path, format: str = "onnx", opset: int | None = No
     parts = G.graphs(predictor)
     paths = graph_paths(out, [g.part for g in parts])
     for path in paths:
-        _check_out(path)
+        check_output_file(path, example="model.onnx")
     meta = {
         "task": predictor.task,
         "source": str(source) if not isinstance(source, Predictor) else what,
