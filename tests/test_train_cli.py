@@ -183,6 +183,18 @@ def test_predict_help_lists_every_registered_task_option():
     assert code == 0 and "Task options" in alias
 
 
+def test_command_lists_give_each_command_one_unbroken_summary():
+    groups = [cli.app] + [g.typer_instance for g in cli.app.registered_groups]
+    checked = 0
+    for group in groups:
+        for info in group.registered_commands:
+            first = (info.help or info.callback.__doc__ or "").split("\n\n")[0]
+            # the docstring's first paragraph, its line breaks (ragged rows in --help) joined
+            assert info.short_help == " ".join(first.split()), info.name
+            checked += 1
+    assert checked >= 25
+
+
 def test_existing_run_folder_not_overwritten(trained):
     before = {p: p.stat().st_mtime_ns for p in trained.rglob("*") if p.is_file()}
     code, out = invoke("train", "row-lstm", *SMALL, "--out", trained)

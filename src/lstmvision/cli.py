@@ -204,6 +204,7 @@ def _register_train_commands() -> None:
     for name in TASKS.names():
         if name not in known:
             train_app.command(name)(_train_command(TASKS.get(name)))
+    _one_line_summaries(app)
 
 
 @app.command("evaluate")
@@ -914,8 +915,20 @@ def crossval_command(
     typer.echo(f"results: {out}/results.csv, {out}/results.md")
 
 
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """Give every command of ``typer_app`` (and of its groups) a short help of its docstring's
+    first paragraph on one line: the command lists of ``--help`` otherwise keep the docstring's
+    line breaks, ragged across the table."""
+    for info in typer_app.registered_commands:
+        text = info.help or inspect.getdoc(info.callback) or ""
+        if info.short_help is None and text:
+            info.short_help = " ".join(text.split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        _one_line_summaries(group.typer_instance)
+
+
 def main() -> None:
-    _register_train_commands()
+    _register_train_commands()  # and one-line summaries for every command list
     app(prog_name="lstmvision")
 
 
