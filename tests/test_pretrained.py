@@ -104,6 +104,11 @@ def test_inputs_as_paths_pil_arrays_and_tensors_agree(data_root, tmp_path):
         model.predict(np.full((28, 28), np.nan))
     with pytest.raises(DataError, match="file path, a PIL image"):
         model.predict(12)
+    with pytest.raises(DataError, match="must hold numbers .* not complex"):
+        model.predict(np.zeros((28, 28), dtype=complex))
+    with pytest.raises(DataError, match="must hold numbers .* not <U"):
+        model.predict(np.full((28, 28), "7"))
+    assert model.predict([]) == [] and model.predict(()) == []  # no inputs, no results
     with pytest.raises(LstmvisionError, match="does not take beam"):
         model.predict(digit, beam=3)
 

@@ -38,6 +38,14 @@ def image_from_array(a, name: str = "array") -> Image.Image:
         raise DataError(
             f"{name}: an image array must be (H, W), (H, W, 3|4) or (3|4, H, W), not {a.shape}"
         )
+    if not (
+        a.dtype == np.bool_
+        or np.issubdtype(a.dtype, np.integer)
+        or np.issubdtype(a.dtype, np.floating)
+    ):
+        raise DataError(
+            f"{name}: an image array must hold numbers (bool, int or float), not {a.dtype}"
+        )
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * 255
     elif np.issubdtype(a.dtype, np.floating):

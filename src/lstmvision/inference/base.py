@@ -179,7 +179,10 @@ class Predictor:
             )
         options = {k: v for k, v in options.items() if v is not None}
         single = is_single(inputs)
-        results = self._predict([inputs] if single else list(inputs), **options)
+        items = [inputs] if single else list(inputs)
+        if not items:  # nothing to predict: nothing to answer (a model's batch needs one input)
+            return []
+        results = self._predict(items, **options)
         return results[0] if single else results
 
     def _predict(self, items: list, **options) -> list[Prediction]:
