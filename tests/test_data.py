@@ -46,6 +46,9 @@ def test_data_root_precedence(monkeypatch, tmp_path):
 def test_missing_root_and_files(tmp_path):
     with pytest.raises(DataError, match="data root does not exist"):
         load_split("mnist", tmp_path / "nowhere", "train")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DataError, match="data root is a file, not a folder"):
+        load_split("mnist", tmp_path / "afile", "train")
     with pytest.raises(DataError, match=r"mnist IDX files not found.*--download"):
         load_split("mnist", tmp_path, "train")
     with pytest.raises(DataError, match="unknown dataset 'cifar'"):

@@ -173,9 +173,8 @@ def load_split(name: str, root: str | Path, split: str, download: bool = False):
         raise DataError(f"unknown split {split!r}; choose train or test")
     root, train = Path(root), split == "train"
     if not root.is_dir() and not download:
-        raise DataError(
-            f"{root}: data root does not exist; pass --data-root or set LSTMVISION_DATA"
-        )
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"{root}: data root {what}; pass --data-root or set LSTMVISION_DATA")
     if name == "usps":
         images, labels = _usps_split(root, train, download)
     else:
