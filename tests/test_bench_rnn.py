@@ -17,8 +17,14 @@ TINY_CONV = {
 
 
 def test_report_structure_and_positive_numbers():
-    report = run(shapes=TINY, repeats=2, warmup=1, threads=(1, 2), conv_shapes=TINY_CONV)
+    lines = []
+    report = run(
+        shapes=TINY, repeats=2, warmup=1, threads=(1, 2), conv_shapes=TINY_CONV, log=lines.append
+    )
     json.dumps(report)
+    # progress: one line per group as it ends, with its times
+    assert [line.split(":")[0] for line in lines] == [f"bench rnn {k}/6" for k in range(1, 7)]
+    assert "2 thread(s), tiny-conv ConvLSTM: equations " in lines[-1]
     assert report["torch_version"] == torch.__version__
     assert report["threads"] == [1, 2] and all(v > 0 for v in report["matmul_gflops"].values())
     rows = report["results"]

@@ -18,7 +18,9 @@ FLOP count (matrix products only): forward ``2·G·H·(I+H)·B·T`` with ``G = 4
 LSTM and 3 for a GRU (times ``k²·height·width`` for the ConvLSTM); backward about twice the
 forward; so ``3x`` forward in all.
 
-Run ``python -m lstmvision.bench.rnn [--repeats N] [--threads 1,2] [--json]``.
+Run ``python -m lstmvision.bench.rnn [--repeats N] [--threads 1,2] [--json]`` (or ``lstmvision bench
+rnn``); each group's times are printed to stderr as it ends (a minute or more in all), the report
+to stdout at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -204,6 +207,7 @@ def run(
     threads: tuple[int, ...] | int | None = (1, 2),
     cells: tuple[str, ...] = tuple(CELLS),
     conv_shapes: dict[str, dict] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """Measure; returns a JSON-able report (see :func:`format_report`).
 
@@ -216,7 +220,10 @@ def run(
             current one.
         cells: among ``"LSTM"``, ``"GRU"``.
         conv_shapes: ConvLSTM shapes (:data:`CONV_SHAPES` by default; ``{}`` for none).
+        log: called with one line per measured group as it ends, ``k/n`` and its times (default:
+            printed to stderr, as the whole run takes a minute or more).
     """
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     previous_threads = torch.get_num_threads()
     counts = (
         [previous_threads]
@@ -227,20 +234,33 @@ def run(
     )
     load_before = _load_average()
     results, peaks = [], {}
+    shapes = shapes or SHAPES
+    conv_shapes = CONV_SHAPES if conv_shapes is None else conv_shapes
+    total, done = len(counts) * (len(shapes) * len(cells) + len(conv_shapes)), 0
+
+    def measured(count, rows) -> None:
+        nonlocal done
+        done += 1
+        results.extend({"threads": count, **row} for row in rows)
+        times = ", ".join(f"{row['variant']} {row['ms']:.1f}" for row in rows)
+        log(
+            f"bench rnn {done}/{total}: {count} thread(s), {rows[0]['shape']} {rows[0]['cell']}: "
+            f"{times} ms"
+        )
+
     try:
         for count in counts:
             torch.set_num_threads(count)
-            for shape_name, shape in (shapes or SHAPES).items():
+            for shape_name, shape in shapes.items():
                 for cell in cells:
                     milliseconds = _time_cell(cell, shape, repeats, warmup)
                     flops = layer_flops(CELLS[cell][2], **shape)
-                    rows = _rows(shape_name, shape, cell, milliseconds, flops, "torch")
-                    results += [{"threads": count, **row} for row in rows]
-            for shape_name, shape in (CONV_SHAPES if conv_shapes is None else conv_shapes).items():
+                    measured(count, _rows(shape_name, shape, cell, milliseconds, flops, "torch"))
+            for shape_name, shape in conv_shapes.items():
                 milliseconds = _time_convlstm(shape, repeats, warmup)
                 flops = layer_flops(4, **shape)
                 rows = _rows(shape_name, shape, "ConvLSTM", milliseconds, flops, "equations")
-                results += [{"threads": count, **row} for row in rows]
+                measured(count, rows)
             peaks[count] = statistics.median(
                 row["matmul_gflops"] for row in results if row["threads"] == count
             )
