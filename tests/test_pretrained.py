@@ -229,11 +229,29 @@ def test_evaluate_a_shipped_model_by_name_writes_nothing_into_the_package(data_r
 def test_bench_load_times_cold_start_and_one_item(data_root):
     from lstmvision.bench import load
 
-    report = load.run(["row-lstm-mnist"], repeats=2, cold=1, data_root=data_root)
+    lines = []
+    report = load.run(["row-lstm-mnist"], repeats=2, cold=1, data_root=data_root, log=lines.append)
     (row,) = report["models"]
     assert row["cold_start_s"] > 0.1 and row["per_item_ms"] > 0 and row["target_ms"] == 5.0
     assert row["input"] == "array (28, 28)"
     assert "row-lstm-mnist" in load.format_report(report)
+    assert len(lines) == 1 and lines[0].startswith("bench load 1/1: row-lstm-mnist ")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_bench_load_has_a_real_input_for_every_shipped_model(name, data_root):
+    """`lstmvision bench load` times every shipped model: each needs an example its model takes
+    (next-frame-moving-mnist had none, and the command stopped with a traceback at it)."""
+    from lstmvision.bench import load
+
+    model = lstmvision.load(name)
+    item = load.example_input(model.task, data_root, model.config.get("dataset"))
+    if name == "textline-print":  # a printed line for the print model, not a handwritten one
+        assert "lines-uw3" in str(item)
+    result = model.predict(item, **load.OPTIONS.get(model.task, {}))
+    assert not isinstance(result, list) and result is not None
+    if isinstance(item, np.ndarray):  # generated from the shared data, not a blank stand-in
+        assert item.any(), name
 
 
 def test_clip_motion_reads_frame_arrays_and_video_files(data_root):

@@ -5,7 +5,9 @@ lstmvision.load(NAME).predict(x)"`` (interpreter start, imports, reading the wei
 prediction), median of ``cold`` runs. Per item: in one process, after one warm-up call, the
 median time of ``predict`` on one input (the task's usual options: greedy for text lines, beam 3
 for captions). Inputs are real items of the shared data when it is present (an MNIST test digit,
-the bronod line of median width, a Flickr8k photo), else arrays of the same size.
+a Moving MNIST sequence of test digits, the bronod or UW3 test line of median width for a
+handwriting or print model, a Flickr8k photo, the UCF101 sample clip), else arrays of the same
+size.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +29,39 @@ TARGETS = {"row-lstm": (3.0, 5.0), "textline": (None, 20.0), "caption": (6.0, 10
 OPTIONS = {"caption": {"beam": 3}, "textline": {"beam": 1}}
 
 
-def example_input(task: str, data_root=None):
-    """A real input of ``task``'s kind from the shared data if present, else an array."""
+def _mnist_test_digits(root: Path) -> np.ndarray:
+    """MNIST's test digits ``(N, 28, 28)`` uint8, or one blank digit where the data is absent."""
+    from lstmvision.data import load_split
+
+    try:
+        return load_split("mnist", root, "test")[0].numpy()
+    except Exception:
+        return np.zeros((1, 28, 28), dtype=np.uint8)
+
+
+def example_input(task: str, data_root=None, dataset: str | None = None):
+    """A real input of ``task``'s kind (and of its training ``dataset``'s kind, where that
+    matters: printed or handwritten lines) from the shared data if present, else an array."""
     root = resolve_data_root(data_root)
     if task in ("row-lstm", "cnn"):
-        from lstmvision.data import load_split
+        return _mnist_test_digits(root)[0]  # uint8 (28, 28)
+    if task == "next-frame":  # one Moving MNIST sequence, 20 frames of 64x64 (two test digits)
+        from lstmvision.data.moving_mnist import moving_mnist
 
-        try:
-            return load_split("mnist", root, "test")[0][0].numpy()  # uint8 (28, 28)
-        except Exception:
-            return np.zeros((28, 28), dtype=np.uint8)
-    if task == "textline":
-        labels = root / "lines-bronod" / "labels.tsv"
-        if labels.is_file():
-            from PIL import Image
+        return moving_mnist(_mnist_test_digits(root), 1, seed=0)[0]
+    if task == "textline":  # the line of median width of the model's own kind of lines
+        from PIL import Image
 
+        if dataset == "uw3":
+            images = sorted((root / "lines-uw3" / "test").glob("*.bin.png"))
+        else:
             from lstmvision.data.lines import read_labels_tsv
 
-            lines = [ln for ln in read_labels_tsv(labels) if ln.box is None]
-            widths = sorted((Image.open(ln.image).size[0], str(ln.image)) for ln in lines[:400])
+            labels = root / "lines-bronod" / "labels.tsv"
+            lines = read_labels_tsv(labels) if labels.is_file() else []
+            images = [ln.image for ln in lines if ln.box is None][:400]
+        if images:
+            widths = sorted((Image.open(image).size[0], str(image)) for image in images)
             return Path(widths[len(widths) // 2][1])
         return np.full((64, 1200), 230, dtype=np.uint8)
     if task == "caption":
@@ -75,16 +92,25 @@ def _cold_start(name: str, item, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(names: list[str] | None = None, repeats: int = 20, cold: int = 3, data_root=None) -> dict:
+def run(
+    names: list[str] | None = None,
+    repeats: int = 20,
+    cold: int = 3,
+    data_root=None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Time each of ``names`` (default: every shipped model); ``log`` gets one line per model as
+    it ends (default: stderr)."""
     import torch
 
     import lstmvision
     from lstmvision.pretrained import names as shipped
 
-    rows = []
-    for name in names or shipped():
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    rows, names = [], names or shipped()
+    for k, name in enumerate(names, 1):
         model = lstmvision.load(name)
-        item = example_input(model.task, data_root)
+        item = example_input(model.task, data_root, model.config.get("dataset"))
         options = OPTIONS.get(model.task, {})
         model.predict(item, **options)  # warm-up
         times = []
@@ -104,6 +130,11 @@ def run(names: list[str] | None = None, repeats: int = 20, cold: int = 3, data_r
                 "target_cold_s": target[0],
                 "target_ms": target[1],
             }
+        )
+        cold_s = rows[-1]["cold_start_s"]
+        log(
+            f"bench load {k}/{len(names)}: {name} {rows[-1]['per_item_ms']:.1f} ms an item"
+            + (f", cold start {cold_s:.2f} s" if cold_s is not None else "")
         )
     return {
         "threads": torch.get_num_threads(),
