@@ -259,3 +259,14 @@ def test_bench_export_prints_torch_and_onnx_runtime_latency():
     assert "1 thread(s) each" in header and columns.split()[-1] == "torch/ORT"
     torch_ms, onnx_ms, ratio = (float(v) for v in row.split()[-3:])
     assert row.startswith("row-lstm-mnist") and torch_ms > 0 and onnx_ms > 0 and ratio > 0
+
+
+def test_bench_export_columns_fit_long_names_and_print_lines_their_own_kind(data_root):
+    result = cli("bench", "export", "next-frame-moving-mnist", "textline-print", "--repeats", "1")
+    assert result.exit_code == 0, result.output
+    rows = result.output.strip().splitlines()[2:]
+    assert [row.split()[:2] for row in rows] == [
+        ["next-frame-moving-mnist", "model"],
+        ["textline-print", "model"],
+    ]
+    assert "x1074" in rows[1]  # the UW3 line of median width at the model's height, not bronod's

@@ -54,7 +54,7 @@ def _item(predictor, graph, data_root) -> tuple:
     if predictor.task == "textline":
         from lstmvision.data.lines import Line, load_line
 
-        item = example_input("textline", data_root)
+        item = example_input("textline", data_root, predictor.config.get("dataset"))
         line = (
             load_line(Line(item, ""), predictor.model.height)
             if isinstance(item, Path)
@@ -168,11 +168,17 @@ def format_report(report: dict) -> str:
         f"per item, torch {report['torch']} vs ONNX Runtime {report['onnxruntime']} on CPU "
         f"({report['cpu']}), {report['threads']} thread(s) each; median of "
         f"{report['repeats']} runs after {report['warmup']} warm-ups",
-        f"{'model':22}{'graph':16}{'input':22}{'torch ms':>10}{'ORT ms':>10}{'torch/ORT':>11}",
     ]
-    for r in report["rows"]:
+    rows = report["rows"]
+    # columns as wide as their longest entry, and a space apart
+    m = max([len("model")] + [len(r["model"]) for r in rows]) + 2
+    i = max([len("input")] + [len(r["input"]) for r in rows]) + 2
+    lines.append(
+        f"{'model':{m}}{'graph':16}{'input':{i}}{'torch ms':>10}{'ORT ms':>10}{'torch/ORT':>11}"
+    )
+    for r in rows:
         lines.append(
-            f"{r['model']:22}{r['graph']:16}{r['input']:22}"
+            f"{r['model']:{m}}{r['graph']:16}{r['input']:{i}}"
             f"{r['torch_ms']:>10.2f}{r['onnx_ms']:>10.2f}{r['ratio']:>11.2f}"
         )
     return "\n".join(lines)
