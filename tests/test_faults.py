@@ -143,6 +143,15 @@ def test_outputs_other_commands_cannot_write_are_one_line_naming_them(tmp_path):
     assert (tmp_path / "afile").read_text() == "x" and os.listdir(tmp_path) == ["afile"]
 
 
+def test_a_reader_that_stops_early_is_no_error():
+    """`lstmvision models | head -1`: the pipe closes before the output ends; like other command
+    line tools, stop without a traceback or an error line."""
+    proc = subprocess.Popen([EXE, "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1 and err == "", err
+
+
 def test_an_atomic_write_that_cannot_start_names_the_file_asked_for(tmp_path):
     target = tmp_path / "missing" / "model.onnx"
     with pytest.raises(FileNotFoundError, match="cannot write it") as caught:

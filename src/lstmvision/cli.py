@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -58,6 +59,9 @@ def user_errors(fn):
         except LstmvisionError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
+        except BrokenPipeError:  # the reader stopped (`| head`): stop quietly, as other tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+            raise typer.Exit(1) from None
         except OSError as e:  # a file or folder the command cannot read or write: no traceback
             where = f"{e.filename}: " if e.filename else ""
             reason = e.strerror or str(e)
@@ -82,6 +86,7 @@ def _print_metrics(metrics: dict) -> None:
 
 
 @app.command("tasks")
+@user_errors
 def tasks_command():
     """List the registered tasks."""
     from lstmvision.tasks import TASKS
