@@ -140,6 +140,10 @@ def test_outputs_other_commands_cannot_write_are_one_line_naming_them(tmp_path):
     code, out = invoke("samples", "mnist", "--count", "1", "--out", under_file)
     one_clear_line(code, out)
     assert f"{under_file}: a file, where a folder is needed" in out
+    for count in ("0", "-2"):  # wrote nothing and said nothing, exit 0
+        code, out = invoke("samples", "mnist", "--count", count, "--out", tmp_path / "digits")
+        one_clear_line(code, out)
+        assert f"--count {count}: must be at least 1" in out
     assert (tmp_path / "afile").read_text() == "x" and os.listdir(tmp_path) == ["afile"]
 
 

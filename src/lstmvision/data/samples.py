@@ -8,11 +8,14 @@ from PIL import Image
 
 from lstmvision.data.digits import dataset_info, load_split
 from lstmvision.data.root import resolve_data_root
+from lstmvision.errors import ConfigError
 
 
 def export_samples(
     name: str, out: Path, count: int = 8, split: str = "test", data_root=None
 ) -> list[Path]:
+    if count < 1:
+        raise ConfigError(f"--count {count}: must be at least 1")
     info = dataset_info(name)
     images, labels = load_split(name, resolve_data_root(data_root), split)
     out = Path(out)
