@@ -211,6 +211,12 @@ def test_existing_run_folder_not_overwritten(trained):
         (["train", "row-lstm", "--cell", "cnn"], "'cnn' is not one of"),
         (["train", "row-lstm", "--precision", "8-bit"], "'8-bit' is not one of"),
         (["evaluate", "/nonexistent/run"], "no such run folder"),
+        # counts that were tracebacks (an empty median, a zero-width layer, a beam of 0)
+        (["bench", "caption", "--repeats", "0"], "Invalid value for '--repeats'"),
+        (["bench", "load", "row-lstm-mnist", "--repeats", "0"], "Invalid value for '--repeats'"),
+        (["bench", "caption", "--beam", "0"], "Invalid value for '--beam'"),
+        (["explain", "gradients", "--hidden-size", "0"], "Invalid value for '--hidden-size'"),
+        (["bench", "textline", "--threads", "0"], "Invalid value for '--threads'"),
     ],
 )
 def test_bad_arguments_one_clear_error(args, message, tmp_path):

@@ -381,7 +381,7 @@ def app_command(
     host: str = typer.Option(
         "127.0.0.1", help="address to listen on (0.0.0.0: every network interface)"
     ),
-    port: int = typer.Option(7860, help="port to listen on"),
+    port: int = typer.Option(7860, min=1, max=65535, help="port to listen on"),
     share: bool = typer.Option(
         False, "--share", help="also open a public gradio.live link (off: local only)"
     ),
@@ -396,7 +396,7 @@ def app_command(
     data_root: Optional[Path] = typer.Option(
         None, help="data folder (MNIST digits for the sequences made from a seed)"
     ),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch threads (default: torch's)"),
 ):
     """Open every system in the browser on your own input (a Gradio app): digits drawn or
     uploaded, captions with attention, text lines and PAGE XML, video clips and next frames,
@@ -500,7 +500,7 @@ def textline_lm_command(
 def samples_command(
     dataset: str = typer.Argument(..., help="mnist, fashion-mnist or usps"),
     out: Path = typer.Option(Path("samples"), help="folder to write PNG files into"),
-    count: int = typer.Option(8, help="how many images"),
+    count: int = typer.Option(8, help="how many images (at least 1)"),
     split: str = typer.Option("test", help="train or test"),
     data_root: Optional[Path] = typer.Option(None, help="data folder"),
 ):
@@ -515,7 +515,9 @@ def samples_command(
 @user_errors
 def bench_rnn_command(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    repeats: int = typer.Option(10, help="timed repetitions per measurement (median reported)"),
+    repeats: int = typer.Option(
+        10, min=1, help="timed repetitions per measurement (median reported)"
+    ),
     threads: str = typer.Option("1,2", help="comma list of torch thread counts to measure at"),
 ):
     """Forward+backward time of our RNN, LSTM, GRU (equations, fast) and ConvLSTM layers against
@@ -543,9 +545,9 @@ def bench_textline_command(
     images: Optional[list[Path]] = typer.Argument(
         None, help="line images (default: median and longest bronod lines)"
     ),
-    repeats: int = typer.Option(20, help="timed repetitions per line (median reported)"),
-    beam: int = typer.Option(1, help="beam width (1 = greedy)"),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    repeats: int = typer.Option(20, min=1, help="timed repetitions per line (median reported)"),
+    beam: int = typer.Option(1, min=1, help="beam width (1 = greedy)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch threads (default: torch's)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ):
     """Milliseconds to transcribe one text line (load, normalise, CRNN, decode)."""
@@ -561,8 +563,8 @@ def bench_load_command(
     names: Optional[list[str]] = typer.Argument(
         None, help="shipped models to time [default: all of them]"
     ),
-    repeats: int = typer.Option(20, help="timed predictions per model (median reported)"),
-    cold: int = typer.Option(3, help="fresh processes timed per model (median; 0: skip)"),
+    repeats: int = typer.Option(20, min=1, help="timed predictions per model (median reported)"),
+    cold: int = typer.Option(3, min=0, help="fresh processes timed per model (median; 0: skip)"),
     data_root: Optional[Path] = typer.Option(None, help="data folder of the example inputs"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ):
@@ -580,8 +582,8 @@ def bench_export_command(
     names: Optional[list[str]] = typer.Argument(
         None, help="models to time (names, saved folders or runs; default: the shipped ones)"
     ),
-    threads: int = typer.Option(2, help="threads of torch and of ONNX Runtime alike"),
-    repeats: int = typer.Option(50, help="timed runs per graph (median reported)"),
+    threads: int = typer.Option(2, min=1, help="threads of torch and of ONNX Runtime alike"),
+    repeats: int = typer.Option(50, min=1, help="timed runs per graph (median reported)"),
     data_root: Optional[Path] = typer.Option(None, help="data folder of the example inputs"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ):
@@ -598,8 +600,8 @@ def bench_export_command(
 @bench_app.command("app")
 @user_errors
 def bench_app_command(
-    repeats: int = typer.Option(20, help="timed requests of each kind (median reported)"),
-    threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's)"),
+    repeats: int = typer.Option(20, min=1, help="timed requests of each kind (median reported)"),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch threads (default: torch's)"),
     data_root: Optional[Path] = typer.Option(None, help="data folder of the example inputs"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ):
@@ -615,7 +617,7 @@ def bench_app_command(
 @user_errors
 def bench_features_command(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
-    repeats: int = typer.Option(5, help="timed repetitions per model (median reported)"),
+    repeats: int = typer.Option(5, min=1, help="timed repetitions per model (median reported)"),
 ):
     """Feature-extraction throughput (images/s) of each CNN backbone on this machine."""
     from lstmvision.bench import features
@@ -636,8 +638,8 @@ def bench_caption_command(
     model: str = typer.Option(
         "show-attend-tell", help="untrained model when no --run: show-attend-tell or show-and-tell"
     ),
-    beam: list[int] = typer.Option([1, 3], help="beam widths to time (repeat the option)"),
-    repeats: int = typer.Option(10, help="timed repetitions (median reported)"),
+    beam: list[int] = typer.Option([1, 3], min=1, help="beam widths to time (repeat the option)"),
+    repeats: int = typer.Option(10, min=1, help="timed repetitions (median reported)"),
     data_root: Optional[Path] = typer.Option(None, help="data folder (for the default photo)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ):
@@ -659,7 +661,7 @@ def bench_video_command(
     path: Optional[Path] = typer.Argument(
         None, help="video file (default: the shared video/vtest.avi)"
     ),
-    repeats: int = typer.Option(3, help="timed whole-file passes (median reported)"),
+    repeats: int = typer.Option(3, min=1, help="timed whole-file passes (median reported)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     patch: Optional[int] = typer.Option(
         None, help="time the step with this --patch instead of the recipe's"
@@ -781,9 +783,11 @@ def transfer_study_command(
 @user_errors
 def explain_gradients_command(
     out: Path = typer.Option(Path("gradients.png"), help="PNG file to write"),
-    seq_len: int = typer.Option(100, help="adding-problem sequence length T"),
-    steps: int = typer.Option(1500, help="training steps per cell before measuring (0: untrained)"),
-    hidden_size: int = typer.Option(64, help="hidden units of each cell"),
+    seq_len: int = typer.Option(100, min=2, help="adding-problem sequence length T"),
+    steps: int = typer.Option(
+        1500, min=0, help="training steps per cell before measuring (0: untrained)"
+    ),
+    hidden_size: int = typer.Option(64, min=1, help="hidden units of each cell"),
     seed: int = typer.Option(0, help="random seed"),
 ):
     """Plot ||dLoss/dx_t|| against t for RNN, LSTM and GRU briefly trained on the adding problem."""
@@ -884,7 +888,7 @@ def crossval_command(
     out: Path = typer.Option(
         Path("runs/crossval-text-classify"), help="folder of the fold runs and the table"
     ),
-    folds: int = typer.Option(10, help="number of folds"),
+    folds: int = typer.Option(10, min=2, help="number of folds"),
     only: Optional[str] = typer.Option(None, help="comma list of the folds to run [default: all]"),
     embeddings: str = typer.Option("glove,scratch", help="comma list: glove, scratch"),
     epochs: Optional[int] = typer.Option(None, help="epochs per fold [default: the task's recipe]"),
