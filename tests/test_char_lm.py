@@ -129,6 +129,9 @@ def test_training_on_real_text_lowers_the_loss_and_predict(data_root, tmp_path):
     assert code == 1 and "--length: 'many' is not a valid integer" in out and "Traceback" not in out
     code, out = invoke("predict", tmp_path / "run", "--prompt", "ROMEO: ☃")
     assert code == 1 and "'☃'" in out and "vocabulary" in out and "Traceback" not in out
+    for bad in ("nan", "inf"):  # nan reached torch.multinomial: a RuntimeError traceback
+        code, out = invoke("predict", tmp_path / "run", "--temperature", bad)
+        assert code == 1 and "must be a finite number" in out and "Traceback" not in out
     import lstmvision
 
     lm = lstmvision.load(tmp_path / "run")

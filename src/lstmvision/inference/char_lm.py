@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from lstmvision.data.text import CharVocab
@@ -28,6 +30,8 @@ class CharLMPredictor(Predictor):
             raise ConfigError(
                 f"--length {length} / --temperature {temperature}: neither may be negative"
             )
+        if not math.isfinite(temperature):
+            raise ConfigError(f"--temperature {temperature}: must be a finite number")
         vocab = CharVocab(self.model.chars)
         results = []
         for prompt in items:
