@@ -203,6 +203,8 @@ def _train_command(task_cls):
 
 
 def _register_train_commands() -> None:
+    """Finish the app: a ``train TASK`` command per registered task, then one-line summaries in
+    every command list (:func:`_one_line_summaries`)."""
     from lstmvision.tasks import TASKS
 
     known = {c.name for c in train_app.registered_commands}
@@ -937,7 +939,7 @@ def _one_line_summaries(typer_app: typer.Typer) -> None:
 
 
 def main() -> None:
-    _register_train_commands()  # and one-line summaries for every command list
+    _register_train_commands()
     app(prog_name="lstmvision")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmvision.console import say
 from lstmvision.data import resolve_data_root
 
 # the targets on 2 cores: (cold start s, per item ms)
@@ -106,7 +107,7 @@ def run(
     import lstmvision
     from lstmvision.pretrained import names as shipped
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or say
     rows, names = [], names or shipped()
     for k, name in enumerate(names, 1):
         model = lstmvision.load(name)

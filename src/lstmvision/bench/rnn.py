@@ -29,13 +29,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from lstmvision.console import say
 from lstmvision.nn import GRU, LSTM, ConvLSTM
 
 SHAPES = {
@@ -223,7 +223,7 @@ def run(
         log: called with one line per measured group as it ends, ``k/n`` and its times (default:
             printed to stderr, as the whole run takes a minute or more).
     """
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or say
     previous_threads = torch.get_num_threads()
     counts = (
         [previous_threads]

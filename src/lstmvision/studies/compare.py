@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
+from lstmvision.console import say
 from lstmvision.errors import ConfigError
 from lstmvision.studies.table import write_table
 from lstmvision.tasks.run_folder import load_model, read_run_config
@@ -109,7 +109,7 @@ def compare(
     """
     from lstmvision.tasks import runner
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or say
     for name, given, valid in (("benchmark", benchmarks, BENCHMARKS), ("cell", cells, CELLS)):
         bad = [g for g in given if g not in valid]
         if bad:

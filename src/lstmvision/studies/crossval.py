@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from lstmvision.console import say
 from lstmvision.errors import ConfigError
 from lstmvision.studies.table import write_table
 from lstmvision.tasks.run_folder import read_run_config, save_metrics
@@ -41,7 +41,7 @@ def crossval(
     finished fold in ``out``, also those of earlier calls with other ``embeddings`` or folds."""
     from lstmvision.tasks import runner
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or say
     bad = [e for e in embeddings if e not in EMBEDDINGS]
     if bad or folds < 2:
         raise ConfigError(

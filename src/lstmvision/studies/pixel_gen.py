@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from lstmvision.console import say
 from lstmvision.errors import ConfigError
 from lstmvision.studies.table import write_table
 from lstmvision.tasks.run_folder import load_model, read_run_config
@@ -88,7 +88,7 @@ def study(
     ``overrides``: settings over every model's command (e.g. a quick look: ``max_steps``)."""
     from lstmvision.tasks import runner
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or say
     unknown = [m for m in models if m not in COMMANDS]
     if unknown:
         raise ConfigError(f"unknown model {', '.join(unknown)}; choose from {', '.join(COMMANDS)}")

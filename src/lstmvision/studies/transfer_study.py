@@ -28,11 +28,11 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lstmvision.console import say
 from lstmvision.errors import ConfigError
 from lstmvision.files import write_text
 from lstmvision.studies.table import write_table
@@ -199,7 +199,7 @@ def study(
     log=None,
 ) -> list[dict]:
     """Run (or continue) the study in ``out``; return the rows of ``results.csv``."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or say
     for name, given, valid in (
         ("source", sources, SOURCES),
         ("target", targets, TARGETS),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from lstmvision.console import say
 from lstmvision.data.video import parse_size
 from lstmvision.tasks.schedule import OneCycle
 
@@ -79,10 +79,6 @@ def step_seconds(
     return statistics.median(times)
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def train_batches(cfg) -> int:
     """Training steps per epoch of ``cfg.train_size`` Moving MNIST sequences."""
     return math.ceil(cfg.train_size / cfg.batch_size)
@@ -109,7 +105,7 @@ def budget_epochs(cfg, model: torch.nn.Module, train_steps: int, val_batches: in
     batches = train_steps + EVAL_STEP_COST * val_batches
     fit = int(cfg.budget_minutes * 60 // (STEP_OVERHEAD * step * batches))
     epochs = max(1, min(MAX_BUDGET_EPOCHS, fit))
-    (log or _stderr)(
+    (log or say)(
         f"next-frame: a training step takes {step:.3f} s here ({cfg.precision}, "
         f"{torch.get_num_threads()} threads): {epochs} epoch(s) fit in --budget-minutes "
         f"{cfg.budget_minutes:g}"
@@ -138,7 +134,7 @@ class EpochBudget(L.Callback):
     from the run's training ``clock`` (a ``TrainClock``). See the module doc for what a new count
     changes."""
 
-    def __init__(self, cfg, clock, task: str = "next-frame", say=_stderr):
+    def __init__(self, cfg, clock, task: str = "next-frame", say=say):
         self.cfg, self.clock, self.task, self.say = cfg, clock, task, say
 
     def on_fit_start(self, trainer, pl_module) -> None:
